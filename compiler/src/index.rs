@@ -1,0 +1,86 @@
+//! Lookup tables over [`Inputs`], built once per compilation so every reference resolves in
+//! O(log n) and in the same way everywhere.
+
+use std::collections::BTreeMap;
+
+use agentgateway_crds::gateway_api::ReferenceGrant;
+use agentgateway_crds::{AgentgatewayBackend, GROUP};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+use crate::inputs::{Inputs, key_of, namespace_of};
+
+/// Objects by `namespace/name`. When the inputs hold the same object twice the first one counts,
+/// as `parse_manifests` refuses duplicates and the API server never returns them.
+pub(crate) struct Index<'a> {
+    pub(crate) inputs: &'a Inputs,
+    backends: BTreeMap<String, &'a AgentgatewayBackend>,
+    secrets: BTreeMap<String, &'a Secret>,
+    config_maps: BTreeMap<String, &'a ConfigMap>,
+}
+
+impl<'a> Index<'a> {
+    pub(crate) fn new(inputs: &'a Inputs) -> Self {
+        fn by_key<'a, T>(
+            items: &'a [T],
+            meta: impl Fn(&T) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        ) -> BTreeMap<String, &'a T> {
+            let mut map = BTreeMap::new();
+            for item in items {
+                map.entry(key_of(meta(item))).or_insert(item);
+            }
+            map
+        }
+        Self {
+            inputs,
+            backends: by_key(&inputs.backends, |b| &b.metadata),
+            secrets: by_key(&inputs.secrets, |s| &s.metadata),
+            config_maps: by_key(&inputs.config_maps, |c| &c.metadata),
+        }
+    }
+
+    /// Every backend, by `namespace/name`.
+    pub(crate) fn backends(&self) -> &BTreeMap<String, &'a AgentgatewayBackend> {
+        &self.backends
+    }
+
+    pub(crate) fn backend(&self, key: &str) -> Option<&'a AgentgatewayBackend> {
+        self.backends.get(key).copied()
+    }
+
+    pub(crate) fn secret(&self, namespace: &str, name: &str) -> Option<&'a Secret> {
+        self.secrets.get(&format!("{namespace}/{name}")).copied()
+    }
+
+    pub(crate) fn config_map(&self, namespace: &str, name: &str) -> Option<&'a ConfigMap> {
+        self.config_maps.get(&format!("{namespace}/{name}")).copied()
+    }
+
+    /// Whether a ReferenceGrant in `target_namespace` lets HTTPRoutes of `route_namespace` refer to
+    /// the AgentgatewayBackend `name`.
+    pub(crate) fn route_may_refer_to_backend(
+        &self,
+        route_namespace: &str,
+        target_namespace: &str,
+        name: &str,
+    ) -> bool {
+        self.inputs
+            .reference_grants
+            .iter()
+            .filter(|grant| namespace_of(&grant.metadata) == target_namespace)
+            .any(|grant| grants_route_to_backend(grant, route_namespace, name))
+    }
+}
+
+fn grants_route_to_backend(grant: &ReferenceGrant, route_namespace: &str, name: &str) -> bool {
+    let from = grant.spec.from.iter().any(|from| {
+        from.group == agentgateway_crds::GATEWAY_API_GROUP
+            && from.kind == "HTTPRoute"
+            && from.namespace == route_namespace
+    });
+    let to = grant.spec.to.iter().any(|to| {
+        to.group == GROUP
+            && to.kind == "AgentgatewayBackend"
+            && to.name.as_deref().is_none_or(|n| n == name)
+    });
+    from && to
+}

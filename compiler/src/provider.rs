@@ -1,0 +1,109 @@
+//! One provider of a backend: kind, endpoint, effective policies and credential.
+
+use agentgateway_crds::backend::{BackendPolicies, Provider, ProviderKindName};
+use agentgateway_crds::proxy_config::{AuthConfig, ProviderConfig, ProviderKind};
+
+use crate::auth::{Credential, resolve_auth};
+use crate::diagnostic::{Diagnostic, Reason};
+use crate::index::Index;
+use crate::inputs::ObjectRef;
+use crate::policies::{Located, PolicyLayers, resolve_tls};
+
+/// A compiled provider and the credential it uses, if any.
+pub(crate) struct CompiledProvider {
+    pub(crate) config: ProviderConfig,
+    pub(crate) credential: Option<Credential>,
+}
+
+/// Compiles the provider at `path` (`spec.ai.provider` or `spec.ai.groups[g].providers[p]`) of an
+/// already validated backend. Collects every problem rather than stopping at the first.
+pub(crate) fn compile_provider(
+    index: &Index<'_>,
+    backend: &ObjectRef,
+    backend_policies: Option<&BackendPolicies>,
+    provider: &Provider,
+    path: &str,
+) -> Result<CompiledProvider, Vec<Diagnostic>> {
+    let kind_name = provider.kinds().first().copied().ok_or_else(|| {
+        vec![Diagnostic::new(backend, path, Reason::InvalidSpec, "a provider kind must be set")]
+    })?;
+    let Some((kind, public_endpoint)) = served_kind(kind_name) else {
+        let message = format!(
+            "provider kind {} is not supported by this version of the proxy",
+            kind_name.field()
+        );
+        let field = format!("{path}.{}", kind_name.field());
+        return Err(vec![Diagnostic::new(backend, field, Reason::UnsupportedValue, message)]);
+    };
+    let name = provider.name.clone().unwrap_or_else(|| kind_name.field().to_string());
+    let provider_policies_path = format!("{path}.policies");
+    let layers = PolicyLayers {
+        backend: backend_policies.map(|value| Located { value, path: "spec.policies" }),
+        provider: provider
+            .policies
+            .as_ref()
+            .map(|value| Located { value, path: &provider_policies_path }),
+    };
+
+    let mut diagnostics = Vec::new();
+    let mut ok = |result: Result<_, Diagnostic>| result.map_err(|d| diagnostics.push(d)).ok();
+
+    let tls_policy = layers.tls();
+    let tls = ok(resolve_tls(index, backend, tls_policy));
+    let endpoint = match (&provider.host, provider.port) {
+        (Some(host), Some(port)) => {
+            let port = ok(port_number(backend, path, port));
+            // A self-hosted endpoint speaks plain HTTP unless TLS is asked for.
+            port.map(|port| (host.clone(), port, tls.clone().filter(|_| tls_policy.is_some())))
+        }
+        _ => Some((public_endpoint.0.to_string(), public_endpoint.1, tls.clone())),
+    };
+    let credential = layers
+        .auth()
+        .and_then(|(auth, auth_path)| ok(resolve_auth(index, backend, &name, auth, auth_path)));
+    let connect_timeout_ms = ok(layers.connect_timeout_ms(backend));
+    let request_timeout_ms = ok(layers.request_timeout_ms(backend));
+    let eviction = ok(layers.eviction(backend));
+
+    match (endpoint, connect_timeout_ms, request_timeout_ms, eviction) {
+        (Some((host, port, tls)), Some(connect), Some(request), Some(eviction))
+            if diagnostics.is_empty() =>
+        {
+            let config = ProviderConfig {
+                name,
+                kind,
+                model: provider.model().map(str::to_string),
+                host,
+                port,
+                tls,
+                path: provider.path.clone(),
+                auth: credential.as_ref().map(|c| AuthConfig { credential: c.id.clone() }),
+                connect_timeout_ms: connect,
+                request_timeout_ms: request,
+                eviction,
+            };
+            Ok(CompiledProvider { config, credential })
+        }
+        _ => Err(diagnostics),
+    }
+}
+
+/// The kinds this version of the proxy serves, with their public endpoint (used over TLS).
+fn served_kind(kind: ProviderKindName) -> Option<(ProviderKind, (&'static str, u16))> {
+    match kind {
+        ProviderKindName::OpenAi => Some((ProviderKind::OpenAi, ("api.openai.com", 443))),
+        ProviderKindName::Anthropic
+        | ProviderKindName::Gemini
+        | ProviderKindName::AzureOpenAi
+        | ProviderKindName::Bedrock
+        | ProviderKindName::VertexAi => None,
+    }
+}
+
+/// The provider's port as the config holds it (validation already bounds it).
+fn port_number(backend: &ObjectRef, path: &str, port: i32) -> Result<u16, Diagnostic> {
+    u16::try_from(port).ok().filter(|p| *p != 0).ok_or_else(|| {
+        let field = format!("{path}.port");
+        Diagnostic::new(backend, field, Reason::InvalidSpec, "must be between 1 and 65535")
+    })
+}

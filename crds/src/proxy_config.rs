@@ -1,0 +1,245 @@
+//! The compiled configuration a proxy runs from: what the operator writes into the ConfigMap
+//! `<gateway>-config` and what standalone mode compiles from manifests. It never holds a secret:
+//! provider keys travel separately as [`Credentials`], referenced by id.
+//!
+//! Everything here is resolved and defaulted: the proxy does no lookups and applies no defaults.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The ConfigMap data key holding the serialized [`ProxyConfig`].
+pub const CONFIG_MAP_KEY: &str = "config.yaml";
+
+/// Provider keys by credential id (the data of the Secret `<gateway>-credentials`).
+pub type Credentials = BTreeMap<String, String>;
+
+/// The whole data-plane configuration of one proxy.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyConfig {
+    /// The ports the proxy serves, each with its route table.
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+    /// Every backend some route refers to, by `namespace/name`.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+}
+
+/// One listening port and its routes.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerConfig {
+    /// `namespace/gateway/listener`, or `default` when no Gateway is configured.
+    pub name: String,
+    /// The port; absent for the default listener, which uses the proxy's `--listen` address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The route rules that `matches` point to.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Every match of every rule, sorted by Gateway API precedence: the first that holds wins.
+    #[serde(default)]
+    pub matches: Vec<MatchConfig>,
+}
+
+/// One HTTPRoute rule.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleConfig {
+    /// The route, `namespace/name`.
+    pub route: String,
+    /// The rule's index within the route.
+    pub rule: u32,
+    /// Weighted backends; a request picks one by weight.
+    pub backends: Vec<WeightedBackend>,
+}
+
+/// A weighted backend of a rule.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedBackend {
+    /// A key of [`ProxyConfig::backends`]; absent when the reference did not resolve, in which case
+    /// requests sent to it get a 500, as the Gateway API requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Relative weight; 0 sends nothing.
+    pub weight: u32,
+}
+
+/// One match of a rule. All conditions must hold.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchConfig {
+    /// Index into [`ListenerConfig::rules`].
+    pub rule: u32,
+    /// Host names (exact, or `*.suffix`); empty matches any host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostnames: Vec<String>,
+    /// The path condition.
+    pub path: PathMatchConfig,
+    /// Exact header matches; names are lowercase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<NameValue>,
+    /// Exact query parameter matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<NameValue>,
+    /// The HTTP method, upper case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+/// A path condition.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "type", content = "value")]
+pub enum PathMatchConfig {
+    /// The path equals the value.
+    Exact(String),
+    /// The path starts with the value, at a `/` boundary.
+    PathPrefix(String),
+}
+
+impl Default for PathMatchConfig {
+    fn default() -> Self {
+        Self::PathPrefix("/".to_string())
+    }
+}
+
+/// A name and a value that must match exactly.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NameValue {
+    /// The name.
+    pub name: String,
+    /// The value.
+    pub value: String,
+}
+
+/// An LLM backend, resolved.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendConfig {
+    /// `namespace/name` of the AgentgatewayBackend.
+    pub name: String,
+    /// Provider groups in priority order.
+    pub groups: Vec<GroupConfig>,
+    /// Retries of a failed attempt on another provider.
+    pub retry_attempts: u32,
+    /// The deadline of a whole request (all attempts, and the streamed response), in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+/// Equally preferred providers.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupConfig {
+    /// The providers of the group.
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// The API a provider speaks.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProviderKind {
+    /// OpenAI or any OpenAI-compatible server.
+    #[default]
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+/// One provider, resolved: endpoint, credentials reference, timeouts and eviction settings.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderConfig {
+    /// Unique within the backend.
+    pub name: String,
+    /// The API the provider speaks.
+    pub kind: ProviderKind,
+    /// Replaces the request's model when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Host name or IP address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS settings; absent means plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Replaces the request path when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The credential to send, by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
+    /// Connect timeout (TCP and TLS), in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Timeout of one attempt on this provider, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// When and how long the provider is evicted after failures.
+    pub eviction: EvictionConfig,
+}
+
+/// TLS towards a provider.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// SNI and verified name; defaults to the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// Skip server certificate verification.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+    /// PEM CA bundle to trust instead of the web roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+}
+
+/// A credential reference.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthConfig {
+    /// A key of [`Credentials`].
+    pub credential: String,
+}
+
+/// Eviction settings.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EvictionConfig {
+    /// The first eviction's duration, in milliseconds; doubles with each consecutive eviction.
+    pub base_ms: u64,
+    /// The longest eviction, in milliseconds.
+    pub max_ms: u64,
+    /// Consecutive failures that evict.
+    pub consecutive_failures: u32,
+}
+
+/// Defaults the compiler applies when a policy is silent.
+pub mod defaults {
+    /// `policies.timeouts.connect`.
+    pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
+    /// `policies.timeouts.request`.
+    pub const REQUEST_TIMEOUT_MS: u64 = 600_000;
+    /// `policies.health.eviction.duration`.
+    pub const EVICTION_BASE_MS: u64 = 5_000;
+    /// `policies.health.eviction.maxDuration`.
+    pub const EVICTION_MAX_MS: u64 = 60_000;
+    /// `policies.health.eviction.consecutiveFailures`.
+    pub const CONSECUTIVE_FAILURES: u32 = 1;
+    /// `policies.retry.attempts`.
+    pub const RETRY_ATTEMPTS: u32 = 2;
+    /// `policies.auth.secretRef.key`.
+    pub const SECRET_KEY: &str = "Authorization";
+    /// `policies.tls.caCertificateRef.key`.
+    pub const CA_CERTIFICATE_KEY: &str = "ca.crt";
+}
+
+impl Default for EvictionConfig {
+    fn default() -> Self {
+        Self {
+            base_ms: defaults::EVICTION_BASE_MS,
+            max_ms: defaults::EVICTION_MAX_MS,
+            consecutive_failures: defaults::CONSECUTIVE_FAILURES,
+        }
+    }
+}

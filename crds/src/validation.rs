@@ -1,0 +1,308 @@
+//! The structural rules of an `AgentgatewayBackend`, as one pure function shared by the compiler,
+//! the operator's status and the admission webhook, so they can never disagree.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use crate::backend::{AgentgatewayBackendSpec, BackendPolicies, Provider};
+use crate::duration::parse_duration;
+
+/// The most groups a backend may have.
+pub const MAX_GROUPS: usize = 8;
+/// The most providers a group may have.
+pub const MAX_PROVIDERS_PER_GROUP: usize = 16;
+/// The longest model name.
+pub const MAX_MODEL_LEN: usize = 256;
+/// The most retries.
+pub const MAX_RETRY_ATTEMPTS: u32 = 10;
+
+/// One violated rule: the field's path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// `spec.ai.groups[0].providers[1].port`.
+    pub field: String,
+    /// `must be between 1 and 65535`.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every violation in the spec, in field order. Empty means valid.
+pub fn validate_backend_spec(spec: &AgentgatewayBackendSpec) -> Vec<FieldError> {
+    let mut errors = Errors::default();
+    match (&spec.ai.provider, &spec.ai.groups) {
+        (Some(provider), None) => validate_provider(&mut errors, "spec.ai.provider", provider, false),
+        (None, Some(groups)) => validate_groups(&mut errors, groups),
+        _ => errors.push("spec.ai", "exactly one of provider or groups must be set"),
+    }
+    if let Some(policies) = &spec.policies {
+        validate_policies(&mut errors, "spec.policies", policies);
+    }
+    errors.0
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), message: message.into() });
+    }
+}
+
+fn validate_groups(errors: &mut Errors, groups: &[crate::backend::ProviderGroup]) {
+    if groups.is_empty() || groups.len() > MAX_GROUPS {
+        errors.push("spec.ai.groups", format!("must have between 1 and {MAX_GROUPS} groups"));
+    }
+    let mut names = HashSet::new();
+    for (g, group) in groups.iter().enumerate() {
+        let group_path = format!("spec.ai.groups[{g}].providers");
+        if group.providers.is_empty() || group.providers.len() > MAX_PROVIDERS_PER_GROUP {
+            errors.push(
+                &group_path,
+                format!("must have between 1 and {MAX_PROVIDERS_PER_GROUP} providers"),
+            );
+        }
+        for (p, provider) in group.providers.iter().enumerate() {
+            let path = format!("{group_path}[{p}]");
+            if let Some(name) = &provider.name {
+                if is_dns_label(name) && !names.insert(name.as_str()) {
+                    errors.push(
+                        format!("{path}.name"),
+                        format!("duplicate provider name {name:?}: names must be unique within the backend"),
+                    );
+                }
+            }
+            validate_provider(errors, &path, provider, true);
+        }
+    }
+}
+
+fn validate_provider(errors: &mut Errors, path: &str, provider: &Provider, name_required: bool) {
+    match &provider.name {
+        None if name_required => errors.push(format!("{path}.name"), "required"),
+        Some(name) if !is_dns_label(name) => errors.push(
+            format!("{path}.name"),
+            "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
+        ),
+        _ => {}
+    }
+    let kinds = provider.kinds();
+    if kinds.len() != 1 {
+        errors.push(
+            path,
+            "exactly one of openai, anthropic, gemini, azureopenai, bedrock, vertexai must be set",
+        );
+    }
+    if let Some(model) = provider.model() {
+        let kind = kinds.first().map(|k| k.field()).unwrap_or("openai");
+        if model.is_empty() || model.len() > MAX_MODEL_LEN || model.chars().any(char::is_control) {
+            errors.push(
+                format!("{path}.{kind}.model"),
+                format!("must be 1 to {MAX_MODEL_LEN} characters with no control characters"),
+            );
+        }
+    }
+    validate_kind_fields(errors, path, provider);
+    if let Some(host) = &provider.host {
+        if !is_host(host) {
+            errors.push(
+                format!("{path}.host"),
+                "must be a DNS-1123 hostname or an IP address, without scheme, port, path or whitespace",
+            );
+        }
+    }
+    if let Some(port) = provider.port {
+        if !(1..=65535).contains(&port) {
+            errors.push(format!("{path}.port"), "must be between 1 and 65535");
+        }
+    }
+    match (&provider.host, provider.port) {
+        (Some(_), None) => errors.push(format!("{path}.port"), "must be set together with host"),
+        (None, Some(_)) => errors.push(format!("{path}.host"), "must be set together with port"),
+        _ => {}
+    }
+    if let Some(p) = &provider.path {
+        if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            errors.push(format!("{path}.path"), "must start with '/' and contain no whitespace");
+        }
+    }
+    if let Some(policies) = &provider.policies {
+        validate_policies(errors, &format!("{path}.policies"), policies);
+    }
+}
+
+fn validate_kind_fields(errors: &mut Errors, path: &str, provider: &Provider) {
+    let missing = |errors: &mut Errors, field: String| errors.push(field, "required");
+    if let Some(azure) = &provider.azureopenai {
+        if azure.endpoint.is_none() && provider.host.is_none() {
+            missing(errors, format!("{path}.azureopenai.endpoint"));
+        }
+        if let Some(endpoint) = &azure.endpoint {
+            if !is_host(endpoint) {
+                errors.push(format!("{path}.azureopenai.endpoint"), "must be a DNS-1123 hostname");
+            }
+        }
+        if azure.deployment_name.as_deref().is_none_or(str::is_empty) {
+            missing(errors, format!("{path}.azureopenai.deploymentName"));
+        }
+    }
+    if let Some(bedrock) = &provider.bedrock {
+        if bedrock.region.as_deref().is_none_or(str::is_empty) {
+            missing(errors, format!("{path}.bedrock.region"));
+        }
+    }
+    if let Some(vertex) = &provider.vertexai {
+        if vertex.project_id.as_deref().is_none_or(str::is_empty) {
+            missing(errors, format!("{path}.vertexai.projectId"));
+        }
+        if vertex.region.as_deref().is_none_or(str::is_empty) {
+            missing(errors, format!("{path}.vertexai.region"));
+        }
+    }
+}
+
+fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies) {
+    if let Some(auth) = &policies.auth {
+        match (&auth.secret_ref, &auth.key) {
+            (Some(secret_ref), None) => {
+                if !is_dns_subdomain(&secret_ref.name) {
+                    errors.push(
+                        format!("{path}.auth.secretRef.name"),
+                        "must be a valid Secret name (DNS-1123 subdomain)",
+                    );
+                }
+                if let Some(key) = &secret_ref.key {
+                    if !is_data_key(key) {
+                        errors.push(
+                            format!("{path}.auth.secretRef.key"),
+                            "must be a valid data key: letters, digits, '-', '_' or '.'",
+                        );
+                    }
+                }
+            }
+            (None, Some(key)) => {
+                if key.trim().is_empty() {
+                    errors.push(format!("{path}.auth.key"), "must not be empty");
+                }
+            }
+            _ => errors.push(format!("{path}.auth"), "exactly one of secretRef or key must be set"),
+        }
+    }
+    if let Some(tls) = &policies.tls {
+        if let Some(sni) = &tls.sni {
+            if !is_dns_subdomain(sni) {
+                errors.push(format!("{path}.tls.sni"), "must be a DNS-1123 hostname");
+            }
+        }
+        if let Some(ca) = &tls.ca_certificate_ref {
+            if !is_dns_subdomain(&ca.name) {
+                errors.push(
+                    format!("{path}.tls.caCertificateRef.name"),
+                    "must be a valid ConfigMap name (DNS-1123 subdomain)",
+                );
+            }
+            if let Some(key) = &ca.key {
+                if !is_data_key(key) {
+                    errors.push(format!("{path}.tls.caCertificateRef.key"), "must be a valid data key");
+                }
+            }
+        }
+    }
+    if let Some(timeouts) = &policies.timeouts {
+        check_duration(errors, &format!("{path}.timeouts.request"), timeouts.request.as_deref());
+        check_duration(errors, &format!("{path}.timeouts.connect"), timeouts.connect.as_deref());
+    }
+    if let Some(eviction) = policies.health.as_ref().and_then(|h| h.eviction.as_ref()) {
+        let base = check_duration(
+            errors,
+            &format!("{path}.health.eviction.duration"),
+            eviction.duration.as_deref(),
+        );
+        let max = check_duration(
+            errors,
+            &format!("{path}.health.eviction.maxDuration"),
+            eviction.max_duration.as_deref(),
+        );
+        if let (Some(base), Some(max)) = (base, max) {
+            if max < base {
+                errors.push(
+                    format!("{path}.health.eviction.maxDuration"),
+                    "must not be shorter than duration",
+                );
+            }
+        }
+        if eviction.consecutive_failures == Some(0) {
+            errors.push(
+                format!("{path}.health.eviction.consecutiveFailures"),
+                "must be at least 1",
+            );
+        }
+    }
+    if let Some(attempts) = policies.retry.as_ref().and_then(|r| r.attempts) {
+        if attempts > MAX_RETRY_ATTEMPTS {
+            errors.push(
+                format!("{path}.retry.attempts"),
+                format!("must be between 0 and {MAX_RETRY_ATTEMPTS}"),
+            );
+        }
+    }
+}
+
+/// Parses an optional duration, recording an error for a bad or zero one.
+fn check_duration(
+    errors: &mut Errors,
+    field: &str,
+    value: Option<&str>,
+) -> Option<std::time::Duration> {
+    let value = value?;
+    match parse_duration(value) {
+        Ok(d) if d.is_zero() => {
+            errors.push(field, "must be longer than zero");
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(field, e.to_string());
+            None
+        }
+    }
+}
+
+/// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+pub fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters, no trailing dot.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A hostname or an IP literal as `host` accepts it. Dotted all-numeric names that are not valid
+/// IPv4 addresses (`999.1.1.1`, `1.2.3`) are refused: resolvers treat them inconsistently.
+pub fn is_host(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let all_numeric = s.split('.').all(|label| label.bytes().all(|b| b.is_ascii_digit()));
+    is_dns_subdomain(s) && !all_numeric
+}
+
+/// A Secret or ConfigMap data key: `[-._a-zA-Z0-9]+`, at most 253 characters, not `.` or `..`.
+pub fn is_data_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s != "."
+        && s != ".."
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}

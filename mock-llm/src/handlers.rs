@@ -1,0 +1,334 @@
+//! Routing and the chat/models endpoints, plus the response writers shared by all endpoints.
+
+use std::io;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::http::{self, Conn, LAST_CHUNK, Method};
+use crate::openai::{
+    AssistantMessage, CREATED, ChatChoice, ChatChunk, ChatCompletion, ChatRequest, ChunkChoice,
+    Delta, ErrorBody, ErrorDetail, ModelEntry, ModelList, Usage, count_words, reply_pieces,
+};
+use crate::server::Shared;
+use crate::{completions, embeddings};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    Chat,
+    Completions,
+    Embeddings,
+    Models,
+    NotFound,
+}
+
+pub(crate) fn classify(method: Method, path: &str) -> Route {
+    // Clients configured with a base URL lacking `/v1` should still work.
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    match (method, path) {
+        (Method::Post, "/chat/completions") => Route::Chat,
+        (Method::Post, "/completions") => Route::Completions,
+        (Method::Post, "/embeddings") => Route::Embeddings,
+        (Method::Get, "/models") => Route::Models,
+        _ => Route::NotFound,
+    }
+}
+
+/// Whether the connection can serve another request after this response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    KeepAlive,
+    Close,
+}
+
+/// How to deliver one response.
+pub(crate) struct Ctx {
+    pub chunk_delay: Duration,
+    /// Streaming: events to send before dropping the connection; otherwise send half the body.
+    pub cut_after: Option<usize>,
+    pub close: bool,
+}
+
+impl Ctx {
+    pub fn plain(close: bool) -> Ctx {
+        Ctx {
+            chunk_delay: Duration::ZERO,
+            cut_after: None,
+            close,
+        }
+    }
+
+    fn flow(&self) -> Flow {
+        if self.close {
+            Flow::Close
+        } else {
+            Flow::KeepAlive
+        }
+    }
+}
+
+pub(crate) struct ErrorReply<'a> {
+    pub status: u16,
+    pub message: &'a str,
+    pub kind: &'a str,
+    pub code: &'a str,
+    pub retry_after: Option<&'a str>,
+}
+
+impl<'a> ErrorReply<'a> {
+    pub fn new(status: u16, message: &'a str, kind: &'a str, code: &'a str) -> Self {
+        ErrorReply {
+            status,
+            message,
+            kind,
+            code,
+            retry_after: None,
+        }
+    }
+}
+
+pub(crate) async fn dispatch(
+    shared: &Shared,
+    conn: &mut Conn,
+    route: Route,
+    body: &[u8],
+    ctx: Ctx,
+) -> io::Result<Flow> {
+    match route {
+        Route::Chat => chat(shared, conn, body, &ctx).await,
+        Route::Completions => completions::handle(shared, conn, body, &ctx).await,
+        Route::Embeddings => embeddings::handle(shared, conn, body, &ctx).await,
+        Route::Models => send_bytes(conn, 200, &shared.models_json, &shared.json_extra, &ctx).await,
+        Route::NotFound => {
+            let msg = "unknown endpoint; mock-llm serves POST /v1/chat/completions, \
+                       POST /v1/completions, POST /v1/embeddings and GET /v1/models";
+            let reply = ErrorReply::new(404, msg, "invalid_request_error", "not_found");
+            send_error(shared, conn, reply, &ctx).await
+        }
+    }
+}
+
+pub(crate) fn models_json(model: &str) -> Vec<u8> {
+    let entry = ModelEntry {
+        id: model,
+        object: "model",
+        created: CREATED,
+        owned_by: "mock-llm",
+    };
+    let list = ModelList {
+        object: "list",
+        data: [entry],
+    };
+    serde_json::to_vec(&list).unwrap_or_default()
+}
+
+async fn chat(shared: &Shared, conn: &mut Conn, body: &[u8], ctx: &Ctx) -> io::Result<Flow> {
+    let req: ChatRequest<'_> = match serde_json::from_slice(body) {
+        Ok(req) => req,
+        Err(e) => return bad_json(shared, conn, &e, ctx).await,
+    };
+    let model = req
+        .model
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .unwrap_or(&shared.config.model);
+    let requested = req.requested_reply();
+    let reply = requested.as_deref().unwrap_or(&shared.reply);
+    let usage = Usage::new(req.prompt_tokens(), count_words(reply));
+    let id = format!("chatcmpl-mock-{}", shared.next_id());
+
+    if req.stream != Some(true) {
+        let message = AssistantMessage {
+            role: "assistant",
+            content: reply,
+        };
+        let choice = ChatChoice {
+            index: 0,
+            message,
+            finish_reason: "stop",
+        };
+        let object = "chat.completion";
+        let completion = ChatCompletion {
+            id: &id,
+            object,
+            created: CREATED,
+            model,
+            choices: [choice],
+            usage,
+        };
+        return send_json(shared, conn, 200, &completion, ctx).await;
+    }
+
+    let include_usage = req.stream_options.as_ref().and_then(|o| o.include_usage) == Some(true);
+    let pieces = reply_pieces(reply);
+    // role, one per word, finish, then the optional usage chunk.
+    let events = pieces.len() + 2 + usize::from(include_usage);
+    send_sse(shared, conn, ctx, events, |i, buf| {
+        let (delta, finish_reason) = match i {
+            0 => (
+                Delta {
+                    role: Some("assistant"),
+                    content: None,
+                },
+                None,
+            ),
+            i if i <= pieces.len() => (
+                Delta {
+                    role: None,
+                    content: Some(pieces[i - 1]),
+                },
+                None,
+            ),
+            i if i == pieces.len() + 1 => (Delta::default(), Some("stop")),
+            _ => {
+                let chunk = chunk(&id, model, &[], Some(usage));
+                return serde_json::to_writer(buf, &chunk).map_err(io::Error::from);
+            }
+        };
+        let choices = [ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason,
+        }];
+        serde_json::to_writer(buf, &chunk(&id, model, &choices, None)).map_err(io::Error::from)
+    })
+    .await
+}
+
+fn chunk<'a>(
+    id: &'a str,
+    model: &'a str,
+    choices: &'a [ChunkChoice<'a>],
+    usage: Option<Usage>,
+) -> ChatChunk<'a> {
+    ChatChunk {
+        id,
+        object: "chat.completion.chunk",
+        created: CREATED,
+        model,
+        choices,
+        usage,
+    }
+}
+
+pub(crate) async fn bad_json(
+    shared: &Shared,
+    conn: &mut Conn,
+    e: &serde_json::Error,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    let msg = format!("invalid JSON body: {e}");
+    let reply = ErrorReply::new(400, &msg, "invalid_request_error", "invalid_json");
+    send_error(shared, conn, reply, ctx).await
+}
+
+pub(crate) async fn send_error(
+    shared: &Shared,
+    conn: &mut Conn,
+    reply: ErrorReply<'_>,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    let error = ErrorDetail {
+        message: reply.message,
+        kind: reply.kind,
+        code: reply.code,
+    };
+    let body = serde_json::to_vec(&ErrorBody { error })?;
+    match reply.retry_after {
+        None => send_bytes(conn, reply.status, &body, &shared.json_extra, ctx).await,
+        Some(retry_after) => {
+            let mut extra = shared.json_extra.clone();
+            extra.extend_from_slice(format!("Retry-After: {retry_after}\r\n").as_bytes());
+            send_bytes(conn, reply.status, &body, &extra, ctx).await
+        }
+    }
+}
+
+pub(crate) async fn send_json<T: Serialize>(
+    shared: &Shared,
+    conn: &mut Conn,
+    status: u16,
+    value: &T,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    let mut body = std::mem::take(&mut conn.scratch);
+    body.clear();
+    serde_json::to_writer(&mut body, value)?;
+    let res = send_bytes(conn, status, &body, &shared.json_extra, ctx).await;
+    conn.scratch = body;
+    res
+}
+
+async fn send_bytes(
+    conn: &mut Conn,
+    status: u16,
+    body: &[u8],
+    extra: &[u8],
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    http::write_head(
+        &mut conn.out,
+        status,
+        "application/json",
+        Some(body.len()),
+        ctx.close,
+        extra,
+    );
+    if ctx.cut_after.is_some() {
+        conn.out.extend_from_slice(&body[..body.len() / 2]);
+        conn.flush_out().await?;
+        return Ok(Flow::Close);
+    }
+    conn.out.extend_from_slice(body);
+    conn.flush_out().await?;
+    Ok(ctx.flow())
+}
+
+/// Streams `events` SSE events rendered by `render` (the JSON after `data: `), then `[DONE]`.
+/// Each event goes out in its own write and HTTP chunk, as a real model server's would.
+pub(crate) async fn send_sse(
+    shared: &Shared,
+    conn: &mut Conn,
+    ctx: &Ctx,
+    events: usize,
+    mut render: impl FnMut(usize, &mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<Flow> {
+    http::write_head(
+        &mut conn.out,
+        200,
+        "text/event-stream",
+        None,
+        ctx.close,
+        &shared.sse_extra,
+    );
+    let total = events + 1;
+    for i in 0..total {
+        if ctx.cut_after == Some(i) {
+            conn.flush_out().await?;
+            return Ok(Flow::Close);
+        }
+        if i > 0 && !ctx.chunk_delay.is_zero() {
+            tokio::time::sleep(ctx.chunk_delay).await;
+        }
+        let mut event = std::mem::take(&mut conn.scratch);
+        event.clear();
+        event.extend_from_slice(b"data: ");
+        if i < events {
+            render(i, &mut event)?;
+        } else {
+            event.extend_from_slice(b"[DONE]");
+        }
+        event.extend_from_slice(b"\n\n");
+        http::write_chunk(&mut conn.out, &event);
+        conn.scratch = event;
+        if i + 1 == total && ctx.cut_after.is_none() {
+            conn.out.extend_from_slice(LAST_CHUNK);
+        }
+        conn.flush_out().await?;
+    }
+    // A cut beyond the last event still withholds the terminating chunk.
+    if ctx.cut_after.is_some() {
+        return Ok(Flow::Close);
+    }
+    Ok(ctx.flow())
+}

@@ -1,0 +1,75 @@
+//! The `agentgateway-proxy` binary: flags, logging, signals; everything else is the library.
+
+use std::process::ExitCode;
+
+use agentgateway_proxy::cli::Args;
+use agentgateway_proxy::source::file::FileSource;
+use agentgateway_proxy::{ProxyOptions, start};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let (writer, _flush_guard) = tracing_appender::non_blocking(std::io::stdout());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    if args.log_format == "json" {
+        subscriber.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        subscriber.init();
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "failed to start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let options = ProxyOptions {
+        listen: args.listen,
+        ready_addr: args.ready_addr,
+        metrics_addr: args.metrics_addr,
+        body_limit: args.body_limit,
+    };
+    let proxy = match start(options, FileSource::new(&args.config)).await {
+        Ok(proxy) => proxy,
+        Err(error) => {
+            tracing::error!(%error, "failed to start");
+            return ExitCode::FAILURE;
+        }
+    };
+    shutdown_signal().await;
+    tracing::info!(grace = ?args.drain_timeout, "shutting down: draining in-flight requests");
+    proxy.shutdown(args.drain_timeout).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

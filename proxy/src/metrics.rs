@@ -1,0 +1,176 @@
+//! Prometheus metrics, named after the OpenTelemetry GenAI conventions with the `agentgateway_`
+//! prefix. Provider health is read from the live snapshot at scrape time, so it is never stale.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::state::ProxyState;
+
+/// Labels of `requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub backend: String,
+    pub provider: String,
+    pub status: u16,
+}
+
+/// Labels of the per-model histograms.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub route: String,
+    pub backend: String,
+    pub provider: String,
+    pub model: String,
+}
+
+/// Labels of token usage.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub gen_ai_token_type: &'static str,
+    pub route: String,
+    pub backend: String,
+    pub provider: String,
+    pub model: String,
+}
+
+/// Labels naming a provider.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub backend: String,
+    pub provider: String,
+}
+
+/// Labels of config reloads.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: &'static str,
+}
+
+/// Every metric of the proxy.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route, backend, provider and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Tokens per request, by type (input/output).
+    pub token_usage: Family<TokenLabels, Histogram>,
+    /// Request duration in seconds.
+    pub request_duration: Family<ModelLabels, Histogram>,
+    /// Time to the first streamed content chunk, in seconds.
+    pub time_to_first_token: Family<ModelLabels, Histogram>,
+    /// Evictions by provider.
+    pub evictions: Family<ProviderLabels, Counter>,
+    /// Config reloads by result.
+    pub config_reloads: Family<ReloadLabels, Counter>,
+    /// 1 when the last config reload succeeded.
+    pub config_last_reload_success: Gauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric; `state` feeds `provider_healthy`.
+    pub fn new(state: Arc<ProxyState>) -> Self {
+        let mut registry = Registry::with_prefix("agentgateway");
+        let token_usage = Family::<TokenLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0])
+        });
+        let request_duration = Family::<ModelLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92])
+        });
+        let time_to_first_token = Family::<ModelLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0])
+        });
+        let metrics = Self {
+            requests: Family::default(),
+            token_usage,
+            request_duration,
+            time_to_first_token,
+            evictions: Family::default(),
+            config_reloads: Family::default(),
+            config_last_reload_success: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("requests", "Requests served, by route, backend, provider and HTTP status", metrics.requests.clone());
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens used per request, by gen_ai_token_type (input or output)",
+            metrics.token_usage.clone(),
+        );
+        registry.register(
+            "gen_ai_server_request_duration",
+            "Duration of LLM requests in seconds, streams included",
+            metrics.request_duration.clone(),
+        );
+        registry.register(
+            "gen_ai_server_time_to_first_token",
+            "Seconds until the first streamed content chunk",
+            metrics.time_to_first_token.clone(),
+        );
+        registry.register("provider_evictions", "Provider evictions by passive health checking", metrics.evictions.clone());
+        registry.register("config_reloads", "Config reloads by result (success or failure)", metrics.config_reloads.clone());
+        registry.register(
+            "config_last_reload_success",
+            "1 when the last config reload succeeded, 0 when it was rejected and the previous config kept",
+            metrics.config_last_reload_success.clone(),
+        );
+        registry.register_collector(Box::new(ProviderHealthCollector(state)));
+        Self { registry, ..metrics }
+    }
+
+    /// Counts a config reload.
+    pub fn record_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.config_reloads.get_or_create(&ReloadLabels { result }).inc();
+        self.config_last_reload_success.set(i64::from(success));
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `provider_healthy`: 1 for each provider in rotation, 0 for each evicted one.
+#[derive(Debug)]
+struct ProviderHealthCollector(Arc<ProxyState>);
+
+impl std::fmt::Debug for ProxyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProxyState")
+    }
+}
+
+impl Collector for ProviderHealthCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.0.snapshot();
+        let now = Instant::now();
+        let gauge = ConstGauge::new(0i64);
+        let mut family = encoder.encode_descriptor(
+            "provider_healthy",
+            "1 when the provider is in rotation, 0 while it is evicted",
+            None,
+            gauge.metric_type(),
+        )?;
+        let mut providers: Vec<_> = snapshot.providers().collect();
+        providers.sort_by(|a, b| (&a.backend, &a.name).cmp(&(&b.backend, &b.name)));
+        for provider in providers {
+            let labels = ProviderLabels {
+                backend: provider.backend.to_string(),
+                provider: provider.name.to_string(),
+            };
+            let value = ConstGauge::new(i64::from(provider.is_healthy(now)));
+            value.encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,69 @@
+//! OpenAI-shaped error bodies: `{"error": {"message", "type", "code"}}`, so SDKs surface our errors
+//! the way they surface the provider's.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::ProxyBody;
+
+/// An error the proxy answers itself.
+#[derive(Debug, Clone)]
+pub struct ProxyError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human-readable message; never contains a key.
+    pub message: String,
+    /// OpenAI error type (`invalid_request_error`, `server_error`, ...).
+    pub kind: &'static str,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// `Retry-After` in seconds, for 503.
+    pub retry_after_secs: Option<u64>,
+    /// `Allow`, for 405.
+    pub allow: Option<&'static str>,
+}
+
+impl ProxyError {
+    /// A new error with the given status, type and code.
+    pub fn new(status: StatusCode, kind: &'static str, code: &'static str, message: String) -> Self {
+        Self { status, message, kind, code, retry_after_secs: None, allow: None }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message.into())
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Bytes {
+        let body = serde_json::json!({
+            "error": { "message": self.message, "type": self.kind, "code": self.code, "param": null }
+        });
+        Bytes::from(body.to_string())
+    }
+
+    /// The full HTTP response.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let body = self.body();
+        let mut response = Response::new(ProxyBody::full(body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// The SSE event that ends a stream the upstream cut, so clients raise an error instead of
+/// mistaking a truncated answer for a complete one.
+pub fn sse_error_event(message: &str, code: &str) -> Bytes {
+    let data = serde_json::json!({
+        "error": { "message": message, "type": "server_error", "code": code, "param": null }
+    });
+    Bytes::from(format!("event: error\ndata: {data}\n\n"))
+}

@@ -1,0 +1,159 @@
+//! One provider at run time: its resolved config, its pooled client, its credential header, and
+//! what has been learned about it (health, latency, load). The object outlives config reloads
+//! that leave the provider unchanged, so what was learned is kept.
+
+pub mod balancer;
+pub mod health;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use agentgateway_crds::proxy_config::ProviderConfig;
+use http::HeaderValue;
+use http::uri::{Authority, Scheme};
+
+use self::balancer::Candidate;
+use self::health::{Failure, Health};
+use crate::upstream::{ClientBuildError, UpstreamClient, build_client};
+
+/// A provider of a backend, shared by every request that uses it.
+pub struct ProviderRuntime {
+    /// `namespace/name` of the backend.
+    pub backend: std::sync::Arc<str>,
+    /// The provider's name.
+    pub name: std::sync::Arc<str>,
+    /// The resolved config it was built from.
+    pub config: ProviderConfig,
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// `host:port`.
+    pub authority: Authority,
+    /// `Authorization: Bearer <key>`, marked sensitive so it is never logged.
+    pub auth_header: Option<HeaderValue>,
+    /// Pooled connections to the provider.
+    pub client: UpstreamClient,
+    health: Mutex<Health>,
+    in_flight: AtomicU32,
+}
+
+/// Why a provider could not be set up from config.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderBuildError {
+    /// Host and port do not form a valid authority.
+    #[error("failed to use {host}:{port} as the address of provider {provider} of backend {backend}")]
+    ParseAuthority { backend: String, provider: String, host: String, port: u16 },
+    /// The key holds characters an HTTP header cannot carry.
+    #[error("failed to use the key of provider {provider} of backend {backend}: it is not a valid header value")]
+    InvalidKey { backend: String, provider: String },
+    /// The credential the config names is not in the credentials.
+    #[error("failed to find credential {credential} for provider {provider} of backend {backend}")]
+    MissingCredential { backend: String, provider: String, credential: String },
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+}
+
+impl ProviderRuntime {
+    /// Builds a provider; `key` is its API key, if it has one.
+    pub fn new(
+        backend: std::sync::Arc<str>,
+        config: ProviderConfig,
+        key: Option<&str>,
+    ) -> Result<Self, ProviderBuildError> {
+        let authority = authority(&config.host, config.port).ok_or_else(|| {
+            ProviderBuildError::ParseAuthority {
+                backend: backend.to_string(),
+                provider: config.name.clone(),
+                host: config.host.clone(),
+                port: config.port,
+            }
+        })?;
+        let auth_header = key.map(|k| bearer(k)).transpose().map_err(|_| {
+            ProviderBuildError::InvalidKey { backend: backend.to_string(), provider: config.name.clone() }
+        })?;
+        let client = build_client(&config)?;
+        Ok(Self {
+            name: config.name.as_str().into(),
+            backend,
+            scheme: if config.tls.is_some() { Scheme::HTTPS } else { Scheme::HTTP },
+            authority,
+            auth_header,
+            client,
+            config,
+            health: Mutex::new(Health::default()),
+            in_flight: AtomicU32::new(0),
+        })
+    }
+
+    /// Whether this provider is what `config` with `key` would build, so it can be kept.
+    pub fn is_same(&self, config: &ProviderConfig, key: Option<&str>) -> bool {
+        self.config == *config
+            && match (&self.auth_header, key.map(bearer)) {
+                (None, None) => true,
+                (Some(have), Some(Ok(want))) => *have == want,
+                _ => false,
+            }
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        // A panic while holding this lock cannot leave Health half-updated in a harmful way.
+        self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The balancer's view of this provider.
+    pub fn candidate(&self, now: Instant, tried: bool) -> Candidate {
+        let health = self.health();
+        Candidate {
+            evicted_until: health.eviction_ends(now),
+            score: health.score(self.in_flight.load(Ordering::Relaxed), now),
+            tried,
+        }
+    }
+
+    /// Whether the provider is in rotation now.
+    pub fn is_healthy(&self, now: Instant) -> bool {
+        !self.health().is_evicted(now)
+    }
+
+    /// When the current eviction ends, if evicted.
+    pub fn eviction_ends(&self, now: Instant) -> Option<Instant> {
+        self.health().eviction_ends(now)
+    }
+
+    /// Records a successful attempt with its latency.
+    pub fn record_success(&self, latency: Duration) {
+        self.health().record_success(latency, Instant::now());
+    }
+
+    /// Records a failed attempt; returns the eviction's duration when it evicted the provider.
+    pub fn record_failure(&self, failure: Failure) -> Option<Duration> {
+        self.health().record_failure(failure, &self.config.eviction, Instant::now())
+    }
+
+    /// Counts a request in flight until the guard drops.
+    pub fn start_request(self: &std::sync::Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+/// A request in flight on a provider.
+pub struct InFlight(std::sync::Arc<ProviderRuntime>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn authority(host: &str, port: u16) -> Option<Authority> {
+    let text = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    text.parse().ok()
+}
+
+fn bearer(key: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let mut value = HeaderValue::try_from(format!("Bearer {key}"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}

@@ -1,0 +1,158 @@
+//! The running configuration: one immutable [`Snapshot`] swapped atomically. A snapshot is built
+//! completely (clients included) before the swap, so a bad config is rejected whole and the old one
+//! keeps serving. Providers that did not change are carried over with their health.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentgateway_compiler::Compiled;
+use agentgateway_crds::proxy_config::{ListenerConfig, MatchConfig};
+use arc_swap::ArcSwap;
+
+use crate::provider::{ProviderBuildError, ProviderRuntime};
+
+/// A backend at run time.
+pub struct BackendRuntime {
+    /// `namespace/name`.
+    pub name: Arc<str>,
+    /// Providers by group, in priority order.
+    pub groups: Vec<Vec<Arc<ProviderRuntime>>>,
+    /// Retries after a failed attempt.
+    pub retry_attempts: u32,
+    /// Deadline of a whole request.
+    pub request_timeout: Duration,
+}
+
+/// One rule's backends, resolved.
+pub struct RuleRuntime {
+    /// The route, `namespace/name`.
+    pub route: Arc<str>,
+    /// `(backend, weight)`; `None` is a reference that did not resolve.
+    pub backends: Vec<(Option<Arc<BackendRuntime>>, u32)>,
+    /// Sum of the weights.
+    pub total_weight: u32,
+}
+
+/// A listener's routing table.
+pub struct RouteTable {
+    /// Rules, indexed by the matches.
+    pub rules: Vec<RuleRuntime>,
+    /// Matches in precedence order.
+    pub matches: Vec<MatchConfig>,
+}
+
+/// Everything a request needs, immutable.
+#[derive(Default)]
+pub struct Snapshot {
+    /// Route tables by listener name.
+    pub listeners: HashMap<String, Arc<RouteTable>>,
+    /// Listener names and ports, in config order.
+    pub listener_ports: Vec<(String, Option<u16>)>,
+    /// Backends by `namespace/name`.
+    pub backends: HashMap<String, Arc<BackendRuntime>>,
+    /// Counts applied configs.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    /// Every provider of every backend.
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<ProviderRuntime>> {
+        self.backends.values().flat_map(|b| b.groups.iter().flatten())
+    }
+}
+
+/// The live snapshot and the last applied compiled config.
+#[derive(Default)]
+pub struct ProxyState {
+    current: ArcSwap<Snapshot>,
+}
+
+impl ProxyState {
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Builds a snapshot from `compiled` and swaps it in; on error the current one stays.
+    pub fn apply(&self, compiled: &Compiled) -> Result<Arc<Snapshot>, ProviderBuildError> {
+        let old = self.current.load_full();
+        let next = Arc::new(build_snapshot(compiled, &old)?);
+        self.current.store(next.clone());
+        Ok(next)
+    }
+}
+
+fn build_snapshot(compiled: &Compiled, old: &Snapshot) -> Result<Snapshot, ProviderBuildError> {
+    let mut old_providers: HashMap<(&str, &str), &Arc<ProviderRuntime>> = HashMap::new();
+    for provider in old.providers() {
+        old_providers.insert((&provider.backend, &provider.name), provider);
+    }
+    let mut backends = HashMap::new();
+    for (key, backend) in &compiled.config.backends {
+        let name: Arc<str> = backend.name.as_str().into();
+        let mut groups = Vec::with_capacity(backend.groups.len());
+        for group in &backend.groups {
+            let mut providers = Vec::with_capacity(group.providers.len());
+            for config in &group.providers {
+                let key_value = match &config.auth {
+                    None => None,
+                    Some(auth) => Some(compiled.credentials.get(&auth.credential).ok_or_else(|| {
+                        ProviderBuildError::MissingCredential {
+                            backend: backend.name.clone(),
+                            provider: config.name.clone(),
+                            credential: auth.credential.clone(),
+                        }
+                    })?),
+                };
+                let key_value = key_value.map(String::as_str);
+                let kept = old_providers
+                    .get(&(backend.name.as_str(), config.name.as_str()))
+                    .filter(|p| p.is_same(config, key_value));
+                let provider = match kept {
+                    Some(p) => Arc::clone(p),
+                    None => Arc::new(ProviderRuntime::new(name.clone(), config.clone(), key_value)?),
+                };
+                providers.push(provider);
+            }
+            groups.push(providers);
+        }
+        backends.insert(
+            key.clone(),
+            Arc::new(BackendRuntime {
+                name,
+                groups,
+                retry_attempts: backend.retry_attempts,
+                request_timeout: Duration::from_millis(backend.request_timeout_ms),
+            }),
+        );
+    }
+    let listeners = compiled
+        .config
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), Arc::new(route_table(l, &backends))))
+        .collect();
+    let listener_ports = compiled.config.listeners.iter().map(|l| (l.name.clone(), l.port)).collect();
+    Ok(Snapshot { listeners, listener_ports, backends, generation: old.generation + 1 })
+}
+
+fn route_table(listener: &ListenerConfig, backends: &HashMap<String, Arc<BackendRuntime>>) -> RouteTable {
+    let rules = listener
+        .rules
+        .iter()
+        .map(|rule| {
+            let backends: Vec<_> = rule
+                .backends
+                .iter()
+                .map(|wb| (wb.backend.as_ref().and_then(|b| backends.get(b)).cloned(), wb.weight))
+                .collect();
+            RuleRuntime {
+                route: rule.route.as_str().into(),
+                total_weight: backends.iter().map(|(_, w)| *w).sum(),
+                backends,
+            }
+        })
+        .collect();
+    RouteTable { rules, matches: listener.matches.clone() }
+}

@@ -68,8 +68,13 @@ pub(crate) fn resolve_auth(
 /// the proxy adds the scheme itself. `None` when nothing is left.
 pub(crate) fn normalize_key(raw: &str) -> Option<String> {
     let trimmed = raw.trim();
-    let key = match trimmed.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("bearer ") => trimmed[7..].trim(),
+    let key = match (trimmed.get(..6), trimmed.get(6..)) {
+        (Some(scheme), Some(rest))
+            if scheme.eq_ignore_ascii_case("bearer")
+                && (rest.is_empty() || rest.starts_with(char::is_whitespace)) =>
+        {
+            rest.trim()
+        }
         _ => trimmed,
     };
     (!key.is_empty()).then(|| key.to_string())
@@ -86,6 +91,7 @@ mod tests {
         assert_eq!(normalize_key("bearer   sk-123 ").as_deref(), Some("sk-123"));
         assert_eq!(normalize_key("Bearer ").as_deref(), None);
         assert_eq!(normalize_key("Bearerish").as_deref(), Some("Bearerish"));
+        assert_eq!(normalize_key("BEARER\tsk-1").as_deref(), Some("sk-1"));
         assert_eq!(normalize_key("é€bearer x").as_deref(), Some("é€bearer x"));
     }
 }

@@ -125,14 +125,23 @@ pub struct CompileError {
 }
 
 impl CompileError {
+    /// Locates each diagnostic and orders them as the files are: a user reads the errors top to
+    /// bottom alongside the file. The sort is stable, so an object's own problems keep their order;
+    /// objects of unknown origin come last.
     pub(crate) fn new(diagnostics: Vec<Diagnostic>, origins: &Origins) -> Self {
-        let errors = diagnostics
+        let mut errors: Vec<LocatedDiagnostic> = diagnostics
             .into_iter()
             .map(|diagnostic| LocatedDiagnostic {
                 origin: origins.get(&diagnostic.object).cloned(),
                 diagnostic,
             })
             .collect();
+        errors.sort_by(|a, b| match (&a.origin, &b.origin) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
         Self { errors }
     }
 

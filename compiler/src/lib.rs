@@ -1,1 +1,37 @@
+//! The config compiler of agentgateway: a pure function from Kubernetes objects (Gateway, HTTPRoute,
+//! AgentgatewayBackend, Secret, ConfigMap, ReferenceGrant) to the proxy's [`ProxyConfig`] and the
+//! [`Credentials`] it refers to. No I/O and no Kubernetes client: the proxy's standalone mode feeds
+//! it YAML files through [`parse_manifests`], the operator feeds it objects from the API server and
+//! turns the [`Diagnostic`]s into status conditions.
+//!
+//! Stages, in the order data flows: manifests → [`Inputs`] → backends (validation, policies,
+//! credentials) → routes (matches, backendRefs) → listeners (attachment, hostnames) → per-listener
+//! tables sorted by Gateway API precedence.
+//!
+//! [`ProxyConfig`]: agentgateway_crds::proxy_config::ProxyConfig
+//! [`Credentials`]: agentgateway_crds::proxy_config::Credentials
 
+mod attach;
+mod auth;
+mod backend;
+mod backend_ref;
+mod compile;
+mod diagnostic;
+mod hostname;
+mod index;
+mod inputs;
+mod listener;
+mod manifest;
+mod matches;
+mod policies;
+mod precedence;
+mod provider;
+mod route;
+mod table;
+
+pub use backend::check_backend;
+pub use compile::{Compiled, GatewayCompilation, compile_gateway, compile_standalone};
+pub use diagnostic::{CompileError, Diagnostic, LocatedDiagnostic, Reason};
+pub use inputs::{DEFAULT_NAMESPACE, Inputs, KubeObject, ObjectRef, Origin, Origins};
+pub use listener::DEFAULT_LISTENER;
+pub use manifest::{DocumentLocation, ManifestError, parse_manifests};

@@ -11,11 +11,19 @@ use crate::inputs::ObjectRef;
 
 /// A policy block together with the field path it was written at, so diagnostics point at the
 /// place the user has to edit (the provider's block or the backend's).
-#[derive(Clone, Copy)]
 pub(crate) struct Located<'a, T> {
     pub(crate) value: &'a T,
     pub(crate) path: &'a str,
 }
+
+// Manual impls: a derive would require `T: Copy`, but only references are copied.
+impl<T> Clone for Located<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Located<'_, T> {}
 
 /// The backend's and one provider's policy blocks, each with its path.
 pub(crate) struct PolicyLayers<'a> {

@@ -46,13 +46,12 @@ pub(crate) fn compile_provider(
     };
 
     let mut diagnostics = Vec::new();
-    let mut ok = |result: Result<_, Diagnostic>| result.map_err(|d| diagnostics.push(d)).ok();
 
     let tls_policy = layers.tls();
-    let tls = ok(resolve_tls(index, backend, tls_policy));
+    let tls = keep(&mut diagnostics, resolve_tls(index, backend, tls_policy));
     let endpoint = match (&provider.host, provider.port) {
         (Some(host), Some(port)) => {
-            let port = ok(port_number(backend, path, port));
+            let port = keep(&mut diagnostics, port_number(backend, path, port));
             // A self-hosted endpoint speaks plain HTTP unless TLS is asked for.
             port.map(|port| (host.clone(), port, tls.clone().filter(|_| tls_policy.is_some())))
         }
@@ -60,10 +59,10 @@ pub(crate) fn compile_provider(
     };
     let credential = layers
         .auth()
-        .and_then(|(auth, auth_path)| ok(resolve_auth(index, backend, &name, auth, auth_path)));
-    let connect_timeout_ms = ok(layers.connect_timeout_ms(backend));
-    let request_timeout_ms = ok(layers.request_timeout_ms(backend));
-    let eviction = ok(layers.eviction(backend));
+        .and_then(|(auth, auth_path)| keep(&mut diagnostics, resolve_auth(index, backend, &name, auth, auth_path)));
+    let connect_timeout_ms = keep(&mut diagnostics, layers.connect_timeout_ms(backend));
+    let request_timeout_ms = keep(&mut diagnostics, layers.request_timeout_ms(backend));
+    let eviction = keep(&mut diagnostics, layers.eviction(backend));
 
     match (endpoint, connect_timeout_ms, request_timeout_ms, eviction) {
         (Some((host, port, tls)), Some(connect), Some(request), Some(eviction))
@@ -106,4 +105,9 @@ fn port_number(backend: &ObjectRef, path: &str, port: i32) -> Result<u16, Diagno
         let field = format!("{path}.port");
         Diagnostic::new(backend, field, Reason::InvalidSpec, "must be between 1 and 65535")
     })
+}
+
+/// The value, or `None` with the problem recorded: a provider reports all its problems at once.
+fn keep<T>(diagnostics: &mut Vec<Diagnostic>, result: Result<T, Diagnostic>) -> Option<T> {
+    result.map_err(|d| diagnostics.push(d)).ok()
 }

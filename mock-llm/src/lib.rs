@@ -3,6 +3,18 @@
 //!
 //! It speaks HTTP/1.1 on raw tokio sockets rather than through hyper so that faults such as a
 //! connection reset or a stream cut mid-body are exactly what goes on the wire.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use agentgateway_mock_llm::{Fault, MockLlm, MockLlmConfig};
+//!
+//! let upstream = MockLlm::start(MockLlmConfig { name: "a".into(), ..Default::default() }).await?;
+//! upstream.push_fault(Fault::status(429).with_retry_after("1")); // only the next request
+//! upstream.set_fault(Some(Fault::delay(std::time::Duration::from_millis(50)))); // every request
+//! // Per request, a header wins over both: `x-mock-fault: cut-after=3`.
+//! println!("{} saw {} requests", upstream.url(), upstream.request_count());
+//! # Ok(()) }
+//! ```
 
 mod completions;
 mod embeddings;

@@ -15,10 +15,6 @@ pub struct Candidate {
     pub tried: bool,
 }
 
-/// Scores within this factor are a tie, broken at random: two equally good providers then share
-/// the load even when requests come one at a time (strict P2C would send them all to whichever
-/// had the luckier last sample).
-const TIE_FACTOR: f64 = 1.5;
 
 /// Picks `(group, provider)` or `None` when every provider was tried.
 pub fn choose(groups: &[Vec<Candidate>], rng: &mut fastrand::Rng) -> Option<(usize, usize)> {
@@ -52,9 +48,12 @@ fn p2c(group: &[Candidate], rng: &mut fastrand::Rng) -> Option<usize> {
             }
             let (ia, ca) = nth(a)?;
             let (ib, cb) = nth(b)?;
-            let (better, worse) = if ca.score <= cb.score { (ia, ib) } else { (ib, ia) };
-            let (lo, hi) = (ca.score.min(cb.score), ca.score.max(cb.score));
-            if lo * TIE_FACTOR >= hi && rng.bool() { Some(worse) } else { Some(better) }
+            // The better of the two wins in proportion to how much better it is: a provider 10×
+            // slower still gets 1 comparison in 11, so one unlucky sample (a cold connection, a GC
+            // pause) cannot starve it, and two equal providers share the load even when requests
+            // come one at a time.
+            let a_wins = cb.score / (ca.score + cb.score);
+            if rng.f64() < a_wins { Some(ia) } else { Some(ib) }
         }
     }
 }
@@ -88,12 +87,11 @@ mod tests {
     }
 
     #[test]
-    fn a_much_better_score_wins_every_comparison() {
+    fn a_much_better_score_wins_almost_every_comparison() {
         let mut rng = fastrand::Rng::with_seed(7);
-        let groups = vec![vec![healthy(1.0), healthy(10.0)]];
-        for _ in 0..100 {
-            assert_eq!(choose(&groups, &mut rng), Some((0, 0)));
-        }
+        let groups = vec![vec![healthy(1.0), healthy(20.0)]];
+        let better = (0..1000).filter(|_| choose(&groups, &mut rng) == Some((0, 0))).count();
+        assert!(better > 900, "{better}");
     }
 
     #[test]

@@ -1,0 +1,45 @@
+# The project's commands. `make test` is what CI runs (.ci/run); `make demo` runs the product.
+CARGO ?= cargo
+
+.PHONY: all build fmt lint test unit sdk-test generate check-generated bench demo clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --release
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+## The whole test suite: formatting, lints, every crate's tests, generated files, the openai SDK.
+test: lint unit check-generated sdk-test
+
+sdk-test:
+	./scripts/sdk-test.sh
+
+## Regenerate the committed CRD YAML from the Rust types.
+generate:
+	$(CARGO) run -q -p agentgateway-crds --bin crdgen > crds/agentgateway.dev_agentgatewaybackends.yaml
+
+check-generated:
+	$(CARGO) run -q -p agentgateway-crds --bin crdgen | diff -u crds/agentgateway.dev_agentgatewaybackends.yaml - \
+		|| (echo "CRD YAML is stale: run 'make generate'" && exit 1)
+
+## Benchmark: direct vs nginx vs agentgateway on loopback; prints the README's table.
+bench:
+	./scripts/bench.sh
+
+## Local demo: the test LLM server on 127.0.0.1:8090 and the proxy on 127.0.0.1:8080 serving
+## examples/tutorial. Then: curl localhost:8080/v1/chat/completions ...
+demo:
+	./scripts/demo.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,93 @@
+//! Property tests: client and upstream input never panics the parsers, and pass-through streams
+//! reach the client byte for byte however the upstream chunks them.
+
+use agentgateway_proxy::forward::retry_after;
+use agentgateway_proxy::openai::request::JsonRequest;
+use agentgateway_proxy::openai::sse::SseObserver;
+use agentgateway_proxy::openai::usage::{has_usage_object, read_response_facts};
+use bytes::Bytes;
+use proptest::prelude::*;
+
+/// Byte strings biased towards the syntax the parsers care about.
+fn sse_like() -> impl Strategy<Value = Vec<u8>> {
+    let pieces = prop_oneof![
+        Just(b"data: ".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\n\n".to_vec()),
+        Just(b"[DONE]".to_vec()),
+        Just(br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#.to_vec()),
+        Just(br#"{"choices":[{"delta":{"content":"x"}}],"usage":null}"#.to_vec()),
+        Just(b"event: error".to_vec()),
+        prop::collection::vec(any::<u8>(), 0..16),
+    ];
+    prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn request_parsing_never_panics_and_rewrites_stay_json(body in prop::collection::vec(any::<u8>(), 0..256)) {
+        if let Ok(request) = JsonRequest::parse(&body) {
+            let encoded = request.encode("m", request.injects_usage());
+            let value: serde_json::Value = serde_json::from_slice(&encoded).unwrap();
+            prop_assert_eq!(&value["model"], "m");
+        }
+    }
+
+    #[test]
+    fn json_objects_keep_their_fields_through_a_rewrite(
+        fields in prop::collection::btree_map("[a-z_\"\\\\é]{1,8}", any::<i32>(), 0..8)
+    ) {
+        let object: serde_json::Map<String, serde_json::Value> =
+            fields.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(*v))).collect();
+        let body = serde_json::to_vec(&object).unwrap();
+        let request = JsonRequest::parse(&body).unwrap();
+        let out: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&request.encode("m", false)).unwrap();
+        for (k, v) in &object {
+            if k != "model" {
+                prop_assert_eq!(out.get(k), Some(v));
+            }
+        }
+    }
+
+    #[test]
+    fn pass_through_streams_are_forwarded_byte_for_byte(stream in sse_like(), cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8)) {
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+        points.sort_unstable();
+        let mut observer = SseObserver::new(false);
+        let mut out = Vec::new();
+        let mut from = 0;
+        for at in points.into_iter().chain([stream.len()]) {
+            out.extend_from_slice(&observer.feed(Bytes::copy_from_slice(&stream[from..at])));
+            from = at;
+        }
+        out.extend_from_slice(&observer.finish());
+        prop_assert_eq!(out, stream);
+    }
+
+    #[test]
+    fn drop_mode_never_panics_and_never_grows_the_stream(stream in sse_like()) {
+        let mut observer = SseObserver::new(true);
+        let mut out = observer.feed(Bytes::from(stream.clone())).to_vec();
+        out.extend_from_slice(&observer.finish());
+        prop_assert!(out.len() <= stream.len());
+    }
+
+    #[test]
+    fn response_reading_never_panics(body in sse_like()) {
+        let _ = read_response_facts(&body);
+        let _ = has_usage_object(&body);
+    }
+
+    #[test]
+    fn retry_after_parsing_never_panics(value in "\\PC{0,40}") {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(&value) {
+            headers.insert(http::header::RETRY_AFTER, v);
+            let _ = retry_after(&headers);
+        }
+    }
+}

@@ -40,14 +40,27 @@ pub(crate) struct Attached {
 }
 
 /// Attaches `route` to `listeners` through its parentRefs.
-pub(crate) fn attach(route: &HTTPRoute, listeners: &[ServedListener], parents: &Parents) -> Attached {
+pub(crate) fn attach(
+    route: &HTTPRoute,
+    listeners: &[ServedListener],
+    parents: &Parents,
+) -> Attached {
     let object = ObjectRef::of(route);
-    let mut result = Attached { considered: false, attachments: Vec::new(), diagnostics: Vec::new() };
+    let mut result = Attached {
+        considered: false,
+        attachments: Vec::new(),
+        diagnostics: Vec::new(),
+    };
     if route.spec.parent_refs.is_empty() {
         if let Parents::AllOf(_) = parents {
             result.considered = true;
             let message = "the route has no parentRefs: with Gateways in the inputs, routes attach to their listeners through parentRefs";
-            result.diagnostics.push(Diagnostic::new(&object, "spec.parentRefs", Reason::NoMatchingParent, message));
+            result.diagnostics.push(Diagnostic::new(
+                &object,
+                "spec.parentRefs",
+                Reason::NoMatchingParent,
+                message,
+            ));
         }
         return result;
     }
@@ -57,18 +70,29 @@ pub(crate) fn attach(route: &HTTPRoute, listeners: &[ServedListener], parents: &
         let group = parent.group.as_deref().unwrap_or(GATEWAY_API_GROUP);
         let kind = parent.kind.as_deref().unwrap_or("Gateway");
         let is_gateway = group == GATEWAY_API_GROUP && kind == "Gateway";
-        let gateway = format!("{}/{}", parent.namespace.as_deref().unwrap_or(&object.namespace), parent.name);
+        let gateway = format!(
+            "{}/{}",
+            parent.namespace.as_deref().unwrap_or(&object.namespace),
+            parent.name
+        );
         match parents {
             Parents::One(ours) if !is_gateway || gateway != *ours => continue,
             Parents::AllOf(_) if !is_gateway => {
                 result.considered = true;
-                let message = format!("parent kind {kind} (group {group}) is not supported: expected a Gateway");
-                result.diagnostics.push(problem(Reason::InvalidKind, message));
+                let message = format!(
+                    "parent kind {kind} (group {group}) is not supported: expected a Gateway"
+                );
+                result
+                    .diagnostics
+                    .push(problem(Reason::InvalidKind, message));
                 continue;
             }
             Parents::AllOf(gateways) if !gateways.contains(&gateway) => {
                 result.considered = true;
-                result.diagnostics.push(problem(Reason::NoMatchingParent, format!("Gateway {gateway} not found")));
+                result.diagnostics.push(problem(
+                    Reason::NoMatchingParent,
+                    format!("Gateway {gateway} not found"),
+                ));
                 continue;
             }
             _ => result.considered = true,
@@ -76,7 +100,11 @@ pub(crate) fn attach(route: &HTTPRoute, listeners: &[ServedListener], parents: &
         match attach_to_gateway(&object, &gateway, parent, listeners, &route.spec.hostnames) {
             Ok(attachments) => {
                 for attachment in attachments {
-                    if !result.attachments.iter().any(|a| a.listener == attachment.listener) {
+                    if !result
+                        .attachments
+                        .iter()
+                        .any(|a| a.listener == attachment.listener)
+                    {
                         result.attachments.push(attachment);
                     }
                 }
@@ -100,7 +128,11 @@ fn attach_to_gateway(
         .enumerate()
         .filter(|(_, l)| l.gateway.as_ref().is_some_and(|g| g.key() == gateway))
         .filter(|(_, l)| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
-        .filter(|(_, l)| parent.port.is_none_or(|p| l.port.is_some_and(|lp| i32::from(lp) == p)))
+        .filter(|(_, l)| {
+            parent
+                .port
+                .is_none_or(|p| l.port.is_some_and(|lp| i32::from(lp) == p))
+        })
         .collect();
     if selected.is_empty() {
         let mut which = String::from("Gateway ");
@@ -114,8 +146,10 @@ fn attach_to_gateway(
         }
         return Err((Reason::NoMatchingParent, which));
     }
-    let allowed: Vec<_> =
-        selected.into_iter().filter(|(_, l)| l.allows_namespace(&route.namespace)).collect();
+    let allowed: Vec<_> = selected
+        .into_iter()
+        .filter(|(_, l)| l.allows_namespace(&route.namespace))
+        .collect();
     if allowed.is_empty() {
         let message = format!(
             "the listeners of Gateway {gateway} do not allow routes from namespace {} (allowedRoutes.namespaces.from)",
@@ -126,13 +160,18 @@ fn attach_to_gateway(
     let attachments: Vec<Attachment> = allowed
         .into_iter()
         .filter_map(|(listener, l)| {
-            effective_hostnames(l.hostname.as_deref(), route_hostnames)
-                .map(|hostnames| Attachment { listener, hostnames })
+            effective_hostnames(l.hostname.as_deref(), route_hostnames).map(|hostnames| {
+                Attachment {
+                    listener,
+                    hostnames,
+                }
+            })
         })
         .collect();
     if attachments.is_empty() {
-        let message =
-            format!("no hostname of the route intersects the hostnames of the listeners of Gateway {gateway}");
+        let message = format!(
+            "no hostname of the route intersects the hostnames of the listeners of Gateway {gateway}"
+        );
         return Err((Reason::NoMatchingListenerHostname, message));
     }
     Ok(attachments)

@@ -30,17 +30,38 @@ pub(crate) fn resolve_auth(
             let key = secret_ref.key.as_deref().unwrap_or(defaults::SECRET_KEY);
             let field = format!("{path}.auth.secretRef");
             let reference = format!("Secret {}/{}", backend.namespace, secret_ref.name);
-            let secret = index.secret(&backend.namespace, &secret_ref.name).ok_or_else(|| {
-                let message = format!("{reference} not found");
-                Diagnostic::new(backend, format!("{field}.name"), Reason::SecretNotFound, message)
-            })?;
-            let bytes = secret.data.as_ref().and_then(|d| d.get(key)).ok_or_else(|| {
-                let message = format!("{reference} has no key {key:?}");
-                Diagnostic::new(backend, format!("{field}.key"), Reason::SecretKeyNotFound, message)
-            })?;
+            let secret = index
+                .secret(&backend.namespace, &secret_ref.name)
+                .ok_or_else(|| {
+                    let message = format!("{reference} not found");
+                    Diagnostic::new(
+                        backend,
+                        format!("{field}.name"),
+                        Reason::SecretNotFound,
+                        message,
+                    )
+                })?;
+            let bytes = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .ok_or_else(|| {
+                    let message = format!("{reference} has no key {key:?}");
+                    Diagnostic::new(
+                        backend,
+                        format!("{field}.key"),
+                        Reason::SecretKeyNotFound,
+                        message,
+                    )
+                })?;
             let invalid = |problem: &str| {
                 let message = format!("key {key:?} of {reference} {problem}");
-                Diagnostic::new(backend, format!("{field}.key"), Reason::InvalidSpec, message)
+                Diagnostic::new(
+                    backend,
+                    format!("{field}.key"),
+                    Reason::InvalidSpec,
+                    message,
+                )
             };
             let text = std::str::from_utf8(&bytes.0).map_err(|_| invalid("is not UTF-8 text"))?;
             let value = normalize_key(text).ok_or_else(|| invalid("is empty"))?;
@@ -50,7 +71,12 @@ pub(crate) fn resolve_auth(
         }
         (None, Some(inline)) => {
             let value = normalize_key(inline).ok_or_else(|| {
-                Diagnostic::new(backend, format!("{path}.auth.key"), Reason::InvalidSpec, "must not be empty")
+                Diagnostic::new(
+                    backend,
+                    format!("{path}.auth.key"),
+                    Reason::InvalidSpec,
+                    "must not be empty",
+                )
             })?;
             let id = format!("inline_{}_{}_{provider}", backend.namespace, backend.name);
             Ok(Credential { id, key: value })

@@ -66,7 +66,10 @@ pub(crate) fn compile_backend(index: &Index<'_>, backend: &AgentgatewayBackend) 
         groups.push(GroupConfig { providers });
     }
     let backend_layers = PolicyLayers {
-        backend: backend_policies.map(|value| Located { value, path: "spec.policies" }),
+        backend: backend_policies.map(|value| Located {
+            value,
+            path: "spec.policies",
+        }),
         provider: None,
     };
     let request_timeout_ms = backend_layers
@@ -82,7 +85,10 @@ pub(crate) fn compile_backend(index: &Index<'_>, backend: &AgentgatewayBackend) 
         retry_attempts: retry_attempts(backend_policies),
         request_timeout_ms,
     };
-    Ok(CompiledBackend { config, credentials })
+    Ok(CompiledBackend {
+        config,
+        credentials,
+    })
 }
 
 /// The providers by group, each with its field path. A single `provider` is one group of one.
@@ -96,7 +102,9 @@ fn provider_groups(backend: &AgentgatewayBackend) -> Vec<Vec<(String, &Provider)
         .enumerate()
         .map(|(g, group)| {
             let providers = group.providers.iter().enumerate();
-            providers.map(|(p, provider)| (format!("spec.ai.groups[{g}].providers[{p}]"), provider)).collect()
+            providers
+                .map(|(p, provider)| (format!("spec.ai.groups[{g}].providers[{p}]"), provider))
+                .collect()
         })
         .collect()
 }
@@ -109,14 +117,21 @@ pub(crate) struct BackendTable<'a> {
 
 impl<'a> BackendTable<'a> {
     pub(crate) fn new(index: &'a Index<'a>) -> Self {
-        Self { index, results: BTreeMap::new() }
+        Self {
+            index,
+            results: BTreeMap::new(),
+        }
     }
 
     /// The backend `namespace/name`: `None` when it does not exist.
     pub(crate) fn get(&mut self, key: &str) -> Option<&BackendResult> {
         let backend = self.index.backend(key)?;
         let index = self.index;
-        Some(self.results.entry(key.to_string()).or_insert_with(|| compile_backend(index, backend)))
+        Some(
+            self.results
+                .entry(key.to_string())
+                .or_insert_with(|| compile_backend(index, backend)),
+        )
     }
 
     /// Compiles every backend of the inputs; standalone mode reports problems of unused ones too.

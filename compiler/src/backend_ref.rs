@@ -32,18 +32,28 @@ pub(crate) fn resolve_backend_ref(
         None => 1,
         Some(weight) => u32::try_from(weight).unwrap_or_else(|_| {
             let message = format!("{weight} must not be negative");
-            diagnostics.push(Diagnostic::new(route, format!("{field}.weight"), Reason::InvalidSpec, message));
+            diagnostics.push(Diagnostic::new(
+                route,
+                format!("{field}.weight"),
+                Reason::InvalidSpec,
+                message,
+            ));
             0
         }),
     };
-    let (backend, names_backend) = match resolve_target(index, backends, route, field, backend_ref) {
+    let (backend, names_backend) = match resolve_target(index, backends, route, field, backend_ref)
+    {
         Ok(key) => (Some(key.clone()), Some(key)),
         Err((problem, names_backend)) => {
             diagnostics.push(problem);
             (None, names_backend)
         }
     };
-    ResolvedRef { weighted: WeightedBackend { backend, weight }, names_backend, diagnostics }
+    ResolvedRef {
+        weighted: WeightedBackend { backend, weight },
+        names_backend,
+        diagnostics,
+    }
 }
 
 /// The key of the accepted backend the ref names, or the problem (and the key of an existing but
@@ -69,7 +79,9 @@ fn resolve_target(
         }
         _ => {
             let group = if group.is_empty() { "core" } else { group };
-            let message = format!("unsupported backend kind {kind} (group {group}): expected AgentgatewayBackend (group {GROUP})");
+            let message = format!(
+                "unsupported backend kind {kind} (group {group}): expected AgentgatewayBackend (group {GROUP})"
+            );
             return Err(problem(Reason::InvalidKind, message));
         }
     }
@@ -85,12 +97,21 @@ fn resolve_target(
         return Err(problem(Reason::RefNotPermitted, message));
     }
     match backends.get(&key) {
-        None => Err(problem(Reason::BackendNotFound, format!("AgentgatewayBackend {key} not found"))),
+        None => Err(problem(
+            Reason::BackendNotFound,
+            format!("AgentgatewayBackend {key} not found"),
+        )),
         Some(Ok(_)) => Ok(key),
         Some(Err(problems)) => {
-            let why = problems.first().map(|d| format!(": {}: {}", d.field, d.message)).unwrap_or_default();
+            let why = problems
+                .first()
+                .map(|d| format!(": {}: {}", d.field, d.message))
+                .unwrap_or_default();
             let message = format!("AgentgatewayBackend {key} is not accepted{why}");
-            Err((Diagnostic::new(route, field, Reason::BackendNotFound, message), Some(key)))
+            Err((
+                Diagnostic::new(route, field, Reason::BackendNotFound, message),
+                Some(key),
+            ))
         }
     }
 }

@@ -65,14 +65,24 @@ pub fn compile_standalone(inputs: &Inputs) -> Result<Compiled, CompileError> {
             Some(parents) => attach(route, &listeners, parents),
             None => attach_to_default_listener(route),
         };
-        placed.push(place(&index, &mut backends, &mut diagnostics, order, route, attached));
+        placed.push(place(
+            &index,
+            &mut backends,
+            &mut diagnostics,
+            order,
+            route,
+            attached,
+        ));
     }
     diagnostics.extend(backends.diagnostics(|_| true));
     if !diagnostics.is_empty() {
         return Err(CompileError::new(diagnostics, &inputs.origins));
     }
     let table = assemble(&listeners, &placed, &backends);
-    Ok(Compiled { config: table.config, credentials: table.credentials })
+    Ok(Compiled {
+        config: table.config,
+        credentials: table.credentials,
+    })
 }
 
 /// Operator mode: the config of one Gateway and every diagnostic; invalid objects are left out
@@ -90,7 +100,14 @@ pub fn compile_gateway(gateway: &Gateway, inputs: &Inputs) -> GatewayCompilation
         if !attached.considered {
             continue;
         }
-        let route = place(&index, &mut backends, &mut diagnostics, order, route, attached);
+        let route = place(
+            &index,
+            &mut backends,
+            &mut diagnostics,
+            order,
+            route,
+            attached,
+        );
         named_backends.extend(route.route.named_backends.iter().cloned());
         placed.push(route);
     }
@@ -103,12 +120,17 @@ pub fn compile_gateway(gateway: &Gateway, inputs: &Inputs) -> GatewayCompilation
         .iter()
         .map(|listener| {
             let served = listeners.iter().position(|l| l.name == listener.name);
-            let count = served.and_then(|i| table.attached_routes.get(i).copied()).unwrap_or(0);
+            let count = served
+                .and_then(|i| table.attached_routes.get(i).copied())
+                .unwrap_or(0);
             (listener.name.clone(), count)
         })
         .collect();
     GatewayCompilation {
-        compiled: Compiled { config: table.config, credentials: table.credentials },
+        compiled: Compiled {
+            config: table.config,
+            credentials: table.credentials,
+        },
         diagnostics,
         attached_routes,
     }
@@ -131,7 +153,10 @@ fn attach_to_default_listener(route: &HTTPRoute) -> Attached {
     let hostnames = effective_hostnames(None, &route.spec.hostnames).unwrap_or_default();
     Attached {
         considered: true,
-        attachments: vec![Attachment { listener: 0, hostnames }],
+        attachments: vec![Attachment {
+            listener: 0,
+            hostnames,
+        }],
         diagnostics: Vec::new(),
     }
 }
@@ -148,5 +173,9 @@ fn place(
     let mut compiled = compile_route(index, backends, route);
     diagnostics.extend(attached.diagnostics);
     diagnostics.append(&mut compiled.diagnostics);
-    PlacedRoute { route: compiled, order, attachments: attached.attachments }
+    PlacedRoute {
+        route: compiled,
+        order,
+        attachments: attached.attachments,
+    }
 }

@@ -86,7 +86,12 @@ impl Diagnostic {
         reason: Reason,
         message: impl Into<String>,
     ) -> Self {
-        Self { object: object.clone(), field: field.into(), reason, message: message.into() }
+        Self {
+            object: object.clone(),
+            field: field.into(),
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -152,5 +157,9 @@ impl CompileError {
 }
 
 fn render(errors: &[LocatedDiagnostic]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -10,7 +10,9 @@ pub(crate) fn effective_hostnames(listener: Option<&str>, route: &[String]) -> O
         None => route.for_each(|h| push_unique(&mut hostnames, h)),
         Some(listener) if route.len() == 0 => hostnames.push(listener.to_string()),
         Some(listener) => {
-            route.filter_map(|h| intersect(listener, &h)).for_each(|h| push_unique(&mut hostnames, h));
+            route
+                .filter_map(|h| intersect(listener, &h))
+                .for_each(|h| push_unique(&mut hostnames, h));
             if hostnames.is_empty() {
                 return None;
             }
@@ -57,17 +59,26 @@ mod tests {
 
     #[test]
     fn a_route_without_hostnames_takes_the_listener_hostname() {
-        assert_eq!(hosts(Some("a.example.com"), &[]), Some(vec!["a.example.com".to_string()]));
+        assert_eq!(
+            hosts(Some("a.example.com"), &[]),
+            Some(vec!["a.example.com".to_string()])
+        );
         assert_eq!(hosts(None, &[]), Some(vec![]));
     }
 
     #[test]
     fn only_intersecting_hostnames_are_kept_and_the_more_specific_one_wins() {
         assert_eq!(
-            hosts(Some("*.example.com"), &["a.example.com", "other.org", "example.com"]),
+            hosts(
+                Some("*.example.com"),
+                &["a.example.com", "other.org", "example.com"]
+            ),
             Some(vec!["a.example.com".to_string()])
         );
-        assert_eq!(hosts(Some("a.example.com"), &["*.example.com"]), Some(vec!["a.example.com".to_string()]));
+        assert_eq!(
+            hosts(Some("a.example.com"), &["*.example.com"]),
+            Some(vec!["a.example.com".to_string()])
+        );
         assert_eq!(
             hosts(Some("*.example.com"), &["*.a.example.com"]),
             Some(vec!["*.a.example.com".to_string()])
@@ -78,6 +89,9 @@ mod tests {
 
     #[test]
     fn hostnames_are_lowercased_and_deduplicated() {
-        assert_eq!(hosts(None, &["A.example.com", "a.example.com"]), Some(vec!["a.example.com".to_string()]));
+        assert_eq!(
+            hosts(None, &["A.example.com", "a.example.com"]),
+            Some(vec!["a.example.com".to_string()])
+        );
     }
 }

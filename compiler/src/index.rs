@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use agentgateway_crds::gateway_api::ReferenceGrant;
 use agentgateway_crds::{AgentgatewayBackend, GROUP};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::inputs::{Inputs, key_of, namespace_of};
 
@@ -20,10 +21,7 @@ pub(crate) struct Index<'a> {
 
 impl<'a> Index<'a> {
     pub(crate) fn new(inputs: &'a Inputs) -> Self {
-        fn by_key<'a, T>(
-            items: &'a [T],
-            meta: impl Fn(&T) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-        ) -> BTreeMap<String, &'a T> {
+        fn by_key<T>(items: &[T], meta: impl Fn(&T) -> &ObjectMeta) -> BTreeMap<String, &T> {
             let mut map = BTreeMap::new();
             for item in items {
                 map.entry(key_of(meta(item))).or_insert(item);
@@ -52,7 +50,9 @@ impl<'a> Index<'a> {
     }
 
     pub(crate) fn config_map(&self, namespace: &str, name: &str) -> Option<&'a ConfigMap> {
-        self.config_maps.get(&format!("{namespace}/{name}")).copied()
+        self.config_maps
+            .get(&format!("{namespace}/{name}"))
+            .copied()
     }
 
     /// Whether a ReferenceGrant in `target_namespace` lets HTTPRoutes of `route_namespace` refer to

@@ -70,7 +70,11 @@ impl ObjectRef {
         let meta = object.meta();
         Self {
             kind: T::KIND.to_string(),
-            namespace: if T::NAMESPACED { namespace_of(meta).to_string() } else { String::new() },
+            namespace: if T::NAMESPACED {
+                namespace_of(meta).to_string()
+            } else {
+                String::new()
+            },
             name: name_of(meta).to_string(),
         }
     }

@@ -11,6 +11,14 @@
 //! [`ProxyConfig`]: agentgateway_crds::proxy_config::ProxyConfig
 //! [`Credentials`]: agentgateway_crds::proxy_config::Credentials
 
+// A `Diagnostic` (object, field, reason, message) is this crate's product, not a rare failure: it is
+// returned by value on purpose, and `check_backend -> Result<(), Diagnostic>` is the operator's API.
+#![allow(
+    clippy::result_large_err,
+    reason = "diagnostics are the output of the compiler, returned by value"
+)]
+#![warn(missing_docs)]
+
 mod attach;
 mod auth;
 mod backend;

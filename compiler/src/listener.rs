@@ -43,7 +43,10 @@ impl ServedListener {
     /// Whether routes of `namespace` may attach.
     pub(crate) fn allows_namespace(&self, namespace: &str) -> bool {
         self.allows_all_namespaces
-            || self.gateway.as_ref().is_none_or(|gateway| gateway.namespace == namespace)
+            || self
+                .gateway
+                .as_ref()
+                .is_none_or(|gateway| gateway.namespace == namespace)
     }
 }
 
@@ -62,7 +65,12 @@ pub(crate) fn served_listeners(gateways: &[&Gateway]) -> (Vec<ServedListener>, V
             let config_name = format!("{}/{}", object.key(), listener.name);
             if !names.insert(listener.name.as_str()) {
                 let message = format!("duplicate listener name {:?}", listener.name);
-                diagnostics.push(Diagnostic::new(&object, format!("{field}.name"), Reason::InvalidSpec, message));
+                diagnostics.push(Diagnostic::new(
+                    &object,
+                    format!("{field}.name"),
+                    Reason::InvalidSpec,
+                    message,
+                ));
                 continue;
             }
             if let Err(problem) = check_listener(&object, &field, listener) {
@@ -70,15 +78,28 @@ pub(crate) fn served_listeners(gateways: &[&Gateway]) -> (Vec<ServedListener>, V
                 continue;
             }
             let Some(port) = u16::try_from(listener.port).ok().filter(|p| *p != 0) else {
-                let message = format!("listener {}: port {} must be between 1 and 65535", listener.name, listener.port);
-                diagnostics.push(Diagnostic::new(&object, format!("{field}.port"), Reason::PortUnavailable, message));
+                let message = format!(
+                    "listener {}: port {} must be between 1 and 65535",
+                    listener.name, listener.port
+                );
+                diagnostics.push(Diagnostic::new(
+                    &object,
+                    format!("{field}.port"),
+                    Reason::PortUnavailable,
+                    message,
+                ));
                 continue;
             };
             if let Some(first) = ports.get(&port) {
                 let message = format!(
                     "listeners {first} and {config_name} both use port {port}: a port is served by one listener"
                 );
-                diagnostics.push(Diagnostic::new(&object, format!("{field}.port"), Reason::PortUnavailable, message));
+                diagnostics.push(Diagnostic::new(
+                    &object,
+                    format!("{field}.port"),
+                    Reason::PortUnavailable,
+                    message,
+                ));
                 continue;
             }
             ports.insert(port, config_name.clone());
@@ -104,12 +125,23 @@ fn check_listener(gateway: &ObjectRef, field: &str, listener: &Listener) -> Resu
         "listener {}: protocol {} is not supported by this version of the proxy (only HTTP); the listener is not served",
         listener.name, listener.protocol
     );
-    Err(Diagnostic::new(gateway, format!("{field}.protocol"), Reason::UnsupportedProtocol, message))
+    Err(Diagnostic::new(
+        gateway,
+        format!("{field}.protocol"),
+        Reason::UnsupportedProtocol,
+        message,
+    ))
 }
 
 /// `Selector` is treated as `All`: label selectors need the Namespace objects, which the compiler
 /// does not read. Unknown values fall back to the default, `Same`, the safe choice.
 fn allows_all_namespaces(listener: &Listener) -> bool {
-    let from = listener.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref());
-    matches!(from.and_then(|n| n.from.as_deref()), Some("All" | "Selector"))
+    let from = listener
+        .allowed_routes
+        .as_ref()
+        .and_then(|a| a.namespaces.as_ref());
+    matches!(
+        from.and_then(|n| n.from.as_deref()),
+        Some("All" | "Selector")
+    )
 }

@@ -83,8 +83,11 @@ pub fn parse_manifests(sources: &[(String, String)]) -> Result<Inputs, ManifestE
     let mut inputs = Inputs::default();
     for (source_name, text) in sources {
         for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let mut at =
-                DocumentLocation { source_name: source_name.clone(), document: i + 1, object: None };
+            let mut at = DocumentLocation {
+                source_name: source_name.clone(),
+                document: i + 1,
+                object: None,
+            };
             let value = Value::deserialize(document).map_err(|e| {
                 let location = e.location();
                 ManifestError::ParseYaml {
@@ -132,7 +135,9 @@ fn read_object(
     value: Value,
 ) -> Result<(), ManifestError> {
     let (api_version, kind) = type_meta(at, &value, prefix)?;
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version.as_str()));
+    let (group, version) = api_version
+        .rsplit_once('/')
+        .unwrap_or(("", api_version.as_str()));
     match (group, version, kind.as_str()) {
         ("agentgateway.dev", "v1alpha1", "AgentgatewayBackend") => {
             push(inputs, at, prefix, value, |i| &mut i.backends)
@@ -185,9 +190,15 @@ fn push<T: KubeObject + DeserializeOwned>(
         field_error(at, &field, e.into_inner().to_string())
     })?;
     let reference = ObjectRef::of(&object);
-    let origin = Origin { source: at.source_name.clone(), document: at.document };
+    let origin = Origin {
+        source: at.source_name.clone(),
+        document: at.document,
+    };
     if let Some(first) = inputs.origins.get(&reference) {
-        return Err(ManifestError::DuplicateObject { at: at.clone(), first: first.clone() });
+        return Err(ManifestError::DuplicateObject {
+            at: at.clone(),
+            first: first.clone(),
+        });
     }
     inputs.origins.insert(reference, origin);
     list(inputs).push(object);
@@ -204,15 +215,25 @@ fn normalize_metadata<T: KubeObject>(
     let Some(root) = value.as_mapping_mut() else {
         return Err(type_meta_error(at, prefix, "must be a mapping"));
     };
-    let metadata = root.entry("metadata".into()).or_insert_with(|| Value::Mapping(Mapping::new()));
+    let metadata = root
+        .entry("metadata".into())
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
     let Some(metadata) = metadata.as_mapping_mut() else {
-        return Err(field_error(at, &format!("{prefix}metadata"), "must be a mapping"));
+        return Err(field_error(
+            at,
+            &format!("{prefix}metadata"),
+            "must be a mapping",
+        ));
     };
     let name = match metadata.get("name") {
         Some(Value::String(name)) if !name.is_empty() => name.clone(),
         _ => {
             at.object = Some(T::KIND.to_string());
-            return Err(field_error(at, &format!("{prefix}metadata.name"), "required"));
+            return Err(field_error(
+                at,
+                &format!("{prefix}metadata.name"),
+                "required",
+            ));
         }
     };
     let namespace = if T::NAMESPACED {
@@ -226,7 +247,11 @@ fn normalize_metadata<T: KubeObject>(
     } else {
         String::new()
     };
-    let reference = ObjectRef { kind: T::KIND.to_string(), namespace, name };
+    let reference = ObjectRef {
+        kind: T::KIND.to_string(),
+        namespace,
+        name,
+    };
     at.object = Some(reference.to_string());
     Ok(())
 }
@@ -238,7 +263,11 @@ fn type_meta(
     prefix: &str,
 ) -> Result<(String, String), ManifestError> {
     if !value.is_mapping() {
-        return Err(type_meta_error(at, prefix, "must be a mapping with apiVersion and kind"));
+        return Err(type_meta_error(
+            at,
+            prefix,
+            "must be a mapping with apiVersion and kind",
+        ));
     }
     let field = |name: &str| match value.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
@@ -256,11 +285,18 @@ fn type_meta_error(at: &DocumentLocation, prefix: &str, message: &str) -> Manife
         "" => format!("not a Kubernetes object: {message}"),
         item => format!("{item}: not a Kubernetes object: {message}"),
     };
-    ManifestError::ReadTypeMeta { at: at.clone(), message }
+    ManifestError::ReadTypeMeta {
+        at: at.clone(),
+        message,
+    }
 }
 
 fn field_error(at: &DocumentLocation, field: &str, message: impl Into<String>) -> ManifestError {
-    ManifestError::DecodeField { at: at.clone(), field: field.to_string(), message: message.into() }
+    ManifestError::DecodeField {
+        at: at.clone(),
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
 /// `stringData` is write-only convenience: the API server merges it over `data`, so do the same.
@@ -275,5 +311,9 @@ fn merge_string_data(secret: &mut Secret) {
 
 /// `field: message`, or just the message when the error is about the whole object.
 fn join_field(field: &str, message: &str) -> String {
-    if field.is_empty() { message.to_string() } else { format!("{field}: {message}") }
+    if field.is_empty() {
+        message.to_string()
+    } else {
+        format!("{field}: {message}")
+    }
 }

@@ -9,7 +9,10 @@ use crate::inputs::ObjectRef;
 
 /// The match a rule without matches has: every path.
 pub(crate) fn match_everything() -> MatchConfig {
-    MatchConfig { path: PathMatchConfig::PathPrefix("/".to_string()), ..MatchConfig::default() }
+    MatchConfig {
+        path: PathMatchConfig::PathPrefix("/".to_string()),
+        ..MatchConfig::default()
+    }
 }
 
 /// Compiles one match at `field` (`spec.rules[r].matches[m]`). `rule` and `hostnames` are filled in
@@ -21,19 +24,33 @@ pub(crate) fn compile_match(
 ) -> Result<MatchConfig, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
     let path = m.path.as_ref();
-    let value = path.and_then(|p| p.value.clone()).unwrap_or_else(|| "/".to_string());
-    let path_type = path.and_then(|p| p.match_type.as_deref()).unwrap_or("PathPrefix");
+    let value = path
+        .and_then(|p| p.value.clone())
+        .unwrap_or_else(|| "/".to_string());
+    let path_type = path
+        .and_then(|p| p.match_type.as_deref())
+        .unwrap_or("PathPrefix");
     let path = match path_type {
         "Exact" => Some(PathMatchConfig::Exact(value.clone())),
         "PathPrefix" => Some(PathMatchConfig::PathPrefix(value.clone())),
         other => {
-            diagnostics.push(unsupported_type(route, &format!("{field}.path.type"), "path", other));
+            diagnostics.push(unsupported_type(
+                route,
+                &format!("{field}.path.type"),
+                "path",
+                other,
+            ));
             None
         }
     };
     if path.is_some() && !value.starts_with('/') {
         let message = format!("{value:?} must start with '/'");
-        diagnostics.push(Diagnostic::new(route, format!("{field}.path.value"), Reason::InvalidSpec, message));
+        diagnostics.push(Diagnostic::new(
+            route,
+            format!("{field}.path.value"),
+            Reason::InvalidSpec,
+            message,
+        ));
     }
 
     let mut headers: Vec<NameValue> = Vec::new();
@@ -47,7 +64,10 @@ pub(crate) fn compile_match(
         // Header names are case-insensitive; Gateway API says only the first of equal names counts.
         let name = header.name.to_ascii_lowercase();
         if !headers.iter().any(|h| h.name == name) {
-            headers.push(NameValue { name, value: header.value.clone() });
+            headers.push(NameValue {
+                name,
+                value: header.value.clone(),
+            });
         }
     }
 
@@ -61,7 +81,10 @@ pub(crate) fn compile_match(
         }
         // Query parameter names are case-sensitive; again only the first of equal names counts.
         if !query_params.iter().any(|q| q.name == param.name) {
-            query_params.push(NameValue { name: param.name.clone(), value: param.value.clone() });
+            query_params.push(NameValue {
+                name: param.name.clone(),
+                value: param.value.clone(),
+            });
         }
     }
 

@@ -56,13 +56,23 @@ impl<'a> PolicyLayers<'a> {
     /// `timeouts.request` in milliseconds.
     pub(crate) fn request_timeout_ms(&self, object: &ObjectRef) -> Result<u64, Diagnostic> {
         let found = self.pick(|p| p.timeouts.as_ref().and_then(|t| t.request.as_deref()));
-        millis(object, found, "timeouts.request", defaults::REQUEST_TIMEOUT_MS)
+        millis(
+            object,
+            found,
+            "timeouts.request",
+            defaults::REQUEST_TIMEOUT_MS,
+        )
     }
 
     /// `timeouts.connect` in milliseconds.
     pub(crate) fn connect_timeout_ms(&self, object: &ObjectRef) -> Result<u64, Diagnostic> {
         let found = self.pick(|p| p.timeouts.as_ref().and_then(|t| t.connect.as_deref()));
-        millis(object, found, "timeouts.connect", defaults::CONNECT_TIMEOUT_MS)
+        millis(
+            object,
+            found,
+            "timeouts.connect",
+            defaults::CONNECT_TIMEOUT_MS,
+        )
     }
 
     /// `health.eviction`, each field on its own.
@@ -73,8 +83,18 @@ impl<'a> PolicyLayers<'a> {
         let base = self.pick(|p| eviction(p).and_then(|e| e.duration.as_deref()));
         let max = self.pick(|p| eviction(p).and_then(|e| e.max_duration.as_deref()));
         let failures = self.pick(|p| eviction(p).and_then(|e| e.consecutive_failures.as_ref()));
-        let base_ms = millis(object, base, "health.eviction.duration", defaults::EVICTION_BASE_MS)?;
-        let max_ms = millis(object, max, "health.eviction.maxDuration", defaults::EVICTION_MAX_MS)?;
+        let base_ms = millis(
+            object,
+            base,
+            "health.eviction.duration",
+            defaults::EVICTION_BASE_MS,
+        )?;
+        let max_ms = millis(
+            object,
+            max,
+            "health.eviction.maxDuration",
+            defaults::EVICTION_MAX_MS,
+        )?;
         Ok(EvictionConfig {
             base_ms,
             // Validation checks each block on its own, so a provider's `duration` may exceed the
@@ -108,7 +128,12 @@ fn millis(
     };
     // Validation already parsed it; a failure here means the spec bypassed validation.
     let duration = parse_duration(text).map_err(|e| {
-        Diagnostic::new(object, format!("{path}.{field}"), Reason::InvalidSpec, e.to_string())
+        Diagnostic::new(
+            object,
+            format!("{path}.{field}"),
+            Reason::InvalidSpec,
+            e.to_string(),
+        )
     })?;
     Ok(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
@@ -129,23 +154,45 @@ pub(crate) fn resolve_tls(
             let field = format!("{path}.tls.caCertificateRef");
             let key = ca.key.as_deref().unwrap_or(defaults::CA_CERTIFICATE_KEY);
             let reference = format!("ConfigMap {}/{}", object.namespace, ca.name);
-            let config_map = index.config_map(&object.namespace, &ca.name).ok_or_else(|| {
-                let message = format!("{reference} not found");
-                Diagnostic::new(object, format!("{field}.name"), Reason::ConfigMapNotFound, message)
-            })?;
-            let text = config_map.data.as_ref().and_then(|d| d.get(key)).cloned().or_else(|| {
-                let bytes = config_map.binary_data.as_ref()?.get(key)?;
-                String::from_utf8(bytes.0.clone()).ok()
-            });
+            let config_map = index
+                .config_map(&object.namespace, &ca.name)
+                .ok_or_else(|| {
+                    let message = format!("{reference} not found");
+                    Diagnostic::new(
+                        object,
+                        format!("{field}.name"),
+                        Reason::ConfigMapNotFound,
+                        message,
+                    )
+                })?;
+            let text = config_map
+                .data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .cloned()
+                .or_else(|| {
+                    let bytes = config_map.binary_data.as_ref()?.get(key)?;
+                    String::from_utf8(bytes.0.clone()).ok()
+                });
             let text = text.ok_or_else(|| {
                 let message = format!("{reference} has no key {key:?}");
-                Diagnostic::new(object, format!("{field}.key"), Reason::ConfigMapKeyNotFound, message)
+                Diagnostic::new(
+                    object,
+                    format!("{field}.key"),
+                    Reason::ConfigMapKeyNotFound,
+                    message,
+                )
             })?;
             // The proxy refuses a whole config whose CA does not parse; catch it here, where the
             // diagnostic can name the ConfigMap.
             if !text.contains("-----BEGIN CERTIFICATE-----") {
                 let message = format!("key {key:?} of {reference} holds no PEM certificate");
-                return Err(Diagnostic::new(object, format!("{field}.key"), Reason::InvalidSpec, message));
+                return Err(Diagnostic::new(
+                    object,
+                    format!("{field}.key"),
+                    Reason::InvalidSpec,
+                    message,
+                ));
             }
             Some(text)
         }

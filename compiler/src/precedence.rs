@@ -27,7 +27,11 @@ impl RouteOrder {
     pub(crate) fn of(route: &HTTPRoute, position: usize) -> Self {
         let created = route.metadata.creation_timestamp.clone();
         let input_position = created.is_none().then_some(position);
-        Self { created, input_position, key: key_of(&route.metadata) }
+        Self {
+            created,
+            input_position,
+            key: key_of(&route.metadata),
+        }
     }
 }
 

@@ -25,7 +25,12 @@ pub(crate) fn compile_provider(
     path: &str,
 ) -> Result<CompiledProvider, Vec<Diagnostic>> {
     let kind_name = provider.kinds().first().copied().ok_or_else(|| {
-        vec![Diagnostic::new(backend, path, Reason::InvalidSpec, "a provider kind must be set")]
+        vec![Diagnostic::new(
+            backend,
+            path,
+            Reason::InvalidSpec,
+            "a provider kind must be set",
+        )]
     })?;
     let Some((kind, public_endpoint)) = served_kind(kind_name) else {
         let message = format!(
@@ -33,16 +38,27 @@ pub(crate) fn compile_provider(
             kind_name.field()
         );
         let field = format!("{path}.{}", kind_name.field());
-        return Err(vec![Diagnostic::new(backend, field, Reason::UnsupportedValue, message)]);
+        return Err(vec![Diagnostic::new(
+            backend,
+            field,
+            Reason::UnsupportedValue,
+            message,
+        )]);
     };
-    let name = provider.name.clone().unwrap_or_else(|| kind_name.field().to_string());
+    let name = provider
+        .name
+        .clone()
+        .unwrap_or_else(|| kind_name.field().to_string());
     let provider_policies_path = format!("{path}.policies");
     let layers = PolicyLayers {
-        backend: backend_policies.map(|value| Located { value, path: "spec.policies" }),
-        provider: provider
-            .policies
-            .as_ref()
-            .map(|value| Located { value, path: &provider_policies_path }),
+        backend: backend_policies.map(|value| Located {
+            value,
+            path: "spec.policies",
+        }),
+        provider: provider.policies.as_ref().map(|value| Located {
+            value,
+            path: &provider_policies_path,
+        }),
     };
 
     let mut diagnostics = Vec::new();
@@ -53,13 +69,26 @@ pub(crate) fn compile_provider(
         (Some(host), Some(port)) => {
             let port = keep(&mut diagnostics, port_number(backend, path, port));
             // A self-hosted endpoint speaks plain HTTP unless TLS is asked for.
-            port.map(|port| (host.clone(), port, tls.clone().filter(|_| tls_policy.is_some())))
+            port.map(|port| {
+                (
+                    host.clone(),
+                    port,
+                    tls.clone().filter(|_| tls_policy.is_some()),
+                )
+            })
         }
-        _ => Some((public_endpoint.0.to_string(), public_endpoint.1, tls.clone())),
+        _ => Some((
+            public_endpoint.0.to_string(),
+            public_endpoint.1,
+            tls.clone(),
+        )),
     };
-    let credential = layers
-        .auth()
-        .and_then(|(auth, auth_path)| keep(&mut diagnostics, resolve_auth(index, backend, &name, auth, auth_path)));
+    let credential = layers.auth().and_then(|(auth, auth_path)| {
+        keep(
+            &mut diagnostics,
+            resolve_auth(index, backend, &name, auth, auth_path),
+        )
+    });
     let connect_timeout_ms = keep(&mut diagnostics, layers.connect_timeout_ms(backend));
     let request_timeout_ms = keep(&mut diagnostics, layers.request_timeout_ms(backend));
     let eviction = keep(&mut diagnostics, layers.eviction(backend));
@@ -76,7 +105,9 @@ pub(crate) fn compile_provider(
                 port,
                 tls,
                 path: provider.path.clone(),
-                auth: credential.as_ref().map(|c| AuthConfig { credential: c.id.clone() }),
+                auth: credential.as_ref().map(|c| AuthConfig {
+                    credential: c.id.clone(),
+                }),
                 connect_timeout_ms: connect,
                 request_timeout_ms: request,
                 eviction,
@@ -103,7 +134,12 @@ fn served_kind(kind: ProviderKindName) -> Option<(ProviderKind, (&'static str, u
 fn port_number(backend: &ObjectRef, path: &str, port: i32) -> Result<u16, Diagnostic> {
     u16::try_from(port).ok().filter(|p| *p != 0).ok_or_else(|| {
         let field = format!("{path}.port");
-        Diagnostic::new(backend, field, Reason::InvalidSpec, "must be between 1 and 65535")
+        Diagnostic::new(
+            backend,
+            field,
+            Reason::InvalidSpec,
+            "must be between 1 and 65535",
+        )
     })
 }
 

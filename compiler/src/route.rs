@@ -64,9 +64,18 @@ pub(crate) fn compile_route(
             named_backends.extend(resolved.names_backend);
             weighted.push(resolved.weighted);
         }
-        rules.push(CompiledRule { index: to_u32(r), backends: weighted, matches });
+        rules.push(CompiledRule {
+            index: to_u32(r),
+            backends: weighted,
+            matches,
+        });
     }
-    CompiledRoute { object, rules, diagnostics, named_backends }
+    CompiledRoute {
+        object,
+        rules,
+        diagnostics,
+        named_backends,
+    }
 }
 
 /// Indexes as the config stores them; no real route has four billion rules.

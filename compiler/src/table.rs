@@ -71,7 +71,11 @@ pub(crate) fn assemble(
     }
 
     let mut credentials = Credentials::new();
-    let used = config.listeners.iter().flat_map(|l| &l.rules).flat_map(|r| &r.backends);
+    let used = config
+        .listeners
+        .iter()
+        .flat_map(|l| &l.rules)
+        .flat_map(|r| &r.backends);
     let used: Vec<String> = used.filter_map(|w| w.backend.clone()).collect();
     for key in used {
         if let Some(compiled) = backends.accepted(&key) {
@@ -79,5 +83,9 @@ pub(crate) fn assemble(
             config.backends.insert(key, compiled.config.clone());
         }
     }
-    Table { config, credentials, attached_routes }
+    Table {
+        config,
+        credentials,
+        attached_routes,
+    }
 }

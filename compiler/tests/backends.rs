@@ -7,7 +7,10 @@ use agentgateway_compiler::{Reason, check_backend, compile_standalone, parse_man
 use agentgateway_crds::proxy_config::{AuthConfig, EvictionConfig, ProviderConfig, TlsConfig};
 use common::{backend, compile, compile_error, parse, parse_fixture};
 
-fn provider<'a>(config: &'a agentgateway_crds::proxy_config::ProxyConfig, name: &str) -> &'a ProviderConfig {
+fn provider<'a>(
+    config: &'a agentgateway_crds::proxy_config::ProxyConfig,
+    name: &str,
+) -> &'a ProviderConfig {
     config.backends["ai/mixed"]
         .groups
         .iter()
@@ -18,19 +21,27 @@ fn provider<'a>(config: &'a agentgateway_crds::proxy_config::ProxyConfig, name: 
 
 #[test]
 fn backend_level_policies_set_retries_and_the_whole_request_deadline() {
-    let config = compile_standalone(&parse_fixture("policies.yaml")).unwrap().config;
+    let config = compile_standalone(&parse_fixture("policies.yaml"))
+        .unwrap()
+        .config;
     let mixed = &config.backends["ai/mixed"];
     assert_eq!(mixed.name, "ai/mixed");
     assert_eq!(mixed.retry_attempts, 4);
     assert_eq!(mixed.request_timeout_ms, 120_000);
     assert_eq!(mixed.groups.len(), 2, "groups keep their priority order");
-    let names: Vec<_> = mixed.groups[0].providers.iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<_> = mixed.groups[0]
+        .providers
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     assert_eq!(names, ["inherits", "overrides"]);
 }
 
 #[test]
 fn a_provider_without_policies_inherits_the_backend_policies_and_speaks_plain_http() {
-    let config = compile_standalone(&parse_fixture("policies.yaml")).unwrap().config;
+    let config = compile_standalone(&parse_fixture("policies.yaml"))
+        .unwrap()
+        .config;
     let inherits = provider(&config, "inherits");
     assert_eq!(inherits.host, "10.0.0.7");
     assert_eq!(inherits.port, 8000);
@@ -38,21 +49,43 @@ fn a_provider_without_policies_inherits_the_backend_policies_and_speaks_plain_ht
     assert_eq!(inherits.model.as_deref(), Some("llama"));
     assert_eq!(inherits.connect_timeout_ms, 3_000);
     assert_eq!(inherits.request_timeout_ms, 120_000);
-    assert_eq!(inherits.eviction, EvictionConfig { base_ms: 10_000, max_ms: 300_000, consecutive_failures: 3 });
+    assert_eq!(
+        inherits.eviction,
+        EvictionConfig {
+            base_ms: 10_000,
+            max_ms: 300_000,
+            consecutive_failures: 3
+        }
+    );
     assert_eq!(inherits.auth, None);
 }
 
 #[test]
 fn provider_policies_override_backend_policies_field_by_field() {
-    let config = compile_standalone(&parse_fixture("policies.yaml")).unwrap().config;
+    let config = compile_standalone(&parse_fixture("policies.yaml"))
+        .unwrap()
+        .config;
     let overrides = provider(&config, "overrides");
-    assert_eq!((overrides.host.as_str(), overrides.port), ("vllm.internal", 8443));
-    assert_eq!(overrides.path.as_deref(), Some("/openai/v1/chat/completions"));
+    assert_eq!(
+        (overrides.host.as_str(), overrides.port),
+        ("vllm.internal", 8443)
+    );
+    assert_eq!(
+        overrides.path.as_deref(),
+        Some("/openai/v1/chat/completions")
+    );
     assert_eq!(overrides.connect_timeout_ms, 500, "own connect timeout");
-    assert_eq!(overrides.request_timeout_ms, 120_000, "inherited request timeout");
+    assert_eq!(
+        overrides.request_timeout_ms, 120_000,
+        "inherited request timeout"
+    );
     assert_eq!(
         overrides.eviction,
-        EvictionConfig { base_ms: 10_000, max_ms: 300_000, consecutive_failures: 5 },
+        EvictionConfig {
+            base_ms: 10_000,
+            max_ms: 300_000,
+            consecutive_failures: 5
+        },
         "own consecutiveFailures, inherited durations"
     );
     assert_eq!(
@@ -60,21 +93,27 @@ fn provider_policies_override_backend_policies_field_by_field() {
         Some(TlsConfig {
             sni: Some("vllm.example.com".to_string()),
             insecure_skip_verify: false,
-            ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n".to_string()),
+            ca_pem: Some(
+                "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n".to_string()
+            ),
         })
     );
 }
 
 #[test]
 fn a_provider_without_host_uses_the_public_endpoint_over_tls() {
-    let config = compile_standalone(&parse_fixture("policies.yaml")).unwrap().config;
+    let config = compile_standalone(&parse_fixture("policies.yaml"))
+        .unwrap()
+        .config;
     let openai = provider(&config, "openai");
     assert_eq!((openai.host.as_str(), openai.port), ("api.openai.com", 443));
     assert_eq!(openai.tls, Some(TlsConfig::default()));
     assert_eq!(openai.model.as_deref(), Some("gpt-4o"));
     assert_eq!(
         openai.auth,
-        Some(AuthConfig { credential: "secret_ai_openai-secret_Authorization".to_string() })
+        Some(AuthConfig {
+            credential: "secret_ai_openai-secret_Authorization".to_string()
+        })
     );
 }
 
@@ -92,11 +131,27 @@ spec:
 ";
     let config = compile(&yaml).config;
     let plain = &config.backends["default/plain"];
-    assert_eq!((plain.retry_attempts, plain.request_timeout_ms), (2, 600_000));
+    assert_eq!(
+        (plain.retry_attempts, plain.request_timeout_ms),
+        (2, 600_000)
+    );
     let p = &plain.groups[0].providers[0];
-    assert_eq!(p.name, "openai", "a single provider is named after its kind");
-    assert_eq!((p.connect_timeout_ms, p.request_timeout_ms), (10_000, 600_000));
-    assert_eq!(p.eviction, EvictionConfig { base_ms: 5_000, max_ms: 60_000, consecutive_failures: 1 });
+    assert_eq!(
+        p.name, "openai",
+        "a single provider is named after its kind"
+    );
+    assert_eq!(
+        (p.connect_timeout_ms, p.request_timeout_ms),
+        (10_000, 600_000)
+    );
+    assert_eq!(
+        p.eviction,
+        EvictionConfig {
+            base_ms: 5_000,
+            max_ms: 60_000,
+            consecutive_failures: 1
+        }
+    );
     assert_eq!(p.model, None);
 }
 
@@ -165,8 +220,11 @@ spec:
       - {name: a, host: h, port: 80, openai: {}}
       - {name: b, host: h, port: 70000, openai: {}}
 ";
-    let inputs =
-        parse_manifests(&[("examples/tutorial/backends.yaml".to_string(), yaml.to_string())]).unwrap();
+    let inputs = parse_manifests(&[(
+        "examples/tutorial/backends.yaml".to_string(),
+        yaml.to_string(),
+    )])
+    .unwrap();
     let error = compile_standalone(&inputs).unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -227,11 +285,15 @@ spec:
     assert_eq!(missing.field, "spec.policies.tls.caCertificateRef.name");
     assert_eq!(missing.message, "ConfigMap default/ca not found");
 
-    let no_key = check(&with_ca("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata: {other: x}\n---\n"));
+    let no_key = check(&with_ca(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata: {other: x}\n---\n",
+    ));
     assert_eq!(no_key.reason, Reason::ConfigMapKeyNotFound);
     assert_eq!(no_key.message, "ConfigMap default/ca has no key \"ca.crt\"");
 
-    let not_pem = check(&with_ca("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata: {ca.crt: hello}\n---\n"));
+    let not_pem = check(&with_ca(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ca}\ndata: {ca.crt: hello}\n---\n",
+    ));
     assert_eq!(not_pem.reason, Reason::InvalidSpec);
 }
 
@@ -245,10 +307,16 @@ fn check_backend_accepts_a_valid_backend_and_gives_the_first_reason_otherwise() 
     let problem = check_backend(&inputs.backends[0], &without_secret).unwrap_err();
     assert_eq!(problem.reason, Reason::SecretNotFound);
     assert_eq!(problem.reason.as_str(), "SecretNotFound");
-    assert_eq!(problem.field, "spec.ai.groups[1].providers[0].policies.auth.secretRef.name");
+    assert_eq!(
+        problem.field,
+        "spec.ai.groups[1].providers[0].policies.auth.secretRef.name"
+    );
     assert_eq!(problem.object.to_string(), "AgentgatewayBackend ai/mixed");
 
     let invalid = parse("apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {name: x}\nspec: {ai: {}}\n").unwrap();
     let problem = check_backend(&invalid.backends[0], &invalid).unwrap_err();
-    assert_eq!((problem.reason, problem.field.as_str()), (Reason::InvalidSpec, "spec.ai"));
+    assert_eq!(
+        (problem.reason, problem.field.as_str()),
+        (Reason::InvalidSpec, "spec.ai")
+    );
 }

@@ -23,15 +23,27 @@ fn keys_become_credentials_by_id_with_bearer_and_whitespace_stripped() {
     let compiled = compile_standalone(&parse_fixture("credentials.yaml")).unwrap();
     assert_eq!(compiled.credentials, expected_credentials());
     let hosted = &compiled.config.backends["ai/hosted"].groups[0].providers;
-    let ids: Vec<_> = hosted.iter().map(|p| p.auth.as_ref().unwrap().credential.as_str()).collect();
-    assert_eq!(ids, ["secret_ai_openai-secret_Authorization", "secret_ai_custom_api-key"]);
+    let ids: Vec<_> = hosted
+        .iter()
+        .map(|p| p.auth.as_ref().unwrap().credential.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "secret_ai_openai-secret_Authorization",
+            "secret_ai_custom_api-key"
+        ]
+    );
 }
 
 #[test]
 fn an_inherited_inline_key_gets_one_credential_per_provider() {
     let compiled = compile_standalone(&parse_fixture("credentials.yaml")).unwrap();
     let inline = &compiled.config.backends["ai/inline"].groups[0].providers;
-    let ids: Vec<_> = inline.iter().map(|p| p.auth.as_ref().unwrap().credential.as_str()).collect();
+    let ids: Vec<_> = inline
+        .iter()
+        .map(|p| p.auth.as_ref().unwrap().credential.as_str())
+        .collect();
     assert_eq!(ids, ["inline_ai_inline_one", "inline_ai_inline_two"]);
 }
 
@@ -41,7 +53,13 @@ fn the_serialized_config_contains_no_key() {
     let json = serde_json::to_string(&compiled.config).unwrap();
     let yaml = serde_yaml::to_string(&compiled.config).unwrap();
     for text in [&json, &yaml] {
-        for secret in ["sk-live-AAA", "sk-custom-BBB", "sk-inline-CCC", "sk-unused-DDD", "QmVhcmVy"] {
+        for secret in [
+            "sk-live-AAA",
+            "sk-custom-BBB",
+            "sk-inline-CCC",
+            "sk-unused-DDD",
+            "QmVhcmVy",
+        ] {
             assert!(!text.contains(secret), "the config leaks {secret}: {text}");
         }
         assert!(text.contains("secret_ai_openai-secret_Authorization"));
@@ -51,16 +69,27 @@ fn the_serialized_config_contains_no_key() {
 #[test]
 fn only_backends_and_credentials_that_routes_use_are_in_the_output() {
     let compiled = compile_standalone(&parse_fixture("credentials.yaml")).unwrap();
-    let backends: Vec<_> = compiled.config.backends.keys().map(String::as_str).collect();
+    let backends: Vec<_> = compiled
+        .config
+        .backends
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(backends, ["ai/hosted", "ai/inline"]);
-    assert!(!compiled.credentials.contains_key("secret_ai_unused-secret_Authorization"));
+    assert!(
+        !compiled
+            .credentials
+            .contains_key("secret_ai_unused-secret_Authorization")
+    );
     assert!(!compiled.credentials.values().any(|k| k == "sk-unused-DDD"));
 }
 
 #[test]
 fn a_missing_secret_is_an_error_on_the_secret_ref_name() {
     let mut inputs = parse_fixture("credentials.yaml");
-    inputs.secrets.retain(|s| s.metadata.name.as_deref() != Some("custom"));
+    inputs
+        .secrets
+        .retain(|s| s.metadata.name.as_deref() != Some("custom"));
     let error = compile_standalone(&inputs).unwrap_err();
     let lines: Vec<_> = error.to_string().lines().map(str::to_string).collect();
     assert_eq!(
@@ -70,7 +99,13 @@ fn a_missing_secret_is_an_error_on_the_secret_ref_name() {
     let reasons: Vec<_> = error.diagnostics().map(|d| d.reason).collect();
     // The route's reference to the backend fails too, and says why.
     assert_eq!(reasons, [Reason::SecretNotFound, Reason::BackendNotFound]);
-    assert!(lines[1].contains("spec.rules[0].backendRefs[0]: AgentgatewayBackend ai/hosted is not accepted"), "{}", lines[1]);
+    assert!(
+        lines[1].contains(
+            "spec.rules[0].backendRefs[0]: AgentgatewayBackend ai/hosted is not accepted"
+        ),
+        "{}",
+        lines[1]
+    );
 }
 
 fn backend_with_secret(secret: &str, auth: &str) -> String {
@@ -105,7 +140,10 @@ fn the_secret_must_be_in_the_backend_namespace() {
         "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: elsewhere}\nstringData: {Authorization: k}\n---\n",
         "{secretRef: {name: s}}",
     );
-    assert_eq!(compile_error(&yaml).errors[0].diagnostic.reason, Reason::SecretNotFound);
+    assert_eq!(
+        compile_error(&yaml).errors[0].diagnostic.reason,
+        Reason::SecretNotFound
+    );
 }
 
 #[test]
@@ -117,12 +155,18 @@ fn a_key_that_is_empty_after_stripping_bearer_is_invalid() {
     let inputs = parse(&yaml).unwrap();
     let problem = check_backend(&inputs.backends[0], &inputs).unwrap_err();
     assert_eq!(problem.reason, Reason::InvalidSpec);
-    assert_eq!(problem.message, "key \"Authorization\" of Secret ai/s is empty");
+    assert_eq!(
+        problem.message,
+        "key \"Authorization\" of Secret ai/s is empty"
+    );
 
     let inline = backend_with_secret("", "{key: 'Bearer'}");
     let inputs = parse(&inline).unwrap();
     let problem = check_backend(&inputs.backends[0], &inputs).unwrap_err();
-    assert_eq!((problem.reason, problem.field.as_str()), (Reason::InvalidSpec, "spec.policies.auth.key"));
+    assert_eq!(
+        (problem.reason, problem.field.as_str()),
+        (Reason::InvalidSpec, "spec.policies.auth.key")
+    );
 }
 
 #[test]
@@ -151,8 +195,17 @@ spec:
 ";
     let compiled = common::compile(yaml);
     let providers = &compiled.config.backends["ai/b"].groups[0].providers;
-    assert_eq!(providers[0].auth.as_ref().unwrap().credential, "inline_ai_b_own");
-    assert_eq!(providers[1].auth.as_ref().unwrap().credential, "secret_ai_s_Authorization");
+    assert_eq!(
+        providers[0].auth.as_ref().unwrap().credential,
+        "inline_ai_b_own"
+    );
+    assert_eq!(
+        providers[1].auth.as_ref().unwrap().credential,
+        "secret_ai_s_Authorization"
+    );
     assert_eq!(compiled.credentials["inline_ai_b_own"], "own-key");
-    assert_eq!(compiled.credentials["secret_ai_s_Authorization"], "from-secret");
+    assert_eq!(
+        compiled.credentials["secret_ai_s_Authorization"],
+        "from-secret"
+    );
 }

@@ -18,7 +18,10 @@ fn empty_documents_and_unknown_kinds_are_skipped() {
 #[test]
 fn a_missing_namespace_defaults_to_default_like_kubectl_apply() {
     let inputs = parse(&backend("a")).unwrap();
-    assert_eq!(inputs.backends[0].metadata.namespace.as_deref(), Some("default"));
+    assert_eq!(
+        inputs.backends[0].metadata.namespace.as_deref(),
+        Some("default")
+    );
 }
 
 #[test]
@@ -79,7 +82,10 @@ spec: {controllerName: agentgateway.dev/agentgateway}
     .unwrap();
     assert_eq!(inputs.routes.len(), 1);
     assert_eq!(inputs.gateway_classes.len(), 1);
-    assert_eq!(inputs.gateway_classes[0].metadata.namespace, None, "cluster-scoped");
+    assert_eq!(
+        inputs.gateway_classes[0].metadata.namespace, None,
+        "cluster-scoped"
+    );
 }
 
 #[test]
@@ -88,14 +94,22 @@ fn a_yaml_syntax_error_names_the_source_document_and_line() {
         ("ok.yaml".to_string(), backend("a")),
         (
             "config.yaml".to_string(),
-            "apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n---\nkind: [unclosed\n".to_string(),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: n}\n---\nkind: [unclosed\n"
+                .to_string(),
         ),
     ])
     .unwrap_err();
     let text = error.to_string();
     assert!(text.starts_with("config.yaml: document 2: "), "{text}");
     assert!(text.contains("line 6 column 1"), "{text}");
-    assert!(matches!(error, ManifestError::ParseYaml { line: Some(6), column: Some(1), .. }));
+    assert!(matches!(
+        error,
+        ManifestError::ParseYaml {
+            line: Some(6),
+            column: Some(1),
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -145,15 +159,22 @@ items:
 
 #[test]
 fn a_missing_required_field_is_reported_at_its_parent() {
-    let error = parse("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n")
-        .unwrap_err();
-    assert_eq!(error.to_string(), "test.yaml: document 1 (HTTPRoute default/r): missing field `spec`");
+    let error =
+        parse("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n")
+            .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "test.yaml: document 1 (HTTPRoute default/r): missing field `spec`"
+    );
 }
 
 #[test]
 fn a_document_without_api_version_or_kind_is_an_error_naming_the_document() {
     let error = parse(&(backend("a") + "kind: Secret\nmetadata: {name: s}\n")).unwrap_err();
-    assert_eq!(error.to_string(), "test.yaml: document 2: not a Kubernetes object: apiVersion is required");
+    assert_eq!(
+        error.to_string(),
+        "test.yaml: document 2: not a Kubernetes object: apiVersion is required"
+    );
     let error = parse("just a string\n").unwrap_err();
     assert_eq!(
         error.to_string(),
@@ -164,14 +185,20 @@ fn a_document_without_api_version_or_kind_is_an_error_naming_the_document() {
 #[test]
 fn an_object_without_a_name_is_an_error() {
     let error = parse("apiVersion: v1\nkind: Secret\nmetadata: {namespace: x}\n").unwrap_err();
-    assert_eq!(error.to_string(), "test.yaml: document 1 (Secret): metadata.name: required");
+    assert_eq!(
+        error.to_string(),
+        "test.yaml: document 1 (Secret): metadata.name: required"
+    );
 }
 
 #[test]
 fn the_same_object_twice_is_an_error_naming_both_places() {
     let error = parse_manifests(&[
         ("a.yaml".to_string(), backend("x")),
-        ("b.yaml".to_string(), format!("{}{}", backend("y"), backend("x"))),
+        (
+            "b.yaml".to_string(),
+            format!("{}{}", backend("y"), backend("x")),
+        ),
     ])
     .unwrap_err();
     assert_eq!(
@@ -182,14 +209,24 @@ fn the_same_object_twice_is_an_error_naming_both_places() {
 
 #[test]
 fn an_unknown_version_of_our_own_kind_is_an_error_not_silently_skipped() {
-    let error = parse("apiVersion: agentgateway.dev/v1\nkind: AgentgatewayBackend\nmetadata: {name: x}\n")
-        .unwrap_err();
-    assert!(error.to_string().starts_with("test.yaml: document 1: apiVersion: unsupported version"), "{error}");
+    let error =
+        parse("apiVersion: agentgateway.dev/v1\nkind: AgentgatewayBackend\nmetadata: {name: x}\n")
+            .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("test.yaml: document 1: apiVersion: unsupported version"),
+        "{error}"
+    );
 }
 
 #[test]
 fn document_order_is_kept_as_creation_order() {
     let inputs = parse(&(backend("z") + &backend("a") + &backend("m"))).unwrap();
-    let names: Vec<_> = inputs.backends.iter().map(|b| b.metadata.name.clone().unwrap()).collect();
+    let names: Vec<_> = inputs
+        .backends
+        .iter()
+        .map(|b| b.metadata.name.clone().unwrap())
+        .collect();
     assert_eq!(names, ["z", "a", "m"]);
 }

@@ -15,7 +15,7 @@ fn order(compiled: &Compiled) -> Vec<String> {
         .iter()
         .map(|m| {
             let rule = &listener.rules[m.rule as usize];
-            let route = rule.route.rsplit('/').next().unwrap();
+            let route = rule.route.rsplit('/').next().unwrap_or_default();
             let path = match &m.path {
                 PathMatchConfig::Exact(p) => format!("={p}"),
                 PathMatchConfig::PathPrefix(p) => format!("{p}*"),
@@ -71,9 +71,15 @@ fn matches_across_routes_follow_the_gateway_api_order() {
 #[test]
 fn an_exact_path_beats_a_longer_prefix() {
     let yaml = backend("llm")
-        + &route("a", "[{path: {type: PathPrefix, value: /v1/chat/completions}}]")
+        + &route(
+            "a",
+            "[{path: {type: PathPrefix, value: /v1/chat/completions}}]",
+        )
         + &route("b", "[{path: {type: Exact, value: /v1}}]");
-    assert_eq!(order(&compile(&yaml)), ["b#0 =/v1", "a#0 /v1/chat/completions*"]);
+    assert_eq!(
+        order(&compile(&yaml)),
+        ["b#0 =/v1", "a#0 /v1/chat/completions*"]
+    );
 }
 
 #[test]
@@ -96,7 +102,10 @@ fn path_length_counts_characters_not_bytes() {
 #[test]
 fn a_match_with_a_method_beats_one_without_and_methods_are_upper_cased() {
     let yaml = backend("llm")
-        + &route("a", "[{path: {value: /v1}, headers: [{name: a, value: b}]}]")
+        + &route(
+            "a",
+            "[{path: {value: /v1}, headers: [{name: a, value: b}]}]",
+        )
         + &route("b", "[{path: {value: /v1}, method: post}]");
     assert_eq!(order(&compile(&yaml)), ["b#0 /v1* POST", "a#0 /v1* h=1"]);
 }
@@ -105,21 +114,36 @@ fn a_match_with_a_method_beats_one_without_and_methods_are_upper_cased() {
 fn more_header_matches_win_and_header_names_are_lowercased() {
     let yaml = backend("llm")
         + &route("a", "[{headers: [{name: X-One, value: '1'}]}]")
-        + &route("b", "[{headers: [{name: X-One, value: '1'}, {name: X-Two, value: '2'}]}]");
+        + &route(
+            "b",
+            "[{headers: [{name: X-One, value: '1'}, {name: X-Two, value: '2'}]}]",
+        );
     let compiled = compile(&yaml);
     assert_eq!(order(&compiled), ["b#0 /* h=2", "a#0 /* h=1"]);
-    let names: Vec<_> =
-        compiled.config.listeners[0].matches[0].headers.iter().map(|h| h.name.as_str()).collect();
+    let names: Vec<_> = compiled.config.listeners[0].matches[0]
+        .headers
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
     assert_eq!(names, ["x-one", "x-two"]);
 }
 
 #[test]
 fn more_query_param_matches_win_after_headers() {
     let yaml = backend("llm")
-        + &route("a", "[{queryParams: [{name: a, value: '1'}, {name: b, value: '2'}]}]")
-        + &route("b", "[{queryParams: [{name: a, value: '1'}], headers: [{name: h, value: v}]}]")
+        + &route(
+            "a",
+            "[{queryParams: [{name: a, value: '1'}, {name: b, value: '2'}]}]",
+        )
+        + &route(
+            "b",
+            "[{queryParams: [{name: a, value: '1'}], headers: [{name: h, value: v}]}]",
+        )
         + &route("c", "[{queryParams: [{name: a, value: '1'}]}]");
-    assert_eq!(order(&compile(&yaml)), ["b#0 /* h=1 q=1", "a#0 /* q=2", "c#0 /* q=1"]);
+    assert_eq!(
+        order(&compile(&yaml)),
+        ["b#0 /* h=1 q=1", "a#0 /* q=2", "c#0 /* q=1"]
+    );
 }
 
 #[test]
@@ -132,10 +156,17 @@ fn between_equal_matches_the_older_route_wins_then_the_name() {
     for r in &mut inputs.routes {
         r.metadata.creation_timestamp = same_second.clone();
     }
-    assert_eq!(order(&compile_standalone(&inputs).unwrap()), ["aa#0 /*", "zz#0 /*"]);
+    assert_eq!(
+        order(&compile_standalone(&inputs).unwrap()),
+        ["aa#0 /*", "zz#0 /*"]
+    );
 
-    inputs.routes[0].metadata.creation_timestamp = Some(Time("2025-03-01T09:00:00Z".parse().unwrap()));
-    assert_eq!(order(&compile_standalone(&inputs).unwrap()), ["zz#0 /*", "aa#0 /*"]);
+    inputs.routes[0].metadata.creation_timestamp =
+        Some(Time("2025-03-01T09:00:00Z".parse().unwrap()));
+    assert_eq!(
+        order(&compile_standalone(&inputs).unwrap()),
+        ["zz#0 /*", "aa#0 /*"]
+    );
 }
 
 #[test]
@@ -155,7 +186,10 @@ spec:
     assert_eq!(order(&compiled), ["r#0 /b*", "r#0 /a*", "r#1 /c*"]);
     let listener = &compiled.config.listeners[0];
     assert_eq!(listener.rules.len(), 2);
-    assert_eq!(listener.matches.iter().map(|m| m.rule).collect::<Vec<_>>(), [0, 0, 1]);
+    assert_eq!(
+        listener.matches.iter().map(|m| m.rule).collect::<Vec<_>>(),
+        [0, 0, 1]
+    );
 }
 
 #[test]
@@ -172,7 +206,10 @@ spec:
 ";
     let compiled = compile(&yaml);
     assert_eq!(order(&compiled), ["tenant#0 /*", "any-host#0 /*"]);
-    assert_eq!(compiled.config.listeners[0].matches[0].hostnames, ["tenant.example.com"]);
+    assert_eq!(
+        compiled.config.listeners[0].matches[0].hostnames,
+        ["tenant.example.com"]
+    );
 }
 
 #[test]
@@ -181,5 +218,8 @@ fn the_output_does_not_depend_on_the_order_of_backends_or_gateways() {
     let mut reversed = inputs.clone();
     reversed.backends.reverse();
     reversed.secrets.reverse();
-    assert_eq!(compile_standalone(&inputs).unwrap(), compile_standalone(&reversed).unwrap());
+    assert_eq!(
+        compile_standalone(&inputs).unwrap(),
+        compile_standalone(&reversed).unwrap()
+    );
 }

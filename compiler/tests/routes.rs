@@ -7,11 +7,16 @@ use agentgateway_crds::proxy_config::{NameValue, PathMatchConfig, WeightedBacken
 use common::{backend, compile, compile_error, parse_fixture};
 
 fn route(spec: &str) -> String {
-    format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n{spec}---\n")
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\nspec:\n{spec}---\n"
+    )
 }
 
 fn weighted(backend: Option<&str>, weight: u32) -> WeightedBackend {
-    WeightedBackend { backend: backend.map(str::to_string), weight }
+    WeightedBackend {
+        backend: backend.map(str::to_string),
+        weight,
+    }
 }
 
 #[test]
@@ -45,7 +50,11 @@ fn weights_default_to_one_and_are_kept_as_written() {
     let config = compile(&yaml).config;
     assert_eq!(
         config.listeners[0].rules[0].backends,
-        [weighted(Some("default/a"), 80), weighted(Some("default/b"), 1), weighted(Some("default/c"), 0)]
+        [
+            weighted(Some("default/a"), 80),
+            weighted(Some("default/b"), 1),
+            weighted(Some("default/c"), 0)
+        ]
     );
 }
 
@@ -69,11 +78,26 @@ fn a_rule_without_matches_matches_every_path_and_route_hostnames_are_copied_into
     assert_eq!(matches.len(), 2);
     let exact = &matches[0];
     assert_eq!(exact.path, PathMatchConfig::Exact("/v1/models".to_string()));
-    assert_eq!(exact.headers, [NameValue { name: "x-api-version".to_string(), value: "2".to_string() }]);
-    assert_eq!(exact.query_params, [NameValue { name: "Debug".to_string(), value: "true".to_string() }]);
+    assert_eq!(
+        exact.headers,
+        [NameValue {
+            name: "x-api-version".to_string(),
+            value: "2".to_string()
+        }]
+    );
+    assert_eq!(
+        exact.query_params,
+        [NameValue {
+            name: "Debug".to_string(),
+            value: "true".to_string()
+        }]
+    );
     assert_eq!(exact.method.as_deref(), Some("GET"));
     let everything = &matches[1];
-    assert_eq!(everything.path, PathMatchConfig::PathPrefix("/".to_string()));
+    assert_eq!(
+        everything.path,
+        PathMatchConfig::PathPrefix("/".to_string())
+    );
     for m in matches {
         assert_eq!(m.hostnames, ["llm.example.com", "*.llm.example.com"]);
     }
@@ -92,13 +116,25 @@ fn regular_expression_matches_are_unsupported_values_on_their_field() {
 ",
         );
     let error = compile_error(&yaml);
-    let fields: Vec<_> = error.diagnostics().map(|d| (d.reason, d.field.as_str())).collect();
+    let fields: Vec<_> = error
+        .diagnostics()
+        .map(|d| (d.reason, d.field.as_str()))
+        .collect();
     assert_eq!(
         fields,
         [
-            (Reason::UnsupportedValue, "spec.rules[0].matches[0].path.type"),
-            (Reason::UnsupportedValue, "spec.rules[0].matches[1].headers[0].type"),
-            (Reason::UnsupportedValue, "spec.rules[0].matches[2].queryParams[0].type"),
+            (
+                Reason::UnsupportedValue,
+                "spec.rules[0].matches[0].path.type"
+            ),
+            (
+                Reason::UnsupportedValue,
+                "spec.rules[0].matches[1].headers[0].type"
+            ),
+            (
+                Reason::UnsupportedValue,
+                "spec.rules[0].matches[2].queryParams[0].type"
+            ),
         ]
     );
     assert_eq!(
@@ -110,7 +146,10 @@ fn regular_expression_matches_are_unsupported_values_on_their_field() {
 #[test]
 fn a_cross_namespace_reference_is_allowed_by_a_reference_grant() {
     let compiled = compile_standalone(&parse_fixture("cross-namespace.yaml")).unwrap();
-    assert_eq!(compiled.config.listeners[0].rules[0].backends, [weighted(Some("models/shared"), 1)]);
+    assert_eq!(
+        compiled.config.listeners[0].rules[0].backends,
+        [weighted(Some("models/shared"), 1)]
+    );
     assert!(compiled.config.backends.contains_key("models/shared"));
 }
 
@@ -143,10 +182,16 @@ fn a_grant_for_another_namespace_kind_or_name_does_not_count() {
     }
     let mut named = base.clone();
     named.reference_grants[0].spec.to[0].name = Some("shared".to_string());
-    assert!(compile_standalone(&named).is_ok(), "a grant naming the backend counts");
+    assert!(
+        compile_standalone(&named).is_ok(),
+        "a grant naming the backend counts"
+    );
     let mut misplaced = base;
     misplaced.reference_grants[0].metadata.namespace = Some("apps".to_string());
-    assert!(compile_standalone(&misplaced).is_err(), "the grant must be in the target namespace");
+    assert!(
+        compile_standalone(&misplaced).is_err(),
+        "the grant must be in the target namespace"
+    );
 }
 
 #[test]
@@ -159,12 +204,18 @@ fn a_reference_to_a_missing_backend_or_a_service_fails_on_the_route() {
 ",
     );
     let error = compile_error(&yaml);
-    let problems: Vec<_> =
-        error.diagnostics().map(|d| (d.reason, d.field.as_str(), d.message.as_str())).collect();
+    let problems: Vec<_> = error
+        .diagnostics()
+        .map(|d| (d.reason, d.field.as_str(), d.message.as_str()))
+        .collect();
     assert_eq!(
         problems,
         [
-            (Reason::BackendNotFound, "spec.rules[0].backendRefs[0]", "AgentgatewayBackend default/ghost not found"),
+            (
+                Reason::BackendNotFound,
+                "spec.rules[0].backendRefs[0]",
+                "AgentgatewayBackend default/ghost not found"
+            ),
             (
                 Reason::InvalidKind,
                 "spec.rules[0].backendRefs[1]",
@@ -185,7 +236,9 @@ spec:
 ---
 "
     .to_string()
-        + &route("  rules: [{backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: broken}]}]\n");
+        + &route(
+            "  rules: [{backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: broken}]}]\n",
+        );
     let error = compile_error(&yaml);
     let lines: Vec<String> = error.to_string().lines().map(str::to_string).collect();
     assert_eq!(

@@ -24,7 +24,11 @@ fn self_hosted(name: &str) -> ProviderConfig {
         auth: None,
         connect_timeout_ms: 10_000,
         request_timeout_ms: 600_000,
-        eviction: EvictionConfig { base_ms: 5_000, max_ms: 60_000, consecutive_failures: 1 },
+        eviction: EvictionConfig {
+            base_ms: 5_000,
+            max_ms: 60_000,
+            consecutive_failures: 1,
+        },
     }
 }
 
@@ -40,7 +44,11 @@ fn rule(route: &str, backend: &str) -> RuleConfig {
 }
 
 fn everything(rule: u32) -> MatchConfig {
-    MatchConfig { rule, path: PathMatchConfig::PathPrefix("/".to_string()), ..Default::default() }
+    MatchConfig {
+        rule,
+        path: PathMatchConfig::PathPrefix("/".to_string()),
+        ..Default::default()
+    }
 }
 
 fn expected_config() -> ProxyConfig {
@@ -58,10 +66,16 @@ fn expected_config() -> ProxyConfig {
             matches: vec![everything(0), everything(1)],
         }],
         backends: [
-            ("agentgateway-system/local-llm".to_string(), backend("local-llm", vec![self_hosted("openai")])),
+            (
+                "agentgateway-system/local-llm".to_string(),
+                backend("local-llm", vec![self_hosted("openai")]),
+            ),
             (
                 "agentgateway-system/llm-pool".to_string(),
-                backend("llm-pool", vec![self_hosted("local-a"), self_hosted("local-b")]),
+                backend(
+                    "llm-pool",
+                    vec![self_hosted("local-a"), self_hosted("local-b")],
+                ),
             ),
         ]
         .into_iter()
@@ -82,7 +96,10 @@ fn tutorial_manifests_parse_into_typed_inputs_with_their_origins() {
     };
     assert_eq!(
         inputs.origins.get(&pool),
-        Some(&Origin { source: "fixtures/tutorial.yaml".to_string(), document: 4 })
+        Some(&Origin {
+            source: "fixtures/tutorial.yaml".to_string(),
+            document: 4
+        })
     );
 }
 
@@ -90,12 +107,17 @@ fn tutorial_manifests_parse_into_typed_inputs_with_their_origins() {
 fn tutorial_compiles_to_one_listener_on_port_80_with_both_backends() {
     let compiled = compile_standalone(&parse_fixture("tutorial.yaml")).unwrap();
     assert_eq!(compiled.config, expected_config());
-    assert!(compiled.credentials.is_empty(), "self-hosted providers need no key");
+    assert!(
+        compiled.credentials.is_empty(),
+        "self-hosted providers need no key"
+    );
 }
 
 #[test]
 fn the_older_of_two_catch_all_routes_wins_which_is_the_one_earlier_in_the_file() {
-    let config = compile_standalone(&parse_fixture("tutorial.yaml")).unwrap().config;
+    let config = compile_standalone(&parse_fixture("tutorial.yaml"))
+        .unwrap()
+        .config;
     let listener = &config.listeners[0];
     let first = &listener.rules[listener.matches[0].rule as usize];
     assert_eq!(first.route, "agentgateway-system/local-llm");
@@ -120,15 +142,24 @@ fn creation_timestamps_decide_ties_and_equal_timestamps_fall_back_to_the_name() 
     inputs.routes[1].metadata.creation_timestamp = time("2025-01-01T00:00:00Z");
     let config = compile_standalone(&inputs).unwrap().config;
     let listener = &config.listeners[0];
-    assert_eq!(listener.rules[listener.matches[0].rule as usize].route, "agentgateway-system/llm-pool");
+    assert_eq!(
+        listener.rules[listener.matches[0].rule as usize].route,
+        "agentgateway-system/llm-pool"
+    );
 
     // Same second (kubectl apply of one file): alphabetical namespace/name, whatever the input order.
     inputs.routes[0].metadata.creation_timestamp = time("2025-01-01T00:00:00Z");
-    for routes in [inputs.routes.clone(), inputs.routes.iter().rev().cloned().collect()] {
+    for routes in [
+        inputs.routes.clone(),
+        inputs.routes.iter().rev().cloned().collect(),
+    ] {
         inputs.routes = routes;
         let config = compile_standalone(&inputs).unwrap().config;
         let listener = &config.listeners[0];
-        assert_eq!(listener.rules[listener.matches[0].rule as usize].route, "agentgateway-system/llm-pool");
+        assert_eq!(
+            listener.rules[listener.matches[0].rule as usize].route,
+            "agentgateway-system/llm-pool"
+        );
     }
 }
 
@@ -143,7 +174,9 @@ fn the_operator_compiles_the_tutorial_gateway_with_both_routes_attached() {
 
 #[test]
 fn the_compiled_config_round_trips_through_yaml() {
-    let config = compile_standalone(&parse_fixture("tutorial.yaml")).unwrap().config;
+    let config = compile_standalone(&parse_fixture("tutorial.yaml"))
+        .unwrap()
+        .config;
     let yaml = serde_yaml::to_string(&config).unwrap();
     let back: ProxyConfig = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(back, config);

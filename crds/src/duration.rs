@@ -17,8 +17,11 @@ impl std::error::Error for DurationError {}
 
 /// Parses `"1h2m3s4ms"`-style durations. Units: `h`, `m`, `s`, `ms`. Fractions (`"1.5s"`) are allowed.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
-    let invalid =
-        || DurationError(format!("invalid duration {text:?}: expected e.g. \"500ms\", \"10s\", \"1m30s\""));
+    let invalid = || {
+        DurationError(format!(
+            "invalid duration {text:?}: expected e.g. \"500ms\", \"10s\", \"1m30s\""
+        ))
+    };
     let mut rest = text.trim();
     if rest.is_empty() || rest != text {
         return Err(invalid());
@@ -33,7 +36,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         }
         let value: f64 = rest[..digits].parse().map_err(|_| invalid())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -45,7 +50,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         rest = &rest[unit_len..];
     }
     if !total.is_finite() || total > 366.0 * 24.0 * 3600.0 {
-        return Err(DurationError(format!("invalid duration {text:?}: too long")));
+        return Err(DurationError(format!(
+            "invalid duration {text:?}: too long"
+        )));
     }
     Ok(Duration::from_secs_f64(total))
 }

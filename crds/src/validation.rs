@@ -35,7 +35,9 @@ impl std::fmt::Display for FieldError {
 pub fn validate_backend_spec(spec: &AgentgatewayBackendSpec) -> Vec<FieldError> {
     let mut errors = Errors::default();
     match (&spec.ai.provider, &spec.ai.groups) {
-        (Some(provider), None) => validate_provider(&mut errors, "spec.ai.provider", provider, false),
+        (Some(provider), None) => {
+            validate_provider(&mut errors, "spec.ai.provider", provider, false)
+        }
         (None, Some(groups)) => validate_groups(&mut errors, groups),
         _ => errors.push("spec.ai", "exactly one of provider or groups must be set"),
     }
@@ -50,13 +52,19 @@ struct Errors(Vec<FieldError>);
 
 impl Errors {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 }
 
 fn validate_groups(errors: &mut Errors, groups: &[crate::backend::ProviderGroup]) {
     if groups.is_empty() || groups.len() > MAX_GROUPS {
-        errors.push("spec.ai.groups", format!("must have between 1 and {MAX_GROUPS} groups"));
+        errors.push(
+            "spec.ai.groups",
+            format!("must have between 1 and {MAX_GROUPS} groups"),
+        );
     }
     let mut names = HashSet::new();
     for (g, group) in groups.iter().enumerate() {
@@ -69,13 +77,16 @@ fn validate_groups(errors: &mut Errors, groups: &[crate::backend::ProviderGroup]
         }
         for (p, provider) in group.providers.iter().enumerate() {
             let path = format!("{group_path}[{p}]");
-            if let Some(name) = &provider.name {
-                if is_dns_label(name) && !names.insert(name.as_str()) {
-                    errors.push(
-                        format!("{path}.name"),
-                        format!("duplicate provider name {name:?}: names must be unique within the backend"),
-                    );
-                }
+            if let Some(name) = &provider.name
+                && is_dns_label(name)
+                && !names.insert(name.as_str())
+            {
+                errors.push(
+                    format!("{path}.name"),
+                    format!(
+                        "duplicate provider name {name:?}: names must be unique within the backend"
+                    ),
+                );
             }
             validate_provider(errors, &path, provider, true);
         }
@@ -108,28 +119,31 @@ fn validate_provider(errors: &mut Errors, path: &str, provider: &Provider, name_
         }
     }
     validate_kind_fields(errors, path, provider);
-    if let Some(host) = &provider.host {
-        if !is_host(host) {
-            errors.push(
+    if let Some(host) = &provider.host
+        && !is_host(host)
+    {
+        errors.push(
                 format!("{path}.host"),
                 "must be a DNS-1123 hostname or an IP address, without scheme, port, path or whitespace",
             );
-        }
     }
-    if let Some(port) = provider.port {
-        if !(1..=65535).contains(&port) {
-            errors.push(format!("{path}.port"), "must be between 1 and 65535");
-        }
+    if let Some(port) = provider.port
+        && !(1..=65535).contains(&port)
+    {
+        errors.push(format!("{path}.port"), "must be between 1 and 65535");
     }
     match (&provider.host, provider.port) {
         (Some(_), None) => errors.push(format!("{path}.port"), "must be set together with host"),
         (None, Some(_)) => errors.push(format!("{path}.host"), "must be set together with port"),
         _ => {}
     }
-    if let Some(p) = &provider.path {
-        if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            errors.push(format!("{path}.path"), "must start with '/' and contain no whitespace");
-        }
+    if let Some(p) = &provider.path
+        && (!p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        errors.push(
+            format!("{path}.path"),
+            "must start with '/' and contain no whitespace",
+        );
     }
     if let Some(policies) = &provider.policies {
         validate_policies(errors, &format!("{path}.policies"), policies);
@@ -142,19 +156,22 @@ fn validate_kind_fields(errors: &mut Errors, path: &str, provider: &Provider) {
         if azure.endpoint.is_none() && provider.host.is_none() {
             missing(errors, format!("{path}.azureopenai.endpoint"));
         }
-        if let Some(endpoint) = &azure.endpoint {
-            if !is_host(endpoint) {
-                errors.push(format!("{path}.azureopenai.endpoint"), "must be a DNS-1123 hostname");
-            }
+        if let Some(endpoint) = &azure.endpoint
+            && !is_host(endpoint)
+        {
+            errors.push(
+                format!("{path}.azureopenai.endpoint"),
+                "must be a DNS-1123 hostname",
+            );
         }
         if azure.deployment_name.as_deref().is_none_or(str::is_empty) {
             missing(errors, format!("{path}.azureopenai.deploymentName"));
         }
     }
-    if let Some(bedrock) = &provider.bedrock {
-        if bedrock.region.as_deref().is_none_or(str::is_empty) {
-            missing(errors, format!("{path}.bedrock.region"));
-        }
+    if let Some(bedrock) = &provider.bedrock
+        && bedrock.region.as_deref().is_none_or(str::is_empty)
+    {
+        missing(errors, format!("{path}.bedrock.region"));
     }
     if let Some(vertex) = &provider.vertexai {
         if vertex.project_id.as_deref().is_none_or(str::is_empty) {
@@ -176,13 +193,13 @@ fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies
                         "must be a valid Secret name (DNS-1123 subdomain)",
                     );
                 }
-                if let Some(key) = &secret_ref.key {
-                    if !is_data_key(key) {
-                        errors.push(
-                            format!("{path}.auth.secretRef.key"),
-                            "must be a valid data key: letters, digits, '-', '_' or '.'",
-                        );
-                    }
+                if let Some(key) = &secret_ref.key
+                    && !is_data_key(key)
+                {
+                    errors.push(
+                        format!("{path}.auth.secretRef.key"),
+                        "must be a valid data key: letters, digits, '-', '_' or '.'",
+                    );
                 }
             }
             (None, Some(key)) => {
@@ -190,14 +207,17 @@ fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies
                     errors.push(format!("{path}.auth.key"), "must not be empty");
                 }
             }
-            _ => errors.push(format!("{path}.auth"), "exactly one of secretRef or key must be set"),
+            _ => errors.push(
+                format!("{path}.auth"),
+                "exactly one of secretRef or key must be set",
+            ),
         }
     }
     if let Some(tls) = &policies.tls {
-        if let Some(sni) = &tls.sni {
-            if !is_dns_subdomain(sni) {
-                errors.push(format!("{path}.tls.sni"), "must be a DNS-1123 hostname");
-            }
+        if let Some(sni) = &tls.sni
+            && !is_dns_subdomain(sni)
+        {
+            errors.push(format!("{path}.tls.sni"), "must be a DNS-1123 hostname");
         }
         if let Some(ca) = &tls.ca_certificate_ref {
             if !is_dns_subdomain(&ca.name) {
@@ -206,16 +226,27 @@ fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies
                     "must be a valid ConfigMap name (DNS-1123 subdomain)",
                 );
             }
-            if let Some(key) = &ca.key {
-                if !is_data_key(key) {
-                    errors.push(format!("{path}.tls.caCertificateRef.key"), "must be a valid data key");
-                }
+            if let Some(key) = &ca.key
+                && !is_data_key(key)
+            {
+                errors.push(
+                    format!("{path}.tls.caCertificateRef.key"),
+                    "must be a valid data key",
+                );
             }
         }
     }
     if let Some(timeouts) = &policies.timeouts {
-        check_duration(errors, &format!("{path}.timeouts.request"), timeouts.request.as_deref());
-        check_duration(errors, &format!("{path}.timeouts.connect"), timeouts.connect.as_deref());
+        check_duration(
+            errors,
+            &format!("{path}.timeouts.request"),
+            timeouts.request.as_deref(),
+        );
+        check_duration(
+            errors,
+            &format!("{path}.timeouts.connect"),
+            timeouts.connect.as_deref(),
+        );
     }
     if let Some(eviction) = policies.health.as_ref().and_then(|h| h.eviction.as_ref()) {
         let base = check_duration(
@@ -228,13 +259,13 @@ fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies
             &format!("{path}.health.eviction.maxDuration"),
             eviction.max_duration.as_deref(),
         );
-        if let (Some(base), Some(max)) = (base, max) {
-            if max < base {
-                errors.push(
-                    format!("{path}.health.eviction.maxDuration"),
-                    "must not be shorter than duration",
-                );
-            }
+        if let (Some(base), Some(max)) = (base, max)
+            && max < base
+        {
+            errors.push(
+                format!("{path}.health.eviction.maxDuration"),
+                "must not be shorter than duration",
+            );
         }
         if eviction.consecutive_failures == Some(0) {
             errors.push(
@@ -243,13 +274,13 @@ fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies
             );
         }
     }
-    if let Some(attempts) = policies.retry.as_ref().and_then(|r| r.attempts) {
-        if attempts > MAX_RETRY_ATTEMPTS {
-            errors.push(
-                format!("{path}.retry.attempts"),
-                format!("must be between 0 and {MAX_RETRY_ATTEMPTS}"),
-            );
-        }
+    if let Some(attempts) = policies.retry.as_ref().and_then(|r| r.attempts)
+        && attempts > MAX_RETRY_ATTEMPTS
+    {
+        errors.push(
+            format!("{path}.retry.attempts"),
+            format!("must be between 0 and {MAX_RETRY_ATTEMPTS}"),
+        );
     }
 }
 
@@ -278,7 +309,9 @@ pub fn is_dns_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first() != Some(&b'-')
         && bytes.last() != Some(&b'-')
 }
@@ -294,7 +327,9 @@ pub fn is_host(s: &str) -> bool {
     if s.parse::<IpAddr>().is_ok() {
         return true;
     }
-    let all_numeric = s.split('.').all(|label| label.bytes().all(|b| b.is_ascii_digit()));
+    let all_numeric = s
+        .split('.')
+        .all(|label| label.bytes().all(|b| b.is_ascii_digit()));
     is_dns_subdomain(s) && !all_numeric
 }
 
@@ -304,5 +339,6 @@ pub fn is_data_key(s: &str) -> bool {
         && s.len() <= 253
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }

@@ -51,7 +51,9 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
         let (admin, builder) = (admin.clone(), builder.clone());
         tokio::spawn(async move {
             let service = service_fn(move |request| respond(admin.clone(), request));
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -61,17 +63,30 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-async fn respond(admin: Arc<Admin>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn respond(
+    admin: Arc<Admin>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, content_type, body) = match request.uri().path() {
-        "/healthz/ready" | "/ready" if admin.readiness.get() => (StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n")),
-        "/healthz/ready" | "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", Bytes::from_static(b"not ready\n")),
+        "/healthz/ready" | "/ready" if admin.readiness.get() => {
+            (StatusCode::OK, "text/plain", Bytes::from_static(b"ready\n"))
+        }
+        "/healthz/ready" | "/ready" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            Bytes::from_static(b"not ready\n"),
+        ),
         "/healthz/live" | "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
         "/metrics" => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             Bytes::from(admin.metrics.encode()),
         ),
-        _ => (StatusCode::NOT_FOUND, "text/plain", Bytes::from_static(b"not found\n")),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found\n"),
+        ),
     };
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;

@@ -12,8 +12,22 @@ use clap::Parser;
 pub struct Args {
     /// A YAML file, or a directory of `*.yaml` files, holding Kubernetes manifests
     /// (AgentgatewayBackend, HTTPRoute, Gateway, Secret). Watched: edits apply within a second.
-    #[arg(long, env = "AGENTGATEWAY_CONFIG")]
-    pub config: PathBuf,
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_CONFIG",
+        required_unless_present = "kube_config_map",
+        conflicts_with = "kube_config_map"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Cluster mode: the compiled config from this ConfigMap (`namespace/name`, key `config.yaml`),
+    /// watched through the API server (in-cluster config or KUBECONFIG).
+    #[arg(long, requires = "kube_secret")]
+    pub kube_config_map: Option<String>,
+
+    /// Cluster mode: the provider keys from this Secret (`namespace/name`).
+    #[arg(long, requires = "kube_config_map")]
+    pub kube_secret: Option<String>,
 
     /// Address of the default listener (used when the config has no Gateway); the IP is also used
     /// for the ports of Gateway listeners.

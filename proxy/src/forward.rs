@@ -22,9 +22,9 @@ use crate::openai::operation::Operation;
 use crate::openai::request::JsonRequest;
 use crate::openai::sse::SseObserver;
 use crate::openai::usage::read_response_facts;
+use crate::provider::ProviderRuntime;
 use crate::provider::balancer::choose;
 use crate::provider::health::Failure;
-use crate::provider::ProviderRuntime;
 use crate::record::RequestRecord;
 use crate::route::{find_rule, pick_backend};
 use crate::state::{BackendRuntime, ProxyState};
@@ -89,16 +89,22 @@ async fn route_and_forward(
             format!("no route matches {} {}", parts.method, parts.uri.path()),
         )
     };
-    let table = snapshot.listeners.get(&*record.listener).ok_or_else(no_route)?;
+    let table = snapshot
+        .listeners
+        .get(&*record.listener)
+        .ok_or_else(no_route)?;
     let rule = find_rule(table, &parts).ok_or_else(no_route)?;
     record.route = Some(rule.route.clone());
     let mut rng = fastrand::Rng::new();
-    let backend = pick_backend(rule, &mut rng).map_err(|()| {
+    let backend = pick_backend(rule, &mut rng).ok_or_else(|| {
         ProxyError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             "backend_not_found",
-            format!("route {} refers to a backend that does not exist or is not accepted", rule.route),
+            format!(
+                "route {} refers to a backend that does not exist or is not accepted",
+                rule.route
+            ),
         )
     })?;
     record.backend = Some(backend.name.clone());
@@ -107,13 +113,21 @@ async fn route_and_forward(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
             "method_not_allowed",
-            format!("{} {} is not supported: use POST", parts.method, parts.uri.path()),
+            format!(
+                "{} {} is not supported: use POST",
+                parts.method,
+                parts.uri.path()
+            ),
         );
         error.allow = Some("POST");
         return Err(error);
     }
     let body = read_body(&parts.headers, body, gateway.body_limit).await?;
-    let json = if record.operation.has_json_model() { Some(JsonRequest::parse(&body)?) } else { None };
+    let json = if record.operation.has_json_model() {
+        Some(JsonRequest::parse(&body)?)
+    } else {
+        None
+    };
     record.stream = json.as_ref().is_some_and(|j| j.stream);
     record.model = json.as_ref().and_then(|j| j.model.clone());
     let attempt = Attempts {
@@ -147,7 +161,10 @@ async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ProxyError::bad_request("request_body_unreadable", format!("failed to read the request body: {e}"))),
+        Err(e) => Err(ProxyError::bad_request(
+            "request_body_unreadable",
+            format!("failed to read the request body: {e}"),
+        )),
     }
 }
 
@@ -168,6 +185,15 @@ struct LastFailure {
     detail: String,
 }
 
+/// The request for one attempt on one provider.
+struct UpstreamRequest {
+    request: Request<Full<Bytes>>,
+    /// The model sent, for JSON operations.
+    model: Option<String>,
+    /// Whether `stream_options.include_usage` was added by the proxy.
+    injects_usage: bool,
+}
+
 /// The outcome of one attempt.
 enum AttemptOutcome {
     Done(Forwarded),
@@ -175,7 +201,11 @@ enum AttemptOutcome {
 }
 
 impl Attempts<'_> {
-    async fn run(&self, record: &mut RequestRecord, rng: &mut fastrand::Rng) -> Result<Forwarded, ProxyError> {
+    async fn run(
+        &self,
+        record: &mut RequestRecord,
+        rng: &mut fastrand::Rng,
+    ) -> Result<Forwarded, ProxyError> {
         let max_attempts = self.backend.retry_attempts.saturating_add(1);
         let mut tried: Vec<(usize, usize)> = Vec::new();
         let mut last: Option<LastFailure> = None;
@@ -187,10 +217,16 @@ impl Attempts<'_> {
                 .iter()
                 .enumerate()
                 .map(|(g, group)| {
-                    group.iter().enumerate().map(|(p, provider)| provider.candidate(now, tried.contains(&(g, p)))).collect()
+                    group
+                        .iter()
+                        .enumerate()
+                        .map(|(p, provider)| provider.candidate(now, tried.contains(&(g, p))))
+                        .collect()
                 })
                 .collect();
-            let Some((g, p)) = choose(&view, rng) else { break };
+            let Some((g, p)) = choose(&view, rng) else {
+                break;
+            };
             tried.push((g, p));
             let provider = &self.backend.groups[g][p];
             record.attempts += 1;
@@ -199,7 +235,11 @@ impl Attempts<'_> {
                 AttemptOutcome::Done(forwarded) => return Ok(forwarded),
                 AttemptOutcome::Failed(failure, detail) => {
                     self.note_failure(provider, failure, &detail);
-                    last = Some(LastFailure { provider: provider.name.clone(), failure, detail });
+                    last = Some(LastFailure {
+                        provider: provider.name.clone(),
+                        failure,
+                        detail,
+                    });
                 }
             }
         }
@@ -214,52 +254,93 @@ impl Attempts<'_> {
     ) -> Result<AttemptOutcome, ProxyError> {
         let started = Instant::now();
         let in_flight = provider.start_request();
-        let (request, model, injects_usage) = self.upstream_request(provider)?;
+        let UpstreamRequest {
+            request,
+            model,
+            injects_usage,
+        } = self.upstream_request(provider)?;
         if model.is_some() {
             record.model = model;
         }
-        let attempt_deadline = self.deadline.min(started + Duration::from_millis(provider.config.request_timeout_ms));
+        let attempt_deadline = self
+            .deadline
+            .min(started + Duration::from_millis(provider.config.request_timeout_ms));
         let deadline = TokioInstant::from_std(attempt_deadline);
-        let response = match tokio::time::timeout_at(deadline, provider.client.request(request)).await {
-            Err(_) => return Ok(AttemptOutcome::Failed(Failure::Timeout, "no response before the timeout".into())),
+        let response = match tokio::time::timeout_at(deadline, provider.client.request(request))
+            .await
+        {
+            Err(_) => {
+                return Ok(AttemptOutcome::Failed(
+                    Failure::Timeout,
+                    "no response before the timeout".into(),
+                ));
+            }
             Ok(Err(e)) => return Ok(AttemptOutcome::Failed(Failure::Connect, connect_detail(&e))),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
         if let Some(failure) = classify_status(status, response.headers()) {
-            let bytes = read_limited(response.into_body(), MAX_ERROR_BODY, deadline).await.unwrap_or_default();
+            let bytes = read_limited(response.into_body(), MAX_ERROR_BODY, deadline)
+                .await
+                .unwrap_or_default();
             let failure = refine_failure(failure, &bytes);
-            let detail = format!("HTTP {status}{}", error_message(&bytes).map(|m| format!(": {m}")).unwrap_or_default());
+            let detail = format!(
+                "HTTP {status}{}",
+                error_message(&bytes)
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            );
             return Ok(AttemptOutcome::Failed(failure, detail));
         }
         if !status.is_success() && !status.is_redirection() {
             // 400, 404, 422 ...: the request's fault; passed through as it is, not retried.
             let (head, body) = response.into_parts();
-            let bytes = read_limited(body, MAX_ERROR_BODY, deadline).await.unwrap_or_default();
-            return Ok(AttemptOutcome::Done(Forwarded::Complete(client_response(head, bytes))));
+            let bytes = read_limited(body, MAX_ERROR_BODY, deadline)
+                .await
+                .unwrap_or_default();
+            return Ok(AttemptOutcome::Done(Forwarded::Complete(client_response(
+                head, bytes,
+            ))));
         }
         if is_event_stream(response.headers()) {
-            return self.commit_stream(provider, record, response, started, deadline, injects_usage, in_flight).await;
+            return self
+                .commit_stream(
+                    provider,
+                    record,
+                    response,
+                    started,
+                    deadline,
+                    injects_usage,
+                    in_flight,
+                )
+                .await;
         }
         let (head, body) = response.into_parts();
         let bytes = match read_limited(body, MAX_RESPONSE_BODY, deadline).await {
             Ok(bytes) => bytes,
             Err(BodyReadError::Timeout) => {
-                return Ok(AttemptOutcome::Failed(Failure::Timeout, "response body timed out".into()));
+                return Ok(AttemptOutcome::Failed(
+                    Failure::Timeout,
+                    "response body timed out".into(),
+                ));
             }
-            Err(BodyReadError::Broken(detail)) => return Ok(AttemptOutcome::Failed(Failure::Connect, detail)),
+            Err(BodyReadError::Broken(detail)) => {
+                return Ok(AttemptOutcome::Failed(Failure::Connect, detail));
+            }
         };
         provider.record_success(started.elapsed());
-        if self.json.is_some() {
-            if let Some(facts) = read_response_facts(&bytes) {
-                record.usage = facts.usage;
-                if record.model.is_none() {
-                    record.model = facts.model;
-                }
+        if self.json.is_some()
+            && let Some(facts) = read_response_facts(&bytes)
+        {
+            record.usage = facts.usage;
+            if record.model.is_none() {
+                record.model = facts.model;
             }
         }
         drop(in_flight);
-        Ok(AttemptOutcome::Done(Forwarded::Complete(client_response(head, bytes))))
+        Ok(AttemptOutcome::Done(Forwarded::Complete(client_response(
+            head, bytes,
+        ))))
     }
 
     /// Waits for the first content chunk (a stream that fails before it is retried), then hands
@@ -280,17 +361,28 @@ impl Attempts<'_> {
         let mut pending = BytesMut::new();
         while !observer.content_seen && !observer.done {
             match tokio::time::timeout_at(deadline, body.frame()).await {
-                Err(_) => return Ok(AttemptOutcome::Failed(Failure::Timeout, "no stream content before the timeout".into())),
+                Err(_) => {
+                    return Ok(AttemptOutcome::Failed(
+                        Failure::Timeout,
+                        "no stream content before the timeout".into(),
+                    ));
+                }
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         pending.extend_from_slice(&observer.feed(data));
                     }
                 }
                 Ok(Some(Err(e))) => {
-                    return Ok(AttemptOutcome::Failed(Failure::Connect, format!("stream broke before content: {e}")));
+                    return Ok(AttemptOutcome::Failed(
+                        Failure::Connect,
+                        format!("stream broke before content: {e}"),
+                    ));
                 }
                 Ok(None) => {
-                    return Ok(AttemptOutcome::Failed(Failure::ServerError, "stream ended before any content".into()));
+                    return Ok(AttemptOutcome::Failed(
+                        Failure::ServerError,
+                        "stream ended before any content".into(),
+                    ));
                 }
             }
         }
@@ -306,46 +398,73 @@ impl Attempts<'_> {
             upstream: body,
             pending: pending.freeze(),
             observer,
-            deadline: Box::pin(tokio::time::sleep_until(TokioInstant::from_std(self.deadline))),
-            expect_done: matches!(record.operation, Operation::ChatCompletions | Operation::Completions),
+            deadline: Box::pin(tokio::time::sleep_until(TokioInstant::from_std(
+                self.deadline,
+            ))),
+            expect_done: matches!(
+                record.operation,
+                Operation::ChatCompletions | Operation::Completions
+            ),
             provider: provider.clone(),
             in_flight,
         };
-        let record = std::mem::replace(record, RequestRecord::new(record.listener.clone(), self.parts, record.operation));
+        let record = std::mem::replace(
+            record,
+            RequestRecord::new(record.listener.clone(), self.parts, record.operation),
+        );
         let stream = StreamingBody::new(parts, self.gateway.metrics.clone(), record);
-        Ok(AttemptOutcome::Done(Forwarded::Streaming(Response::from_parts(head, ProxyBody::Stream(Box::new(stream))))))
+        Ok(AttemptOutcome::Done(Forwarded::Streaming(
+            Response::from_parts(head, ProxyBody::Stream(Box::new(stream))),
+        )))
     }
 
     /// The request for one provider: URI, headers (auth swapped in), body with its model.
-    fn upstream_request(
-        &self,
-        provider: &ProviderRuntime,
-    ) -> Result<(Request<Full<Bytes>>, Option<String>, bool), ProxyError> {
+    fn upstream_request(&self, provider: &ProviderRuntime) -> Result<UpstreamRequest, ProxyError> {
         let (body, model, injects_usage) = match self.json {
             Some(json) => {
-                let model = json.effective_model(provider.config.model.as_deref()).ok_or_else(|| {
-                    ProxyError::bad_request(
-                        "model_required",
-                        "you must provide a model parameter (the backend's provider sets none)",
-                    )
-                })?;
+                let model = json
+                    .effective_model(provider.config.model.as_deref())
+                    .ok_or_else(|| {
+                        ProxyError::bad_request(
+                            "model_required",
+                            "you must provide a model parameter (the backend's provider sets none)",
+                        )
+                    })?;
                 let inject = json.injects_usage();
                 (json.encode(model, inject), Some(model.to_string()), inject)
             }
             None => (self.body.clone(), None, false),
         };
         let path_and_query = match (&provider.config.path, self.parts.uri.query()) {
-            (Some(path), query) if self.json.is_some() && matches!(Operation::from_path(self.parts.uri.path()), Operation::ChatCompletions) => {
-                match query { Some(q) => format!("{path}?{q}"), None => path.clone() }
+            (Some(path), query)
+                if self.json.is_some()
+                    && matches!(
+                        Operation::from_path(self.parts.uri.path()),
+                        Operation::ChatCompletions
+                    ) =>
+            {
+                match query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                }
             }
-            _ => self.parts.uri.path_and_query().map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+            _ => self
+                .parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
         };
         let uri = http::Uri::builder()
             .scheme(provider.scheme.clone())
             .authority(provider.authority.clone())
             .path_and_query(path_and_query)
             .build()
-            .map_err(|e| ProxyError::bad_request("invalid_path", format!("failed to build the upstream URI: {e}")))?;
+            .map_err(|e| {
+                ProxyError::bad_request(
+                    "invalid_path",
+                    format!("failed to build the upstream URI: {e}"),
+                )
+            })?;
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = self.parts.method.clone();
         *request.uri_mut() = uri;
@@ -368,7 +487,11 @@ impl Attempts<'_> {
         if !body.is_empty() || self.parts.method == Method::POST {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
-        Ok((request, model, injects_usage))
+        Ok(UpstreamRequest {
+            request,
+            model,
+            injects_usage,
+        })
     }
 
     fn note_failure(&self, provider: &ProviderRuntime, failure: Failure, detail: &str) {
@@ -377,7 +500,10 @@ impl Attempts<'_> {
             self.gateway
                 .metrics
                 .evictions
-                .get_or_create(&ProviderLabels { backend: provider.backend.to_string(), provider: provider.name.to_string() })
+                .get_or_create(&ProviderLabels {
+                    backend: provider.backend.to_string(),
+                    provider: provider.name.to_string(),
+                })
                 .inc();
             tracing::warn!(backend = %provider.backend, provider = %provider.name, failure = failure.as_str(),
                 eviction_ms = duration.as_millis() as u64, detail, "provider evicted");
@@ -394,15 +520,25 @@ impl Attempts<'_> {
                 StatusCode::GATEWAY_TIMEOUT,
                 "server_error",
                 "timeout",
-                format!("backend {backend} did not answer within the request timeout of {:?}", self.backend.request_timeout),
+                format!(
+                    "backend {backend} did not answer within the request timeout of {:?}",
+                    self.backend.request_timeout
+                ),
             );
         }
-        if let Some(LastFailure { provider, failure: Failure::CredentialsRejected, detail }) = &last {
+        if let Some(LastFailure {
+            provider,
+            failure: Failure::CredentialsRejected,
+            detail,
+        }) = &last
+        {
             return ProxyError::new(
                 StatusCode::BAD_GATEWAY,
                 "server_error",
                 "upstream_credentials_rejected",
-                format!("the upstream provider {provider} of backend {backend} rejected the gateway's credentials ({detail}); the client's own key was not at fault"),
+                format!(
+                    "the upstream provider {provider} of backend {backend} rejected the gateway's credentials ({detail}); the client's own key was not at fault"
+                ),
             );
         }
         let now = Instant::now();
@@ -413,7 +549,13 @@ impl Attempts<'_> {
             .flatten()
             .filter_map(|p| p.eviction_ends(now))
             .min()
-            .map_or(1, |until| until.saturating_duration_since(now).as_secs_f64().ceil().max(1.0) as u64);
+            .map_or(1, |until| {
+                until
+                    .saturating_duration_since(now)
+                    .as_secs_f64()
+                    .ceil()
+                    .max(1.0) as u64
+            });
         let cause = last.map_or_else(
             || "every provider is evicted".to_string(),
             |l| format!("last attempt on provider {}: {}", l.provider, l.detail),
@@ -445,7 +587,9 @@ fn classify_status(status: StatusCode, headers: &HeaderMap) -> Option<Failure> {
 fn refine_failure(failure: Failure, body: &[u8]) -> Failure {
     let quota = memchr::memmem::find(body, b"insufficient_quota").is_some();
     match failure {
-        Failure::RateLimited(_) | Failure::CredentialsRejected | Failure::ServerError if quota => Failure::QuotaExhausted,
+        Failure::RateLimited(_) | Failure::CredentialsRejected | Failure::ServerError if quota => {
+            Failure::QuotaExhausted
+        }
         other => other,
     }
 }
@@ -460,7 +604,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e6)));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The provider's own error message, for logs and our 503 body.
@@ -487,11 +634,17 @@ enum BodyReadError {
     Broken(String),
 }
 
-async fn read_limited(body: Incoming, limit: usize, deadline: TokioInstant) -> Result<Bytes, BodyReadError> {
+async fn read_limited(
+    body: Incoming,
+    limit: usize,
+    deadline: TokioInstant,
+) -> Result<Bytes, BodyReadError> {
     match tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await {
         Err(_) => Err(BodyReadError::Timeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) => Err(BodyReadError::Broken(format!("failed to read the response body: {e}"))),
+        Ok(Err(e)) => Err(BodyReadError::Broken(format!(
+            "failed to read the response body: {e}"
+        ))),
     }
 }
 
@@ -499,7 +652,11 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"))
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        })
 }
 
 fn client_response(head: http::response::Parts, body: Bytes) -> Response<ProxyBody> {
@@ -511,12 +668,24 @@ fn client_response(head: http::response::Parts, body: Bytes) -> Response<ProxyBo
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "connection" | "keep-alive" | "proxy-connection" | "proxy-authenticate" | "proxy-authorization" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
     )
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let hop: Vec<HeaderName> = headers.keys().filter(|n| is_hop_by_hop(n)).cloned().collect();
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
     for name in hop {
         headers.remove(name);
     }

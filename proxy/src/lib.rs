@@ -52,7 +52,10 @@ pub struct ProxyOptions {
 pub enum StartError {
     /// The initial config is invalid.
     #[error("failed to load the initial config from {source_name}: {message}")]
-    InvalidConfig { source_name: String, message: String },
+    InvalidConfig {
+        source_name: String,
+        message: String,
+    },
     /// The initial config could not be applied (a provider's TLS settings, say).
     #[error("failed to apply the initial config: {0}")]
     ApplyConfig(#[from] provider::ProviderBuildError),
@@ -61,7 +64,10 @@ pub enum StartError {
     Bind(#[from] listener::BindError),
     /// An admin endpoint could not bind.
     #[error("failed to listen on {addr} for the admin endpoint: {source}")]
-    BindAdmin { addr: SocketAddr, source: std::io::Error },
+    BindAdmin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running proxy.
@@ -82,7 +88,12 @@ pub struct RunningProxy {
 impl RunningProxy {
     /// The addresses served, by listener name (`default` for the `--listen` one).
     pub async fn addresses(&self) -> HashMap<String, SocketAddr> {
-        self.listeners.lock().await.as_ref().map(Listeners::addresses).unwrap_or_default()
+        self.listeners
+            .lock()
+            .await
+            .as_ref()
+            .map(Listeners::addresses)
+            .unwrap_or_default()
     }
 
     /// Stops accepting, lets in-flight requests and streams finish within `grace`.
@@ -98,33 +109,64 @@ impl RunningProxy {
 
 /// Starts the proxy: admin endpoints, the initial config (an invalid one is an error), listeners,
 /// and the reload loop that applies later configs and keeps the last good one.
-pub async fn start(options: ProxyOptions, mut source: impl ConfigSource + 'static) -> Result<RunningProxy, StartError> {
+pub async fn start(
+    options: ProxyOptions,
+    mut source: impl ConfigSource + 'static,
+) -> Result<RunningProxy, StartError> {
     let state = Arc::new(ProxyState::default());
     let metrics = Arc::new(Metrics::new(state.clone()));
     let readiness = Arc::new(Readiness::default());
-    let admin = Arc::new(Admin { readiness: readiness.clone(), metrics: metrics.clone() });
-    let ready_listener = admin::bind(options.ready_addr)
-        .await
-        .map_err(|source| StartError::BindAdmin { addr: options.ready_addr, source })?;
-    let metrics_listener = admin::bind(options.metrics_addr)
-        .await
-        .map_err(|source| StartError::BindAdmin { addr: options.metrics_addr, source })?;
+    let admin = Arc::new(Admin {
+        readiness: readiness.clone(),
+        metrics: metrics.clone(),
+    });
+    let ready_listener =
+        admin::bind(options.ready_addr)
+            .await
+            .map_err(|source| StartError::BindAdmin {
+                addr: options.ready_addr,
+                source,
+            })?;
+    let metrics_listener =
+        admin::bind(options.metrics_addr)
+            .await
+            .map_err(|source| StartError::BindAdmin {
+                addr: options.metrics_addr,
+                source,
+            })?;
     let ready_addr = ready_listener.local_addr().unwrap_or(options.ready_addr);
-    let metrics_addr = metrics_listener.local_addr().unwrap_or(options.metrics_addr);
+    let metrics_addr = metrics_listener
+        .local_addr()
+        .unwrap_or(options.metrics_addr);
     tokio::spawn(admin::serve(ready_listener, admin.clone()));
     tokio::spawn(admin::serve(metrics_listener, admin));
 
-    let gateway = Arc::new(Gateway { state: state.clone(), metrics: metrics.clone(), body_limit: options.body_limit });
+    let gateway = Arc::new(Gateway {
+        state: state.clone(),
+        metrics: metrics.clone(),
+        body_limit: options.body_limit,
+    });
     let mut listeners = Listeners::new(gateway.clone(), options.listen);
     let source_name = source.describe();
-    let initial = match source.next().await {
-        SourceEvent::Config(compiled) => compiled,
-        SourceEvent::Rejected(message) => {
-            metrics.record_reload(false);
-            return Err(StartError::InvalidConfig { source_name, message });
-        }
+    let snapshot = loop {
+        let failure = match source.next().await {
+            SourceEvent::Config(compiled) => match state.apply(&compiled) {
+                Ok(snapshot) => break snapshot,
+                Err(error) if source.initial_config_is_fatal() => return Err(error.into()),
+                Err(error) => error.to_string(),
+            },
+            SourceEvent::Rejected(message) if source.initial_config_is_fatal() => {
+                metrics.record_reload(false);
+                return Err(StartError::InvalidConfig {
+                    source_name,
+                    message,
+                });
+            }
+            SourceEvent::Rejected(message) => message,
+        };
+        metrics.record_reload(false);
+        tracing::error!(source = %source_name, error = %failure, "initial config rejected; waiting for a valid one");
     };
-    let snapshot = state.apply(&initial)?;
     if let Some(error) = listeners.reconcile(&snapshot).await.into_iter().next() {
         return Err(error.into());
     }
@@ -146,7 +188,15 @@ pub async fn start(options: ProxyOptions, mut source: impl ConfigSource + 'stati
             }
         })
     };
-    Ok(RunningProxy { gateway, readiness, ready_addr, metrics_addr, listeners, stop_reloads, reloads })
+    Ok(RunningProxy {
+        gateway,
+        readiness,
+        ready_addr,
+        metrics_addr,
+        listeners,
+        stop_reloads,
+        reloads,
+    })
 }
 
 async fn apply_event(

@@ -59,7 +59,10 @@ impl Listeners {
 
     /// The addresses currently served, by listener name.
     pub fn addresses(&self) -> HashMap<String, SocketAddr> {
-        self.running.iter().map(|(k, v)| (k.clone(), v.addr)).collect()
+        self.running
+            .iter()
+            .map(|(k, v)| (k.clone(), v.addr))
+            .collect()
     }
 
     /// Makes the running listeners those of `snapshot`; returns the ones that failed to bind.
@@ -103,7 +106,11 @@ impl Listeners {
                     tracing::info!(listener = %name, %addr, "listening");
                     self.running.insert(name, Running { addr, stop });
                 }
-                Err(source) => errors.push(BindError { listener: name, addr, source }),
+                Err(source) => errors.push(BindError {
+                    listener: name,
+                    addr,
+                    source,
+                }),
             }
         }
         errors
@@ -116,14 +123,24 @@ impl Listeners {
         }
         let _ = self.draining.send(true);
         self.connections.close();
-        if tokio::time::timeout(grace, self.connections.wait()).await.is_err() {
-            tracing::warn!(remaining = self.connections.len(), "shutdown grace period expired with requests in flight");
+        if tokio::time::timeout(grace, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = self.connections.len(),
+                "shutdown grace period expired with requests in flight"
+            );
         }
     }
 }
 
 async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
@@ -154,7 +171,12 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (gateway, name, builder, mut draining) = (gateway.clone(), name.clone(), builder.clone(), draining.clone());
+        let (gateway, name, builder, mut draining) = (
+            gateway.clone(),
+            name.clone(),
+            builder.clone(),
+            draining.clone(),
+        );
         connections.spawn(async move {
             let service = service_fn(move |request| handle(gateway.clone(), name.clone(), request));
             let connection = builder.serve_connection(TokioIo::new(stream), service);

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use agentgateway_proxy::cli::Args;
 use agentgateway_proxy::source::file::FileSource;
+use agentgateway_proxy::source::kube::KubeSource;
 use agentgateway_proxy::{ProxyOptions, start};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -12,9 +13,15 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let (writer, _flush_guard) = tracing_appender::non_blocking(std::io::stdout());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let subscriber = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     if args.log_format == "json" {
-        subscriber.json().flatten_event(true).with_current_span(false).init();
+        subscriber
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
     } else {
         subscriber.init();
     }
@@ -39,7 +46,19 @@ async fn run(args: Args) -> ExitCode {
         metrics_addr: args.metrics_addr,
         body_limit: args.body_limit,
     };
-    let proxy = match start(options, FileSource::new(&args.config)).await {
+    let started = match (&args.config, &args.kube_config_map, &args.kube_secret) {
+        (Some(path), _, _) => start(options, FileSource::new(path)).await,
+        (None, Some(config_map), Some(secret)) => match KubeSource::new(config_map, secret).await {
+            Ok(source) => start(options, source).await,
+            Err(error) => {
+                tracing::error!(%error, "failed to start the cluster config source");
+                return ExitCode::FAILURE;
+            }
+        },
+        // clap requires one of the two sources.
+        _ => return ExitCode::FAILURE,
+    };
+    let proxy = match started {
         Ok(proxy) => proxy,
         Err(error) => {
             tracing::error!(%error, "failed to start");

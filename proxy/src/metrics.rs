@@ -79,13 +79,21 @@ impl Metrics {
     pub fn new(state: Arc<ProxyState>) -> Self {
         let mut registry = Registry::with_prefix("agentgateway");
         let token_usage = Family::<TokenLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0])
+            Histogram::new([
+                1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0,
+            ])
         });
         let request_duration = Family::<ModelLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92])
+            Histogram::new([
+                0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
+                81.92,
+            ])
         });
         let time_to_first_token = Family::<ModelLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0])
+            Histogram::new([
+                0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                7.5, 10.0,
+            ])
         });
         let metrics = Self {
             requests: Family::default(),
@@ -97,7 +105,11 @@ impl Metrics {
             config_last_reload_success: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("requests", "Requests served, by route, backend, provider and HTTP status", metrics.requests.clone());
+        registry.register(
+            "requests",
+            "Requests served, by route, backend, provider and HTTP status",
+            metrics.requests.clone(),
+        );
         registry.register(
             "gen_ai_client_token_usage",
             "Tokens used per request, by gen_ai_token_type (input or output)",
@@ -113,21 +125,34 @@ impl Metrics {
             "Seconds until the first streamed content chunk",
             metrics.time_to_first_token.clone(),
         );
-        registry.register("provider_evictions", "Provider evictions by passive health checking", metrics.evictions.clone());
-        registry.register("config_reloads", "Config reloads by result (success or failure)", metrics.config_reloads.clone());
+        registry.register(
+            "provider_evictions",
+            "Provider evictions by passive health checking",
+            metrics.evictions.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Config reloads by result (success or failure)",
+            metrics.config_reloads.clone(),
+        );
         registry.register(
             "config_last_reload_success",
             "1 when the last config reload succeeded, 0 when it was rejected and the previous config kept",
             metrics.config_last_reload_success.clone(),
         );
         registry.register_collector(Box::new(ProviderHealthCollector(state)));
-        Self { registry, ..metrics }
+        Self {
+            registry,
+            ..metrics
+        }
     }
 
     /// Counts a config reload.
     pub fn record_reload(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
-        self.config_reloads.get_or_create(&ReloadLabels { result }).inc();
+        self.config_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
         self.config_last_reload_success.set(i64::from(success));
     }
 

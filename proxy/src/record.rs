@@ -68,7 +68,11 @@ impl RequestRecord {
     pub fn finish(&self, metrics: &Metrics) {
         let duration = self.start.elapsed();
         let label = |v: &Option<Arc<str>>| v.as_deref().unwrap_or("").to_string();
-        let (route, backend, provider) = (label(&self.route), label(&self.backend), label(&self.provider));
+        let (route, backend, provider) = (
+            label(&self.route),
+            label(&self.backend),
+            label(&self.provider),
+        );
         let model = self.model.clone().unwrap_or_default();
         metrics
             .requests
@@ -80,17 +84,48 @@ impl RequestRecord {
             })
             .inc();
         if self.backend.is_some() && self.provider.is_some() {
-            let labels = ModelLabels { route, backend, provider, model };
-            metrics.request_duration.get_or_create(&labels).observe(duration.as_secs_f64());
+            let labels = ModelLabels {
+                route,
+                backend,
+                provider,
+                model,
+            };
+            metrics
+                .request_duration
+                .get_or_create(&labels)
+                .observe(duration.as_secs_f64());
             if let Some(ttft) = self.ttft {
-                metrics.time_to_first_token.get_or_create(&labels).observe(ttft.as_secs_f64());
+                metrics
+                    .time_to_first_token
+                    .get_or_create(&labels)
+                    .observe(ttft.as_secs_f64());
             }
             if let Some(usage) = self.usage {
-                let ModelLabels { route, backend, provider, model } = labels;
-                let input = TokenLabels { gen_ai_token_type: "input", route, backend, provider, model };
-                metrics.token_usage.get_or_create(&input).observe(usage.prompt as f64);
-                let output = TokenLabels { gen_ai_token_type: "output", ..input };
-                metrics.token_usage.get_or_create(&output).observe(usage.completion as f64);
+                let ModelLabels {
+                    route,
+                    backend,
+                    provider,
+                    model,
+                } = labels;
+                let input = TokenLabels {
+                    gen_ai_token_type: "input",
+                    route,
+                    backend,
+                    provider,
+                    model,
+                };
+                metrics
+                    .token_usage
+                    .get_or_create(&input)
+                    .observe(usage.prompt as f64);
+                let output = TokenLabels {
+                    gen_ai_token_type: "output",
+                    ..input
+                };
+                metrics
+                    .token_usage
+                    .get_or_create(&output)
+                    .observe(usage.completion as f64);
             }
         }
         let usage = self.usage.unwrap_or_default();

@@ -19,30 +19,43 @@ pub fn find_rule<'a>(table: &'a RouteTable, parts: &Parts) -> Option<&'a RuleRun
         .and_then(|m| table.rules.get(m.rule as usize))
 }
 
-/// Picks a backend of the rule by weight. `Err(())` when the picked reference did not resolve or
+/// Picks a backend of the rule by weight. `None` when the picked reference did not resolve or
 /// every weight is zero: the Gateway API answers those requests with a 500.
-pub fn pick_backend(rule: &RuleRuntime, rng: &mut fastrand::Rng) -> Result<Arc<BackendRuntime>, ()> {
+pub fn pick_backend(rule: &RuleRuntime, rng: &mut fastrand::Rng) -> Option<Arc<BackendRuntime>> {
     if rule.total_weight == 0 {
-        return Err(());
+        return None;
     }
-    let mut ticket = if rule.backends.len() == 1 { 0 } else { rng.u32(..rule.total_weight) };
+    let mut ticket = if rule.backends.len() == 1 {
+        0
+    } else {
+        rng.u32(..rule.total_weight)
+    };
     for (backend, weight) in &rule.backends {
         if ticket < *weight {
-            return backend.clone().ok_or(());
+            return backend.clone();
         }
         ticket -= weight;
     }
-    Err(())
+    None
 }
 
 fn matches(m: &MatchConfig, parts: &Parts, path: &str, host: Option<&str>) -> bool {
     path_matches(&m.path, path)
-        && m.method.as_deref().is_none_or(|method| parts.method.as_str() == method)
-        && (m.hostnames.is_empty() || host.is_some_and(|h| m.hostnames.iter().any(|n| host_matches(n, h))))
+        && m.method
+            .as_deref()
+            .is_none_or(|method| parts.method.as_str() == method)
+        && (m.hostnames.is_empty()
+            || host.is_some_and(|h| m.hostnames.iter().any(|n| host_matches(n, h))))
         && m.headers.iter().all(|h| {
-            parts.headers.get_all(h.name.as_str()).iter().any(|v| v.as_bytes() == h.value.as_bytes())
+            parts
+                .headers
+                .get_all(h.name.as_str())
+                .iter()
+                .any(|v| v.as_bytes() == h.value.as_bytes())
         })
-        && m.query_params.iter().all(|q| query_has(parts.uri.query(), &q.name, &q.value))
+        && m.query_params
+            .iter()
+            .all(|q| query_has(parts.uri.query(), &q.name, &q.value))
 }
 
 fn path_matches(rule: &PathMatchConfig, path: &str) -> bool {
@@ -107,8 +120,14 @@ mod tests {
         assert!(path_matches(&rule, "/v1"));
         assert!(path_matches(&rule, "/v1/chat/completions"));
         assert!(!path_matches(&rule, "/v10"));
-        assert!(path_matches(&PathMatchConfig::PathPrefix("/".into()), "/anything"));
-        assert!(path_matches(&PathMatchConfig::PathPrefix("/v1/".into()), "/v1/x"));
+        assert!(path_matches(
+            &PathMatchConfig::PathPrefix("/".into()),
+            "/anything"
+        ));
+        assert!(path_matches(
+            &PathMatchConfig::PathPrefix("/v1/".into()),
+            "/v1/x"
+        ));
     }
 
     #[test]
@@ -117,8 +136,14 @@ mod tests {
             rule: 0,
             hostnames: vec!["*.example.com".into()],
             path: PathMatchConfig::Exact("/v1/chat/completions".into()),
-            headers: vec![NameValue { name: "x-team".into(), value: "a".into() }],
-            query_params: vec![NameValue { name: "debug".into(), value: "1".into() }],
+            headers: vec![NameValue {
+                name: "x-team".into(),
+                value: "a".into(),
+            }],
+            query_params: vec![NameValue {
+                name: "debug".into(),
+                value: "1".into(),
+            }],
             method: Some("POST".into()),
         };
         let hit = parts(
@@ -129,10 +154,26 @@ mod tests {
         let host = request_host(&hit);
         assert!(matches(&m, &hit, hit.uri.path(), host.as_deref()));
         for miss in [
-            parts("GET", "/v1/chat/completions?debug=1", &[("host", "api.example.com"), ("x-team", "a")]),
-            parts("POST", "/v1/chat/completions", &[("host", "api.example.com"), ("x-team", "a")]),
-            parts("POST", "/v1/chat/completions?debug=1", &[("host", "example.com"), ("x-team", "a")]),
-            parts("POST", "/v1/chat/completions?debug=1", &[("host", "a.example.com"), ("x-team", "b")]),
+            parts(
+                "GET",
+                "/v1/chat/completions?debug=1",
+                &[("host", "api.example.com"), ("x-team", "a")],
+            ),
+            parts(
+                "POST",
+                "/v1/chat/completions",
+                &[("host", "api.example.com"), ("x-team", "a")],
+            ),
+            parts(
+                "POST",
+                "/v1/chat/completions?debug=1",
+                &[("host", "example.com"), ("x-team", "a")],
+            ),
+            parts(
+                "POST",
+                "/v1/chat/completions?debug=1",
+                &[("host", "a.example.com"), ("x-team", "b")],
+            ),
         ] {
             let host = request_host(&miss);
             assert!(!matches(&m, &miss, miss.uri.path(), host.as_deref()));

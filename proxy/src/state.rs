@@ -58,7 +58,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Every provider of every backend.
     pub fn providers(&self) -> impl Iterator<Item = &Arc<ProviderRuntime>> {
-        self.backends.values().flat_map(|b| b.groups.iter().flatten())
+        self.backends
+            .values()
+            .flat_map(|b| b.groups.iter().flatten())
     }
 }
 
@@ -97,13 +99,15 @@ fn build_snapshot(compiled: &Compiled, old: &Snapshot) -> Result<Snapshot, Provi
             for config in &group.providers {
                 let key_value = match &config.auth {
                     None => None,
-                    Some(auth) => Some(compiled.credentials.get(&auth.credential).ok_or_else(|| {
-                        ProviderBuildError::MissingCredential {
-                            backend: backend.name.clone(),
-                            provider: config.name.clone(),
-                            credential: auth.credential.clone(),
-                        }
-                    })?),
+                    Some(auth) => {
+                        Some(compiled.credentials.get(&auth.credential).ok_or_else(|| {
+                            ProviderBuildError::MissingCredential {
+                                backend: backend.name.clone(),
+                                provider: config.name.clone(),
+                                credential: auth.credential.clone(),
+                            }
+                        })?)
+                    }
                 };
                 let key_value = key_value.map(String::as_str);
                 let kept = old_providers
@@ -111,7 +115,11 @@ fn build_snapshot(compiled: &Compiled, old: &Snapshot) -> Result<Snapshot, Provi
                     .filter(|p| p.is_same(config, key_value));
                 let provider = match kept {
                     Some(p) => Arc::clone(p),
-                    None => Arc::new(ProviderRuntime::new(name.clone(), config.clone(), key_value)?),
+                    None => Arc::new(ProviderRuntime::new(
+                        name.clone(),
+                        config.clone(),
+                        key_value,
+                    )?),
                 };
                 providers.push(provider);
             }
@@ -133,11 +141,24 @@ fn build_snapshot(compiled: &Compiled, old: &Snapshot) -> Result<Snapshot, Provi
         .iter()
         .map(|l| (l.name.clone(), Arc::new(route_table(l, &backends))))
         .collect();
-    let listener_ports = compiled.config.listeners.iter().map(|l| (l.name.clone(), l.port)).collect();
-    Ok(Snapshot { listeners, listener_ports, backends, generation: old.generation + 1 })
+    let listener_ports = compiled
+        .config
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), l.port))
+        .collect();
+    Ok(Snapshot {
+        listeners,
+        listener_ports,
+        backends,
+        generation: old.generation + 1,
+    })
 }
 
-fn route_table(listener: &ListenerConfig, backends: &HashMap<String, Arc<BackendRuntime>>) -> RouteTable {
+fn route_table(
+    listener: &ListenerConfig,
+    backends: &HashMap<String, Arc<BackendRuntime>>,
+) -> RouteTable {
     let rules = listener
         .rules
         .iter()
@@ -145,7 +166,12 @@ fn route_table(listener: &ListenerConfig, backends: &HashMap<String, Arc<Backend
             let backends: Vec<_> = rule
                 .backends
                 .iter()
-                .map(|wb| (wb.backend.as_ref().and_then(|b| backends.get(b)).cloned(), wb.weight))
+                .map(|wb| {
+                    (
+                        wb.backend.as_ref().and_then(|b| backends.get(b)).cloned(),
+                        wb.weight,
+                    )
+                })
                 .collect();
             RuleRuntime {
                 route: rule.route.as_str().into(),
@@ -154,5 +180,8 @@ fn route_table(listener: &ListenerConfig, backends: &HashMap<String, Arc<Backend
             }
         })
         .collect();
-    RouteTable { rules, matches: listener.matches.clone() }
+    RouteTable {
+        rules,
+        matches: listener.matches.clone(),
+    }
 }

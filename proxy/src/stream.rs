@@ -137,7 +137,9 @@ impl Body for StreamingBody {
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else { continue };
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
                     let out = this.observer.feed(data);
                     if !out.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(out))));

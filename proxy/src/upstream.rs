@@ -11,7 +11,9 @@ use agentgateway_crds::proxy_config::{ProviderConfig, TlsConfig};
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::Full;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
+use hyper_rustls::{
+    FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream,
+};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -79,11 +81,16 @@ pub fn build_client(config: &ProviderConfig) -> Result<UpstreamClient, ClientBui
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     let tls = tls_config(config)?;
-    let builder = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
     let https = match config.tls.as_ref().and_then(|t| t.sni.as_deref()) {
         Some(sni) => {
             let name = ServerName::try_from(sni.to_string()).map_err(|_| {
-                ClientBuildError::ParseServerName { provider: config.name.clone(), sni: sni.into() }
+                ClientBuildError::ParseServerName {
+                    provider: config.name.clone(),
+                    sni: sni.into(),
+                }
             })?;
             builder
                 .with_server_name_resolver(FixedServerNameResolver::new(name))
@@ -92,7 +99,10 @@ pub fn build_client(config: &ProviderConfig) -> Result<UpstreamClient, ClientBui
         }
         None => builder.enable_all_versions().wrap_connector(http),
     };
-    let connector = TimeoutConnector { inner: https, timeout: connect_timeout };
+    let connector = TimeoutConnector {
+        inner: https,
+        timeout: connect_timeout,
+    };
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
@@ -116,7 +126,9 @@ fn tls_config(config: &ProviderConfig) -> Result<ClientConfig, ClientBuildError>
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
             .with_no_client_auth());
     }
-    Ok(builder.with_root_certificates(root_store(config, &tls)?).with_no_client_auth())
+    Ok(builder
+        .with_root_certificates(root_store(config, &tls)?)
+        .with_no_client_auth())
 }
 
 fn root_store(config: &ProviderConfig, tls: &TlsConfig) -> Result<RootCertStore, ClientBuildError> {
@@ -163,7 +175,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -172,7 +189,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -1,4 +1,5 @@
 //! Power-of-two-choices, passive health, failover between groups, retries.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -23,7 +24,10 @@ async fn p2c_spreads_load_across_two_healthy_providers() {
         *served.entry(reply.instance().to_string()).or_default() += 1;
     }
     eprintln!("served: {served:?}");
-    assert!(served["a"] >= 50 && served["b"] >= 50, "unfair share: {served:?}");
+    assert!(
+        served["a"] >= 50 && served["b"] >= 50,
+        "unfair share: {served:?}"
+    );
 }
 
 #[tokio::test]
@@ -40,8 +44,17 @@ async fn a_dead_provider_costs_no_client_errors_while_another_is_healthy() {
         assert_eq!(reply.instance(), "b");
     }
     let metrics = proxy.metrics().await;
-    assert!(metrics.contains(r#"agentgateway_provider_healthy{backend="default/pool",provider="dead"} 0"#), "{metrics}");
-    assert!(metrics.contains(r#"agentgateway_provider_evictions_total{backend="default/pool",provider="dead"} 1"#), "{metrics}");
+    assert!(
+        metrics
+            .contains(r#"agentgateway_provider_healthy{backend="default/pool",provider="dead"} 0"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"agentgateway_provider_evictions_total{backend="default/pool",provider="dead"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -67,7 +80,12 @@ async fn group_two_serves_only_while_group_one_is_evicted_and_group_one_takes_tr
     let (primary, backup) = (mock("primary").await, mock("backup").await);
     let eviction = "  policies:\n    health:\n      eviction:\n        duration: 1s\n";
     let proxy = start_proxy(&config(&[
-        backend("pool", &[&[("primary", primary.addr())], &[("backup", backup.addr())]], "", eviction),
+        backend(
+            "pool",
+            &[&[("primary", primary.addr())], &[("backup", backup.addr())]],
+            "",
+            eviction,
+        ),
         route("pool", "pool", None),
     ]))
     .await;
@@ -77,7 +95,11 @@ async fn group_two_serves_only_while_group_one_is_evicted_and_group_one_takes_tr
     assert_eq!(backup.request_count(), 0);
     primary.push_fault(Fault::status(503));
     let reply = proxy.chat(chat("hi")).await;
-    assert_eq!((reply.status.as_u16(), reply.instance()), (200, "backup"), "retried on group 2");
+    assert_eq!(
+        (reply.status.as_u16(), reply.instance()),
+        (200, "backup"),
+        "retried on group 2"
+    );
     let evicted_at = Instant::now();
     while evicted_at.elapsed() < Duration::from_millis(800) {
         assert_eq!(proxy.chat(chat("hi")).await.instance(), "backup");
@@ -85,7 +107,11 @@ async fn group_two_serves_only_while_group_one_is_evicted_and_group_one_takes_tr
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     for _ in 0..5 {
-        assert_eq!(proxy.chat(chat("hi")).await.instance(), "primary", "group 1 takes traffic back");
+        assert_eq!(
+            proxy.chat(chat("hi")).await.instance(),
+            "primary",
+            "group 1 takes traffic back"
+        );
     }
 }
 
@@ -137,7 +163,11 @@ async fn quota_exhaustion_evicts_for_long() {
     a.push_fault(Fault::status(429).with_error_type("insufficient_quota"));
     assert_eq!(proxy.chat(chat("hi")).await.instance(), "b");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(proxy.chat(chat("hi")).await.instance(), "b", "still out well past maxDuration");
+    assert_eq!(
+        proxy.chat(chat("hi")).await.instance(),
+        "b",
+        "still out well past maxDuration"
+    );
     assert_eq!(a.request_count(), 1);
 }
 
@@ -160,17 +190,30 @@ async fn a_rejected_key_evicts_the_provider_and_another_serves() {
 async fn when_every_key_is_rejected_the_client_gets_502_naming_upstream_credentials() {
     let a = mock("a").await;
     a.set_fault(Some(Fault::status(403)));
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let reply = proxy.chat(chat("hi")).await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.error_code(), "upstream_credentials_rejected");
-    assert!(reply.json()["error"]["message"].as_str().unwrap().contains("client's own key was not at fault"));
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client's own key was not at fault")
+    );
 }
 
 #[tokio::test]
 async fn a_one_provider_backend_survives_a_blip_because_the_evicted_provider_is_still_tried() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     a.push_fault(Fault::status(500));
     let first = proxy.chat(chat("hi")).await;
     assert_eq!(first.status, 503, "{first:?}");
@@ -184,27 +227,51 @@ async fn a_one_provider_backend_survives_a_blip_because_the_evicted_provider_is_
 #[tokio::test]
 async fn when_every_provider_is_down_the_answer_is_503_with_retry_after() {
     let proxy = start_proxy(&config(&[
-        backend("down", &[&[("x", dead_addr()), ("y", dead_addr())], &[("z", dead_addr())]], "", ""),
+        backend(
+            "down",
+            &[
+                &[("x", dead_addr()), ("y", dead_addr())],
+                &[("z", dead_addr())],
+            ],
+            "",
+            "",
+        ),
         route("down", "down", None),
     ]))
     .await;
     let reply = proxy.chat(chat("hi")).await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.error_code(), "no_healthy_provider");
-    let retry_after: u64 = reply.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&retry_after));
 }
 
 #[tokio::test]
 async fn retries_are_bounded_by_the_retry_policy() {
-    let mocks = [mock("a").await, mock("b").await, mock("c").await, mock("d").await];
+    let mocks = [
+        mock("a").await,
+        mock("b").await,
+        mock("c").await,
+        mock("d").await,
+    ];
     for m in &mocks {
         m.set_fault(Some(Fault::status(500)));
     }
-    let group: Vec<(&str, std::net::SocketAddr)> =
-        mocks.iter().zip(["a", "b", "c", "d"]).map(|(m, n)| (n, m.addr())).collect();
+    let group: Vec<(&str, std::net::SocketAddr)> = mocks
+        .iter()
+        .zip(["a", "b", "c", "d"])
+        .map(|(m, n)| (n, m.addr()))
+        .collect();
     let retry = "  policies:\n    retry:\n      attempts: 1\n";
-    let proxy = start_proxy(&config(&[backend("pool", &[&group], "", retry), route("pool", "pool", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("pool", &[&group], "", retry),
+        route("pool", "pool", None),
+    ]))
+    .await;
     let reply = proxy.chat(chat("hi")).await;
     assert_eq!(reply.status, 503);
     let attempts: usize = mocks.iter().map(|m| m.request_count()).sum();
@@ -221,10 +288,18 @@ async fn client_errors_from_a_provider_pass_through_and_are_not_retried() {
     .await;
     for status in [400u16, 404, 422] {
         let reply = proxy
-            .post("/v1/chat/completions", chat("hi"), &[("x-mock-fault", &format!("status={status}"))])
+            .post(
+                "/v1/chat/completions",
+                chat("hi"),
+                &[("x-mock-fault", &format!("status={status}"))],
+            )
             .await;
         assert_eq!(reply.status.as_u16(), status);
-        assert_eq!(reply.json()["error"]["message"], "injected fault", "the provider's own body");
+        assert_eq!(
+            reply.json()["error"]["message"],
+            "injected fault",
+            "the provider's own body"
+        );
     }
     assert_eq!(a.request_count() + b.request_count(), 3);
 }
@@ -234,7 +309,11 @@ async fn a_provider_that_does_not_answer_in_time_gets_504() {
     let a = mock("a").await;
     a.set_fault(Some(Fault::Stall));
     let timeouts = "  policies:\n    timeouts:\n      request: 500ms\n";
-    let proxy = start_proxy(&config(&[backend("slow", &[&[("a", a.addr())]], "", timeouts), route("slow", "slow", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("slow", &[&[("a", a.addr())]], "", timeouts),
+        route("slow", "slow", None),
+    ]))
+    .await;
     let started = Instant::now();
     let reply = proxy.chat(chat("hi")).await;
     assert_eq!(reply.status, 504, "{reply:?}");
@@ -245,7 +324,10 @@ async fn a_provider_that_does_not_answer_in_time_gets_504() {
 #[tokio::test]
 async fn health_survives_a_reload_that_leaves_the_provider_unchanged() {
     let (a, b) = (mock("a").await, mock("b").await);
-    let docs = [backend("pool", &[&[("a", a.addr()), ("b", b.addr())]], "", ""), route("pool", "pool", None)];
+    let docs = [
+        backend("pool", &[&[("a", a.addr()), ("b", b.addr())]], "", ""),
+        route("pool", "pool", None),
+    ];
     let proxy = start_proxy(&config(&docs)).await;
     a.set_fault(Some(Fault::status(500)));
     for _ in 0..5 {
@@ -254,10 +336,18 @@ async fn health_survives_a_reload_that_leaves_the_provider_unchanged() {
     a.set_fault(None);
     let before = a.request_count();
     // An unrelated change: a second route.
-    proxy.write_config(&config(&[docs[0].clone(), docs[1].clone(), route("other", "pool", Some("/other"))]));
+    proxy.write_config(&config(&[
+        docs[0].clone(),
+        docs[1].clone(),
+        route("other", "pool", Some("/other")),
+    ]));
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..10 {
-        assert_eq!(proxy.chat(chat("hi")).await.instance(), "b", "a is still evicted after the reload");
+        assert_eq!(
+            proxy.chat(chat("hi")).await.instance(),
+            "b",
+            "a is still evicted after the reload"
+        );
     }
     assert_eq!(a.request_count(), before);
 }
@@ -267,12 +357,22 @@ async fn p2c_sends_most_traffic_to_the_faster_provider() {
     let (slow, fast) = (mock("slow").await, mock("fast").await);
     slow.set_fault(Some(Fault::delay(Duration::from_millis(40))));
     let proxy = start_proxy(&config(&[
-        backend("pool", &[&[("slow", slow.addr()), ("fast", fast.addr())]], "", ""),
+        backend(
+            "pool",
+            &[&[("slow", slow.addr()), ("fast", fast.addr())]],
+            "",
+            "",
+        ),
         route("pool", "pool", None),
     ]))
     .await;
     for _ in 0..100 {
         assert_eq!(proxy.chat(chat("hi")).await.status, 200);
     }
-    assert!(fast.request_count() >= 80, "fast {} slow {}", fast.request_count(), slow.request_count());
+    assert!(
+        fast.request_count() >= 80,
+        "fast {} slow {}",
+        fast.request_count(),
+        slow.request_count()
+    );
 }

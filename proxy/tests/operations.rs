@@ -1,4 +1,5 @@
 //! Admin endpoints, metrics and graceful shutdown.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -13,15 +14,25 @@ use serde_json::json;
 #[tokio::test]
 async fn readiness_and_metrics_are_served_with_the_documented_names() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let ready = proxy
         .client
-        .get(format!("http://{}/healthz/ready", proxy.running().ready_addr).parse().unwrap())
+        .get(
+            format!("http://{}/healthz/ready", proxy.running().ready_addr)
+                .parse()
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
     proxy.chat(chat("hi")).await;
-    proxy.chat(json!({"model": "", "stream": true, "messages": []})).await;
+    proxy
+        .chat(json!({"model": "", "stream": true, "messages": []}))
+        .await;
     let metrics = proxy.metrics().await;
     for name in [
         r#"agentgateway_requests_total{route="default/one",backend="default/one",provider="a",status="200"} 2"#,
@@ -37,18 +48,39 @@ async fn readiness_and_metrics_are_served_with_the_documented_names() {
 
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_stream_finish() {
-    let slow = MockLlm::start(MockLlmConfig { name: "slow".into(), chunk_delay: Duration::from_millis(100), ..Default::default() })
-        .await
-        .unwrap();
-    let mut proxy = start_proxy(&config(&[backend("one", &[&[("slow", slow.addr())]], "", ""), route("one", "one", None)])).await;
+    let slow = MockLlm::start(MockLlmConfig {
+        name: "slow".into(),
+        chunk_delay: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut proxy = start_proxy(&config(&[
+        backend("one", &[&[("slow", slow.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let request = json!({"model": "", "stream": true, "messages": [{"role": "user", "content": "Reply with exactly: a b c d e f"}]});
-    let response = proxy.request("POST", "/v1/chat/completions", Bytes::from(request.to_string()), &[]).await;
+    let response = proxy
+        .request(
+            "POST",
+            "/v1/chat/completions",
+            Bytes::from(request.to_string()),
+            &[],
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let running = proxy.running.take().unwrap();
     let shutdown = tokio::spawn(running.shutdown(Duration::from_secs(10)));
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).ends_with("data: [DONE]\n\n"), "stream completed: {body:?}");
-    tokio::time::timeout(Duration::from_secs(5), shutdown).await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).ends_with("data: [DONE]\n\n"),
+        "stream completed: {body:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .unwrap()
+        .unwrap();
     // No longer accepting.
     let refused = tokio::net::TcpStream::connect(proxy.addr).await;
     assert!(refused.is_err());

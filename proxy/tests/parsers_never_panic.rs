@@ -1,5 +1,6 @@
 //! Property tests: client and upstream input never panics the parsers, and pass-through streams
 //! reach the client byte for byte however the upstream chunks them.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use agentgateway_proxy::forward::retry_after;
 use agentgateway_proxy::openai::request::JsonRequest;

@@ -1,4 +1,5 @@
 //! Routing, request rewriting, credentials, pass-through operations and error bodies.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -9,16 +10,27 @@ use serde_json::json;
 #[tokio::test]
 async fn the_providers_model_replaces_the_requests_model() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let reply = proxy.chat(json!({"model": "", "messages": [{"role": "user", "content": "Reply with exactly: agentgateway works"}]})).await;
     assert_eq!(reply.status, 200);
     let body = reply.json();
     assert_eq!(body["model"], "model-a");
-    assert_eq!(body["choices"][0]["message"]["content"], "agentgateway works");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "agentgateway works"
+    );
     assert!(body["usage"]["total_tokens"].as_u64().unwrap() > 0);
     assert_eq!(a.requests()[0].json().unwrap()["model"], "model-a");
     let reply = proxy.chat(json!({"model": "gpt-4o", "messages": []})).await;
-    assert_eq!(reply.json()["model"], "model-a", "replaced even when the client names one");
+    assert_eq!(
+        reply.json()["model"],
+        "model-a",
+        "replaced even when the client names one"
+    );
 }
 
 #[tokio::test]
@@ -29,7 +41,9 @@ async fn without_a_provider_model_the_requests_model_is_kept_and_an_absent_one_i
         a.addr().port()
     );
     let proxy = start_proxy(&config(&[yaml, route("open", "open", None)])).await;
-    let reply = proxy.chat(json!({"model": "client-model", "messages": []})).await;
+    let reply = proxy
+        .chat(json!({"model": "client-model", "messages": []}))
+        .await;
     assert_eq!(reply.json()["model"], "client-model");
     let reply = proxy.chat(json!({"model": "", "messages": []})).await;
     assert_eq!(reply.status, 400);
@@ -50,11 +64,25 @@ async fn the_secrets_key_is_sent_as_bearer_and_the_clients_key_is_not_forwarded(
         route("keyed", "keyed", None),
     ]))
     .await;
-    let reply = proxy.post("/v1/chat/completions", chat("hi"), &[("authorization", "Bearer client-key")]).await;
+    let reply = proxy
+        .post(
+            "/v1/chat/completions",
+            chat("hi"),
+            &[("authorization", "Bearer client-key")],
+        )
+        .await;
     assert_eq!(reply.status, 200);
     let seen = &a.requests()[0];
-    assert_eq!(seen.header("authorization"), Some("Bearer sk-test-123"), "leading Bearer stripped once, sent as Bearer");
-    let auths: Vec<_> = seen.headers.iter().filter(|(k, _)| k == "authorization").collect();
+    assert_eq!(
+        seen.header("authorization"),
+        Some("Bearer sk-test-123"),
+        "leading Bearer stripped once, sent as Bearer"
+    );
+    let auths: Vec<_> = seen
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "authorization")
+        .collect();
     assert_eq!(auths.len(), 1);
     let metrics = proxy.metrics().await;
     assert!(!metrics.contains("sk-test-123"));
@@ -63,32 +91,76 @@ async fn the_secrets_key_is_sent_as_bearer_and_the_clients_key_is_not_forwarded(
 #[tokio::test]
 async fn a_provider_without_a_key_receives_the_clients_authorization() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("open", &[&[("a", a.addr())]], "", ""), route("open", "open", None)])).await;
-    proxy.post("/v1/chat/completions", chat("hi"), &[("authorization", "Bearer client-key")]).await;
-    assert_eq!(a.requests()[0].header("authorization"), Some("Bearer client-key"));
+    let proxy = start_proxy(&config(&[
+        backend("open", &[&[("a", a.addr())]], "", ""),
+        route("open", "open", None),
+    ]))
+    .await;
+    proxy
+        .post(
+            "/v1/chat/completions",
+            chat("hi"),
+            &[("authorization", "Bearer client-key")],
+        )
+        .await;
+    assert_eq!(
+        a.requests()[0].header("authorization"),
+        Some("Bearer client-key")
+    );
 }
 
 #[tokio::test]
 async fn models_embeddings_and_completions_pass_through_to_the_provider() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let models = proxy.send("GET", "/v1/models", Bytes::new(), &[]).await;
     assert_eq!(models.status, 200);
     assert_eq!(models.json()["object"], "list");
-    let embeddings = proxy.post("/v1/embeddings", json!({"model": "", "input": "hello"}), &[]).await;
+    let embeddings = proxy
+        .post(
+            "/v1/embeddings",
+            json!({"model": "", "input": "hello"}),
+            &[],
+        )
+        .await;
     assert_eq!(embeddings.status, 200);
     assert_eq!(embeddings.json()["data"][0]["object"], "embedding");
-    let completions = proxy.post("/v1/completions", json!({"model": "", "prompt": "Reply with exactly: ok"}), &[]).await;
+    let completions = proxy
+        .post(
+            "/v1/completions",
+            json!({"model": "", "prompt": "Reply with exactly: ok"}),
+            &[],
+        )
+        .await;
     assert_eq!(completions.status, 200);
-    let paths: Vec<String> = a.requests().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert_eq!(paths, ["GET /v1/models", "POST /v1/embeddings", "POST /v1/completions"]);
+    let paths: Vec<String> = a
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "GET /v1/models",
+            "POST /v1/embeddings",
+            "POST /v1/completions"
+        ]
+    );
     assert_eq!(a.requests()[1].json().unwrap()["model"], "model-a");
 }
 
 #[tokio::test]
 async fn no_route_is_a_404_with_an_openai_error() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", Some("/v1"))])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", Some("/v1")),
+    ]))
+    .await;
     let reply = proxy.post("/v2/chat/completions", chat("hi"), &[]).await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.error_code(), "route_not_found");
@@ -98,9 +170,20 @@ async fn no_route_is_a_404_with_an_openai_error() {
 #[tokio::test]
 async fn invalid_json_is_a_400_and_never_reaches_the_provider() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     for body in [&b"{not json"[..], b"[]", b"", b"{\"model\": 7}"] {
-        let reply = proxy.send("POST", "/v1/chat/completions", Bytes::from_static(body), &[]).await;
+        let reply = proxy
+            .send(
+                "POST",
+                "/v1/chat/completions",
+                Bytes::from_static(body),
+                &[],
+            )
+            .await;
         assert_eq!(reply.status, 400, "{body:?}");
         reply.error_code();
     }
@@ -110,7 +193,11 @@ async fn invalid_json_is_a_400_and_never_reaches_the_provider() {
 #[tokio::test]
 async fn a_body_over_the_limit_is_a_413() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let big = json!({"model": "", "messages": [{"role": "user", "content": "x".repeat(11 * 1024 * 1024)}]});
     let reply = proxy.chat(big).await;
     assert_eq!(reply.status, 413);
@@ -121,8 +208,14 @@ async fn a_body_over_the_limit_is_a_413() {
 #[tokio::test]
 async fn get_on_chat_completions_is_a_405() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
-    let reply = proxy.send("GET", "/v1/chat/completions", Bytes::new(), &[]).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
+    let reply = proxy
+        .send("GET", "/v1/chat/completions", Bytes::new(), &[])
+        .await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.headers["allow"], "POST");
     reply.error_code();
@@ -141,7 +234,13 @@ async fn the_longest_path_prefix_wins_and_ties_go_to_the_older_route() {
     ]))
     .await;
     assert_eq!(proxy.chat(chat("hi")).await.instance(), "c");
-    assert_eq!(proxy.post("/v1/embeddings", json!({"model": "", "input": "x"}), &[]).await.instance(), "a");
+    assert_eq!(
+        proxy
+            .post("/v1/embeddings", json!({"model": "", "input": "x"}), &[])
+            .await
+            .instance(),
+        "a"
+    );
 }
 
 #[tokio::test]
@@ -171,6 +270,18 @@ async fn header_and_method_matches_select_rules() {
         matched.to_string(),
     ]))
     .await;
-    assert_eq!(proxy.post("/v1/chat/completions", chat("hi"), &[("x-team", "blue")]).await.instance(), "b");
-    assert_eq!(proxy.post("/v1/chat/completions", chat("hi"), &[("x-team", "red")]).await.instance(), "a");
+    assert_eq!(
+        proxy
+            .post("/v1/chat/completions", chat("hi"), &[("x-team", "blue")])
+            .await
+            .instance(),
+        "b"
+    );
+    assert_eq!(
+        proxy
+            .post("/v1/chat/completions", chat("hi"), &[("x-team", "red")])
+            .await
+            .instance(),
+        "a"
+    );
 }

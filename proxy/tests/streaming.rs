@@ -1,4 +1,5 @@
 //! Server-sent-event streams: forwarded as they arrive, usage read on the side, failures handled.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -38,13 +39,29 @@ async fn the_first_chunk_reaches_the_client_before_the_upstream_finishes() {
     })
     .await
     .unwrap();
-    let proxy = start_proxy(&config(&[backend("one", &[&[("slow", slow.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("slow", slow.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let started = Instant::now();
     let response = proxy
-        .request("POST", "/v1/chat/completions", Bytes::from(stream_request("Reply with exactly: one two three four five six").to_string()), &[])
+        .request(
+            "POST",
+            "/v1/chat/completions",
+            Bytes::from(
+                stream_request("Reply with exactly: one two three four five six").to_string(),
+            ),
+            &[],
+        )
         .await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let mut body = response.into_body();
     let first = loop {
         let frame = body.frame().await.unwrap().unwrap();
@@ -56,26 +73,48 @@ async fn the_first_chunk_reaches_the_client_before_the_upstream_finishes() {
         frame.unwrap();
     }
     let total = started.elapsed();
-    assert!(total >= Duration::from_millis(1000), "the upstream takes > 1 s: {total:?}");
-    assert!(first < total / 2, "first chunk at {first:?} of {total:?}: buffered?");
+    assert!(
+        total >= Duration::from_millis(1000),
+        "the upstream takes > 1 s: {total:?}"
+    );
+    assert!(
+        first < total / 2,
+        "first chunk at {first:?} of {total:?}: buffered?"
+    );
 }
 
 #[tokio::test]
 async fn injected_usage_is_counted_and_its_usage_only_chunk_dropped() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
-    let reply = proxy.chat(stream_request("Reply with exactly: hello streaming world")).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
+    let reply = proxy
+        .chat(stream_request("Reply with exactly: hello streaming world"))
+        .await;
     assert_eq!(reply.status, 200);
     let (data, _) = events(&reply.body);
     assert_eq!(data.last().unwrap(), "[DONE]");
     let mut text = String::new();
     for chunk in &data[..data.len() - 1] {
         let chunk: Value = serde_json::from_str(chunk).unwrap();
-        assert!(!chunk["choices"].as_array().unwrap().is_empty(), "usage-only chunk leaked: {chunk}");
-        text.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+        assert!(
+            !chunk["choices"].as_array().unwrap().is_empty(),
+            "usage-only chunk leaked: {chunk}"
+        );
+        text.push_str(
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or(""),
+        );
     }
     assert_eq!(text, "hello streaming world");
-    assert_eq!(a.requests()[0].json().unwrap()["stream_options"]["include_usage"], true);
+    assert_eq!(
+        a.requests()[0].json().unwrap()["stream_options"]["include_usage"],
+        true
+    );
     let metrics = proxy.metrics().await;
     assert!(
         metrics.contains(r#"agentgateway_gen_ai_client_token_usage_sum{gen_ai_token_type="output",route="default/one",backend="default/one",provider="a",model="model-a"} 3.0"#),
@@ -87,7 +126,11 @@ async fn injected_usage_is_counted_and_its_usage_only_chunk_dropped() {
 #[tokio::test]
 async fn a_stream_whose_client_asked_for_usage_is_forwarded_byte_for_byte() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let request = json!({"model": "", "stream": true, "stream_options": {"include_usage": true},
         "messages": [{"role": "user", "content": "Reply with exactly: bytes please"}]});
     let reply = proxy.chat(request.clone()).await;
@@ -103,17 +146,35 @@ async fn a_stream_whose_client_asked_for_usage_is_forwarded_byte_for_byte() {
 async fn a_stream_cut_after_content_ends_with_an_error_event_and_counts_against_the_provider() {
     let a = mock("a").await;
     a.set_fault(Some(Fault::CutAfter(3)));
-    let proxy = start_proxy(&config(&[backend("one", &[&[("a", a.addr())]], "", ""), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
     let started = Instant::now();
-    let reply = proxy.chat(stream_request("Reply with exactly: one two three four five")).await;
+    let reply = proxy
+        .chat(stream_request(
+            "Reply with exactly: one two three four five",
+        ))
+        .await;
     assert!(started.elapsed() < Duration::from_secs(5), "never a hang");
     assert_eq!(reply.status, 200);
     let (data, names) = events(&reply.body);
-    assert_eq!(names, ["error"], "{:?}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        names,
+        ["error"],
+        "{:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
     let error: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(error["error"]["code"], "upstream_stream_interrupted");
     let metrics = proxy.metrics().await;
-    assert!(metrics.contains(r#"agentgateway_provider_evictions_total{backend="default/one",provider="a"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"agentgateway_provider_evictions_total{backend="default/one",provider="a"} 1"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -125,7 +186,9 @@ async fn a_stream_that_fails_before_content_is_retried_on_another_provider() {
         route("pool", "pool", None),
     ]))
     .await;
-    let reply = proxy.chat(stream_request("Reply with exactly: from b")).await;
+    let reply = proxy
+        .chat(stream_request("Reply with exactly: from b"))
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.instance(), "b");
     let (data, names) = events(&reply.body);
@@ -149,13 +212,23 @@ async fn a_connection_reset_before_the_response_is_retried() {
 
 #[tokio::test]
 async fn a_stream_longer_than_the_request_timeout_ends_with_an_error_event() {
-    let slow = MockLlm::start(MockLlmConfig { name: "slow".into(), chunk_delay: Duration::from_millis(300), ..Default::default() })
-        .await
-        .unwrap();
+    let slow = MockLlm::start(MockLlmConfig {
+        name: "slow".into(),
+        chunk_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let timeouts = "  policies:\n    timeouts:\n      request: 1s\n";
-    let proxy = start_proxy(&config(&[backend("one", &[&[("slow", slow.addr())]], "", timeouts), route("one", "one", None)])).await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("slow", slow.addr())]], "", timeouts),
+        route("one", "one", None),
+    ]))
+    .await;
     let started = Instant::now();
-    let reply = proxy.chat(stream_request("Reply with exactly: a b c d e f g h i j")).await;
+    let reply = proxy
+        .chat(stream_request("Reply with exactly: a b c d e f g h i j"))
+        .await;
     assert!(started.elapsed() < Duration::from_secs(3));
     let (_, names) = events(&reply.body);
     assert_eq!(names, ["error"]);

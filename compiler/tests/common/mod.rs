@@ -13,7 +13,8 @@ pub fn fixture(name: &str) -> String {
 
 /// Parses a fixture, named as `fixtures/<name>` in errors.
 pub fn parse_fixture(name: &str) -> Inputs {
-    parse_manifests(&[(format!("fixtures/{name}"), fixture(name))]).unwrap()
+    parse_manifests(&[(format!("fixtures/{name}"), fixture(name))])
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Parses inline YAML named `test.yaml`.
@@ -21,14 +22,19 @@ pub fn parse(yaml: &str) -> Result<Inputs, ManifestError> {
     parse_manifests(&[("test.yaml".to_string(), yaml.to_string())])
 }
 
+/// Parses inline YAML, expecting success.
+pub fn parse_ok(yaml: &str) -> Inputs {
+    parse(yaml).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Compiles inline YAML in standalone mode, expecting success.
 pub fn compile(yaml: &str) -> Compiled {
-    compile_standalone(&parse(yaml).unwrap()).unwrap_or_else(|e| panic!("{e}"))
+    compile_standalone(&parse_ok(yaml)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Compiles inline YAML in standalone mode, expecting failure.
 pub fn compile_error(yaml: &str) -> CompileError {
-    match compile_standalone(&parse(yaml).unwrap()) {
+    match compile_standalone(&parse_ok(yaml)) {
         Ok(compiled) => panic!("expected an error, got {compiled:#?}"),
         Err(e) => e,
     }

@@ -25,13 +25,30 @@ pub struct ProxyError {
 
 impl ProxyError {
     /// A new error with the given status, type and code.
-    pub fn new(status: StatusCode, kind: &'static str, code: &'static str, message: String) -> Self {
-        Self { status, message, kind, code, retry_after_secs: None, allow: None }
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: String,
+    ) -> Self {
+        Self {
+            status,
+            message,
+            kind,
+            code,
+            retry_after_secs: None,
+            allow: None,
+        }
     }
 
     /// 400: the request is malformed.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message.into())
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            message.into(),
+        )
     }
 
     /// The JSON body.
@@ -48,7 +65,10 @@ impl ProxyError {
         let mut response = Response::new(ProxyBody::full(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -31,7 +31,10 @@ impl Operation {
 
     /// Whether the body is an OpenAI JSON request whose `model` the provider's model replaces.
     pub fn has_json_model(self) -> bool {
-        matches!(self, Self::ChatCompletions | Self::Completions | Self::Embeddings)
+        matches!(
+            self,
+            Self::ChatCompletions | Self::Completions | Self::Embeddings
+        )
     }
 
     /// A short name for logs.
@@ -52,9 +55,18 @@ mod tests {
 
     #[test]
     fn classifies_the_openai_paths() {
-        assert_eq!(Operation::from_path("/v1/chat/completions"), Operation::ChatCompletions);
-        assert_eq!(Operation::from_path("/v1/chat/completions/"), Operation::ChatCompletions);
-        assert_eq!(Operation::from_path("/v1/embeddings"), Operation::Embeddings);
+        assert_eq!(
+            Operation::from_path("/v1/chat/completions"),
+            Operation::ChatCompletions
+        );
+        assert_eq!(
+            Operation::from_path("/v1/chat/completions/"),
+            Operation::ChatCompletions
+        );
+        assert_eq!(
+            Operation::from_path("/v1/embeddings"),
+            Operation::Embeddings
+        );
         assert_eq!(Operation::from_path("/v1/models/gpt-4o"), Operation::Models);
         assert_eq!(Operation::from_path("/v1/responses"), Operation::Other);
     }

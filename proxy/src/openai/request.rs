@@ -25,18 +25,22 @@ pub struct JsonRequest {
 impl JsonRequest {
     /// Parses a body that must be a JSON object.
     pub fn parse(body: &[u8]) -> Result<Self, ProxyError> {
-        let fields: IndexMap<String, Box<RawValue>> = serde_json::from_slice(body).map_err(|e| {
-            ProxyError::bad_request(
-                "invalid_json",
-                format!("the request body is not a valid JSON object: {e}"),
-            )
-        })?;
+        let fields: IndexMap<String, Box<RawValue>> =
+            serde_json::from_slice(body).map_err(|e| {
+                ProxyError::bad_request(
+                    "invalid_json",
+                    format!("the request body is not a valid JSON object: {e}"),
+                )
+            })?;
         let model = match fields.get("model") {
             None => None,
             Some(raw) => match serde_json::from_str::<Option<String>>(raw.get()) {
                 Ok(model) => model.filter(|m| !m.is_empty()),
                 Err(_) => {
-                    return Err(ProxyError::bad_request("invalid_model", "`model` must be a string"));
+                    return Err(ProxyError::bad_request(
+                        "invalid_model",
+                        "`model` must be a string",
+                    ));
                 }
             },
         };
@@ -44,7 +48,12 @@ impl JsonRequest {
             .get("stream")
             .is_some_and(|raw| raw.get().trim() == "true");
         let has_stream_options = fields.contains_key("stream_options");
-        Ok(Self { fields, model, stream, has_stream_options })
+        Ok(Self {
+            fields,
+            model,
+            stream,
+            has_stream_options,
+        })
     }
 
     /// The model sent upstream: the provider's when it has one, else the client's.
@@ -93,7 +102,11 @@ impl JsonRequest {
     }
 
     fn encoded_len_hint(&self) -> usize {
-        self.fields.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum::<usize>() + 48
+        self.fields
+            .iter()
+            .map(|(k, v)| k.len() + v.get().len() + 4)
+            .sum::<usize>()
+            + 48
     }
 }
 
@@ -112,8 +125,9 @@ mod tests {
 
     #[test]
     fn provider_model_replaces_an_empty_request_model() {
-        let req = JsonRequest::parse(br#"{"model":"","messages":[{"role":"user","content":"hi"}]}"#)
-            .unwrap();
+        let req =
+            JsonRequest::parse(br#"{"model":"","messages":[{"role":"user","content":"hi"}]}"#)
+                .unwrap();
         assert_eq!(req.model, None);
         let model = req.effective_model(Some("gemma")).unwrap();
         let body = req.encode(model, false);
@@ -140,9 +154,10 @@ mod tests {
         assert!(req.injects_usage());
         let body = req.encode("m", true);
         assert_eq!(json(&body)["stream_options"]["include_usage"], true);
-        let req =
-            JsonRequest::parse(br#"{"model":"m","stream":true,"stream_options":{"include_usage":false}}"#)
-                .unwrap();
+        let req = JsonRequest::parse(
+            br#"{"model":"m","stream":true,"stream_options":{"include_usage":false}}"#,
+        )
+        .unwrap();
         assert!(!req.injects_usage());
         let req = JsonRequest::parse(br#"{"model":"m","stream":false}"#).unwrap();
         assert!(!req.injects_usage());
@@ -150,7 +165,13 @@ mod tests {
 
     #[test]
     fn invalid_bodies_are_rejected_with_400() {
-        for bad in [&b"not json"[..], b"[1,2]", b"{\"model\":", b"{\"model\":3}", b""] {
+        for bad in [
+            &b"not json"[..],
+            b"[1,2]",
+            b"{\"model\":",
+            b"{\"model\":3}",
+            b"",
+        ] {
             let err = JsonRequest::parse(bad).unwrap_err();
             assert_eq!(err.status, http::StatusCode::BAD_REQUEST);
         }

@@ -64,13 +64,20 @@ struct Delta {
 impl SseObserver {
     /// A new observer; `drop_usage_only` when the proxy added `include_usage` itself.
     pub fn new(drop_usage_only: bool) -> Self {
-        Self { drop_usage_only, ..Self::default() }
+        Self {
+            drop_usage_only,
+            ..Self::default()
+        }
     }
 
     /// Observes one chunk and returns the bytes to forward.
     pub fn feed(&mut self, chunk: Bytes) -> Bytes {
         self.held.extend_from_slice(&chunk);
-        let mut forward = if self.drop_usage_only { Some(BytesMut::new()) } else { None };
+        let mut forward = if self.drop_usage_only {
+            Some(BytesMut::new())
+        } else {
+            None
+        };
         while let Some(end) = event_end(&self.held) {
             let event = self.held.split_to(end);
             let keep = self.inspect_event(&event);
@@ -90,7 +97,11 @@ impl SseObserver {
         if !rest.is_empty() {
             self.inspect_event(&rest);
         }
-        if self.drop_usage_only { rest.freeze() } else { Bytes::new() }
+        if self.drop_usage_only {
+            rest.freeze()
+        } else {
+            Bytes::new()
+        }
     }
 
     /// Reads one event; returns whether the client should receive it.
@@ -107,17 +118,17 @@ impl SseObserver {
         if !self.content_seen {
             self.content_seen = chunk_has_content(&data);
         }
-        if has_usage_object(&data) {
-            if let Some(facts) = read_response_facts(&data) {
-                if facts.usage.is_some() {
-                    self.usage = facts.usage;
-                }
-                if facts.model.is_some() {
-                    self.model = facts.model;
-                }
-                if self.drop_usage_only && facts.empty_choices && facts.usage.is_some() {
-                    return false;
-                }
+        if has_usage_object(&data)
+            && let Some(facts) = read_response_facts(&data)
+        {
+            if facts.usage.is_some() {
+                self.usage = facts.usage;
+            }
+            if facts.model.is_some() {
+                self.model = facts.model;
+            }
+            if self.drop_usage_only && facts.empty_choices && facts.usage.is_some() {
+                return false;
             }
         }
         true
@@ -138,7 +149,9 @@ fn chunk_has_content(data: &[u8]) -> bool {
                         || d.tool_calls.is_some()
                         || d.function_call.is_some()
                         || d.refusal.as_deref().is_some_and(|t| !t.is_empty())
-                        || d.reasoning_content.as_deref().is_some_and(|t| !t.is_empty())
+                        || d.reasoning_content
+                            .as_deref()
+                            .is_some_and(|t| !t.is_empty())
                 })
         })
 }
@@ -180,7 +193,8 @@ mod tests {
     use super::*;
 
     const ROLE: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n";
-    const HELLO: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}],\"usage\":null}\n\n";
+    const HELLO: &str =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hello\"}}],\"usage\":null}\n\n";
     const USAGE: &str = "data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n";
     const DONE: &str = "data: [DONE]\n\n";
 
@@ -212,7 +226,10 @@ mod tests {
             out.extend_from_slice(&observer.feed(Bytes::copy_from_slice(piece)));
         }
         out.extend_from_slice(&observer.finish());
-        assert_eq!(String::from_utf8(out).unwrap(), [ROLE, HELLO, DONE].concat());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            [ROLE, HELLO, DONE].concat()
+        );
         assert_eq!(observer.usage.unwrap().prompt, 3);
     }
 
@@ -228,10 +245,14 @@ mod tests {
     #[test]
     fn crlf_framing_and_multi_line_data_are_understood() {
         let mut observer = SseObserver::new(false);
-        observer.feed(Bytes::from_static(b"event: x\r\ndata: [DO\r\n\r\ndata: [DONE]\r\n\r\n"));
+        observer.feed(Bytes::from_static(
+            b"event: x\r\ndata: [DO\r\n\r\ndata: [DONE]\r\n\r\n",
+        ));
         assert!(observer.done);
         let mut observer = SseObserver::new(false);
-        observer.feed(Bytes::from_static(b"data: {\"choices\":\ndata: [{\"text\":\"a\"}]}\n\n"));
+        observer.feed(Bytes::from_static(
+            b"data: {\"choices\":\ndata: [{\"text\":\"a\"}]}\n\n",
+        ));
         assert!(observer.content_seen);
     }
 }

@@ -58,9 +58,17 @@ impl From<WireUsage> for Usage {
         Self {
             prompt: w.prompt_tokens,
             completion: w.completion_tokens,
-            total: w.total_tokens.unwrap_or(w.prompt_tokens + w.completion_tokens),
-            cached: w.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
-            reasoning: w.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
+            total: w
+                .total_tokens
+                .unwrap_or(w.prompt_tokens + w.completion_tokens),
+            cached: w
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning: w
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
         }
     }
 }
@@ -80,7 +88,11 @@ pub struct ResponseFacts {
 pub fn read_response_facts(json: &[u8]) -> Option<ResponseFacts> {
     let envelope: Envelope = serde_json::from_slice(json).ok()?;
     let empty_choices = envelope.choices.is_some() && is_empty_choices(json);
-    Some(ResponseFacts { usage: envelope.usage.map(Usage::from), model: envelope.model, empty_choices })
+    Some(ResponseFacts {
+        usage: envelope.usage.map(Usage::from),
+        model: envelope.model,
+        empty_choices,
+    })
 }
 
 /// `"choices":[]` with any whitespace: the usage-only chunk of a stream.
@@ -88,7 +100,10 @@ fn is_empty_choices(json: &[u8]) -> bool {
     let Some(at) = memchr::memmem::find(json, b"\"choices\"") else {
         return false;
     };
-    let rest = json[at + 9..].iter().copied().filter(|b| !b.is_ascii_whitespace());
+    let rest = json[at + 9..]
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace());
     let mut it = rest;
     it.next() == Some(b':') && it.next() == Some(b'[') && it.next() == Some(b']')
 }
@@ -118,7 +133,13 @@ mod tests {
         let facts = read_response_facts(body).unwrap();
         assert_eq!(
             facts.usage,
-            Some(Usage { prompt: 11, completion: 7, total: 18, cached: 3, reasoning: 2 })
+            Some(Usage {
+                prompt: 11,
+                completion: 7,
+                total: 18,
+                cached: 3,
+                reasoning: 2
+            })
         );
         assert_eq!(facts.model.as_deref(), Some("m"));
         assert!(!facts.empty_choices);
@@ -130,7 +151,9 @@ mod tests {
         assert_eq!(facts.usage, None);
         assert!(facts.empty_choices);
         assert!(!has_usage_object(br#"{"usage": null}"#));
-        assert!(has_usage_object(br#"{"usage": null, "x":{"usage" : {"a":1}}}"#));
+        assert!(has_usage_object(
+            br#"{"usage": null, "x":{"usage" : {"a":1}}}"#
+        ));
     }
 
     #[test]

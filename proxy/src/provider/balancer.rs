@@ -15,7 +15,6 @@ pub struct Candidate {
     pub tried: bool,
 }
 
-
 /// Picks `(group, provider)` or `None` when every provider was tried.
 pub fn choose(groups: &[Vec<Candidate>], rng: &mut fastrand::Rng) -> Option<(usize, usize)> {
     for (g, group) in groups.iter().enumerate() {
@@ -36,7 +35,13 @@ pub fn choose(groups: &[Vec<Candidate>], rng: &mut fastrand::Rng) -> Option<(usi
 fn p2c(group: &[Candidate], rng: &mut fastrand::Rng) -> Option<usize> {
     let available = |c: &Candidate| !c.tried && c.evicted_until.is_none();
     let count = group.iter().filter(|c| available(c)).count();
-    let nth = |n: usize| group.iter().enumerate().filter(|(_, c)| available(c)).nth(n);
+    let nth = |n: usize| {
+        group
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| available(c))
+            .nth(n)
+    };
     match count {
         0 => None,
         1 => nth(0).map(|(i, _)| i),
@@ -53,7 +58,11 @@ fn p2c(group: &[Candidate], rng: &mut fastrand::Rng) -> Option<usize> {
             // pause) cannot starve it, and two equal providers share the load even when requests
             // come one at a time.
             let a_wins = cb.score / (ca.score + cb.score);
-            if rng.f64() < a_wins { Some(ia) } else { Some(ib) }
+            if rng.f64() < a_wins {
+                Some(ia)
+            } else {
+                Some(ib)
+            }
         }
     }
 }
@@ -64,7 +73,11 @@ mod tests {
     use std::time::Duration;
 
     fn healthy(score: f64) -> Candidate {
-        Candidate { evicted_until: None, score, tried: false }
+        Candidate {
+            evicted_until: None,
+            score,
+            tried: false,
+        }
     }
 
     fn evicted(secs: u64) -> Candidate {
@@ -90,7 +103,9 @@ mod tests {
     fn a_much_better_score_wins_almost_every_comparison() {
         let mut rng = fastrand::Rng::with_seed(7);
         let groups = vec![vec![healthy(1.0), healthy(20.0)]];
-        let better = (0..1000).filter(|_| choose(&groups, &mut rng) == Some((0, 0))).count();
+        let better = (0..1000)
+            .filter(|_| choose(&groups, &mut rng) == Some((0, 0)))
+            .count();
         assert!(better > 900, "{better}");
     }
 
@@ -99,7 +114,16 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(1);
         let groups = vec![vec![evicted(5), healthy(1.0)], vec![healthy(0.1)]];
         assert_eq!(choose(&groups, &mut rng), Some((0, 1)));
-        let groups = vec![vec![evicted(5), Candidate { tried: true, ..healthy(1.0) }], vec![healthy(1.0)]];
+        let groups = vec![
+            vec![
+                evicted(5),
+                Candidate {
+                    tried: true,
+                    ..healthy(1.0)
+                },
+            ],
+            vec![healthy(1.0)],
+        ];
         assert_eq!(choose(&groups, &mut rng), Some((1, 0)));
     }
 
@@ -113,14 +137,21 @@ mod tests {
     #[test]
     fn nothing_is_chosen_when_everything_was_tried() {
         let mut rng = fastrand::Rng::with_seed(1);
-        let groups = vec![vec![Candidate { tried: true, ..healthy(1.0) }]];
+        let groups = vec![vec![Candidate {
+            tried: true,
+            ..healthy(1.0)
+        }]];
         assert_eq!(choose(&groups, &mut rng), None);
     }
 
     #[test]
     fn p2c_over_many_prefers_lower_scores() {
         let mut rng = fastrand::Rng::with_seed(3);
-        let groups = vec![(0..8).map(|i| healthy(f64::from(1 << i))).collect::<Vec<_>>()];
+        let groups = vec![
+            (0..8)
+                .map(|i| healthy(f64::from(1 << i)))
+                .collect::<Vec<_>>(),
+        ];
         let mut counts = [0; 8];
         for _ in 0..4000 {
             counts[choose(&groups, &mut rng).unwrap().1] += 1;

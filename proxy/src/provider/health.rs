@@ -120,7 +120,12 @@ impl Health {
     /// `base × 2^evictions`, capped at `max`.
     fn backoff(&self, policy: &EvictionConfig) -> Duration {
         let factor = 1u64 << self.consecutive_evictions.min(20);
-        Duration::from_millis(policy.base_ms.saturating_mul(factor).min(policy.max_ms.max(policy.base_ms)))
+        Duration::from_millis(
+            policy
+                .base_ms
+                .saturating_mul(factor)
+                .min(policy.max_ms.max(policy.base_ms)),
+        )
     }
 
     /// The latency estimate at `now`, decayed while no sample arrives.
@@ -147,7 +152,11 @@ mod tests {
     use super::*;
 
     fn policy() -> EvictionConfig {
-        EvictionConfig { base_ms: 5_000, max_ms: 60_000, consecutive_failures: 1 }
+        EvictionConfig {
+            base_ms: 5_000,
+            max_ms: 60_000,
+            consecutive_failures: 1,
+        }
     }
 
     #[test]
@@ -155,7 +164,11 @@ mod tests {
         let mut h = Health::default();
         let now = Instant::now();
         let durations: Vec<u64> = (0..6)
-            .map(|_| h.record_failure(Failure::ServerError, &policy(), now).unwrap().as_secs())
+            .map(|_| {
+                h.record_failure(Failure::ServerError, &policy(), now)
+                    .unwrap()
+                    .as_secs()
+            })
             .collect();
         assert_eq!(durations, vec![5, 10, 20, 40, 60, 60]);
     }
@@ -176,16 +189,27 @@ mod tests {
     fn retry_after_sets_the_duration_and_is_capped() {
         let mut h = Health::default();
         let now = Instant::now();
-        let d = h.record_failure(Failure::RateLimited(Some(Duration::from_secs(3))), &policy(), now);
+        let d = h.record_failure(
+            Failure::RateLimited(Some(Duration::from_secs(3))),
+            &policy(),
+            now,
+        );
         assert_eq!(d, Some(Duration::from_secs(3)));
-        let d = h.record_failure(Failure::RateLimited(Some(Duration::from_secs(99_999))), &policy(), now);
+        let d = h.record_failure(
+            Failure::RateLimited(Some(Duration::from_secs(99_999))),
+            &policy(),
+            now,
+        );
         assert_eq!(d, Some(LONG_EVICTION));
     }
 
     #[test]
     fn rate_limit_without_retry_after_evicts_even_below_the_failure_threshold() {
         let mut h = Health::default();
-        let lenient = EvictionConfig { consecutive_failures: 3, ..policy() };
+        let lenient = EvictionConfig {
+            consecutive_failures: 3,
+            ..policy()
+        };
         let now = Instant::now();
         assert_eq!(h.record_failure(Failure::ServerError, &lenient, now), None);
         assert_eq!(
@@ -204,7 +228,10 @@ mod tests {
     #[test]
     fn consecutive_failures_threshold_is_honoured() {
         let mut h = Health::default();
-        let p = EvictionConfig { consecutive_failures: 2, ..policy() };
+        let p = EvictionConfig {
+            consecutive_failures: 2,
+            ..policy()
+        };
         let now = Instant::now();
         assert_eq!(h.record_failure(Failure::ServerError, &p, now), None);
         assert!(h.record_failure(Failure::ServerError, &p, now).is_some());

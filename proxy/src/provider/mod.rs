@@ -41,14 +41,27 @@ pub struct ProviderRuntime {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderBuildError {
     /// Host and port do not form a valid authority.
-    #[error("failed to use {host}:{port} as the address of provider {provider} of backend {backend}")]
-    ParseAuthority { backend: String, provider: String, host: String, port: u16 },
+    #[error(
+        "failed to use {host}:{port} as the address of provider {provider} of backend {backend}"
+    )]
+    ParseAuthority {
+        backend: String,
+        provider: String,
+        host: String,
+        port: u16,
+    },
     /// The key holds characters an HTTP header cannot carry.
-    #[error("failed to use the key of provider {provider} of backend {backend}: it is not a valid header value")]
+    #[error(
+        "failed to use the key of provider {provider} of backend {backend}: it is not a valid header value"
+    )]
     InvalidKey { backend: String, provider: String },
     /// The credential the config names is not in the credentials.
     #[error("failed to find credential {credential} for provider {provider} of backend {backend}")]
-    MissingCredential { backend: String, provider: String, credential: String },
+    MissingCredential {
+        backend: String,
+        provider: String,
+        credential: String,
+    },
     /// The HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] ClientBuildError),
@@ -69,14 +82,22 @@ impl ProviderRuntime {
                 port: config.port,
             }
         })?;
-        let auth_header = key.map(|k| bearer(k)).transpose().map_err(|_| {
-            ProviderBuildError::InvalidKey { backend: backend.to_string(), provider: config.name.clone() }
-        })?;
+        let auth_header =
+            key.map(bearer)
+                .transpose()
+                .map_err(|_| ProviderBuildError::InvalidKey {
+                    backend: backend.to_string(),
+                    provider: config.name.clone(),
+                })?;
         let client = build_client(&config)?;
         Ok(Self {
             name: config.name.as_str().into(),
             backend,
-            scheme: if config.tls.is_some() { Scheme::HTTPS } else { Scheme::HTTP },
+            scheme: if config.tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
             authority,
             auth_header,
             client,
@@ -98,7 +119,9 @@ impl ProviderRuntime {
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         // A panic while holding this lock cannot leave Health half-updated in a harmful way.
-        self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The balancer's view of this provider.
@@ -128,7 +151,8 @@ impl ProviderRuntime {
 
     /// Records a failed attempt; returns the eviction's duration when it evicted the provider.
     pub fn record_failure(&self, failure: Failure) -> Option<Duration> {
-        self.health().record_failure(failure, &self.config.eviction, Instant::now())
+        self.health()
+            .record_failure(failure, &self.config.eviction, Instant::now())
     }
 
     /// Counts a request in flight until the guard drops.
@@ -148,7 +172,11 @@ impl Drop for InFlight {
 }
 
 fn authority(host: &str, port: u16) -> Option<Authority> {
-    let text = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let text = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     text.parse().ok()
 }
 

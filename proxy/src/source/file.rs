@@ -25,7 +25,11 @@ pub struct FileSource {
 impl FileSource {
     /// Watches `path`, a file or a directory.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), last: None, interval: POLL_INTERVAL }
+        Self {
+            path: path.into(),
+            last: None,
+            interval: POLL_INTERVAL,
+        }
     }
 
     /// Uses another poll interval (tests).
@@ -82,7 +86,9 @@ async fn read_sources(path: &Path) -> Result<Vec<(String, String)>, String> {
         while let Some(entry) = entries.next_entry().await.map_err(failed)? {
             let file = entry.path();
             let is_yaml = file.extension().is_some_and(|e| e == "yaml" || e == "yml");
-            let hidden = file.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            let hidden = file
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
             if is_yaml && !hidden {
                 files.push(file);
             }

@@ -3,6 +3,7 @@
 //! `--config PATH` is [`file::FileSource`]; the cluster source (ConfigMap + Secret) plugs in here.
 
 pub mod file;
+pub mod kube;
 
 use std::future::Future;
 
@@ -23,4 +24,10 @@ pub trait ConfigSource: Send {
 
     /// A description for logs (`file examples/tutorial`).
     fn describe(&self) -> String;
+
+    /// Whether an invalid initial config is fatal (a user's file: fail fast) or to be waited out
+    /// (the cluster: the operator's next write fixes it, and the pod stays unready meanwhile).
+    fn initial_config_is_fatal(&self) -> bool {
+        true
+    }
 }

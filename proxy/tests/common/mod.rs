@@ -43,8 +43,16 @@ pub async fn start_proxy(yaml: &str) -> Proxy {
     let source = FileSource::new(dir.path()).with_interval(Duration::from_millis(50));
     let running = start(options, source).await.expect("proxy starts");
     let addresses = running.addresses().await;
-    let addr = addresses.get("default").copied().unwrap_or_else(|| *addresses.values().next().unwrap());
-    Proxy { running: Some(running), addr, dir, client: client() }
+    let addr = addresses
+        .get("default")
+        .copied()
+        .unwrap_or_else(|| *addresses.values().next().unwrap());
+    Proxy {
+        running: Some(running),
+        addr,
+        dir,
+        client: client(),
+    }
 }
 
 impl Proxy {
@@ -64,18 +72,35 @@ impl Proxy {
     }
 
     pub async fn post(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
-        self.send("POST", path, Bytes::from(body.to_string()), headers).await
+        self.send("POST", path, Bytes::from(body.to_string()), headers)
+            .await
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Bytes, headers: &[(&str, &str)]) -> Reply {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let response = self.request(method, path, body, headers).await;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
-    pub async fn request(&self, method: &str, path: &str, body: Bytes, headers: &[(&str, &str)]) -> http::Response<Incoming> {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> http::Response<Incoming> {
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("http://{}{}", self.addr, path))
@@ -83,13 +108,25 @@ impl Proxy {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        self.client.request(builder.body(Full::new(body)).unwrap()).await.unwrap()
+        self.client
+            .request(builder.body(Full::new(body)).unwrap())
+            .await
+            .unwrap()
     }
 
     pub async fn metrics(&self) -> String {
         let url = format!("http://{}/metrics", self.running().metrics_addr);
         let response = self.client.get(url.parse().unwrap()).await.unwrap();
-        String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+        String::from_utf8(
+            response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap()
     }
 
     /// Waits until `check` holds for a chat reply, polling; returns how long it took.
@@ -100,7 +137,10 @@ impl Proxy {
             if check(&reply) {
                 return start.elapsed();
             }
-            assert!(start.elapsed() < Duration::from_secs(5), "condition not reached: last reply {reply:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "condition not reached: last reply {reply:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -115,11 +155,15 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn instance(&self) -> &str {
-        self.headers.get("x-mock-llm-instance").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("x-mock-llm-instance")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// Asserts an OpenAI-shaped error body and returns its code.
@@ -133,9 +177,13 @@ impl Reply {
 }
 
 pub async fn mock(name: &str) -> MockLlm {
-    MockLlm::start(MockLlmConfig { name: name.into(), model: format!("{name}-model"), ..Default::default() })
-        .await
-        .unwrap()
+    MockLlm::start(MockLlmConfig {
+        name: name.into(),
+        model: format!("{name}-model"),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
 }
 
 /// A chat request.
@@ -146,7 +194,12 @@ pub fn chat(content: &str) -> Value {
 /// One `AgentgatewayBackend` + `HTTPRoute` (matching everything) in namespace `default`.
 /// `groups` are lists of `(provider name, address)`; `extra` is YAML appended under each provider
 /// (indented already, e.g. `"        policies: ..."`), `backend_policies` under `spec`.
-pub fn backend(name: &str, groups: &[&[(&str, SocketAddr)]], provider_extra: &str, backend_policies: &str) -> String {
+pub fn backend(
+    name: &str,
+    groups: &[&[(&str, SocketAddr)]],
+    provider_extra: &str,
+    backend_policies: &str,
+) -> String {
     let mut yaml = format!(
         "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n"
     );
@@ -179,7 +232,9 @@ pub fn backend(name: &str, groups: &[&[(&str, SocketAddr)]], provider_extra: &st
 /// An `HTTPRoute` in `default` sending everything (or `path_prefix`) to backend `name`.
 pub fn route(name: &str, backend: &str, path_prefix: Option<&str>) -> String {
     let matches = path_prefix
-        .map(|p| format!("    matches:\n    - path:\n        type: PathPrefix\n        value: {p}\n"))
+        .map(|p| {
+            format!("    matches:\n    - path:\n        type: PathPrefix\n        value: {p}\n")
+        })
         .unwrap_or_default();
     format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  parentRefs:\n  - name: agentgateway-proxy\n  rules:\n  - backendRefs:\n    - name: {backend}\n      group: agentgateway.dev\n      kind: AgentgatewayBackend\n{matches}"

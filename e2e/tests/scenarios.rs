@@ -1,0 +1,1241 @@
+//! The end-to-end scenarios, against the real 1.20 cluster `e2e/run.sh` brings up.
+//! Run serially (`--test-threads=1`): they share the cluster, the Gateway `agentgateway-proxy` and
+//! the model server address. Each cleans up what it created (also when it fails).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use agentgateway_mock_llm::MockLlmConfig;
+use e2e::*;
+use serde_json::Value;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn poll() -> Duration {
+    Duration::from_millis(250)
+}
+
+/// Polls a chat completion through `pf` until `check` accepts it; returns the time it took.
+fn wait_served(
+    pf: &mut PortForward,
+    what: &str,
+    path: &str,
+    reply: &str,
+    timeout: Duration,
+    check: impl Fn(&HttpResponse) -> Result<Value, String>,
+) -> (Duration, Value) {
+    let start = Instant::now();
+    let v = wait_for(what, timeout, Duration::from_millis(20), || {
+        let r = pf.chat(path, reply).map_err(|e| e.to_string())?;
+        check(&r)
+    });
+    (start.elapsed(), v)
+}
+
+// ---------------------------------------------------------------------------------------------- 0
+
+/// The generated Gateway API CRDs install on 1.20 with server-side and with plain `kubectl apply`,
+/// serve v1 and v1beta1, and store the tutorial's HTTPRoute (AgentgatewayBackend backendRefs with
+/// group, kind and namespace) and empty-string fields intact.
+#[test]
+fn s0_gateway_api_crds_on_kubernetes_1_20() {
+    let e = env();
+    let file = e.workspace.join("e2e/crds/gateway-api.yaml");
+    let file = file.display().to_string();
+    kubectl_show(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            "agentgateway-e2e",
+            "-f",
+            &file,
+        ],
+        None,
+    );
+    kubectl_show(&["apply", "-f", &file], None);
+    install_crds();
+    let versions = kubectl_ok(&["api-versions"], None);
+    for v in [
+        "gateway.networking.k8s.io/v1",
+        "gateway.networking.k8s.io/v1beta1",
+        "agentgateway.dev/v1alpha1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == v),
+            "{v} not served:\n{versions}"
+        );
+    }
+
+    let ns = "e2e-crds";
+    let mut cleanup = Cleanup::new();
+    cleanup.kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    create_test_namespace(ns);
+
+    // The tutorial's route, client-side and server-side applied, plus a rule with empty-string and
+    // defaulted fields (core group "", Service kind, weight, matches).
+    let route = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: local-llm
+  namespace: e2e-crds
+spec:
+  parentRefs:
+  - name: agentgateway-proxy
+    namespace: agentgateway-system
+  rules:
+  - backendRefs:
+    - name: local-llm
+      namespace: agentgateway-system
+      group: agentgateway.dev
+      kind: AgentgatewayBackend
+";
+    let extra = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: edge-cases
+  namespace: e2e-crds
+spec:
+  parentRefs:
+  - group: gateway.networking.k8s.io
+    kind: Gateway
+    name: agentgateway-proxy
+    namespace: agentgateway-system
+    sectionName: http
+  hostnames: [\"llm.example.com\"]
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /r1}
+      headers: [{name: x-team, value: a}]
+      method: POST
+    backendRefs:
+    - {group: \"\", kind: Service, name: svc, port: 8080, weight: 3}
+    - {group: agentgateway.dev, kind: AgentgatewayBackend, name: local-llm, weight: 0}
+";
+    for (yaml, server_side) in [(route, false), (extra, true)] {
+        let mut args = vec!["apply", "-f-"];
+        if server_side {
+            args.extend(["--server-side", "--field-manager", "agentgateway-e2e"]);
+        }
+        kubectl_ok(&args, Some(yaml));
+        let want: Value = serde_yaml::from_str(yaml).expect("test YAML");
+        let name = want["metadata"]["name"].as_str().expect("name");
+        for version in ["v1", "v1beta1"] {
+            let got = kubectl_json(&[
+                "get",
+                &format!("httproutes.{version}.gateway.networking.k8s.io"),
+                name,
+                "-n",
+                ns,
+            ]);
+            assert_eq!(
+                got["spec"], want["spec"],
+                "HTTPRoute {name} not stored intact (read as {version})"
+            );
+        }
+    }
+    // ReferenceGrant: v1beta1 is what agentgateway reads.
+    kubectl_ok(
+        &["apply", "-f-"],
+        Some(
+            "apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata:
+  name: allow-routes
+  namespace: e2e-crds
+spec:
+  from:
+  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: other}
+  to:
+  - {group: \"\", kind: Secret}
+",
+        ),
+    );
+    let rg = kubectl_json(&[
+        "get",
+        "referencegrants.v1.gateway.networking.k8s.io",
+        "allow-routes",
+        "-n",
+        ns,
+    ]);
+    assert_eq!(rg["spec"]["to"][0]["group"], "", "ReferenceGrant: {rg}");
+    // Printer columns of the generated CRDs.
+    kubectl_show(&["get", "httproute", "-n", ns], None);
+    say("s0: Gateway API CRDs accepted (server-side and client-side apply); objects stored intact");
+}
+
+// ---------------------------------------------------------------------------------------------- 1
+
+/// The tutorial, step by step, with its exact commands and YAML.
+#[test]
+fn s1_tutorial() {
+    let _fx = Fixture::up("s1");
+    let mut cleanup = Cleanup::new();
+    cleanup.kubectl(&[
+        "delete",
+        "httproute",
+        "local-llm",
+        "llm-pool",
+        "-n",
+        NS,
+        "--ignore-not-found",
+    ]);
+    cleanup.kubectl(&[
+        "delete",
+        "agentgatewaybackend",
+        "local-llm",
+        "llm-pool",
+        "-n",
+        NS,
+        "--ignore-not-found",
+    ]);
+
+    let path = tutorial_path();
+    say(format!("replaying {}", path.display()));
+    let md = std::fs::read_to_string(&path).expect("tutorial");
+    let steps = parse_tutorial(&md);
+    let step = |prefix: &str| -> Vec<String> {
+        steps
+            .iter()
+            .find(|s| s.title.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no step {prefix:?} in the tutorial"))
+            .commands
+            .clone()
+    };
+    let port = if port_free(8080) {
+        8080
+    } else {
+        let p = free_port();
+        say(format!(
+            "WARNING: host port 8080 is in use: the tutorial's port-forward and curl use {p} instead"
+        ));
+        p
+    };
+    let local = |c: &str| -> String {
+        if port == 8080 {
+            c.to_owned()
+        } else {
+            c.replace("8080:80", &format!("{port}:80"))
+                .replace("localhost:8080", &format!("localhost:{port}"))
+        }
+    };
+
+    // ---- Step 1: the backend, and its ACCEPTED column
+    let s1 = step("Step 1");
+    assert_eq!(s1.len(), 2, "step 1 commands: {s1:#?}");
+    sh_show(&s1[0]).expect_ok("step 1 apply");
+    let table = wait_for("local-llm ACCEPTED True", secs(30), poll(), || {
+        let out = sh(&s1[1]);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        let header: Vec<&str> = lines
+            .first()
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        let row: Vec<&str> = lines
+            .get(1)
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        if header == ["NAME", "ACCEPTED", "AGE"]
+            && row.len() == 3
+            && row[0] == "local-llm"
+            && row[1] == "True"
+        {
+            Ok(out.stdout)
+        } else {
+            Err(format!("{}{}", out.stdout, out.stderr))
+        }
+    });
+    eprintln!("$ {}\n{table}", s1[1]);
+
+    // ---- Step 2: the route; first measure apply -> served on a separate port-forward
+    let s2 = step("Step 2");
+    assert_eq!(s2.len(), 3, "step 2 commands: {s2:#?}");
+    let mut meter = PortForward::start(NS, "deployment/agentgateway-proxy", free_port(), 80);
+    let t0 = Instant::now();
+    sh_show(&s2[0]).expect_ok("step 2 apply");
+    let applied = t0.elapsed();
+    let (_, _) = wait_served(
+        &mut meter,
+        "the tutorial's route to be served",
+        "/v1/chat/completions",
+        "agentgateway works",
+        secs(30),
+        |r| check_completion(r, MODEL, "agentgateway works"),
+    );
+    let served = t0.elapsed();
+    figure(
+        "s1",
+        format!(
+            "tutorial route: apply-to-served latency: {} ms from the start of `kubectl apply` ({} ms after it returned)",
+            ms(served),
+            ms(served.saturating_sub(applied))
+        ),
+    );
+    let mut tutorial_pf = sh_background("s1-tutorial-port-forward", &local(&s2[1]));
+    tutorial_pf.wait_log(&format!("Forwarding from 127.0.0.1:{port}"), secs(30));
+    let reply = wait_for("the tutorial's curl", secs(30), poll(), || {
+        let out = sh(&local(&s2[2]));
+        let v: Value = serde_json::from_str(&out.stdout)
+            .map_err(|e| format!("{e}: {}{}", out.stdout, out.stderr))?;
+        let r = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: out.stdout.clone(),
+        };
+        check_completion(&r, MODEL, "agentgateway works").map(|_| v)
+    });
+    eprintln!(
+        "$ {}\n{}",
+        local(&s2[2]),
+        serde_json::to_string_pretty(&reply).unwrap_or_default()
+    );
+    assert_eq!(reply["model"], MODEL);
+    say(format!(
+        "step 2: model {}, content {:?}, finish_reason {}, usage {}",
+        reply["model"],
+        reply["choices"][0]["message"]["content"],
+        reply["choices"][0]["finish_reason"],
+        reply["usage"]
+    ));
+
+    // ---- Step 3: the pool backend and its route
+    let s3 = step("Step 3");
+    assert_eq!(s3.len(), 3, "step 3 commands: {s3:#?}");
+    sh_show(&s3[0]).expect_ok("step 3 backend");
+    sh_show(&s3[1]).expect_ok("step 3 route");
+    let pool = wait_for("llm-pool Accepted", secs(30), poll(), || {
+        let b = get_json(&["agentgatewaybackend", "llm-pool", "-n", NS]).ok_or("missing")?;
+        match condition(&b, "Accepted") {
+            Some((s, _, _)) if s == "True" => Ok(b),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(pool["status"]["conditions"][0]["type"], "Accepted");
+    let reply = wait_for("the tutorial's step 3 curl", secs(30), poll(), || {
+        let out = sh(&local(&s3[2]));
+        let r = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: out.stdout.clone(),
+        };
+        check_completion(&r, MODEL, "pool ok").map_err(|e| format!("{e} {}", out.stderr))
+    });
+    eprintln!(
+        "$ {}\n{}",
+        local(&s3[2]),
+        serde_json::to_string_pretty(&reply).unwrap_or_default()
+    );
+
+    // ---- Clean up: 404 with an OpenAI error within a second or two, nothing left in the config
+    let clean = step("Clean up");
+    assert_eq!(clean.len(), 2, "clean-up commands: {clean:#?}");
+    let t0 = Instant::now();
+    for c in &clean {
+        sh_show(c).expect_ok("clean up");
+    }
+    let deleted = t0.elapsed();
+    let body = wait_for(
+        "404 after the clean-up",
+        secs(10),
+        Duration::from_millis(20),
+        || {
+            meter.ensure();
+            let r = chat(meter.local_port, "/v1/chat/completions", "gone")
+                .map_err(|e| e.to_string())?;
+            check_openai_error(&r, 404)
+        },
+    );
+    let gone = t0.elapsed();
+    figure(
+        "s1",
+        format!(
+            "clean-up: delete-to-404 {} ms from the first `kubectl delete` ({} ms after both returned); body {body}",
+            ms(gone),
+            ms(gone.saturating_sub(deleted))
+        ),
+    );
+    assert!(
+        gone.saturating_sub(deleted) < secs(3),
+        "the proxy kept serving the deleted routes for {} ms",
+        ms(gone.saturating_sub(deleted))
+    );
+    let cm = format!("{GATEWAY}-config");
+    let text = wait_for(
+        "the generated config to forget the tutorial",
+        secs(10),
+        poll(),
+        || {
+            let text = configmap_text(NS, &cm);
+            let left: Vec<&str> = ["local-llm", "llm-pool", "local-a", "local-b"]
+                .into_iter()
+                .filter(|n| text.contains(n))
+                .collect();
+            if text.is_empty() {
+                Err("ConfigMap missing or empty".into())
+            } else if left.is_empty() {
+                Ok(text)
+            } else {
+                Err(format!("still mentions {left:?}"))
+            }
+        },
+    );
+    say(format!("ConfigMap {cm} after the clean-up:\n{text}"));
+    drop(tutorial_pf);
+    drop(meter);
+}
+
+// ---------------------------------------------------------------------------------------------- 2
+
+const KEY: &str = "sk-e2e-0123456789abcdef";
+
+/// A backend whose key Secret is missing is Accepted=False/SecretNotFound; creating the Secret
+/// flips it to True and the key reaches the provider as `Authorization: Bearer <key>`.
+#[test]
+fn s2_secret_ref_auth() {
+    let _fx = Fixture::up("s2");
+    // the provider: a mock-llm in this process (to read the request headers it received),
+    // listening in the cluster netns at host.docker.internal:8091
+    let keyed = NetnsMock::start(
+        &format!("{NODE_IP}:8091"),
+        MockLlmConfig {
+            name: "keyed".into(),
+            model: "keyed-model".into(),
+            ..Default::default()
+        },
+    );
+    let mut cleanup = Cleanup::new();
+    cleanup.kubectl(&[
+        "delete",
+        "httproute",
+        "e2e-auth",
+        "-n",
+        NS,
+        "--ignore-not-found",
+    ]);
+    cleanup.kubectl(&[
+        "delete",
+        "agentgatewaybackend",
+        "e2e-auth",
+        "-n",
+        NS,
+        "--ignore-not-found",
+    ]);
+    cleanup.kubectl(&[
+        "delete",
+        "secret",
+        "e2e-provider-key",
+        "-n",
+        NS,
+        "--ignore-not-found",
+    ]);
+    kubectl_ok(
+        &[
+            "delete",
+            "secret",
+            "e2e-provider-key",
+            "-n",
+            NS,
+            "--ignore-not-found",
+        ],
+        None,
+    );
+
+    apply(&format!(
+        "apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata:
+  name: e2e-auth
+  namespace: {NS}
+  labels: {{{TEST_LABEL}: \"true\"}}
+spec:
+  ai:
+    provider:
+      host: host.docker.internal
+      port: 8091
+      openai:
+        model: keyed-model
+      policies:
+        auth:
+          secretRef:
+            name: e2e-provider-key
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: e2e-auth
+  namespace: {NS}
+  labels: {{{TEST_LABEL}: \"true\"}}
+spec:
+  parentRefs:
+  - name: {GATEWAY}
+  rules:
+  - backendRefs:
+    - {{name: e2e-auth, group: agentgateway.dev, kind: AgentgatewayBackend}}
+"
+    ));
+    let (status, reason, message) = wait_for("e2e-auth Accepted=False", secs(30), poll(), || {
+        let b = get_json(&["agentgatewaybackend", "e2e-auth", "-n", NS]).ok_or("missing")?;
+        match condition(&b, "Accepted") {
+            Some(c) if c.0 == "False" => Ok(c),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    say(format!(
+        "without the Secret: Accepted={status} reason={reason} message={message:?}"
+    ));
+    assert_eq!(reason, "SecretNotFound");
+    assert!(
+        message.contains("e2e-provider-key"),
+        "the message should name the Secret: {message}"
+    );
+    kubectl_show(&["get", "agentgatewaybackend", "e2e-auth", "-n", NS], None);
+
+    let mut pf = PortForward::start(NS, "deployment/agentgateway-proxy", free_port(), 80);
+    if let Ok(r) = pf.chat("/v1/chat/completions", "no key yet") {
+        say(format!(
+            "request before the Secret exists: HTTP {} {}",
+            r.status, r.body
+        ));
+    }
+    let before = keyed.mock.request_count();
+
+    let t0 = Instant::now();
+    apply(&format!(
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: e2e-provider-key
+  namespace: {NS}
+  labels: {{{TEST_LABEL}: \"true\"}}
+stringData:
+  Authorization: {KEY}
+"
+    ));
+    wait_for(
+        "e2e-auth Accepted=True",
+        secs(30),
+        Duration::from_millis(100),
+        || {
+            let b = get_json(&["agentgatewaybackend", "e2e-auth", "-n", NS]).ok_or("missing")?;
+            match condition(&b, "Accepted") {
+                Some(c) if c.0 == "True" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
+    figure(
+        "s2",
+        format!(
+            "Secret created -> backend Accepted=True in {} ms",
+            ms(t0.elapsed())
+        ),
+    );
+    let (took, _) = wait_served(
+        &mut pf,
+        "a completion from the keyed provider",
+        "/v1/chat/completions",
+        "keyed ok",
+        secs(30),
+        |r| check_completion(r, "keyed-model", "keyed ok"),
+    );
+    figure(
+        "s2",
+        format!(
+            "Secret created -> keyed provider served in {} ms",
+            ms(t0.elapsed())
+        ),
+    );
+    let _ = took;
+    let reqs = keyed.mock.requests();
+    let last = reqs.last().expect("the provider saw the request");
+    assert!(reqs.len() > before, "no request reached the keyed provider");
+    assert_eq!(
+        last.header("authorization"),
+        Some(format!("Bearer {KEY}").as_str()),
+        "the provider got headers {:?}",
+        last.headers
+    );
+    say("the provider received `Authorization: Bearer <key>`");
+    // the key is in the credentials Secret, never in the ConfigMap
+    let cm = configmap_text(NS, &format!("{GATEWAY}-config"));
+    assert!(
+        !cm.contains(KEY),
+        "the key leaked into the ConfigMap:\n{cm}"
+    );
+    let creds = kubectl_json(&["get", "secret", &format!("{GATEWAY}-credentials"), "-n", NS]);
+    assert!(
+        creds["data"].as_object().is_some_and(|d| !d.is_empty()),
+        "credentials Secret is empty: {creds}"
+    );
+    drop(pf);
+    drop(cleanup);
+    drop(keyed);
+}
+
+// ---------------------------------------------------------------------------------------------- 3
+
+/// Deleting a Gateway garbage-collects everything the operator created for it. Uses its own
+/// Gateway in its own namespace, so the shared one stays.
+#[test]
+fn s3_gateway_deletion_garbage_collects() {
+    let _fx = Fixture::up("s3");
+    let ns = "e2e-gc";
+    let gw = "gc-gw";
+    let mut cleanup = Cleanup::new();
+    cleanup.kubectl(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+    create_test_namespace(ns);
+    apply(&gateway_yaml(ns, gw));
+    let owned: Vec<(String, String)> = vec![
+        ("deployment".into(), gw.into()),
+        ("service".into(), gw.into()),
+        ("serviceaccount".into(), gw.into()),
+        ("role".into(), gw.into()),
+        ("rolebinding".into(), gw.into()),
+        ("configmap".into(), format!("{gw}-config")),
+        ("secret".into(), format!("{gw}-credentials")),
+    ];
+    let gw_uid = kubectl_json(&["get", "gateway", gw, "-n", ns])["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_owned();
+    let t0 = Instant::now();
+    wait_for("the operator's objects for gc-gw", secs(60), poll(), || {
+        let mut missing = Vec::new();
+        for (kind, name) in &owned {
+            match get_json(&[kind, name, "-n", ns]) {
+                None => missing.push(format!("{kind}/{name}")),
+                Some(o) => {
+                    let owners = o["metadata"]["ownerReferences"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    if !owners
+                        .iter()
+                        .any(|r| r["uid"] == gw_uid.as_str() && r["kind"] == "Gateway")
+                    {
+                        missing.push(format!("{kind}/{name} (no ownerReference to the Gateway)"));
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{missing:?}"))
+        }
+    });
+    figure(
+        "s3",
+        format!(
+            "Gateway created -> all 7 owned objects present in {} ms",
+            ms(t0.elapsed())
+        ),
+    );
+    kubectl_show(
+        &[
+            "get",
+            "deployment,service,serviceaccount,role,rolebinding,configmap,secret",
+            "-n",
+            ns,
+        ],
+        None,
+    );
+
+    let t0 = Instant::now();
+    kubectl_show(&["delete", "gateway", gw, "-n", ns], None);
+    wait_for(
+        "garbage collection of gc-gw's objects",
+        secs(60),
+        poll(),
+        || {
+            let left: Vec<String> = owned
+                .iter()
+                .filter(|(k, n)| get_json(&[k, n, "-n", ns]).is_some())
+                .map(|(k, n)| format!("{k}/{n}"))
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("left: {left:?}"))
+            }
+        },
+    );
+    figure(
+        "s3",
+        format!(
+            "Gateway deleted -> all 7 owned objects gone in {} ms",
+            ms(t0.elapsed())
+        ),
+    );
+    // the shared Gateway is untouched
+    assert!(
+        get_json(&["deployment", GATEWAY, "-n", NS]).is_some(),
+        "the shared proxy Deployment went away"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------- 4
+
+const MANAGED_KINDS: &str = "deployment,service,serviceaccount,role,rolebinding,configmap,secret,gateway,httproute,agentgatewaybackend";
+
+fn snapshot() -> BTreeMap<String, String> {
+    let mut s = resource_versions(MANAGED_KINDS, NS);
+    s.extend(resource_versions("gatewayclass", ""));
+    s
+}
+
+fn lease_holders(ns: &str) -> BTreeMap<String, String> {
+    let list = kubectl_json(&["get", "leases", "-n", ns]);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            (
+                l["metadata"]["name"].as_str().unwrap_or("?").to_owned(),
+                l["spec"]["holderIdentity"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn leader_lines(metrics: &str) -> String {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.to_ascii_lowercase().contains("leader"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn accepted(name: &str) -> Result<(), String> {
+    let b = get_json(&["agentgatewaybackend", name, "-n", NS]).ok_or("missing")?;
+    match condition(&b, "Accepted") {
+        Some(c) if c.0 == "True" => Ok(()),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+fn probe_backend(name: &str) -> String {
+    format!(
+        "apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata:
+  name: {name}
+  namespace: {NS}
+  labels: {{{TEST_LABEL}: \"true\"}}
+spec:
+  ai:
+    provider:
+      host: host.docker.internal
+      port: 8090
+      openai:
+        model: {MODEL}
+"
+    )
+}
+
+/// Restarting the operator writes nothing; a second replica with leader election stays passive
+/// until the leader's Lease expires, then takes over.
+#[test]
+fn s4_operator_restart_and_leader_election() {
+    let fx = Fixture::up("s4");
+    let Fixture { operator, mock } = fx;
+    let mut operator = Some(operator);
+    let mut cleanup = Cleanup::new();
+    cleanup.kubectl(&[
+        "delete",
+        "httproute",
+        "e2e-restart",
+        "-n",
+        NS,
+        "--ignore-not-found",
+    ]);
+    cleanup.kubectl(&[
+        "delete",
+        "agentgatewaybackend",
+        "e2e-restart",
+        "e2e-le-1",
+        "e2e-le-2",
+        "-n",
+        NS,
+        "--ignore-not-found",
+    ]);
+    cleanup.kubectl(&[
+        "delete",
+        "namespace",
+        "e2e-leader",
+        "--ignore-not-found",
+        "--wait=false",
+    ]);
+
+    // some state with statuses: a backend + route, served
+    apply(&probe_backend("e2e-restart"));
+    apply(&format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: e2e-restart
+  namespace: {NS}
+  labels: {{{TEST_LABEL}: \"true\"}}
+spec:
+  parentRefs:
+  - name: {GATEWAY}
+  rules:
+  - backendRefs:
+    - {{name: e2e-restart, group: agentgateway.dev, kind: AgentgatewayBackend}}
+"
+    ));
+    wait_for("e2e-restart Accepted", secs(30), poll(), || {
+        accepted("e2e-restart")
+    });
+    let mut pf = PortForward::start(NS, "deployment/agentgateway-proxy", free_port(), 80);
+    wait_served(
+        &mut pf,
+        "e2e-restart served",
+        "/v1/chat/completions",
+        "restart",
+        secs(30),
+        |r| check_completion(r, MODEL, "restart"),
+    );
+    std::thread::sleep(secs(3)); // let the status writes settle
+    let before = snapshot();
+    say(format!(
+        "{} objects recorded before the restart",
+        before.len()
+    ));
+
+    // ---- restart: SIGTERM, start a new one, wait, compare
+    if let Some(mut op) = operator.take() {
+        op.proc.stop(secs(10));
+    }
+    let restarted = Operator::start(OperatorOpts::new("s4-operator-restarted"));
+    std::thread::sleep(secs(10));
+    let after = snapshot();
+    let diff = changed(&before, &after);
+    assert!(
+        diff.is_empty(),
+        "the restarted operator wrote:\n{}",
+        diff.join("\n")
+    );
+    figure(
+        "s4",
+        format!(
+            "operator restart: 0 writes to {} managed objects in 10 s",
+            after.len()
+        ),
+    );
+    wait_served(
+        &mut pf,
+        "still served after the restart",
+        "/v1/chat/completions",
+        "restart",
+        secs(10),
+        |r| check_completion(r, MODEL, "restart"),
+    );
+    drop(restarted);
+
+    // ---- leader election: A leads, B waits
+    let lease_ns = "e2e-leader";
+    create_test_namespace(lease_ns);
+    let le = |name: &str| OperatorOpts {
+        name: name.into(),
+        leader_election: true,
+        lease_namespace: lease_ns.into(),
+    };
+    let mut a = Operator::start(le("s4-operator-a"));
+    let holders = wait_for("a Lease held by operator A", secs(60), poll(), || {
+        let h = lease_holders(lease_ns);
+        if h.values().any(|v| !v.is_empty()) {
+            Ok(h)
+        } else {
+            Err(format!("{h:?}"))
+        }
+    });
+    say(format!("leases with A alone: {holders:?}"));
+    apply(&probe_backend("e2e-le-1"));
+    wait_for("A reconciles e2e-le-1", secs(30), poll(), || {
+        accepted("e2e-le-1")
+    });
+    std::thread::sleep(secs(2));
+    let before = snapshot();
+
+    let b = Operator::start(le("s4-operator-b"));
+    std::thread::sleep(secs(10));
+    let after = snapshot();
+    let diff = changed(&before, &after);
+    assert!(
+        diff.is_empty(),
+        "with operator B started, something wrote:\n{}",
+        diff.join("\n")
+    );
+    assert_eq!(
+        lease_holders(lease_ns),
+        holders,
+        "the Lease changed hands while A was alive"
+    );
+    let b_metrics = b.metrics().unwrap_or_default();
+    let a_metrics = a.metrics().unwrap_or_default();
+    say(format!(
+        "A's leader metrics:\n{}\nB's leader metrics:\n{}",
+        leader_lines(&a_metrics),
+        leader_lines(&b_metrics)
+    ));
+    let b_log = b.proc.own_log();
+    let passive_lines: Vec<&str> = b_log
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("leader")
+                || l.contains("lease")
+                || l.contains("standby")
+                || l.contains("follower")
+        })
+        .collect();
+    say(format!(
+        "B's log about leadership:\n{}",
+        passive_lines.join("\n")
+    ));
+    assert!(
+        !leader_lines(&b_metrics).is_empty() || !passive_lines.is_empty(),
+        "operator B neither exposes a leader metric nor logs anything about the Lease"
+    );
+    if let Some(line) = b_metrics
+        .lines()
+        .find(|l| !l.starts_with('#') && l.to_ascii_lowercase().contains("leader"))
+    {
+        let value = line.split_whitespace().last().unwrap_or("");
+        assert!(
+            matches!(value, "0" | "0.0"),
+            "B's leader metric says it leads: {line}"
+        );
+    }
+    figure(
+        "s4",
+        "second replica: passive (no writes in 10 s, Lease unchanged)",
+    );
+
+    // ---- kill A (no chance to release the Lease); B takes over once it expires
+    let t0 = Instant::now();
+    a.proc.kill_now();
+    apply(&probe_backend("e2e-le-2"));
+    let mut took_lease = None;
+    let mut reconciled = None;
+    wait_for(
+        "B to take over and reconcile e2e-le-2",
+        secs(90),
+        Duration::from_millis(200),
+        || {
+            if took_lease.is_none() && lease_holders(lease_ns) != holders {
+                took_lease = Some(t0.elapsed());
+            }
+            if reconciled.is_none() && accepted("e2e-le-2").is_ok() {
+                reconciled = Some(t0.elapsed());
+            }
+            match (took_lease, reconciled) {
+                (Some(l), Some(r)) => Ok((l, r)),
+                other => Err(format!("{other:?} leases {:?}", lease_holders(lease_ns))),
+            }
+        },
+    );
+    let (l, r) = (
+        took_lease.unwrap_or_default(),
+        reconciled.unwrap_or_default(),
+    );
+    figure(
+        "s4",
+        format!(
+            "leader killed -> B holds the Lease after {} ms, reconciles after {} ms",
+            ms(l),
+            ms(r)
+        ),
+    );
+    assert!(
+        r + Duration::from_millis(500) >= l,
+        "e2e-le-2 was reconciled ({} ms) before B held the Lease ({} ms)",
+        ms(r),
+        ms(l)
+    );
+    say(format!("leases now: {:?}", lease_holders(lease_ns)));
+    if let Some(line) = b
+        .metrics()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| !l.starts_with('#') && l.to_ascii_lowercase().contains("leader"))
+    {
+        say(format!("B's leader metric after the takeover: {line}"));
+    }
+    drop(pf);
+    drop(cleanup);
+    drop(b);
+    drop(a);
+    drop(mock);
+}
+
+// ---------------------------------------------------------------------------------------------- 5
+
+const SCALE: usize = 200;
+
+fn scale_yaml() -> String {
+    let mut y = String::new();
+    for i in 0..SCALE {
+        let _ = write!(
+            y,
+            "---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata:
+  name: scale-{i:03}
+  namespace: {NS}
+  labels: {{{TEST_LABEL}: scale}}
+spec:
+  ai:
+    provider:
+      host: host.docker.internal
+      port: 8090
+      openai:
+        model: scale-model-{i:03}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: scale-{i:03}
+  namespace: {NS}
+  labels: {{{TEST_LABEL}: scale}}
+spec:
+  parentRefs:
+  - name: {GATEWAY}
+  rules:
+  - matches:
+    - path: {{type: PathPrefix, value: /r{i}}}
+    backendRefs:
+    - {{name: scale-{i:03}, group: agentgateway.dev, kind: AgentgatewayBackend}}
+"
+        );
+    }
+    y
+}
+
+fn route_accepted(r: &Value) -> bool {
+    r["status"]["parents"].as_array().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| condition(p, "Accepted").is_some_and(|c| c.0 == "True"))
+    })
+}
+
+/// 200 backends + 200 routes in one `kubectl apply`: all Accepted and served; then the latency of
+/// one backend edit.
+#[test]
+fn s5_scale_200_backends_and_routes() {
+    let _fx = Fixture::up("s5");
+    let label = format!("{TEST_LABEL}=scale");
+    let mut cleanup = Cleanup::new();
+    cleanup.kubectl(&[
+        "delete",
+        "httproute,agentgatewaybackend",
+        "-n",
+        NS,
+        "-l",
+        &label,
+        "--ignore-not-found",
+        "--wait=false",
+    ]);
+    let file = env().artifacts.join("scale.yaml");
+    std::fs::write(&file, scale_yaml()).expect("write scale.yaml");
+    let mut pf = PortForward::start(NS, "deployment/agentgateway-proxy", free_port(), 80);
+
+    let t0 = Instant::now();
+    let out = kubectl_ok(&["apply", "-f", &file.display().to_string()], None);
+    let applied = t0.elapsed();
+    figure(
+        "s5",
+        format!(
+            "kubectl apply of {} objects: {} ms ({} lines of output)",
+            2 * SCALE,
+            ms(applied),
+            out.lines().count()
+        ),
+    );
+
+    let mut backends_at = None;
+    let mut routes_at = None;
+    let mut config_at = None;
+    wait_for(
+        "all 200 backends and routes Accepted and in the ConfigMap",
+        secs(300),
+        SEC,
+        || {
+            if backends_at.is_none() {
+                let list = kubectl_json(&["get", "agentgatewaybackend", "-n", NS, "-l", &label]);
+                let n = list["items"].as_array().map_or(0, |a| {
+                    a.iter()
+                        .filter(|b| condition(b, "Accepted").is_some_and(|c| c.0 == "True"))
+                        .count()
+                });
+                if n == SCALE {
+                    backends_at = Some(t0.elapsed());
+                }
+            }
+            if routes_at.is_none() {
+                let list = kubectl_json(&["get", "httproute", "-n", NS, "-l", &label]);
+                let n = list["items"]
+                    .as_array()
+                    .map_or(0, |a| a.iter().filter(|r| route_accepted(r)).count());
+                if n == SCALE {
+                    routes_at = Some(t0.elapsed());
+                }
+            }
+            if config_at.is_none() {
+                let text = configmap_text(NS, &format!("{GATEWAY}-config"));
+                let n = (0..SCALE)
+                    .filter(|i| text.contains(&format!("scale-{i:03}")))
+                    .count();
+                if n == SCALE {
+                    config_at = Some(t0.elapsed());
+                }
+            }
+            match (backends_at, routes_at, config_at) {
+                (Some(b), Some(r), Some(c)) => Ok((b, r, c)),
+                other => Err(format!("(backends, routes, configmap) done at {other:?}")),
+            }
+        },
+    );
+    figure(
+        "s5",
+        format!(
+            "200 backends Accepted after {} ms, 200 routes Accepted after {} ms, ConfigMap holds all 200 after {} ms (from the start of the apply)",
+            ms(backends_at.unwrap_or_default()),
+            ms(routes_at.unwrap_or_default()),
+            ms(config_at.unwrap_or_default())
+        ),
+    );
+
+    let sample = [0usize, 1, 57, 99, 123, 199];
+    for i in sample {
+        let model = format!("scale-model-{i:03}");
+        wait_served(
+            &mut pf,
+            &format!("/r{i} served by scale-{i:03}"),
+            &format!("/r{i}/v1/chat/completions"),
+            "scale ok",
+            secs(60),
+            |r| check_completion(r, &model, "scale ok"),
+        );
+    }
+    figure(
+        "s5",
+        format!(
+            "all served: spot-check of {} routes ok {} ms after the start of the apply",
+            sample.len(),
+            ms(t0.elapsed())
+        ),
+    );
+
+    // one backend edit: apply-to-served latency
+    let mut lat = Vec::new();
+    for (n, i) in [57usize, 123, 7].into_iter().enumerate() {
+        let model = format!("scale-model-{i:03}-v{}", n + 2);
+        let t0 = Instant::now();
+        kubectl_ok(
+            &[
+                "patch",
+                "agentgatewaybackend",
+                &format!("scale-{i:03}"),
+                "-n",
+                NS,
+                "--type",
+                "merge",
+                "-p",
+                &format!(
+                    "{{\"spec\":{{\"ai\":{{\"provider\":{{\"openai\":{{\"model\":\"{model}\"}}}}}}}}}}"
+                ),
+            ],
+            None,
+        );
+        let (took, _) = wait_served(
+            &mut pf,
+            &format!("scale-{i:03} to serve {model}"),
+            &format!("/r{i}/v1/chat/completions"),
+            "edited",
+            secs(30),
+            |r| check_completion(r, &model, "edited"),
+        );
+        let total = t0.elapsed();
+        let _ = took;
+        figure(
+            "s5",
+            format!(
+                "apply-to-served latency: {} ms (edit of scale-{i:03}'s model, 200 routes loaded)",
+                ms(total)
+            ),
+        );
+        lat.push(total);
+    }
+    lat.sort();
+    figure(
+        "s5",
+        format!(
+            "apply-to-served latency: median {} ms of {:?}",
+            ms(lat[lat.len() / 2]),
+            lat.iter().map(|d| ms(*d)).collect::<Vec<_>>()
+        ),
+    );
+
+    let t0 = Instant::now();
+    kubectl_ok(
+        &[
+            "delete",
+            "httproute,agentgatewaybackend",
+            "-n",
+            NS,
+            "-l",
+            &label,
+        ],
+        None,
+    );
+    wait_for(
+        "the ConfigMap to drop the 200 routes",
+        secs(120),
+        SEC,
+        || {
+            let text = configmap_text(NS, &format!("{GATEWAY}-config"));
+            let n = (0..SCALE)
+                .filter(|i| text.contains(&format!("scale-{i:03}")))
+                .count();
+            if n == 0 {
+                Ok(())
+            } else {
+                Err(format!("{n} left"))
+            }
+        },
+    );
+    figure(
+        "s5",
+        format!(
+            "delete of 400 objects -> ConfigMap clean after {} ms",
+            ms(t0.elapsed())
+        ),
+    );
+}

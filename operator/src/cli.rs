@@ -1,0 +1,172 @@
+//! Command-line flags; every flag can also be set from the environment variable it names.
+
+use std::net::SocketAddr;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::resources::ProxySettings;
+
+/// agentgateway operator: accepts backends and runs a configured proxy for every Gateway of the
+/// class `agentgateway`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "agentgateway-operator", version, about)]
+pub struct Args {
+    /// The proxy image of every Gateway's Deployment.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_PROXY_IMAGE",
+        default_value = "agentgateway-proxy:dev"
+    )]
+    pub proxy_image: String,
+
+    /// The proxy container's `imagePullPolicy`.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_PROXY_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent",
+        value_parser = ["Always", "IfNotPresent", "Never"]
+    )]
+    pub proxy_image_pull_policy: String,
+
+    /// Replicas of every proxy Deployment.
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub proxy_replicas: i32,
+
+    /// CPU request of the proxy container.
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_CPU_REQUEST", default_value = "50m")]
+    pub proxy_cpu_request: String,
+
+    /// Memory request of the proxy container.
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_MEMORY_REQUEST", default_value = "32Mi")]
+    pub proxy_memory_request: String,
+
+    /// CPU limit of the proxy container.
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_CPU_LIMIT", default_value = "1")]
+    pub proxy_cpu_limit: String,
+
+    /// Memory limit of the proxy container.
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_MEMORY_LIMIT", default_value = "256Mi")]
+    pub proxy_memory_limit: String,
+
+    /// `RUST_LOG` of the proxy container (`info`, `debug`, `agentgateway_proxy=debug`, ...).
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_LOG_LEVEL", default_value = "info")]
+    pub proxy_log_level: String,
+
+    /// Address of the Prometheus endpoint (`/metrics`); port 0 picks a free port.
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Address of the probes (`/healthz`, `/readyz`); port 0 picks a free port.
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+
+    /// Run the controllers only while holding the Lease (`--leader-election=false` to disable).
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_LEADER_ELECTION",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_LEADER_ELECTION_NAME",
+        default_value = "agentgateway-operator"
+    )]
+    pub leader_election_name: String,
+
+    /// Namespace of the leader-election Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "agentgateway-system")]
+    pub leader_election_namespace: String,
+
+    /// Log format: one JSON object per line, or human-readable text.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+impl Args {
+    /// What every proxy Deployment is built with.
+    pub fn proxy_settings(&self) -> ProxySettings {
+        ProxySettings {
+            image: self.proxy_image.clone(),
+            image_pull_policy: self.proxy_image_pull_policy.clone(),
+            replicas: self.proxy_replicas,
+            cpu_request: self.proxy_cpu_request.clone(),
+            memory_request: self.proxy_memory_request.clone(),
+            cpu_limit: self.proxy_cpu_limit.clone(),
+            memory_limit: self.proxy_memory_limit.clone(),
+            log_level: self.proxy_log_level.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let args = Args::try_parse_from(["agentgateway-operator"]).unwrap();
+        assert_eq!(args.proxy_image, "agentgateway-proxy:dev");
+        assert_eq!(args.proxy_image_pull_policy, "IfNotPresent");
+        assert_eq!(args.proxy_replicas, 1);
+        assert_eq!(args.metrics_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(args.health_addr.to_string(), "0.0.0.0:8081");
+        assert!(args.leader_election);
+        assert_eq!(args.leader_election_name, "agentgateway-operator");
+    }
+
+    #[test]
+    fn leader_election_can_be_switched_off_with_an_explicit_value() {
+        let args =
+            Args::try_parse_from(["agentgateway-operator", "--leader-election=false"]).unwrap();
+        assert!(!args.leader_election);
+        let args = Args::try_parse_from(["agentgateway-operator", "--leader-election"]).unwrap();
+        assert!(args.leader_election);
+    }
+
+    #[test]
+    fn the_e2e_command_line_parses() {
+        let args = Args::try_parse_from([
+            "agentgateway-operator",
+            "--proxy-image",
+            "agentgateway-proxy:e2e",
+            "--proxy-image-pull-policy",
+            "Never",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ])
+        .unwrap();
+        assert_eq!(args.proxy_settings().image, "agentgateway-proxy:e2e");
+        assert_eq!(args.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn an_unknown_pull_policy_is_refused() {
+        assert!(
+            Args::try_parse_from(["agentgateway-operator", "--proxy-image-pull-policy", "Sometimes"])
+                .is_err()
+        );
+    }
+}

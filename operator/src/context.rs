@@ -1,0 +1,95 @@
+//! What every reconcile gets: the client, the caches, the event recorder, the metrics, the proxy
+//! settings and the per-object backoff counters.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder};
+
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+use crate::resources::ProxySettings;
+use crate::stores::Stores;
+
+/// Shared by every controller.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// The caches; every read of a reconcile comes from here, never from a LIST.
+    pub stores: Stores,
+    /// Publishes Kubernetes Events (events.k8s.io/v1) on the objects users look at.
+    pub recorder: Recorder,
+    /// Reconcile and write counters.
+    pub metrics: Metrics,
+    /// How proxy Deployments are built.
+    pub proxy: ProxySettings,
+    /// Consecutive transient failures per object, for exponential retry delays.
+    pub backoff: Mutex<Backoff>,
+}
+
+impl Context {
+    /// Records a transient failure of `key` and returns the delay before its retry.
+    pub fn next_retry(&self, key: &str) -> Duration {
+        // A poisoned lock only means another reconcile panicked mid-update; the map is still usable.
+        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        backoff.next_delay(key)
+    }
+
+    /// Forgets the failures of `key`.
+    pub fn reset_retry(&self, key: &str) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        backoff.reset(key);
+    }
+
+    /// Publishes an Event on `object`; a failure is logged, never fatal (events are best effort).
+    pub async fn publish(
+        &self,
+        object: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            // events.k8s.io/v1 limits the note to 1kB.
+            note: Some(truncate(note, 1000)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, object).await {
+            tracing::warn!(
+                object = ?object.name,
+                namespace = ?object.namespace,
+                reason,
+                error = %error,
+                "failed to publish an event"
+            );
+        }
+    }
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn long_notes_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate("abc".into(), 10), "abc");
+        assert_eq!(truncate("ééé".into(), 3), "é");
+    }
+}

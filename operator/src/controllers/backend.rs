@@ -1,0 +1,161 @@
+//! AgentgatewayBackend: the `Accepted` condition, from the compiler's own verdict
+//! ([`check_backend`]) over the cached Secrets and ConfigMaps the backend refers to.
+
+use std::sync::Arc;
+
+use agentgateway_compiler::{Diagnostic, check_backend};
+use agentgateway_crds::AgentgatewayBackend;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+
+use super::{instrumented, object_key, on_error, status_body};
+use crate::apply::apply_status;
+use crate::conditions::{self, Desired};
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+/// The controller's name in metrics and logs.
+pub const CONTROLLER: &str = "backend";
+
+/// Reconciles one backend.
+pub async fn reconcile(backend: Arc<AgentgatewayBackend>, ctx: Arc<Context>) -> Result<Action> {
+    let key = object_key(backend.as_ref());
+    instrumented(&ctx, CONTROLLER, &key, reconcile_backend(&backend, &ctx, &key)).await
+}
+
+/// The error policy of this controller.
+pub fn error_policy(backend: Arc<AgentgatewayBackend>, error: &Error, ctx: Arc<Context>) -> Action {
+    on_error(&ctx, CONTROLLER, &object_key(backend.as_ref()), error)
+}
+
+async fn reconcile_backend(
+    backend: &AgentgatewayBackend,
+    ctx: &Context,
+    key: &str,
+) -> Result<Action> {
+    let verdict = check_backend(backend, &ctx.stores.backend_inputs(backend));
+    let desired = accepted_condition(backend.meta().generation, verdict);
+    let existing = backend
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    if conditions::up_to_date(existing, std::slice::from_ref(&desired)) {
+        return Ok(Action::await_change());
+    }
+    let merged = conditions::merge(existing, std::slice::from_ref(&desired), Timestamp::now());
+    let body = status_body(backend, serde_json::json!({ "conditions": merged }));
+    let namespace = backend.namespace().unwrap_or_default();
+    let api: Api<AgentgatewayBackend> = Api::namespaced(ctx.client.clone(), &namespace);
+    apply_status(&api, &backend.name_any(), &body)
+        .await
+        .map_err(|source| Error::PatchStatus {
+            kind: "AgentgatewayBackend",
+            key: key.to_string(),
+            source,
+        })?;
+    ctx.metrics.wrote("AgentgatewayBackendStatus");
+    tracing::info!(
+        backend = %key,
+        accepted = desired.status,
+        reason = %desired.reason,
+        "backend status updated"
+    );
+    if !desired.status {
+        ctx.publish(
+            &backend.object_ref(&()),
+            EventType::Warning,
+            &desired.reason,
+            "Validate",
+            desired.message.clone(),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+/// `Accepted` from the compiler's verdict: `True`, or `False` with the diagnostic's reason and a
+/// message naming the field.
+pub fn accepted_condition(generation: Option<i64>, verdict: Result<(), Diagnostic>) -> Desired {
+    match verdict {
+        Ok(()) => Desired::new(
+            "Accepted",
+            true,
+            "Accepted",
+            "the backend is valid and every reference resolves",
+            generation,
+        ),
+        Err(diagnostic) => Desired::new(
+            "Accepted",
+            false,
+            diagnostic.reason.as_str(),
+            format!("{}: {}", diagnostic.field, diagnostic.message),
+            generation,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentgateway_compiler::{Inputs, Reason};
+
+    fn backend(yaml: &str) -> AgentgatewayBackend {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    const WITH_SECRET: &str = "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: openai, namespace: apps, generation: 3}
+spec:
+  ai:
+    provider:
+      openai: {model: gpt-4o}
+      policies:
+        auth: {secretRef: {name: openai-secret}}
+";
+
+    #[test]
+    fn a_valid_backend_is_accepted_at_its_generation() {
+        let backend = backend(
+            "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: local-llm, namespace: agentgateway-system, generation: 2}
+spec:
+  ai:
+    provider: {host: host.docker.internal, port: 8090, openai: {model: gemma}}
+",
+        );
+        let inputs = Inputs {
+            backends: vec![backend.clone()],
+            ..Inputs::default()
+        };
+        let condition = accepted_condition(Some(2), check_backend(&backend, &inputs));
+        assert!(condition.status);
+        assert_eq!(condition.reason, "Accepted");
+        assert_eq!(condition.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn a_missing_secret_is_reported_with_its_reason_and_field() {
+        let backend = backend(WITH_SECRET);
+        let inputs = Inputs {
+            backends: vec![backend.clone()],
+            ..Inputs::default()
+        };
+        let verdict = check_backend(&backend, &inputs);
+        assert_eq!(verdict.as_ref().unwrap_err().reason, Reason::SecretNotFound);
+        let condition = accepted_condition(Some(3), verdict);
+        assert!(!condition.status);
+        assert_eq!(condition.reason, "SecretNotFound");
+        assert!(
+            condition.message.contains("secretRef") && condition.message.contains("openai-secret"),
+            "{}",
+            condition.message
+        );
+    }
+}

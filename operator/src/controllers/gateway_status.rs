@@ -1,0 +1,248 @@
+//! The status of a Gateway, as a pure function of its compilation and whether its proxy has an
+//! available replica: `Accepted`, `Programmed`, and per listener the attached routes, supported
+//! kinds and `Accepted`/`Programmed`/`ResolvedRefs`.
+
+use std::collections::BTreeSet;
+
+use agentgateway_compiler::{GatewayCompilation, ObjectRef};
+use agentgateway_crds::GATEWAY_API_GROUP;
+use agentgateway_crds::gateway_api::{Gateway, GatewayStatus, ListenerStatus, RouteGroupKind};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::conditions::{self, Desired};
+
+/// The status of one listener, before times are assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredListener {
+    /// The listener's name.
+    pub name: String,
+    /// Routes attached to it.
+    pub attached_routes: i32,
+    /// `Accepted`, `Programmed`, `ResolvedRefs`.
+    pub conditions: Vec<Desired>,
+}
+
+/// The status of a Gateway, before times are assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredStatus {
+    /// `Accepted`, `Programmed`.
+    pub conditions: Vec<Desired>,
+    /// One per listener, in spec order.
+    pub listeners: Vec<DesiredListener>,
+}
+
+/// The route kinds every listener supports.
+pub fn supported_kinds() -> Vec<RouteGroupKind> {
+    vec![RouteGroupKind {
+        group: Some(GATEWAY_API_GROUP.to_string()),
+        kind: "HTTPRoute".to_string(),
+    }]
+}
+
+/// The status `gateway` should have; `available` says whether its Deployment has an available
+/// replica.
+pub fn desired(gateway: &Gateway, compilation: &GatewayCompilation, available: bool) -> DesiredStatus {
+    let generation = gateway.metadata.generation;
+    let object = ObjectRef::of(gateway);
+    let (programmed_reason, programmed_message) = if available {
+        ("Programmed", "the proxy has an available replica")
+    } else {
+        ("Pending", "waiting for the proxy Deployment to have an available replica")
+    };
+    let mut names = BTreeSet::new();
+    let mut listeners = Vec::new();
+    for (i, listener) in gateway.spec.listeners.iter().enumerate() {
+        // Status listeners are keyed by name; a duplicate (refused by the compiler) has no entry.
+        if !names.insert(listener.name.as_str()) {
+            continue;
+        }
+        let prefix = format!("spec.listeners[{i}]");
+        let problem = compilation.diagnostics.iter().find(|d| {
+            d.object == object
+                && d.field
+                    .strip_prefix(&prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        });
+        let accepted = match problem {
+            None => Desired::new("Accepted", true, "Accepted", "the listener is served", generation),
+            Some(d) => Desired::new("Accepted", false, d.reason.as_str(), d.message.clone(), generation),
+        };
+        let programmed = match problem {
+            None => Desired::new("Programmed", available, programmed_reason, programmed_message, generation),
+            Some(_) => Desired::new("Programmed", false, "Invalid", "the listener is not served", generation),
+        };
+        let resolved = Desired::new("ResolvedRefs", true, "ResolvedRefs", "no references to resolve", generation);
+        let attached = compilation.attached_routes.get(&listener.name).copied().unwrap_or(0);
+        listeners.push(DesiredListener {
+            name: listener.name.clone(),
+            attached_routes: i32::try_from(attached).unwrap_or(i32::MAX),
+            conditions: vec![accepted, programmed, resolved],
+        });
+    }
+    DesiredStatus {
+        conditions: vec![
+            Desired::new("Accepted", true, "Accepted", "accepted by agentgateway", generation),
+            Desired::new("Programmed", available, programmed_reason, programmed_message, generation),
+        ],
+        listeners,
+    }
+}
+
+/// Whether the stored status already says what `desired` says (times aside).
+pub fn up_to_date(existing: Option<&GatewayStatus>, desired: &DesiredStatus) -> bool {
+    let Some(existing) = existing else {
+        return false;
+    };
+    if !conditions::up_to_date(&existing.conditions, &desired.conditions) {
+        return false;
+    }
+    let existing_names: BTreeSet<&str> = existing.listeners.iter().map(|l| l.name.as_str()).collect();
+    let desired_names: BTreeSet<&str> = desired.listeners.iter().map(|l| l.name.as_str()).collect();
+    existing_names == desired_names
+        && desired.listeners.iter().all(|want| {
+            existing.listeners.iter().any(|have| {
+                have.name == want.name
+                    && have.attached_routes == want.attached_routes
+                    && have.supported_kinds == supported_kinds()
+                    && conditions::up_to_date(&have.conditions, &want.conditions)
+            })
+        })
+}
+
+/// The status to apply: `desired` with each condition's `lastTransitionTime` kept from the stored
+/// status unless it flipped.
+pub fn merge(existing: Option<&GatewayStatus>, desired: &DesiredStatus, now: Timestamp) -> GatewayStatus {
+    let stored_conditions = existing.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let listeners = desired
+        .listeners
+        .iter()
+        .map(|want| {
+            let stored = existing
+                .and_then(|s| s.listeners.iter().find(|l| l.name == want.name))
+                .map(|l| l.conditions.as_slice())
+                .unwrap_or_default();
+            ListenerStatus {
+                name: want.name.clone(),
+                attached_routes: want.attached_routes,
+                supported_kinds: supported_kinds(),
+                conditions: conditions::merge(stored, &want.conditions, now),
+            }
+        })
+        .collect();
+    GatewayStatus {
+        conditions: conditions::merge(stored_conditions, &desired.conditions, now),
+        listeners,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentgateway_compiler::{Inputs, compile_gateway};
+
+    fn gateway() -> Gateway {
+        serde_yaml::from_str(
+            "
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra, generation: 5, uid: u}
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - {name: https, port: 443, protocol: HTTPS}
+",
+        )
+        .unwrap()
+    }
+
+    fn route() -> agentgateway_crds::gateway_api::HTTPRoute {
+        serde_yaml::from_str(
+            "
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: missing}]}]
+",
+        )
+        .unwrap()
+    }
+
+    fn compiled() -> GatewayCompilation {
+        let inputs = Inputs {
+            routes: vec![route()],
+            ..Inputs::default()
+        };
+        compile_gateway(&gateway(), &inputs)
+    }
+
+    fn condition<'a>(conditions: &'a [Desired], type_: &str) -> &'a Desired {
+        conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn listeners_report_attached_routes_and_supported_kinds() {
+        let status = desired(&gateway(), &compiled(), true);
+        let http = &status.listeners[0];
+        assert_eq!((http.name.as_str(), http.attached_routes), ("http", 1));
+        assert!(condition(&http.conditions, "Accepted").status);
+        assert!(condition(&http.conditions, "Programmed").status);
+        assert!(condition(&http.conditions, "ResolvedRefs").status);
+        let merged = merge(None, &status, Timestamp::UNIX_EPOCH);
+        assert_eq!(merged.listeners[0].supported_kinds, supported_kinds());
+        assert_eq!(
+            merged.listeners[0].supported_kinds[0].group.as_deref(),
+            Some("gateway.networking.k8s.io")
+        );
+    }
+
+    #[test]
+    fn an_unsupported_listener_is_not_accepted_with_the_compilers_reason() {
+        let status = desired(&gateway(), &compiled(), true);
+        let https = &status.listeners[1];
+        let accepted = condition(&https.conditions, "Accepted");
+        assert!(!accepted.status);
+        assert_eq!(accepted.reason, "UnsupportedProtocol");
+        assert!(!condition(&https.conditions, "Programmed").status);
+        assert_eq!(https.attached_routes, 0);
+    }
+
+    #[test]
+    fn programmed_waits_for_an_available_replica() {
+        let pending = desired(&gateway(), &compiled(), false);
+        let programmed = condition(&pending.conditions, "Programmed");
+        assert!(!programmed.status);
+        assert_eq!(programmed.reason, "Pending");
+        assert!(condition(&pending.conditions, "Accepted").status);
+        assert_eq!(programmed.observed_generation, Some(5));
+        let ready = desired(&gateway(), &compiled(), true);
+        assert!(condition(&ready.conditions, "Programmed").status);
+    }
+
+    #[test]
+    fn a_written_status_is_up_to_date_until_something_changes() {
+        let status = desired(&gateway(), &compiled(), false);
+        let stored = merge(None, &status, Timestamp::UNIX_EPOCH);
+        assert!(up_to_date(Some(&stored), &status));
+        assert!(!up_to_date(None, &status));
+        let ready = desired(&gateway(), &compiled(), true);
+        assert!(!up_to_date(Some(&stored), &ready));
+        let later = merge(Some(&stored), &ready, Timestamp::MAX);
+        // Accepted did not flip and keeps its time; Programmed flipped.
+        assert_eq!(later.conditions[0].last_transition_time, stored.conditions[0].last_transition_time);
+        assert_ne!(later.conditions[1].last_transition_time, stored.conditions[1].last_transition_time);
+    }
+
+    #[test]
+    fn a_removed_listener_is_a_change() {
+        let status = desired(&gateway(), &compiled(), true);
+        let mut stored = merge(None, &status, Timestamp::UNIX_EPOCH);
+        stored.listeners.push(ListenerStatus {
+            name: "gone".into(),
+            ..stored.listeners[0].clone()
+        });
+        assert!(!up_to_date(Some(&stored), &status));
+    }
+}

@@ -1,0 +1,178 @@
+//! What can go wrong, one variant per failure a user can act on. Reconcile errors carry a stable
+//! [`Error::label`] for metrics and events and say whether retrying can help.
+
+use std::net::SocketAddr;
+
+/// A reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Server-side apply of an owned object was refused or failed.
+    #[error("failed to apply {kind} {namespace}/{name}: {source}")]
+    Apply {
+        /// The kind of the object.
+        kind: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What the API server said.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing an object's status failed.
+    #[error("failed to patch the status of {kind} {key}: {source}")]
+    PatchStatus {
+        /// The kind of the object.
+        kind: &'static str,
+        /// `namespace/name`, or `name` for cluster-scoped objects.
+        key: String,
+        /// What the API server said.
+        #[source]
+        source: kube::Error,
+    },
+    /// The compiled proxy config could not be written as YAML.
+    #[error("failed to serialize the proxy config of Gateway {key}: {source}")]
+    SerializeConfig {
+        /// `namespace/name` of the Gateway.
+        key: String,
+        /// The serializer's complaint.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// An object could not be serialized to compute its applied hash.
+    #[error("failed to serialize {kind} {name} to hash it: {source}")]
+    HashObject {
+        /// The kind of the object.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The serializer's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A status could not be serialized.
+    #[error("failed to serialize the status of {kind} {key}: {source}")]
+    SerializeStatus {
+        /// The kind of the object.
+        kind: &'static str,
+        /// `namespace/name` of the object.
+        key: String,
+        /// The serializer's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The API server handed out an object without a field every stored object has.
+    #[error("failed to read {field} of {kind} {name}: the object has none")]
+    MissingField {
+        /// The kind of the object.
+        kind: &'static str,
+        /// Its name, as far as known.
+        name: String,
+        /// The missing field, e.g. `metadata.uid`.
+        field: &'static str,
+    },
+}
+
+/// A reconcile result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable label for the `error` label of metrics and the reason of events.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Apply { .. } => "ApplyFailed",
+            Self::PatchStatus { .. } => "PatchStatusFailed",
+            Self::SerializeConfig { .. } => "SerializeConfigFailed",
+            Self::HashObject { .. } => "HashObjectFailed",
+            Self::SerializeStatus { .. } => "SerializeStatusFailed",
+            Self::MissingField { .. } => "MissingField",
+        }
+    }
+
+    /// Whether retrying the same input can succeed: API errors can (conflicts, timeouts, RBAC
+    /// being fixed), except an object the API server finds invalid, which needs a new input.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Apply { source, .. } | Self::PatchStatus { source, .. } => match source {
+                kube::Error::Api(status) => !status.is_invalid(),
+                _ => true,
+            },
+            Self::SerializeConfig { .. }
+            | Self::HashObject { .. }
+            | Self::SerializeStatus { .. }
+            | Self::MissingField { .. } => false,
+        }
+    }
+}
+
+/// The operator could not start or stopped running.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No kubeconfig and no in-cluster config, or an unusable one.
+    #[error("failed to create a Kubernetes client: {0}")]
+    CreateClient(#[source] kube::Error),
+    /// The metrics or health address is taken or not ours.
+    #[error("failed to bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The socket error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Installing the signal handlers failed.
+    #[error("failed to install the signal handlers: {0}")]
+    InstallSignalHandler(#[source] std::io::Error),
+    /// Another replica holds the Lease now, or it could not be renewed in time.
+    #[error("failed to keep the leader-election Lease {namespace}/{name}: {reason}")]
+    LeaseLost {
+        /// The Lease's namespace.
+        namespace: String,
+        /// The Lease's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A reflector stopped before its cache was filled.
+    #[error("failed to fill the cache of {kind}: the watch stopped")]
+    SyncCache {
+        /// The kind whose cache never filled.
+        kind: &'static str,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            reason: reason.to_string(),
+            ..Default::default()
+        }))
+    }
+
+    fn apply_error(source: kube::Error) -> Error {
+        Error::Apply {
+            kind: "ConfigMap",
+            namespace: "ns".into(),
+            name: "gw-config".into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn a_conflict_is_transient_and_an_invalid_object_is_not() {
+        assert!(apply_error(api_error(409, "Conflict")).is_transient());
+        assert!(apply_error(api_error(403, "Forbidden")).is_transient());
+        assert!(!apply_error(api_error(422, "Invalid")).is_transient());
+    }
+
+    #[test]
+    fn messages_say_what_failed() {
+        let error = apply_error(api_error(409, "Conflict"));
+        assert!(error.to_string().starts_with("failed to apply ConfigMap ns/gw-config"));
+        assert_eq!(error.label(), "ApplyFailed");
+    }
+}

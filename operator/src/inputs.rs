@@ -1,0 +1,220 @@
+//! The compiler's [`Inputs`] from the caches: only the objects a compilation can read, so a
+//! reconcile clones little even in a cluster full of Secrets; sorted, so the output never
+//! depends on cache order.
+
+use std::collections::BTreeSet;
+
+use agentgateway_compiler::Inputs;
+use agentgateway_crds::AgentgatewayBackend;
+use agentgateway_crds::backend::BackendPolicies;
+use agentgateway_crds::gateway_api::HTTPRoute;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::stores::Stores;
+
+/// Secrets and ConfigMaps that backends refer to, as `(namespace, name)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct References {
+    /// Secrets holding provider keys (`policies.auth.secretRef`).
+    pub secrets: BTreeSet<(String, String)>,
+    /// ConfigMaps holding CA bundles (`policies.tls.caCertificateRef`).
+    pub config_maps: BTreeSet<(String, String)>,
+}
+
+impl References {
+    /// What `backends` refer to; references resolve in the backend's own namespace.
+    pub fn of<'a>(backends: impl IntoIterator<Item = &'a AgentgatewayBackend>) -> Self {
+        let mut references = Self::default();
+        for backend in backends {
+            let namespace = backend.namespace().unwrap_or_default();
+            for policies in all_policies(backend) {
+                if let Some(secret) = policies.auth.as_ref().and_then(|a| a.secret_ref.as_ref()) {
+                    references
+                        .secrets
+                        .insert((namespace.clone(), secret.name.clone()));
+                }
+                let ca = policies
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.ca_certificate_ref.as_ref());
+                if let Some(ca) = ca {
+                    references
+                        .config_maps
+                        .insert((namespace.clone(), ca.name.clone()));
+                }
+            }
+        }
+        references
+    }
+}
+
+/// The backend's own policies and those of each of its providers.
+fn all_policies(backend: &AgentgatewayBackend) -> impl Iterator<Item = &BackendPolicies> {
+    let ai = &backend.spec.ai;
+    let providers = ai
+        .provider
+        .iter()
+        .chain(ai.groups.iter().flatten().flat_map(|g| g.providers.iter()));
+    backend
+        .spec
+        .policies
+        .iter()
+        .chain(providers.filter_map(|p| p.policies.as_ref()))
+}
+
+/// Whether `route`'s backendRefs name the AgentgatewayBackend `namespace/name`.
+pub fn route_names_backend(route: &HTTPRoute, namespace: &str, name: &str) -> bool {
+    let route_namespace = route.namespace().unwrap_or_default();
+    route
+        .spec
+        .rules
+        .iter()
+        .flat_map(|rule| rule.backend_refs.iter())
+        .any(|r| {
+            r.name == name && r.namespace.as_deref().unwrap_or(&route_namespace) == namespace
+        })
+}
+
+impl Stores {
+    /// What `check_backend` reads for `backend`: the backend and what it refers to.
+    pub fn backend_inputs(&self, backend: &AgentgatewayBackend) -> Inputs {
+        let mut inputs = Inputs {
+            backends: vec![backend.clone()],
+            ..Inputs::default()
+        };
+        self.add_references(&mut inputs, References::of([backend]));
+        inputs
+    }
+
+    /// What compiling a Gateway reads: every route, backend and ReferenceGrant, and the Secrets
+    /// and ConfigMaps the backends refer to.
+    pub fn gateway_inputs(&self) -> Inputs {
+        let mut routes: Vec<HTTPRoute> = self.routes.state().iter().map(|r| (**r).clone()).collect();
+        routes.sort_by_key(key);
+        let mut backends: Vec<AgentgatewayBackend> =
+            self.backends.state().iter().map(|b| (**b).clone()).collect();
+        backends.sort_by_key(key);
+        let references = References::of(&backends);
+        let mut inputs = Inputs {
+            routes,
+            backends,
+            reference_grants: self.reference_grants(),
+            ..Inputs::default()
+        };
+        self.add_references(&mut inputs, references);
+        inputs
+    }
+
+    /// What compiling a Gateway reads about one route: the route, the backends it names and what
+    /// they refer to. A route's diagnostics depend on nothing else.
+    pub fn route_inputs(&self, route: &HTTPRoute) -> Inputs {
+        let mut backends: Vec<AgentgatewayBackend> = self
+            .backends
+            .state()
+            .iter()
+            .filter(|b| {
+                route_names_backend(route, &b.namespace().unwrap_or_default(), &b.name_any())
+            })
+            .map(|b| (**b).clone())
+            .collect();
+        backends.sort_by_key(key);
+        let references = References::of(&backends);
+        let mut inputs = Inputs {
+            routes: vec![route.clone()],
+            backends,
+            reference_grants: self.reference_grants(),
+            ..Inputs::default()
+        };
+        self.add_references(&mut inputs, references);
+        inputs
+    }
+
+    fn reference_grants(&self) -> Vec<agentgateway_crds::gateway_api::ReferenceGrant> {
+        let Some(grants) = &self.reference_grants else {
+            return Vec::new();
+        };
+        let mut grants: Vec<_> = grants.state().iter().map(|g| (**g).clone()).collect();
+        grants.sort_by_key(key);
+        grants
+    }
+
+    fn add_references(&self, inputs: &mut Inputs, references: References) {
+        inputs.secrets = references
+            .secrets
+            .iter()
+            .filter_map(|(ns, name)| self.secrets.get(&ObjectRef::new(name).within(ns)))
+            .map(|s| (*s).clone())
+            .collect();
+        inputs.config_maps = references
+            .config_maps
+            .iter()
+            .filter_map(|(ns, name)| {
+                self.config_maps.get(&ObjectRef::new(name).within(ns))
+            })
+            .map(|c| (*c).clone())
+            .collect();
+    }
+}
+
+fn key<K: ResourceExt>(object: &K) -> (String, String) {
+    (object.namespace().unwrap_or_default(), object.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(yaml: &str) -> AgentgatewayBackend {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn references_of_the_backend_and_of_every_provider_are_found() {
+        let backend = backend(
+            "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: pool, namespace: apps}
+spec:
+  policies:
+    auth: {secretRef: {name: shared}}
+  ai:
+    groups:
+    - providers:
+      - name: a
+        openai: {}
+        policies:
+          auth: {secretRef: {name: own, key: token}}
+          tls: {caCertificateRef: {name: ca}}
+      - name: b
+        openai: {}
+",
+        );
+        let references = References::of([&backend]);
+        let secrets: Vec<_> = references.secrets.iter().map(|(ns, n)| format!("{ns}/{n}")).collect();
+        assert_eq!(secrets, ["apps/own", "apps/shared"]);
+        let maps: Vec<_> = references.config_maps.iter().map(|(ns, n)| format!("{ns}/{n}")).collect();
+        assert_eq!(maps, ["apps/ca"]);
+    }
+
+    #[test]
+    fn a_route_names_backends_in_its_own_namespace_by_default() {
+        let route: HTTPRoute = serde_yaml::from_str(
+            "
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: apps}
+spec:
+  rules:
+  - backendRefs:
+    - {group: agentgateway.dev, kind: AgentgatewayBackend, name: local}
+    - {group: agentgateway.dev, kind: AgentgatewayBackend, name: remote, namespace: infra}
+",
+        )
+        .unwrap();
+        assert!(route_names_backend(&route, "apps", "local"));
+        assert!(route_names_backend(&route, "infra", "remote"));
+        assert!(!route_names_backend(&route, "infra", "local"));
+    }
+}

@@ -1,0 +1,276 @@
+//! The objects that run one Gateway's proxy, built as pure functions of the Gateway, its compiled
+//! config and the operator's flags: ServiceAccount, Role, RoleBinding, ConfigMap, Secret, Service
+//! and Deployment, each owned by the Gateway so deleting it garbage-collects them.
+
+mod config;
+mod ports;
+mod rbac;
+mod workload;
+
+use std::collections::BTreeMap;
+
+use agentgateway_compiler::Compiled;
+use agentgateway_crds::gateway_api::Gateway;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+pub use config::{config_map, credentials_secret};
+pub use ports::{ListenerPort, listener_ports, port_name};
+pub use rbac::{role, role_binding, service_account};
+pub use workload::{METRICS_PORT, READY_PORT, deployment, service};
+
+use crate::error::Error;
+
+/// `app.kubernetes.io/name` of every proxy object.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// The value of [`NAME_LABEL`].
+pub const PROXY_NAME: &str = "agentgateway-proxy";
+/// `app.kubernetes.io/managed-by` of every object the operator creates; the operator's caches of
+/// owned objects select on it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY_LABEL`].
+pub const MANAGED_BY: &str = "agentgateway-operator";
+/// The Gateway a proxy object belongs to.
+pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
+
+/// How every proxy Deployment is run (from the operator's flags).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// The container image.
+    pub image: String,
+    /// `Always`, `IfNotPresent` or `Never`.
+    pub image_pull_policy: String,
+    /// Replicas of each Deployment.
+    pub replicas: i32,
+    /// CPU request, e.g. `50m`.
+    pub cpu_request: String,
+    /// Memory request, e.g. `32Mi`.
+    pub memory_request: String,
+    /// CPU limit.
+    pub cpu_limit: String,
+    /// Memory limit.
+    pub memory_limit: String,
+    /// `RUST_LOG` of the proxy.
+    pub log_level: String,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            image: "agentgateway-proxy:dev".into(),
+            image_pull_policy: "IfNotPresent".into(),
+            replicas: 1,
+            cpu_request: "50m".into(),
+            memory_request: "32Mi".into(),
+            cpu_limit: "1".into(),
+            memory_limit: "256Mi".into(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// Every object of one Gateway's proxy, in the order they are applied: identity and permissions
+/// first, so the pods find them when they start.
+#[derive(Clone, Debug)]
+pub struct ProxyObjects {
+    /// `<gateway>`.
+    pub service_account: ServiceAccount,
+    /// `<gateway>`: read access to exactly the ConfigMap and Secret below.
+    pub role: Role,
+    /// `<gateway>`.
+    pub role_binding: RoleBinding,
+    /// `<gateway>-config`: the compiled config (never a key).
+    pub config_map: ConfigMap,
+    /// `<gateway>-credentials`: the keys the config refers to.
+    pub secret: Secret,
+    /// `<gateway>`: absent while the Gateway has no servable listener (a Service needs a port).
+    pub service: Option<Service>,
+    /// `<gateway>`: the proxy.
+    pub deployment: Deployment,
+}
+
+/// Builds every object of `gateway`'s proxy.
+pub fn build(
+    gateway: &Gateway,
+    compiled: &Compiled,
+    settings: &ProxySettings,
+) -> Result<ProxyObjects, Error> {
+    let owner = Owner::of(gateway)?;
+    let ports = listener_ports(&compiled.config);
+    let config_map = config_map(&owner, &compiled.config).map_err(|source| {
+        Error::SerializeConfig {
+            key: owner.key(),
+            source,
+        }
+    })?;
+    Ok(ProxyObjects {
+        service_account: service_account(&owner),
+        role: role(&owner),
+        role_binding: role_binding(&owner),
+        config_map,
+        secret: credentials_secret(&owner, &compiled.credentials),
+        service: service(&owner, &ports),
+        deployment: deployment(&owner, settings, &ports),
+    })
+}
+
+/// The Gateway that owns the objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// The Gateway's name; also the name of the Deployment, Service, ServiceAccount and Role.
+    pub name: String,
+    /// The Gateway's namespace, where every object lives.
+    pub namespace: String,
+    /// The Gateway's uid, for the ownerReferences.
+    pub uid: String,
+}
+
+impl Owner {
+    /// The owner data of `gateway`.
+    pub fn of(gateway: &Gateway) -> Result<Self, Error> {
+        let name = gateway.metadata.name.clone().ok_or(Error::MissingField {
+            kind: "Gateway",
+            name: String::new(),
+            field: "metadata.name",
+        })?;
+        let missing = |field| Error::MissingField {
+            kind: "Gateway",
+            name: name.clone(),
+            field,
+        };
+        let namespace = gateway
+            .metadata
+            .namespace
+            .clone()
+            .ok_or_else(|| missing("metadata.namespace"))?;
+        let uid = gateway
+            .metadata
+            .uid
+            .clone()
+            .ok_or_else(|| missing("metadata.uid"))?;
+        Ok(Self {
+            name,
+            namespace,
+            uid,
+        })
+    }
+
+    /// `namespace/name` of the Gateway.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// `<gateway>-config`.
+    pub fn config_map_name(&self) -> String {
+        format!("{}-config", self.name)
+    }
+
+    /// `<gateway>-credentials`.
+    pub fn secret_name(&self) -> String {
+        format!("{}-credentials", self.name)
+    }
+
+    /// The labels of every object: what selects the pods and what the caches watch.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.selector_labels();
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+        labels
+    }
+
+    /// The pod selector. Immutable once a Deployment exists, so it never changes.
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (NAME_LABEL.into(), PROXY_NAME.into()),
+            (GATEWAY_NAME_LABEL.into(), label_value(&self.name)),
+        ])
+    }
+
+    /// The controller reference to the Gateway: garbage collection deletes the object with it.
+    pub fn reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: format!("{}/v1", agentgateway_crds::GATEWAY_API_GROUP),
+            kind: "Gateway".into(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    /// Metadata of an owned object named `name`.
+    pub fn meta(&self, name: String) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels()),
+            owner_references: Some(vec![self.reference()]),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// A label value holds at most 63 characters and ends alphanumeric; Gateway names may be longer.
+fn label_value(name: &str) -> String {
+    let mut value: String = name.chars().take(63).collect();
+    while value.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+        value.pop();
+    }
+    value
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The tutorial's Gateway.
+    pub(crate) fn owner() -> Owner {
+        Owner {
+            name: "agentgateway-proxy".into(),
+            namespace: "agentgateway-system".into(),
+            uid: "uid-1".into(),
+        }
+    }
+
+    #[test]
+    fn every_object_is_owned_by_the_gateway_as_its_controller() {
+        let reference = owner().reference();
+        assert_eq!(reference.api_version, "gateway.networking.k8s.io/v1");
+        assert_eq!(reference.kind, "Gateway");
+        assert_eq!(reference.uid, "uid-1");
+        assert_eq!(reference.controller, Some(true));
+        assert_eq!(reference.block_owner_deletion, Some(true));
+    }
+
+    #[test]
+    fn objects_carry_the_three_labels() {
+        let labels = owner().labels();
+        assert_eq!(labels[NAME_LABEL], "agentgateway-proxy");
+        assert_eq!(labels[MANAGED_BY_LABEL], "agentgateway-operator");
+        assert_eq!(labels[GATEWAY_NAME_LABEL], "agentgateway-proxy");
+    }
+
+    #[test]
+    fn a_long_gateway_name_still_makes_a_valid_label_value() {
+        let long = format!("{}-x", "a".repeat(62));
+        assert_eq!(label_value(&long), "a".repeat(62));
+    }
+
+    #[test]
+    fn a_gateway_without_uid_is_refused() {
+        let gateway = Gateway {
+            metadata: ObjectMeta {
+                name: Some("gw".into()),
+                namespace: Some("ns".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Default::default(),
+            status: None,
+        };
+        assert!(matches!(
+            Owner::of(&gateway),
+            Err(Error::MissingField { field: "metadata.uid", .. })
+        ));
+    }
+}

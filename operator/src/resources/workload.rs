@@ -1,0 +1,287 @@
+//! The proxy Deployment and its Service.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{ListenerPort, Owner, ProxySettings};
+
+/// The proxy's readiness port (`/healthz/ready`).
+pub const READY_PORT: i32 = 15021;
+/// The proxy's metrics port (`/metrics`).
+pub const METRICS_PORT: i32 = 15020;
+/// The name of the proxy container.
+pub const CONTAINER_NAME: &str = "proxy";
+
+/// The proxy Deployment `<gateway>`.
+pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort]) -> Deployment {
+    let mut container_ports: Vec<ContainerPort> = ports
+        .iter()
+        .map(|p| container_port(&p.name, p.port))
+        .collect();
+    container_ports.push(container_port("ready", READY_PORT));
+    container_ports.push(container_port("metrics", METRICS_PORT));
+    let args = [
+        "--kube-config-map".to_string(),
+        format!("{}/{}", owner.namespace, owner.config_map_name()),
+        "--kube-secret".to_string(),
+        format!("{}/{}", owner.namespace, owner.secret_name()),
+        // Gateway listener ports are bound on this address's IP.
+        "--listen".to_string(),
+        "0.0.0.0:8080".to_string(),
+        "--ready-addr".to_string(),
+        format!("0.0.0.0:{READY_PORT}"),
+        "--metrics-addr".to_string(),
+        format!("0.0.0.0:{METRICS_PORT}"),
+    ];
+    let container = Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(settings.image.clone()),
+        image_pull_policy: Some(settings.image_pull_policy.clone()),
+        args: Some(args.to_vec()),
+        env: Some(vec![EnvVar {
+            name: "RUST_LOG".into(),
+            value: Some(settings.log_level.clone()),
+            value_from: None,
+        }]),
+        ports: Some(container_ports),
+        readiness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/healthz/ready".into()),
+                port: IntOrString::Int(READY_PORT),
+                ..HTTPGetAction::default()
+            }),
+            period_seconds: Some(2),
+            ..Probe::default()
+        }),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&settings.cpu_request, &settings.memory_request)),
+            limits: Some(quantities(&settings.cpu_limit, &settings.memory_limit)),
+            claims: None,
+        }),
+        // The proxy runs as root for now: Gateway listeners on ports below 1024 (the tutorial's
+        // 80) need it without NET_BIND_SERVICE. Hardening (non-root + capability) is a later issue.
+        ..Container::default()
+    };
+    Deployment {
+        metadata: owner.meta(owner.name.clone()),
+        spec: Some(DeploymentSpec {
+            replicas: Some(settings.replicas),
+            selector: LabelSelector {
+                match_labels: Some(owner.selector_labels()),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(owner.labels()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(owner.name.clone()),
+                    containers: vec![container],
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The ClusterIP Service `<gateway>` with one port per listener; `None` without listener ports.
+pub fn service(owner: &Owner, ports: &[ListenerPort]) -> Option<Service> {
+    if ports.is_empty() {
+        return None;
+    }
+    let ports = ports
+        .iter()
+        .map(|p| ServicePort {
+            name: Some(p.name.clone()),
+            port: p.port,
+            target_port: Some(IntOrString::Int(p.port)),
+            // Server-side apply on Kubernetes 1.20 keys service ports by port and protocol.
+            protocol: Some("TCP".into()),
+            ..ServicePort::default()
+        })
+        .collect();
+    Some(Service {
+        metadata: owner.meta(owner.name.clone()),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(owner.selector_labels()),
+            ports: Some(ports),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    })
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_string()),
+        container_port: port,
+        // Server-side apply on Kubernetes 1.20 keys container ports by port and protocol, and
+        // fails when the protocol is left to its default.
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
+
+fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([
+        ("cpu".to_string(), Quantity(cpu.to_string())),
+        ("memory".to_string(), Quantity(memory.to_string())),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::tests::owner;
+
+    fn http_80() -> Vec<ListenerPort> {
+        vec![ListenerPort {
+            name: "http".into(),
+            port: 80,
+        }]
+    }
+
+    fn container(deployment: &Deployment) -> Container {
+        let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        assert_eq!(pod.containers.len(), 1);
+        pod.containers[0].clone()
+    }
+
+    #[test]
+    fn the_deployment_is_named_after_the_gateway_and_runs_the_proxy_image() {
+        let settings = ProxySettings {
+            image: "agentgateway-proxy:e2e".into(),
+            image_pull_policy: "Never".into(),
+            replicas: 2,
+            ..ProxySettings::default()
+        };
+        let deployment = deployment(&owner(), &settings, &http_80());
+        assert_eq!(deployment.metadata.name.as_deref(), Some("agentgateway-proxy"));
+        assert_eq!(
+            deployment.metadata.namespace.as_deref(),
+            Some("agentgateway-system")
+        );
+        assert_eq!(deployment.metadata.owner_references.as_ref().unwrap()[0].uid, "uid-1");
+        assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(2));
+        let container = container(&deployment);
+        assert_eq!(container.name, "proxy");
+        assert_eq!(container.image.as_deref(), Some("agentgateway-proxy:e2e"));
+        assert_eq!(container.image_pull_policy.as_deref(), Some("Never"));
+        let env = container.env.unwrap();
+        assert_eq!(env[0].name, "RUST_LOG");
+        assert_eq!(env[0].value.as_deref(), Some("info"));
+    }
+
+    #[test]
+    fn the_proxy_reads_its_own_config_map_and_secret() {
+        let args = container(&deployment(&owner(), &ProxySettings::default(), &http_80()))
+            .args
+            .unwrap();
+        assert_eq!(
+            args,
+            [
+                "--kube-config-map",
+                "agentgateway-system/agentgateway-proxy-config",
+                "--kube-secret",
+                "agentgateway-system/agentgateway-proxy-credentials",
+                "--listen",
+                "0.0.0.0:8080",
+                "--ready-addr",
+                "0.0.0.0:15021",
+                "--metrics-addr",
+                "0.0.0.0:15020",
+            ]
+        );
+    }
+
+    #[test]
+    fn container_ports_are_the_listener_ports_plus_admin_ports_all_tcp() {
+        let ports = container(&deployment(&owner(), &ProxySettings::default(), &http_80()))
+            .ports
+            .unwrap();
+        let summary: Vec<_> = ports
+            .iter()
+            .map(|p| (p.name.as_deref().unwrap(), p.container_port, p.protocol.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("http", 80, Some("TCP")),
+                ("ready", 15021, Some("TCP")),
+                ("metrics", 15020, Some("TCP"))
+            ]
+        );
+    }
+
+    #[test]
+    fn readiness_is_probed_on_the_proxy_ready_endpoint() {
+        let probe = container(&deployment(&owner(), &ProxySettings::default(), &http_80()))
+            .readiness_probe
+            .unwrap();
+        let get = probe.http_get.unwrap();
+        assert_eq!(get.path.as_deref(), Some("/healthz/ready"));
+        assert_eq!(get.port, IntOrString::Int(15021));
+    }
+
+    #[test]
+    fn pods_run_as_the_gateway_service_account_with_the_selected_labels() {
+        let deployment = deployment(&owner(), &ProxySettings::default(), &http_80());
+        let spec = deployment.spec.unwrap();
+        let selector = spec.selector.match_labels.unwrap();
+        let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+        for (key, value) in &selector {
+            assert_eq!(pod_labels.get(key), Some(value));
+        }
+        assert_eq!(
+            pod_labels["app.kubernetes.io/name"],
+            "agentgateway-proxy"
+        );
+        assert_eq!(
+            spec.template.spec.unwrap().service_account_name.as_deref(),
+            Some("agentgateway-proxy")
+        );
+    }
+
+    #[test]
+    fn resources_come_from_the_settings() {
+        let resources = container(&deployment(&owner(), &ProxySettings::default(), &http_80()))
+            .resources
+            .unwrap();
+        let requests = resources.requests.unwrap();
+        let limits = resources.limits.unwrap();
+        assert_eq!(requests["cpu"], Quantity("50m".into()));
+        assert_eq!(requests["memory"], Quantity("32Mi".into()));
+        assert_eq!(limits["cpu"], Quantity("1".into()));
+        assert_eq!(limits["memory"], Quantity("256Mi".into()));
+    }
+
+    #[test]
+    fn the_service_exposes_each_listener_port_over_tcp() {
+        let service = service(&owner(), &http_80()).unwrap();
+        let spec = service.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
+        let port = &spec.ports.unwrap()[0];
+        assert_eq!(port.port, 80);
+        assert_eq!(port.target_port, Some(IntOrString::Int(80)));
+        assert_eq!(port.protocol.as_deref(), Some("TCP"));
+        assert_eq!(port.name.as_deref(), Some("http"));
+        assert_eq!(spec.selector, Some(owner().selector_labels()));
+    }
+
+    #[test]
+    fn no_listener_means_no_service() {
+        assert!(service(&owner(), &[]).is_none());
+    }
+}

@@ -29,6 +29,23 @@ pub(crate) fn resolve_auth(
         (Some(secret_ref), None) => {
             let key = secret_ref.key.as_deref().unwrap_or(defaults::SECRET_KEY);
             let field = format!("{path}.auth.secretRef");
+            if let Some(namespace) = secret_ref
+                .namespace
+                .as_deref()
+                .filter(|ns| *ns != backend.namespace)
+            {
+                // A backend may only read keys of its own namespace: anything else would let
+                // whoever can create a backend exfiltrate any Secret through the proxy.
+                return Err(Diagnostic::new(
+                    backend,
+                    format!("{field}.namespace"),
+                    Reason::RefNotPermitted,
+                    format!(
+                        "Secret {namespace}/{} is in another namespace: a backend may only use Secrets of its own namespace ({})",
+                        secret_ref.name, backend.namespace
+                    ),
+                ));
+            }
             let reference = format!("Secret {}/{}", backend.namespace, secret_ref.name);
             let secret = index
                 .secret(&backend.namespace, &secret_ref.name)

@@ -209,3 +209,18 @@ spec:
         "from-secret"
     );
 }
+
+#[test]
+fn a_secret_in_another_namespace_is_not_permitted() {
+    let yaml = "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {name: b, namespace: team-a}\nspec:\n  ai:\n    provider:\n      openai: {model: m}\n      policies: {auth: {secretRef: {name: s, namespace: team-b}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: team-b}\nstringData: {Authorization: sk}\n";
+    let inputs =
+        agentgateway_compiler::parse_manifests(&[("c.yaml".to_string(), yaml.to_string())])
+            .unwrap();
+    let diagnostic =
+        agentgateway_compiler::check_backend(&inputs.backends[0], &inputs).unwrap_err();
+    assert_eq!(diagnostic.reason.as_str(), "RefNotPermitted");
+    assert_eq!(
+        diagnostic.field,
+        "spec.ai.provider.policies.auth.secretRef.namespace"
+    );
+}

@@ -206,6 +206,10 @@ pub struct AuthPolicy {
 pub struct SecretKeyRef {
     /// The Secret's name.
     pub name: String,
+    /// The Secret's namespace; only the backend's own namespace is permitted (another one makes
+    /// the backend `Accepted=False` with reason `RefNotPermitted`). Defaults to the backend's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// The data key holding the API key. Defaults to `Authorization`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -289,7 +293,9 @@ pub struct RetryPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct AgentgatewayBackendStatus {
     /// `Accepted`: `True` when the spec is valid and every reference resolves; otherwise `False` with
-    /// reason `InvalidSpec`, `SecretNotFound`, `SecretKeyNotFound` or `RefNotPermitted`.
+    /// reason `InvalidSpec`, `SecretNotFound`, `SecretKeyNotFound`, `RefNotPermitted`,
+    /// `ConfigMapNotFound`, `ConfigMapKeyNotFound` or `UnsupportedValue`, and a message naming the
+    /// field or object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::conditions::conditions_schema")]
     pub conditions: Vec<Condition>,

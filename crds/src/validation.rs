@@ -187,6 +187,14 @@ fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies
     if let Some(auth) = &policies.auth {
         match (&auth.secret_ref, &auth.key) {
             (Some(secret_ref), None) => {
+                if let Some(ns) = &secret_ref.namespace
+                    && !is_dns_label(ns)
+                {
+                    errors.push(
+                        format!("{path}.auth.secretRef.namespace"),
+                        "must be a valid namespace name (DNS-1123 label)",
+                    );
+                }
                 if !is_dns_subdomain(&secret_ref.name) {
                     errors.push(
                         format!("{path}.auth.secretRef.name"),

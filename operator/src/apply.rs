@@ -44,8 +44,13 @@ pub fn applied_hash<K: Serialize>(object: &K) -> Result<String, serde_json::Erro
 /// Hashes `object` (without any previous hash annotation) and records the hash in its
 /// annotations; returns the hash.
 pub fn stamp<K: Resource + Serialize>(object: &mut K) -> Result<String, serde_json::Error> {
-    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+    let meta = object.meta_mut();
+    if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(APPLIED_HASH_ANNOTATION);
+        // An empty map serializes differently from none; the hash must not see the difference.
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
     }
     let hash = applied_hash(object)?;
     object

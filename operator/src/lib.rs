@@ -1,1 +1,129 @@
+//! The agentgateway operator: marks `AgentgatewayBackend`s and our GatewayClass `Accepted`, runs a
+//! configured proxy (Deployment, Service, RBAC, ConfigMap, Secret) for every Gateway of the class
+//! and reports Gateway and HTTPRoute status. The config itself comes from the pure compiler
+//! (`agentgateway-compiler`); this crate reads the cluster into it and writes its output back.
+//!
+//! Startup: probes and metrics → wait for the CRDs → fill the caches (`/readyz` turns 200) →
+//! win the leader-election Lease → run the controllers until SIGTERM or the Lease is lost.
 
+pub mod apply;
+pub mod backoff;
+pub mod cli;
+pub mod conditions;
+pub mod context;
+pub mod controllers;
+pub mod crds;
+pub mod error;
+pub mod health;
+pub mod inputs;
+pub mod leader;
+pub mod metrics;
+pub mod resources;
+pub mod shutdown;
+pub mod stores;
+
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::cli::{Args, LogFormat};
+use crate::context::Context;
+use crate::error::RunError;
+use crate::health::Health;
+use crate::leader::LeaderElection;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::stores::{Stores, Triggers};
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialization (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs the operator until SIGTERM/SIGINT (`Ok`) or a fatal error such as a lost Lease.
+pub async fn run(args: Args) -> Result<(), RunError> {
+    let (registry, metrics) = Metrics::registry();
+    let health = Arc::new(Health::new(registry));
+    let metrics_listener = health::bind(args.metrics_addr).await?;
+    let metrics_addr = metrics_listener.local_addr().unwrap_or(args.metrics_addr);
+    health::serve(metrics_listener, Arc::clone(&health));
+    // One listener serves everything, so the same address for both needs only one bind.
+    let health_addr = if args.health_addr == args.metrics_addr && args.metrics_addr.port() != 0 {
+        metrics_addr
+    } else {
+        let listener = health::bind(args.health_addr).await?;
+        let addr = listener.local_addr().unwrap_or(args.health_addr);
+        health::serve(listener, Arc::clone(&health));
+        addr
+    };
+    tracing::info!(metrics_addr = %metrics_addr, health_addr = %health_addr, "serving metrics and probes");
+
+    let shutdown = Shutdown::install()?;
+    let client = Client::try_default().await.map_err(RunError::CreateClient)?;
+    let Some(grants) = crds::wait_for_crds(&client, &shutdown).await else {
+        return Ok(());
+    };
+    let triggers = Triggers::default();
+    let stores = Stores::start(&client, grants, &triggers);
+    tokio::select! {
+        synced = stores.wait_until_ready() => synced?,
+        _ = shutdown.wait() => return Ok(()),
+    }
+    health.set_ready();
+    tracing::info!("caches synced");
+
+    let identity = leader::identity();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: apply::FIELD_MANAGER.to_string(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        stores,
+        recorder,
+        metrics: metrics.clone(),
+        proxy: args.proxy_settings(),
+        backoff: Mutex::new(backoff::Backoff::default()),
+    });
+
+    if !args.leader_election {
+        tracing::info!("leader election disabled");
+        metrics.set_leader(true);
+        controllers::run(ctx, triggers, shutdown).await;
+        return Ok(());
+    }
+    let election = LeaderElection::new(
+        client,
+        &args.leader_election_namespace,
+        &args.leader_election_name,
+        identity,
+        metrics,
+    );
+    tokio::select! {
+        () = election.acquire() => {}
+        _ = shutdown.wait() => return Ok(()),
+    }
+    // Losing the Lease ends the process (the Deployment restarts it as a follower), as
+    // controller-runtime does: controllers that might have missed events must not keep writing.
+    let result = tokio::select! {
+        () = controllers::run(ctx, triggers, shutdown) => Ok(()),
+        lost = election.keep() => Err(lost),
+    };
+    if result.is_ok() {
+        election.release().await;
+    }
+    result
+}

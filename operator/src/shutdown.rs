@@ -32,13 +32,6 @@ impl Shutdown {
         Ok(Self { signalled })
     }
 
-    /// A shutdown that never comes (tests and tools).
-    pub fn never() -> Self {
-        let (sender, signalled) = watch::channel(false);
-        std::mem::forget(sender);
-        Self { signalled }
-    }
-
     /// Resolves once a shutdown signal has arrived (at once if it already has).
     pub fn wait(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
         let mut signalled = self.signalled.clone();

@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 
 use super::{gateway_status, instrumented, object_key, on_error, status_body};
 use crate::apply::{Applied, apply_owned, apply_status};

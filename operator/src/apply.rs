@@ -66,7 +66,11 @@ pub fn carries_hash<K: Resource>(live: Option<&K>, hash: &str) -> bool {
 }
 
 /// Applies `desired` unless `live` (the cached copy, `None` when absent) carries its hash.
-pub async fn apply_owned<K>(ctx: &Context, mut desired: K, live: Option<Arc<K>>) -> Result<Applied, Error>
+pub async fn apply_owned<K>(
+    ctx: &Context,
+    mut desired: K,
+    live: Option<Arc<K>>,
+) -> Result<Applied, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + k8s_openapi::Resource
@@ -94,7 +98,7 @@ where
             kind,
             namespace: namespace.clone(),
             name: name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     ctx.metrics.wrote(kind);
     tracing::info!(kind, namespace = %namespace, name = %name, hash = %hash, "applied");

@@ -34,31 +34,59 @@ pub struct Args {
     pub proxy_replicas: i32,
 
     /// CPU request of the proxy container.
-    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_CPU_REQUEST", default_value = "50m")]
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_PROXY_CPU_REQUEST",
+        default_value = "50m"
+    )]
     pub proxy_cpu_request: String,
 
     /// Memory request of the proxy container.
-    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_MEMORY_REQUEST", default_value = "32Mi")]
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_PROXY_MEMORY_REQUEST",
+        default_value = "32Mi"
+    )]
     pub proxy_memory_request: String,
 
     /// CPU limit of the proxy container.
-    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_CPU_LIMIT", default_value = "1")]
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_PROXY_CPU_LIMIT",
+        default_value = "1"
+    )]
     pub proxy_cpu_limit: String,
 
     /// Memory limit of the proxy container.
-    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_MEMORY_LIMIT", default_value = "256Mi")]
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_PROXY_MEMORY_LIMIT",
+        default_value = "256Mi"
+    )]
     pub proxy_memory_limit: String,
 
     /// `RUST_LOG` of the proxy container (`info`, `debug`, `agentgateway_proxy=debug`, ...).
-    #[arg(long, env = "AGENTGATEWAY_OPERATOR_PROXY_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_PROXY_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub proxy_log_level: String,
 
     /// Address of the Prometheus endpoint (`/metrics`); port 0 picks a free port.
-    #[arg(long, env = "AGENTGATEWAY_OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
     pub metrics_addr: SocketAddr,
 
     /// Address of the probes (`/healthz`, `/readyz`); port 0 picks a free port.
-    #[arg(long, env = "AGENTGATEWAY_OPERATOR_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_HEALTH_ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
     pub health_addr: SocketAddr,
 
     /// Run the controllers only while holding the Lease (`--leader-election=false` to disable).
@@ -75,13 +103,19 @@ pub struct Args {
     /// Name of the leader-election Lease.
     #[arg(
         long,
+        alias = "lease-name",
         env = "AGENTGATEWAY_OPERATOR_LEADER_ELECTION_NAME",
         default_value = "agentgateway-operator"
     )]
     pub leader_election_name: String,
 
     /// Namespace of the leader-election Lease (the operator's own namespace).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "agentgateway-system")]
+    #[arg(
+        long,
+        alias = "lease-namespace",
+        env = "POD_NAMESPACE",
+        default_value = "agentgateway-system"
+    )]
     pub leader_election_namespace: String,
 
     /// Log format: one JSON object per line, or human-readable text.
@@ -148,6 +182,12 @@ mod tests {
     fn the_e2e_command_line_parses() {
         let args = Args::try_parse_from([
             "agentgateway-operator",
+            "--leader-election",
+            "false",
+            "--lease-namespace",
+            "e2e-leader",
+            "--health-addr",
+            "127.0.0.1:0",
             "--proxy-image",
             "agentgateway-proxy:e2e",
             "--proxy-image-pull-policy",
@@ -160,13 +200,19 @@ mod tests {
         .unwrap();
         assert_eq!(args.proxy_settings().image, "agentgateway-proxy:e2e");
         assert_eq!(args.log_format, LogFormat::Text);
+        assert!(!args.leader_election);
+        assert_eq!(args.leader_election_namespace, "e2e-leader");
     }
 
     #[test]
     fn an_unknown_pull_policy_is_refused() {
         assert!(
-            Args::try_parse_from(["agentgateway-operator", "--proxy-image-pull-policy", "Sometimes"])
-                .is_err()
+            Args::try_parse_from([
+                "agentgateway-operator",
+                "--proxy-image-pull-policy",
+                "Sometimes"
+            ])
+            .is_err()
         );
     }
 }

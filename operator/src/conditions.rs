@@ -155,11 +155,7 @@ mod tests {
 
     #[test]
     fn a_missing_condition_is_a_change_and_foreign_ones_do_not_count() {
-        let foreign = merge(
-            &[],
-            &[Desired::new("Other", true, "X", "", None)],
-            at(1),
-        );
+        let foreign = merge(&[], &[Desired::new("Other", true, "X", "", None)], at(1));
         assert!(!up_to_date(&foreign, &[accepted(true, "Accepted")]));
         let mut both = foreign.clone();
         both.extend(merge(&[], &[accepted(true, "Accepted")], at(1)));

@@ -1,6 +1,7 @@
 //! What every reconcile gets: the client, the caches, the event recorder, the metrics, the proxy
 //! settings and the per-object backoff counters.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,6 +28,11 @@ pub struct Context {
     pub proxy: ProxySettings,
     /// Consecutive transient failures per object, for exponential retry delays.
     pub backoff: Mutex<Backoff>,
+    /// Status writes the caches may not show yet, by `Kind/namespace/name`: the resourceVersion
+    /// the write was computed from and what was written. Without it, a reconcile that runs between
+    /// the write and its watch event sees the old status and writes the same one again (a
+    /// merge patch with the old resourceVersion even fails with 409).
+    pub recent_status: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl Context {
@@ -41,6 +47,27 @@ impl Context {
     pub fn reset_retry(&self, key: &str) {
         let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         backoff.reset(key);
+    }
+
+    /// Whether `written` was already written over the object at `version`: the cached copy is
+    /// the one the write replaced, so the write's own event is still on its way.
+    pub fn status_in_flight(&self, key: &str, version: Option<&str>, written: &str) -> bool {
+        let recent = self.recent_status.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .get(key)
+            .is_some_and(|(v, w)| Some(v.as_str()) == version && w == written)
+    }
+
+    /// Remembers a status write computed from the object at `version`.
+    pub fn status_written(&self, key: String, version: Option<String>, written: String) {
+        let mut recent = self.recent_status.lock().unwrap_or_else(|e| e.into_inner());
+        recent.insert(key, (version.unwrap_or_default(), written));
+    }
+
+    /// Forgets the write memo of `key` once the cache shows the status as wanted.
+    pub fn status_settled(&self, key: &str) {
+        let mut recent = self.recent_status.lock().unwrap_or_else(|e| e.into_inner());
+        recent.remove(key);
     }
 
     /// Publishes an Event on `object`; a failure is logged, never fatal (events are best effort).

@@ -22,8 +22,18 @@ pub async fn wait_for_crds(client: &Client, shutdown: &Shutdown) -> Option<bool>
     let mut reported = BTreeSet::new();
     loop {
         let mut missing = BTreeSet::new();
-        check::<AgentgatewayBackend>(client, "agentgatewaybackends.agentgateway.dev", &mut missing).await;
-        check::<GatewayClass>(client, "gatewayclasses.gateway.networking.k8s.io", &mut missing).await;
+        check::<AgentgatewayBackend>(
+            client,
+            "agentgatewaybackends.agentgateway.dev",
+            &mut missing,
+        )
+        .await;
+        check::<GatewayClass>(
+            client,
+            "gatewayclasses.gateway.networking.k8s.io",
+            &mut missing,
+        )
+        .await;
         check::<Gateway>(client, "gateways.gateway.networking.k8s.io", &mut missing).await;
         check::<HTTPRoute>(client, "httproutes.gateway.networking.k8s.io", &mut missing).await;
         if missing.is_empty() {
@@ -39,7 +49,12 @@ pub async fn wait_for_crds(client: &Client, shutdown: &Shutdown) -> Option<bool>
         }
     }
     let mut missing = BTreeSet::new();
-    check::<ReferenceGrant>(client, "referencegrants.gateway.networking.k8s.io", &mut missing).await;
+    check::<ReferenceGrant>(
+        client,
+        "referencegrants.gateway.networking.k8s.io",
+        &mut missing,
+    )
+    .await;
     let grants = missing.is_empty();
     if !grants {
         tracing::warn!(

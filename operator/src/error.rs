@@ -15,9 +15,9 @@ pub enum Error {
         namespace: String,
         /// Its name.
         name: String,
-        /// What the API server said.
+        /// What the API server said (boxed: `kube::Error` is large and errors travel by value).
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Writing an object's status failed.
     #[error("failed to patch the status of {kind} {key}: {source}")]
@@ -26,9 +26,9 @@ pub enum Error {
         kind: &'static str,
         /// `namespace/name`, or `name` for cluster-scoped objects.
         key: String,
-        /// What the API server said.
+        /// What the API server said (boxed: `kube::Error` is large and errors travel by value).
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The compiled proxy config could not be written as YAML.
     #[error("failed to serialize the proxy config of Gateway {key}: {source}")]
@@ -93,10 +93,12 @@ impl Error {
     /// being fixed), except an object the API server finds invalid, which needs a new input.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Apply { source, .. } | Self::PatchStatus { source, .. } => match source {
-                kube::Error::Api(status) => !status.is_invalid(),
-                _ => true,
-            },
+            Self::Apply { source, .. } | Self::PatchStatus { source, .. } => {
+                match source.as_ref() {
+                    kube::Error::Api(status) => !status.is_invalid(),
+                    _ => true,
+                }
+            }
             Self::SerializeConfig { .. }
             | Self::HashObject { .. }
             | Self::SerializeStatus { .. }
@@ -158,7 +160,7 @@ mod tests {
             kind: "ConfigMap",
             namespace: "ns".into(),
             name: "gw-config".into(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -172,7 +174,11 @@ mod tests {
     #[test]
     fn messages_say_what_failed() {
         let error = apply_error(api_error(409, "Conflict"));
-        assert!(error.to_string().starts_with("failed to apply ConfigMap ns/gw-config"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("failed to apply ConfigMap ns/gw-config")
+        );
         assert_eq!(error.label(), "ApplyFailed");
     }
 }

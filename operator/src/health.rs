@@ -104,7 +104,8 @@ pub fn serve(listener: TcpListener, health: Arc<Health>) -> tokio::task::JoinHan
                     );
                     async move { Ok::<_, Infallible>(response) }
                 });
-                let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let connection =
+                    http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                 if let Err(error) = connection.await {
                     tracing::debug!(error = %error, "probe connection failed");
                 }

@@ -71,9 +71,7 @@ pub fn route_names_backend(route: &HTTPRoute, namespace: &str, name: &str) -> bo
         .rules
         .iter()
         .flat_map(|rule| rule.backend_refs.iter())
-        .any(|r| {
-            r.name == name && r.namespace.as_deref().unwrap_or(&route_namespace) == namespace
-        })
+        .any(|r| r.name == name && r.namespace.as_deref().unwrap_or(&route_namespace) == namespace)
 }
 
 impl Stores {
@@ -90,10 +88,15 @@ impl Stores {
     /// What compiling a Gateway reads: every route, backend and ReferenceGrant, and the Secrets
     /// and ConfigMaps the backends refer to.
     pub fn gateway_inputs(&self) -> Inputs {
-        let mut routes: Vec<HTTPRoute> = self.routes.state().iter().map(|r| (**r).clone()).collect();
+        let mut routes: Vec<HTTPRoute> =
+            self.routes.state().iter().map(|r| (**r).clone()).collect();
         routes.sort_by_key(key);
-        let mut backends: Vec<AgentgatewayBackend> =
-            self.backends.state().iter().map(|b| (**b).clone()).collect();
+        let mut backends: Vec<AgentgatewayBackend> = self
+            .backends
+            .state()
+            .iter()
+            .map(|b| (**b).clone())
+            .collect();
         backends.sort_by_key(key);
         let references = References::of(&backends);
         let mut inputs = Inputs {
@@ -149,9 +152,7 @@ impl Stores {
         inputs.config_maps = references
             .config_maps
             .iter()
-            .filter_map(|(ns, name)| {
-                self.config_maps.get(&ObjectRef::new(name).within(ns))
-            })
+            .filter_map(|(ns, name)| self.config_maps.get(&ObjectRef::new(name).within(ns)))
             .map(|c| (*c).clone())
             .collect();
     }
@@ -192,9 +193,17 @@ spec:
 ",
         );
         let references = References::of([&backend]);
-        let secrets: Vec<_> = references.secrets.iter().map(|(ns, n)| format!("{ns}/{n}")).collect();
+        let secrets: Vec<_> = references
+            .secrets
+            .iter()
+            .map(|(ns, n)| format!("{ns}/{n}"))
+            .collect();
         assert_eq!(secrets, ["apps/own", "apps/shared"]);
-        let maps: Vec<_> = references.config_maps.iter().map(|(ns, n)| format!("{ns}/{n}")).collect();
+        let maps: Vec<_> = references
+            .config_maps
+            .iter()
+            .map(|(ns, n)| format!("{ns}/{n}"))
+            .collect();
         assert_eq!(maps, ["apps/ca"]);
     }
 

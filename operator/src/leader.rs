@@ -105,6 +105,14 @@ pub fn next_spec(
     }
 }
 
+/// Lease writes under the operator's field manager, so `managedFields` says who holds them.
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(crate::apply::FIELD_MANAGER.to_string()),
+        ..PostParams::default()
+    }
+}
+
 /// This replica's identity: `POD_NAME`, or the host name and process id outside a cluster.
 pub fn identity() -> String {
     if let Ok(pod) = std::env::var("POD_NAME")
@@ -205,10 +213,7 @@ impl LeaderElection {
                 }
             }
             if renewed.elapsed() > RENEW_DEADLINE {
-                return self.lost(format!(
-                    "not renewed for {}s",
-                    RENEW_DEADLINE.as_secs()
-                ));
+                return self.lost(format!("not renewed for {}s", RENEW_DEADLINE.as_secs()));
             }
         }
     }
@@ -219,7 +224,10 @@ impl LeaderElection {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
             return;
         };
-        let held = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref())
+        let held = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
             == Some(self.identity.as_str());
         if !held {
             return;
@@ -230,7 +238,7 @@ impl LeaderElection {
             renew_time: Some(MicroTime(Timestamp::now())),
             ..lease.spec.unwrap_or_default()
         });
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self.api.replace(&self.name, &post_params(), &lease).await {
             Ok(_) => tracing::info!(lease = %self.name, "released the leader-election lease"),
             Err(error) => {
                 tracing::warn!(lease = %self.name, error = %error, "failed to release the leader-election lease")
@@ -259,9 +267,11 @@ impl LeaderElection {
                 },
                 spec: Some(next_spec(None, &Decision::Acquire, &self.identity, now)),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
+            return match self.api.create(&post_params(), &lease).await {
                 Ok(_) => Ok(Attempt::Leading),
-                Err(kube::Error::Api(status)) if status.is_already_exists() || status.is_conflict() => {
+                Err(kube::Error::Api(status))
+                    if status.is_already_exists() || status.is_conflict() =>
+                {
                     Ok(Attempt::Conflict)
                 }
                 Err(error) => Err(error),
@@ -273,8 +283,13 @@ impl LeaderElection {
         }
         // The read resourceVersion stays in the metadata: the replace fails with 409 if anyone
         // wrote the Lease since.
-        lease.spec = Some(next_spec(lease.spec.as_ref(), &decision, &self.identity, now));
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        lease.spec = Some(next_spec(
+            lease.spec.as_ref(),
+            &decision,
+            &self.identity,
+            now,
+        ));
+        match self.api.replace(&self.name, &post_params(), &lease).await {
             Ok(_) => Ok(Attempt::Leading),
             Err(kube::Error::Api(status)) if status.is_conflict() => Ok(Attempt::Conflict),
             Err(error) => Err(error),
@@ -313,7 +328,10 @@ mod tests {
 
     #[test]
     fn our_own_lease_is_renewed() {
-        assert_eq!(decide(Some(&held_by("me", 90)), "me", at(100)), Decision::Renew);
+        assert_eq!(
+            decide(Some(&held_by("me", 90)), "me", at(100)),
+            Decision::Renew
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod resources;
 pub mod shutdown;
 pub mod stores;
+pub mod triggers;
 
 use std::sync::{Arc, Mutex};
 
@@ -34,7 +35,8 @@ use crate::health::Health;
 use crate::leader::LeaderElection;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use crate::stores::{Stores, Triggers};
+use crate::stores::Stores;
+use crate::triggers::Triggers;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing(format: LogFormat) {
@@ -69,7 +71,9 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     tracing::info!(metrics_addr = %metrics_addr, health_addr = %health_addr, "serving metrics and probes");
 
     let shutdown = Shutdown::install()?;
-    let client = Client::try_default().await.map_err(RunError::CreateClient)?;
+    let client = Client::try_default()
+        .await
+        .map_err(RunError::CreateClient)?;
     let Some(grants) = crds::wait_for_crds(&client, &shutdown).await else {
         return Ok(());
     };
@@ -97,6 +101,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         metrics: metrics.clone(),
         proxy: args.proxy_settings(),
         backoff: Mutex::new(backoff::Backoff::default()),
+        recent_status: Mutex::new(Default::default()),
     });
 
     if !args.leader_election {

@@ -16,8 +16,10 @@ pub struct Shutdown {
 impl Shutdown {
     /// Installs the signal handlers.
     pub fn install() -> Result<Self, RunError> {
-        let mut terminate = signal(SignalKind::terminate()).map_err(RunError::InstallSignalHandler)?;
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::InstallSignalHandler)?;
+        let mut terminate =
+            signal(SignalKind::terminate()).map_err(RunError::InstallSignalHandler)?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).map_err(RunError::InstallSignalHandler)?;
         let (sender, signalled) = watch::channel(false);
         tokio::spawn(async move {
             let name = tokio::select! {

@@ -1,25 +1,22 @@
-//! The caches every controller reads from (one watch per kind, filled before any reconcile) and
-//! the triggers that wake controllers when something they depend on changes. Triggers coalesce:
-//! a burst of 200 changes wakes a controller a few times, not 200 times, and each wake-up
-//! re-queues every object of the controller once (the queue deduplicates the rest).
+//! The caches every controller reads from: one watch per kind, filled before any reconcile, and
+//! wired to the [`Triggers`] of the controllers that depend on each kind.
 
-use std::fmt::Debug;
 use std::sync::Arc;
 
 use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
-use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
 
+use crate::controllers::route_status::gateway_key;
 use crate::error::RunError;
+use crate::inputs::{References, route_names_backend};
 use crate::resources::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::triggers::{Subscriber, Triggers, refs_where, spawn_reflector};
 
 /// One cache per kind the operator reads.
 #[derive(Clone)]
@@ -50,47 +47,6 @@ pub struct Stores {
     pub role_bindings: Store<RoleBinding>,
 }
 
-/// Wakes controllers whose objects depend on other kinds.
-#[derive(Clone, Default)]
-pub struct Triggers {
-    /// Re-reconcile every Gateway.
-    pub gateways: Arc<Notify>,
-    /// Re-reconcile every HTTPRoute's status.
-    pub routes: Arc<Notify>,
-    /// Re-evaluate every AgentgatewayBackend.
-    pub backends: Arc<Notify>,
-}
-
-/// A stream yielding once per batch of notifications, for `Controller::reconcile_all_on`.
-pub fn trigger_stream(notify: Arc<Notify>) -> impl Stream<Item = ()> + Send + 'static {
-    futures_util::stream::unfold(notify, |notify| async move {
-        notify.notified().await;
-        Some(((), notify))
-    })
-}
-
-type Filter<K> = Box<dyn Fn(&K) -> bool + Send + Sync>;
-
-/// A trigger and which objects' changes fire it.
-struct Subscriber<K> {
-    notify: Arc<Notify>,
-    filter: Filter<K>,
-}
-
-fn all<K>(notify: &Arc<Notify>) -> Subscriber<K> {
-    Subscriber {
-        notify: Arc::clone(notify),
-        filter: Box::new(|_| true),
-    }
-}
-
-fn when<K>(notify: &Arc<Notify>, filter: impl Fn(&K) -> bool + Send + Sync + 'static) -> Subscriber<K> {
-    Subscriber {
-        notify: Arc::clone(notify),
-        filter: Box::new(filter),
-    }
-}
-
 fn is_managed<K: Resource>(object: &K) -> bool {
     object.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
 }
@@ -98,66 +54,149 @@ fn is_managed<K: Resource>(object: &K) -> bool {
 impl Stores {
     /// Starts one watch per kind; `grants` says whether ReferenceGrants are served.
     pub fn start(client: &Client, grants: bool, triggers: &Triggers) -> Self {
-        let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        let any = watcher::Config::default;
-        let Triggers {
-            gateways: gw,
-            routes: rt,
-            backends: be,
-        } = triggers;
-
-        let backends = reflect(
-            "AgentgatewayBackend",
-            Api::all(client.clone()),
-            any(),
-            vec![all(gw), all(rt)],
-        );
-        // Whether a Secret or ConfigMap matters is decided against the backend cache, read at
-        // event time, so a backend created later still sees its Secret.
-        let referenced_secret = {
-            let backends = backends.clone();
-            move |s: &Secret| secret_is_referenced(&backends, s)
-        };
-        let referenced_map = {
-            let backends = backends.clone();
-            move |c: &ConfigMap| config_map_is_referenced(&backends, c)
-        };
-        let secrets = reflect(
-            "Secret",
-            Api::all(client.clone()),
-            any(),
-            vec![
-                when(be, referenced_secret.clone()),
-                when(rt, referenced_secret.clone()),
-                when(gw, move |s: &Secret| is_managed(s) || referenced_secret(s)),
-            ],
-        );
-        let config_maps = reflect(
-            "ConfigMap",
-            Api::all(client.clone()),
-            any(),
-            vec![
-                when(be, referenced_map.clone()),
-                when(rt, referenced_map.clone()),
-                when(gw, move |c: &ConfigMap| is_managed(c) || referenced_map(c)),
-            ],
-        );
-        Self {
-            gateway_classes: reflect("GatewayClass", Api::all(client.clone()), any(), vec![all(gw), all(rt)]),
-            gateways: reflect("Gateway", Api::all(client.clone()), any(), vec![all(rt)]),
-            routes: reflect("HTTPRoute", Api::all(client.clone()), any(), vec![all(gw)]),
+        let (gateway_classes, gateway_classes_writer) = reflector::store();
+        let (gateways, gateways_writer) = reflector::store();
+        let (routes, routes_writer) = reflector::store();
+        let (backends, backends_writer) = reflector::store();
+        let (secrets, secrets_writer) = reflector::store();
+        let (config_maps, config_maps_writer) = reflector::store();
+        let (deployments, deployments_writer) = reflector::store();
+        let (services, services_writer) = reflector::store();
+        let (service_accounts, service_accounts_writer) = reflector::store();
+        let (roles, roles_writer) = reflector::store();
+        let (role_bindings, role_bindings_writer) = reflector::store();
+        let (grant_store, grants_writer) = reflector::store();
+        let stores = Self {
+            gateway_classes,
+            gateways,
+            routes,
             backends,
             secrets,
             config_maps,
-            reference_grants: grants.then(|| {
-                reflect("ReferenceGrant", Api::all(client.clone()), any(), vec![all(gw), all(rt)])
+            reference_grants: grants.then_some(grant_store),
+            deployments,
+            services,
+            service_accounts,
+            roles,
+            role_bindings,
+        };
+        let any = watcher::Config::default;
+        let managed =
+            || watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+        let Triggers {
+            gateways: gw,
+            routes: rt,
+            route_refs,
+            ..
+        } = triggers;
+
+        spawn_reflector(
+            "GatewayClass",
+            Api::all(client.clone()),
+            any(),
+            gateway_classes_writer,
+            vec![
+                Subscriber::all(gw).spec_only(),
+                Subscriber::all(rt).spec_only(),
+            ],
+        );
+        let routes = stores.routes.clone();
+        spawn_reflector(
+            "Gateway",
+            Api::all(client.clone()),
+            any(),
+            gateways_writer,
+            vec![
+                Subscriber::refs(route_refs, rt, move |g: &Gateway| {
+                    routes_of_gateway(&routes, g)
+                })
+                .spec_only(),
+            ],
+        );
+        spawn_reflector(
+            "HTTPRoute",
+            Api::all(client.clone()),
+            any(),
+            routes_writer,
+            vec![Subscriber::all(gw).spec_only()],
+        );
+        let routes = stores.routes.clone();
+        spawn_reflector(
+            "AgentgatewayBackend",
+            Api::all(client.clone()),
+            any(),
+            backends_writer,
+            vec![
+                Subscriber::all(gw).spec_only(),
+                Subscriber::refs(route_refs, rt, move |b: &AgentgatewayBackend| {
+                    routes_of_backend(&routes, b)
+                })
+                .spec_only(),
+            ],
+        );
+        spawn_reflector(
+            "Secret",
+            Api::all(client.clone()),
+            any(),
+            secrets_writer,
+            dependents(&stores, triggers, |refs, s: &Secret| {
+                refs.secrets.contains(&key(s))
             }),
-            deployments: reflect("Deployment", Api::all(client.clone()), managed.clone(), vec![all(gw)]),
-            services: reflect("Service", Api::all(client.clone()), managed.clone(), vec![all(gw)]),
-            service_accounts: reflect("ServiceAccount", Api::all(client.clone()), managed.clone(), vec![all(gw)]),
-            roles: reflect("Role", Api::all(client.clone()), managed.clone(), vec![all(gw)]),
-            role_bindings: reflect("RoleBinding", Api::all(client.clone()), managed, vec![all(gw)]),
+        );
+        spawn_reflector(
+            "ConfigMap",
+            Api::all(client.clone()),
+            any(),
+            config_maps_writer,
+            dependents(&stores, triggers, |refs, c: &ConfigMap| {
+                refs.config_maps.contains(&key(c))
+            }),
+        );
+        if grants {
+            spawn_reflector(
+                "ReferenceGrant",
+                Api::all(client.clone()),
+                any(),
+                grants_writer,
+                vec![Subscriber::all(gw), Subscriber::all(rt)],
+            );
         }
+        spawn_reflector(
+            "Deployment",
+            Api::all(client.clone()),
+            managed(),
+            deployments_writer,
+            vec![Subscriber::all(gw)],
+        );
+        spawn_reflector(
+            "Service",
+            Api::all(client.clone()),
+            managed(),
+            services_writer,
+            vec![Subscriber::all(gw)],
+        );
+        spawn_reflector(
+            "ServiceAccount",
+            Api::all(client.clone()),
+            managed(),
+            service_accounts_writer,
+            vec![Subscriber::all(gw)],
+        );
+        spawn_reflector(
+            "Role",
+            Api::all(client.clone()),
+            managed(),
+            roles_writer,
+            vec![Subscriber::all(gw)],
+        );
+        spawn_reflector(
+            "RoleBinding",
+            Api::all(client.clone()),
+            managed(),
+            role_bindings_writer,
+            vec![Subscriber::all(gw)],
+        );
+        stores
     }
 
     /// Waits until every cache holds a full list: before that, a missing object may only be
@@ -206,61 +245,69 @@ impl Stores {
     }
 }
 
-fn secret_is_referenced(backends: &Store<AgentgatewayBackend>, secret: &Secret) -> bool {
-    let key = (secret.namespace().unwrap_or_default(), secret.name_any());
-    backends
-        .state()
-        .iter()
-        .any(|b| crate::inputs::References::of([b.as_ref()]).secrets.contains(&key))
+fn key<K: Resource>(object: &K) -> (String, String) {
+    (object.namespace().unwrap_or_default(), object.name_any())
 }
 
-fn config_map_is_referenced(backends: &Store<AgentgatewayBackend>, map: &ConfigMap) -> bool {
-    let key = (map.namespace().unwrap_or_default(), map.name_any());
-    backends
-        .state()
-        .iter()
-        .any(|b| crate::inputs::References::of([b.as_ref()]).config_maps.contains(&key))
-}
-
-/// Watches `api` into a cache and fires `subscribers` on each change they care about, and on
-/// every re-list (objects may have changed while the watch was down).
-fn reflect<K>(
-    kind: &'static str,
-    api: Api<K>,
-    config: watcher::Config,
-    subscribers: Vec<Subscriber<K>>,
-) -> Store<K>
+/// Subscribers for a Secret or ConfigMap kind: a change to one that a backend refers to
+/// (`referenced`) re-evaluates those backends and the routes that name them, and recompiles the
+/// Gateways; a change to an object the operator manages recompiles the Gateways too (to restore it).
+fn dependents<K>(
+    stores: &Stores,
+    triggers: &Triggers,
+    referenced: fn(&References, &K) -> bool,
+) -> Vec<Subscriber<K>>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
-        // managedFields are half of a typical object and nothing here reads them.
-        .modify(|object: &mut K| object.managed_fields_mut().clear())
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(watcher::Event::Apply(object) | watcher::Event::Delete(object)) => {
-                    for subscriber in &subscribers {
-                        if (subscriber.filter)(&object) {
-                            subscriber.notify.notify_one();
-                        }
-                    }
-                }
-                Ok(watcher::Event::InitDone) => {
-                    for subscriber in &subscribers {
-                        subscriber.notify.notify_one();
-                    }
-                }
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                Err(error) => {
-                    tracing::warn!(kind, error = %error, "watch failed; retrying with backoff");
+    let backends_of = {
+        let backends = stores.backends.clone();
+        move |object: &K| refs_where(&backends, |b| referenced(&References::of([b]), object))
+    };
+    let routes_of = {
+        let (backends, routes) = (stores.backends.clone(), stores.routes.clone());
+        move |object: &K| {
+            let mut affected = Vec::new();
+            for backend in backends.state() {
+                if referenced(&References::of([backend.as_ref()]), object) {
+                    affected.extend(routes_of_backend(&routes, &backend));
                 }
             }
+            affected
         }
-    });
-    reader
+    };
+    let backends = stores.backends.clone();
+    let gateway_cares = move |object: &K| {
+        is_managed(object)
+            || backends
+                .state()
+                .iter()
+                .any(|b| referenced(&References::of([b.as_ref()]), object))
+    };
+    vec![
+        Subscriber::refs(&triggers.backend_refs, &triggers.backends, backends_of),
+        Subscriber::refs(&triggers.route_refs, &triggers.routes, routes_of),
+        Subscriber::when(&triggers.gateways, gateway_cares),
+    ]
+}
+
+/// The routes whose backendRefs name `backend`.
+fn routes_of_backend(
+    routes: &Store<HTTPRoute>,
+    backend: &AgentgatewayBackend,
+) -> Vec<ObjectRef<HTTPRoute>> {
+    let (namespace, name) = key(backend);
+    refs_where(routes, |r| route_names_backend(r, &namespace, &name))
+}
+
+/// The routes with a parentRef to `gateway`.
+fn routes_of_gateway(routes: &Store<HTTPRoute>, gateway: &Gateway) -> Vec<ObjectRef<HTTPRoute>> {
+    let (namespace, name) = key(gateway);
+    let wanted = format!("{namespace}/{name}");
+    refs_where(routes, |r| {
+        r.spec
+            .parent_refs
+            .iter()
+            .any(|p| gateway_key(r, p).as_deref() == Some(wanted.as_str()))
+    })
 }

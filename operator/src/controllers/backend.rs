@@ -22,7 +22,13 @@ pub const CONTROLLER: &str = "backend";
 /// Reconciles one backend.
 pub async fn reconcile(backend: Arc<AgentgatewayBackend>, ctx: Arc<Context>) -> Result<Action> {
     let key = object_key(backend.as_ref());
-    instrumented(&ctx, CONTROLLER, &key, reconcile_backend(&backend, &ctx, &key)).await
+    instrumented(
+        &ctx,
+        CONTROLLER,
+        &key,
+        reconcile_backend(&backend, &ctx, &key),
+    )
+    .await
 }
 
 /// The error policy of this controller.
@@ -42,7 +48,13 @@ async fn reconcile_backend(
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
+    let memo = format!("AgentgatewayBackend/{key}");
+    let written = format!("{desired:?}");
     if conditions::up_to_date(existing, std::slice::from_ref(&desired)) {
+        ctx.status_settled(&memo);
+        return Ok(Action::await_change());
+    }
+    if ctx.status_in_flight(&memo, backend.meta().resource_version.as_deref(), &written) {
         return Ok(Action::await_change());
     }
     let merged = conditions::merge(existing, std::slice::from_ref(&desired), Timestamp::now());
@@ -54,9 +66,10 @@ async fn reconcile_backend(
         .map_err(|source| Error::PatchStatus {
             kind: "AgentgatewayBackend",
             key: key.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     ctx.metrics.wrote("AgentgatewayBackendStatus");
+    ctx.status_written(memo, backend.meta().resource_version.clone(), written);
     tracing::info!(
         backend = %key,
         accepted = desired.status,

@@ -28,7 +28,13 @@ const RESYNC: Duration = Duration::from_secs(600);
 /// Reconciles one Gateway.
 pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Action> {
     let key = object_key(gateway.as_ref());
-    instrumented(&ctx, CONTROLLER, &key, reconcile_gateway(&gateway, &ctx, &key)).await
+    instrumented(
+        &ctx,
+        CONTROLLER,
+        &key,
+        reconcile_gateway(&gateway, &ctx, &key),
+    )
+    .await
 }
 
 /// The error policy of this controller.
@@ -39,7 +45,10 @@ pub fn error_policy(gateway: Arc<Gateway>, error: &Error, ctx: Arc<Context>) -> 
 async fn reconcile_gateway(gateway: &Gateway, ctx: &Context, key: &str) -> Result<Action> {
     // Dereference: only Gateways of our classes; a deleted one is garbage-collected with its
     // objects through their ownerReferences.
-    if ctx.stores.our_class(&gateway.spec.gateway_class_name).is_none()
+    if ctx
+        .stores
+        .our_class(&gateway.spec.gateway_class_name)
+        .is_none()
         || gateway.metadata.deletion_timestamp.is_some()
     {
         return Ok(Action::await_change());
@@ -77,7 +86,12 @@ async fn reconcile_gateway(gateway: &Gateway, ctx: &Context, key: &str) -> Resul
         .unwrap_or(0)
         > 0;
     let desired = gateway_status::desired(gateway, &compilation, available);
-    if !gateway_status::up_to_date(gateway.status.as_ref(), &desired) {
+    let memo = format!("Gateway/{key}");
+    let written = format!("{desired:?}");
+    let version = gateway.metadata.resource_version.as_deref();
+    if gateway_status::up_to_date(gateway.status.as_ref(), &desired) {
+        ctx.status_settled(&memo);
+    } else if !ctx.status_in_flight(&memo, version, &written) {
         let status = gateway_status::merge(gateway.status.as_ref(), &desired, Timestamp::now());
         let status = serde_json::to_value(&status).map_err(|source| Error::SerializeStatus {
             kind: "Gateway",
@@ -90,9 +104,10 @@ async fn reconcile_gateway(gateway: &Gateway, ctx: &Context, key: &str) -> Resul
             .map_err(|source| Error::PatchStatus {
                 kind: "Gateway",
                 key: key.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         ctx.metrics.wrote("GatewayStatus");
+        ctx.status_written(memo, version.map(String::from), written);
         tracing::info!(gateway = %key, programmed = available, "gateway status updated");
     }
     Ok(Action::requeue(RESYNC))
@@ -112,17 +127,44 @@ async fn apply_all(ctx: &Context, owner: &Owner, objects: ProxyObjects) -> Resul
         deployment,
     } = objects;
     let results = [
-        apply_owned(ctx, service_account, live(&stores.service_accounts, owner, &owner.name)).await?,
+        apply_owned(
+            ctx,
+            service_account,
+            live(&stores.service_accounts, owner, &owner.name),
+        )
+        .await?,
         apply_owned(ctx, role, live(&stores.roles, owner, &owner.name)).await?,
-        apply_owned(ctx, role_binding, live(&stores.role_bindings, owner, &owner.name)).await?,
-        apply_owned(ctx, config_map, live(&stores.config_maps, owner, &owner.config_map_name())).await?,
-        apply_owned(ctx, secret, live(&stores.secrets, owner, &owner.secret_name())).await?,
+        apply_owned(
+            ctx,
+            role_binding,
+            live(&stores.role_bindings, owner, &owner.name),
+        )
+        .await?,
+        apply_owned(
+            ctx,
+            config_map,
+            live(&stores.config_maps, owner, &owner.config_map_name()),
+        )
+        .await?,
+        apply_owned(
+            ctx,
+            secret,
+            live(&stores.secrets, owner, &owner.secret_name()),
+        )
+        .await?,
         match service {
             // A Gateway without a servable listener keeps the Service it had: a Service needs a port.
-            Some(service) => apply_owned(ctx, service, live(&stores.services, owner, &owner.name)).await?,
+            Some(service) => {
+                apply_owned(ctx, service, live(&stores.services, owner, &owner.name)).await?
+            }
             None => Applied::Unchanged,
         },
-        apply_owned(ctx, deployment, live(&stores.deployments, owner, &owner.name)).await?,
+        apply_owned(
+            ctx,
+            deployment,
+            live(&stores.deployments, owner, &owner.name),
+        )
+        .await?,
     ];
     Ok(results.iter().filter(|r| **r == Applied::Written).count())
 }

@@ -37,7 +37,13 @@ async fn reconcile_class(class: &GatewayClass, ctx: &Context) -> Result<Action> 
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
+    let memo = format!("GatewayClass/{}", class.name_any());
+    let written = format!("{desired:?}");
     if conditions::up_to_date(existing, std::slice::from_ref(&desired)) {
+        ctx.status_settled(&memo);
+        return Ok(Action::await_change());
+    }
+    if ctx.status_in_flight(&memo, class.meta().resource_version.as_deref(), &written) {
         return Ok(Action::await_change());
     }
     let merged = conditions::merge(existing, std::slice::from_ref(&desired), Timestamp::now());
@@ -48,9 +54,10 @@ async fn reconcile_class(class: &GatewayClass, ctx: &Context) -> Result<Action> 
         .map_err(|source| Error::PatchStatus {
             kind: "GatewayClass",
             key: class.name_any(),
-            source,
+            source: Box::new(source),
         })?;
     ctx.metrics.wrote("GatewayClassStatus");
+    ctx.status_written(memo, class.meta().resource_version.clone(), written);
     tracing::info!(gateway_class = %class.name_any(), "gateway class accepted");
     Ok(Action::await_change())
 }

@@ -41,13 +41,20 @@ pub fn supported_kinds() -> Vec<RouteGroupKind> {
 
 /// The status `gateway` should have; `available` says whether its Deployment has an available
 /// replica.
-pub fn desired(gateway: &Gateway, compilation: &GatewayCompilation, available: bool) -> DesiredStatus {
+pub fn desired(
+    gateway: &Gateway,
+    compilation: &GatewayCompilation,
+    available: bool,
+) -> DesiredStatus {
     let generation = gateway.metadata.generation;
     let object = ObjectRef::of(gateway);
     let (programmed_reason, programmed_message) = if available {
         ("Programmed", "the proxy has an available replica")
     } else {
-        ("Pending", "waiting for the proxy Deployment to have an available replica")
+        (
+            "Pending",
+            "waiting for the proxy Deployment to have an available replica",
+        )
     };
     let mut names = BTreeSet::new();
     let mut listeners = Vec::new();
@@ -64,15 +71,49 @@ pub fn desired(gateway: &Gateway, compilation: &GatewayCompilation, available: b
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
         });
         let accepted = match problem {
-            None => Desired::new("Accepted", true, "Accepted", "the listener is served", generation),
-            Some(d) => Desired::new("Accepted", false, d.reason.as_str(), d.message.clone(), generation),
+            None => Desired::new(
+                "Accepted",
+                true,
+                "Accepted",
+                "the listener is served",
+                generation,
+            ),
+            Some(d) => Desired::new(
+                "Accepted",
+                false,
+                d.reason.as_str(),
+                d.message.clone(),
+                generation,
+            ),
         };
         let programmed = match problem {
-            None => Desired::new("Programmed", available, programmed_reason, programmed_message, generation),
-            Some(_) => Desired::new("Programmed", false, "Invalid", "the listener is not served", generation),
+            None => Desired::new(
+                "Programmed",
+                available,
+                programmed_reason,
+                programmed_message,
+                generation,
+            ),
+            Some(_) => Desired::new(
+                "Programmed",
+                false,
+                "Invalid",
+                "the listener is not served",
+                generation,
+            ),
         };
-        let resolved = Desired::new("ResolvedRefs", true, "ResolvedRefs", "no references to resolve", generation);
-        let attached = compilation.attached_routes.get(&listener.name).copied().unwrap_or(0);
+        let resolved = Desired::new(
+            "ResolvedRefs",
+            true,
+            "ResolvedRefs",
+            "no references to resolve",
+            generation,
+        );
+        let attached = compilation
+            .attached_routes
+            .get(&listener.name)
+            .copied()
+            .unwrap_or(0);
         listeners.push(DesiredListener {
             name: listener.name.clone(),
             attached_routes: i32::try_from(attached).unwrap_or(i32::MAX),
@@ -81,8 +122,20 @@ pub fn desired(gateway: &Gateway, compilation: &GatewayCompilation, available: b
     }
     DesiredStatus {
         conditions: vec![
-            Desired::new("Accepted", true, "Accepted", "accepted by agentgateway", generation),
-            Desired::new("Programmed", available, programmed_reason, programmed_message, generation),
+            Desired::new(
+                "Accepted",
+                true,
+                "Accepted",
+                "accepted by agentgateway",
+                generation,
+            ),
+            Desired::new(
+                "Programmed",
+                available,
+                programmed_reason,
+                programmed_message,
+                generation,
+            ),
         ],
         listeners,
     }
@@ -96,7 +149,8 @@ pub fn up_to_date(existing: Option<&GatewayStatus>, desired: &DesiredStatus) -> 
     if !conditions::up_to_date(&existing.conditions, &desired.conditions) {
         return false;
     }
-    let existing_names: BTreeSet<&str> = existing.listeners.iter().map(|l| l.name.as_str()).collect();
+    let existing_names: BTreeSet<&str> =
+        existing.listeners.iter().map(|l| l.name.as_str()).collect();
     let desired_names: BTreeSet<&str> = desired.listeners.iter().map(|l| l.name.as_str()).collect();
     existing_names == desired_names
         && desired.listeners.iter().all(|want| {
@@ -111,8 +165,14 @@ pub fn up_to_date(existing: Option<&GatewayStatus>, desired: &DesiredStatus) -> 
 
 /// The status to apply: `desired` with each condition's `lastTransitionTime` kept from the stored
 /// status unless it flipped.
-pub fn merge(existing: Option<&GatewayStatus>, desired: &DesiredStatus, now: Timestamp) -> GatewayStatus {
-    let stored_conditions = existing.map(|s| s.conditions.as_slice()).unwrap_or_default();
+pub fn merge(
+    existing: Option<&GatewayStatus>,
+    desired: &DesiredStatus,
+    now: Timestamp,
+) -> GatewayStatus {
+    let stored_conditions = existing
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let listeners = desired
         .listeners
         .iter()
@@ -231,8 +291,14 @@ spec:
         assert!(!up_to_date(Some(&stored), &ready));
         let later = merge(Some(&stored), &ready, Timestamp::MAX);
         // Accepted did not flip and keeps its time; Programmed flipped.
-        assert_eq!(later.conditions[0].last_transition_time, stored.conditions[0].last_transition_time);
-        assert_ne!(later.conditions[1].last_transition_time, stored.conditions[1].last_transition_time);
+        assert_eq!(
+            later.conditions[0].last_transition_time,
+            stored.conditions[0].last_transition_time
+        );
+        assert_ne!(
+            later.conditions[1].last_transition_time,
+            stored.conditions[1].last_transition_time
+        );
     }
 
     #[test]

@@ -24,28 +24,34 @@ use kube::{Api, Resource, ResourceExt};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
-use crate::stores::{Triggers, trigger_stream};
+use crate::triggers::{Triggers, notify_stream};
 
 /// Runs every controller until `shutdown`; in-flight reconciles finish first.
 pub async fn run(ctx: Arc<Context>, triggers: Triggers, shutdown: Shutdown) {
     let client = ctx.client.clone();
     let config = watcher::Config::default;
     let backends = Controller::new(Api::<AgentgatewayBackend>::all(client.clone()), config())
-        .reconcile_all_on(trigger_stream(Arc::clone(&triggers.backends)))
+        .reconcile_all_on(notify_stream(Arc::clone(&triggers.backends)))
+        .reconcile_on(triggers.backend_stream())
         .graceful_shutdown_on(shutdown.wait())
         .run(backend::reconcile, backend::error_policy, Arc::clone(&ctx))
         .for_each(|result| log_result(backend::CONTROLLER, result));
     let classes = Controller::new(Api::<GatewayClass>::all(client.clone()), config())
         .graceful_shutdown_on(shutdown.wait())
-        .run(gateway_class::reconcile, gateway_class::error_policy, Arc::clone(&ctx))
+        .run(
+            gateway_class::reconcile,
+            gateway_class::error_policy,
+            Arc::clone(&ctx),
+        )
         .for_each(|result| log_result(gateway_class::CONTROLLER, result));
     let gateways = Controller::new(Api::<Gateway>::all(client.clone()), config())
-        .reconcile_all_on(trigger_stream(Arc::clone(&triggers.gateways)))
+        .reconcile_all_on(notify_stream(Arc::clone(&triggers.gateways)))
         .graceful_shutdown_on(shutdown.wait())
         .run(gateway::reconcile, gateway::error_policy, Arc::clone(&ctx))
         .for_each(|result| log_result(gateway::CONTROLLER, result));
     let routes = Controller::new(Api::<HTTPRoute>::all(client), config())
-        .reconcile_all_on(trigger_stream(Arc::clone(&triggers.routes)))
+        .reconcile_all_on(notify_stream(Arc::clone(&triggers.routes)))
+        .reconcile_on(triggers.route_stream())
         .graceful_shutdown_on(shutdown.wait())
         .run(route::reconcile, route::error_policy, Arc::clone(&ctx))
         .for_each(|result| log_result(route::CONTROLLER, result));
@@ -96,7 +102,12 @@ pub(crate) async fn instrumented(
 
 /// The error policy of every controller: an error the same input would hit again waits for the
 /// object to change; anything else retries with the object's exponential backoff.
-pub(crate) fn on_error(ctx: &Context, controller: &'static str, key: &str, error: &Error) -> Action {
+pub(crate) fn on_error(
+    ctx: &Context,
+    controller: &'static str,
+    key: &str,
+    error: &Error,
+) -> Action {
     ctx.metrics.failed(controller, error.label());
     if error.is_transient() {
         let delay = ctx.next_retry(&format!("{controller}/{key}"));

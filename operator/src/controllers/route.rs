@@ -14,6 +14,7 @@ use kube::{Api, ResourceExt};
 
 use super::route_status::{self, gateway_key};
 use super::{instrumented, object_key, on_error};
+use crate::apply::FIELD_MANAGER;
 use crate::context::Context;
 use crate::error::{Error, Result};
 
@@ -57,7 +58,13 @@ async fn reconcile_route(route: &HTTPRoute, ctx: &Context, key: &str) -> Result<
         .as_ref()
         .map(|s| s.parents.as_slice())
         .unwrap_or_default();
+    let memo = format!("HTTPRoute/{key}");
+    let written = format!("{desired:?}");
     if route_status::up_to_date(existing, &desired) {
+        ctx.status_settled(&memo);
+        return Ok(Action::await_change());
+    }
+    if ctx.status_in_flight(&memo, route.metadata.resource_version.as_deref(), &written) {
         return Ok(Action::await_change());
     }
     let parents = route_status::merge(existing, &desired, Timestamp::now());
@@ -68,15 +75,24 @@ async fn reconcile_route(route: &HTTPRoute, ctx: &Context, key: &str) -> Result<
         "metadata": { "resourceVersion": route.resource_version() },
         "status": { "parents": parents },
     });
-    let api: Api<HTTPRoute> = Api::namespaced(ctx.client.clone(), &route.namespace().unwrap_or_default());
-    api.patch_status(&route.name_any(), &PatchParams::default(), &Patch::Merge(&body))
-        .await
-        .map_err(|source| Error::PatchStatus {
-            kind: "HTTPRoute",
-            key: key.to_string(),
-            source,
-        })?;
+    let api: Api<HTTPRoute> =
+        Api::namespaced(ctx.client.clone(), &route.namespace().unwrap_or_default());
+    api.patch_status(
+        &route.name_any(),
+        &PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        },
+        &Patch::Merge(&body),
+    )
+    .await
+    .map_err(|source| Error::PatchStatus {
+        kind: "HTTPRoute",
+        key: key.to_string(),
+        source: Box::new(source),
+    })?;
     ctx.metrics.wrote("HTTPRouteStatus");
+    ctx.status_written(memo, route.metadata.resource_version.clone(), written);
     tracing::info!(route = %key, parents = desired.len(), "route status updated");
     Ok(Action::await_change())
 }

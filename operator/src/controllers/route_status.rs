@@ -38,7 +38,10 @@ pub fn gateway_key(route: &HTTPRoute, parent: &ParentReference) -> Option<String
 
 /// Our entries: one per distinct parentRef naming a Gateway in `ours` (its `namespace/name` →
 /// the diagnostics of compiling it).
-pub fn desired_parents(route: &HTTPRoute, ours: &BTreeMap<String, Vec<Diagnostic>>) -> Vec<DesiredParent> {
+pub fn desired_parents(
+    route: &HTTPRoute,
+    ours: &BTreeMap<String, Vec<Diagnostic>>,
+) -> Vec<DesiredParent> {
     let generation = route.metadata.generation;
     let object = ObjectRef::of(route);
     let mut parents: Vec<DesiredParent> = Vec::new();
@@ -58,7 +61,13 @@ pub fn desired_parents(route: &HTTPRoute, ours: &BTreeMap<String, Vec<Diagnostic
             .filter(|d| !d.field.starts_with("spec.parentRefs"))
             .find(|d| !is_backend_ref(d));
         let accepted = match (attach_problem, route_problem) {
-            (Some(d), _) => Desired::new("Accepted", false, d.reason.as_str(), d.message.clone(), generation),
+            (Some(d), _) => Desired::new(
+                "Accepted",
+                false,
+                d.reason.as_str(),
+                d.message.clone(),
+                generation,
+            ),
             // A match the proxy cannot serve is left out; the rest of the route is served.
             (None, Some(d)) if d.field.contains(".matches[") => Desired::new(
                 "Accepted",
@@ -74,18 +83,36 @@ pub fn desired_parents(route: &HTTPRoute, ours: &BTreeMap<String, Vec<Diagnostic
                 format!("{}: {}", d.field, d.message),
                 generation,
             ),
-            (None, None) => Desired::new("Accepted", true, "Accepted", "the route is attached", generation),
+            (None, None) => Desired::new(
+                "Accepted",
+                true,
+                "Accepted",
+                "the route is attached",
+                generation,
+            ),
         };
         let broken: Vec<&&Diagnostic> = own.iter().filter(is_backend_ref).collect();
         let resolved = match broken.first() {
-            None => Desired::new("ResolvedRefs", true, "ResolvedRefs", "every backendRef resolves", generation),
+            None => Desired::new(
+                "ResolvedRefs",
+                true,
+                "ResolvedRefs",
+                "every backendRef resolves",
+                generation,
+            ),
             Some(d) => {
                 let more = match broken.len() {
                     1 => String::new(),
                     n => format!(" (and {} more)", n - 1),
                 };
                 let message = format!("{}: {}{more}", d.field, d.message);
-                Desired::new("ResolvedRefs", false, d.reason.as_str(), message, generation)
+                Desired::new(
+                    "ResolvedRefs",
+                    false,
+                    d.reason.as_str(),
+                    message,
+                    generation,
+                )
             }
         };
         parents.push(DesiredParent {
@@ -99,7 +126,11 @@ pub fn desired_parents(route: &HTTPRoute, ours: &BTreeMap<String, Vec<Diagnostic
 /// Whether two parentRefs name the same parent (group and kind defaulted as the API does).
 pub fn same_parent(a: &ParentReference, b: &ParentReference) -> bool {
     let normalize = |p: &ParentReference| ParentReference {
-        group: Some(p.group.clone().unwrap_or_else(|| GATEWAY_API_GROUP.to_string())),
+        group: Some(
+            p.group
+                .clone()
+                .unwrap_or_else(|| GATEWAY_API_GROUP.to_string()),
+        ),
         kind: Some(p.kind.clone().unwrap_or_else(|| "Gateway".to_string())),
         ..p.clone()
     };
@@ -125,8 +156,13 @@ pub fn up_to_date(existing: &[RouteParentStatus], desired: &[DesiredParent]) -> 
 
 /// The entries to write: other controllers' entries unchanged and in place, then ours, each
 /// keeping its conditions' times unless they flipped. Ours for parents no longer wanted go away.
-pub fn merge(existing: &[RouteParentStatus], desired: &[DesiredParent], now: Timestamp) -> Vec<RouteParentStatus> {
-    let mut parents: Vec<RouteParentStatus> = existing.iter().filter(|e| !is_ours(e)).cloned().collect();
+pub fn merge(
+    existing: &[RouteParentStatus],
+    desired: &[DesiredParent],
+    now: Timestamp,
+) -> Vec<RouteParentStatus> {
+    let mut parents: Vec<RouteParentStatus> =
+        existing.iter().filter(|e| !is_ours(e)).cloned().collect();
     for want in desired {
         let stored = existing
             .iter()
@@ -213,9 +249,15 @@ spec:
         // The listener allows only routes of its own namespace.
         assert_eq!(parents.len(), 1);
         let accepted = condition(&parents[0], "Accepted");
-        assert_eq!((accepted.status, accepted.reason.as_str()), (false, "NotAllowedByListeners"));
+        assert_eq!(
+            (accepted.status, accepted.reason.as_str()),
+            (false, "NotAllowedByListeners")
+        );
         let resolved = condition(&parents[0], "ResolvedRefs");
-        assert_eq!((resolved.status, resolved.reason.as_str()), (false, "BackendNotFound"));
+        assert_eq!(
+            (resolved.status, resolved.reason.as_str()),
+            (false, "BackendNotFound")
+        );
         assert_eq!(resolved.observed_generation, Some(7));
     }
 
@@ -231,7 +273,10 @@ spec:
 
     #[test]
     fn parent_refs_to_other_gateways_get_no_entry_of_ours() {
-        let route = route("[{name: elsewhere, namespace: infra}, {name: svc, kind: Service}]", REF);
+        let route = route(
+            "[{name: elsewhere, namespace: infra}, {name: svc, kind: Service}]",
+            REF,
+        );
         assert!(desired_parents(&route, &compile(&route, BACKEND)).is_empty());
     }
 

@@ -38,9 +38,7 @@ pub fn credentials_secret(owner: &Owner, credentials: &Credentials) -> Secret {
 mod tests {
     use super::*;
     use crate::resources::tests::owner;
-    use agentgateway_crds::proxy_config::{
-        AuthConfig, BackendConfig, GroupConfig, ProviderConfig,
-    };
+    use agentgateway_crds::proxy_config::{AuthConfig, BackendConfig, GroupConfig, ProviderConfig};
 
     fn config_with_credential() -> (ProxyConfig, Credentials) {
         let provider = ProviderConfig {
@@ -74,7 +72,10 @@ mod tests {
     fn the_config_map_holds_the_config_and_no_credential_value() {
         let (config, credentials) = config_with_credential();
         let map = config_map(&owner(), &config).unwrap();
-        assert_eq!(map.metadata.name.as_deref(), Some("agentgateway-proxy-config"));
+        assert_eq!(
+            map.metadata.name.as_deref(),
+            Some("agentgateway-proxy-config")
+        );
         let yaml = &map.data.as_ref().unwrap()[CONFIG_MAP_KEY];
         let parsed: ProxyConfig = serde_yaml::from_str(yaml).unwrap();
         assert_eq!(parsed, config);

@@ -99,12 +99,11 @@ pub fn build(
 ) -> Result<ProxyObjects, Error> {
     let owner = Owner::of(gateway)?;
     let ports = listener_ports(&compiled.config);
-    let config_map = config_map(&owner, &compiled.config).map_err(|source| {
-        Error::SerializeConfig {
+    let config_map =
+        config_map(&owner, &compiled.config).map_err(|source| Error::SerializeConfig {
             key: owner.key(),
             source,
-        }
-    })?;
+        })?;
     Ok(ProxyObjects {
         service_account: service_account(&owner),
         role: role(&owner),
@@ -270,7 +269,10 @@ pub(crate) mod tests {
         };
         assert!(matches!(
             Owner::of(&gateway),
-            Err(Error::MissingField { field: "metadata.uid", .. })
+            Err(Error::MissingField {
+                field: "metadata.uid",
+                ..
+            })
         ));
     }
 }

@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn names_are_sanitized_to_fifteen_valid_characters() {
         let none = BTreeSet::new();
-        assert_eq!(port_name("My_Very.Long--Listener", 80, &none), "my-very-long-li");
+        assert_eq!(
+            port_name("My_Very.Long--Listener", 80, &none),
+            "my-very-long-li"
+        );
         assert_eq!(port_name("-a-", 80, &none), "a");
         assert_eq!(port_name("listener-number-", 80, &none), "listener-number");
         assert_eq!(port_name("12345", 8080, &none), "port-8080");

@@ -154,7 +154,14 @@ mod tests {
     }
 
     fn container(deployment: &Deployment) -> Container {
-        let pod = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let pod = deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap();
         assert_eq!(pod.containers.len(), 1);
         pod.containers[0].clone()
     }
@@ -168,12 +175,18 @@ mod tests {
             ..ProxySettings::default()
         };
         let deployment = deployment(&owner(), &settings, &http_80());
-        assert_eq!(deployment.metadata.name.as_deref(), Some("agentgateway-proxy"));
+        assert_eq!(
+            deployment.metadata.name.as_deref(),
+            Some("agentgateway-proxy")
+        );
         assert_eq!(
             deployment.metadata.namespace.as_deref(),
             Some("agentgateway-system")
         );
-        assert_eq!(deployment.metadata.owner_references.as_ref().unwrap()[0].uid, "uid-1");
+        assert_eq!(
+            deployment.metadata.owner_references.as_ref().unwrap()[0].uid,
+            "uid-1"
+        );
         assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(2));
         let container = container(&deployment);
         assert_eq!(container.name, "proxy");
@@ -213,7 +226,13 @@ mod tests {
             .unwrap();
         let summary: Vec<_> = ports
             .iter()
-            .map(|p| (p.name.as_deref().unwrap(), p.container_port, p.protocol.as_deref()))
+            .map(|p| {
+                (
+                    p.name.as_deref().unwrap(),
+                    p.container_port,
+                    p.protocol.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -244,10 +263,7 @@ mod tests {
         for (key, value) in &selector {
             assert_eq!(pod_labels.get(key), Some(value));
         }
-        assert_eq!(
-            pod_labels["app.kubernetes.io/name"],
-            "agentgateway-proxy"
-        );
+        assert_eq!(pod_labels["app.kubernetes.io/name"], "agentgateway-proxy");
         assert_eq!(
             spec.template.spec.unwrap().service_account_name.as_deref(),
             Some("agentgateway-proxy")

@@ -1,5 +1,6 @@
 //! Gateway listeners the proxy can serve: HTTP only, one listener per port.
 
+use agentgateway_crds::proxy_config::{METRICS_PORT, READY_PORT};
 use std::collections::{BTreeMap, BTreeSet};
 
 use agentgateway_crds::gateway_api::{Gateway, Listener};
@@ -56,7 +57,11 @@ impl ServedListener {
 pub(crate) fn served_listeners(gateways: &[&Gateway]) -> (Vec<ServedListener>, Vec<Diagnostic>) {
     let mut served = Vec::new();
     let mut diagnostics = Vec::new();
-    let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+    // The proxy's own endpoints hold these ports in every pod.
+    let mut ports: BTreeMap<u16, String> = BTreeMap::from([
+        (READY_PORT, "the proxy's readiness endpoint".to_string()),
+        (METRICS_PORT, "the proxy's metrics endpoint".to_string()),
+    ]);
     for gateway in gateways {
         let object = ObjectRef::of(*gateway);
         let mut names = BTreeSet::new();
@@ -92,7 +97,7 @@ pub(crate) fn served_listeners(gateways: &[&Gateway]) -> (Vec<ServedListener>, V
             };
             if let Some(first) = ports.get(&port) {
                 let message = format!(
-                    "listeners {first} and {config_name} both use port {port}: a port is served by one listener"
+                    "port {port} of listener {config_name} is already used by {first}: a port is served by one listener"
                 );
                 diagnostics.push(Diagnostic::new(
                     &object,

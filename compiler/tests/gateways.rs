@@ -64,7 +64,7 @@ fn two_listeners_on_the_same_port_are_an_error_naming_both() {
     let error = compile_error(&yaml);
     assert_eq!(
         error.to_string(),
-        "test.yaml: document 2 (Gateway default/b): spec.listeners[0].port: listeners default/a/http and default/b/web both use port 80: a port is served by one listener"
+        "test.yaml: document 2 (Gateway default/b): spec.listeners[0].port: port 80 of listener default/b/web is already used by default/a/http: a port is served by one listener"
     );
     assert_eq!(error.errors[0].diagnostic.reason, Reason::PortUnavailable);
 }
@@ -328,4 +328,16 @@ fn the_operator_output_does_not_depend_on_the_order_of_its_inputs() {
     shuffled.gateways.reverse();
     shuffled.routes.rotate_left(2);
     assert_eq!(compile_gateway(&gw, &shuffled), expected);
+}
+
+#[test]
+fn a_listener_on_the_proxys_admin_ports_is_refused() {
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: default}\nspec:\n  gatewayClassName: agentgateway\n  listeners:\n  - {name: http, port: 15021, protocol: HTTP}\n";
+    let inputs =
+        agentgateway_compiler::parse_manifests(&[("g.yaml".to_string(), yaml.to_string())])
+            .unwrap();
+    let error = agentgateway_compiler::compile_standalone(&inputs)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("port 15021 of listener default/g/http is already used by the proxy's readiness endpoint"), "{error}");
 }

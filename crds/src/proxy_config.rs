@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 /// The ConfigMap data key holding the serialized [`ProxyConfig`].
 pub const CONFIG_MAP_KEY: &str = "config.yaml";
 
+/// The proxy's readiness port (`/healthz/ready`); no Gateway listener may use it.
+pub const READY_PORT: u16 = 15021;
+/// The proxy's metrics port (`/metrics`); no Gateway listener may use it.
+pub const METRICS_PORT: u16 = 15020;
+
 /// Provider keys by credential id (the data of the Secret `<gateway>-credentials`).
 pub type Credentials = BTreeMap<String, String>;
 

@@ -11,12 +11,14 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use agentgateway_crds::proxy_config;
+
 use super::{ListenerPort, Owner, ProxySettings};
 
-/// The proxy's readiness port (`/healthz/ready`).
-pub const READY_PORT: i32 = 15021;
-/// The proxy's metrics port (`/metrics`).
-pub const METRICS_PORT: i32 = 15020;
+/// The proxy's readiness port (`/healthz/ready`), as the API's `int32`.
+pub const READY_PORT: i32 = proxy_config::READY_PORT as i32;
+/// The proxy's metrics port (`/metrics`), as the API's `int32`.
+pub const METRICS_PORT: i32 = proxy_config::METRICS_PORT as i32;
 /// The name of the proxy container.
 pub const CONTAINER_NAME: &str = "proxy";
 

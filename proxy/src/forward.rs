@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant as TokioInstant;
 
 use crate::body::ProxyBody;
-use crate::metrics::{Metrics, ProviderLabels};
+use crate::metrics::Metrics;
 use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::openai::request::JsonRequest;
@@ -234,7 +234,7 @@ impl Attempts<'_> {
             match self.attempt(provider, record).await? {
                 AttemptOutcome::Done(forwarded) => return Ok(forwarded),
                 AttemptOutcome::Failed(failure, detail) => {
-                    self.note_failure(provider, failure, &detail);
+                    provider.report_failure(failure, &self.gateway.metrics, &detail);
                     last = Some(LastFailure {
                         provider: provider.name.clone(),
                         failure,
@@ -492,24 +492,6 @@ impl Attempts<'_> {
             model,
             injects_usage,
         })
-    }
-
-    fn note_failure(&self, provider: &ProviderRuntime, failure: Failure, detail: &str) {
-        let eviction = provider.record_failure(failure);
-        if let Some(duration) = eviction {
-            self.gateway
-                .metrics
-                .evictions
-                .get_or_create(&ProviderLabels {
-                    backend: provider.backend.to_string(),
-                    provider: provider.name.to_string(),
-                })
-                .inc();
-            tracing::warn!(backend = %provider.backend, provider = %provider.name, failure = failure.as_str(),
-                eviction_ms = duration.as_millis() as u64, detail, "provider evicted");
-        } else {
-            tracing::info!(backend = %provider.backend, provider = %provider.name, failure = failure.as_str(), detail, "attempt failed");
-        }
     }
 
     /// The answer when no attempt succeeded.

@@ -13,7 +13,7 @@ use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use crate::metrics::{Metrics, ProviderLabels};
+use crate::metrics::Metrics;
 use crate::openai::error::sse_error_event;
 use crate::openai::sse::SseObserver;
 use crate::provider::health::Failure;
@@ -73,17 +73,8 @@ impl StreamingBody {
 
     /// The upstream broke: count it, and end the client's stream with an error event.
     fn cut(&mut self, reason: &str) {
-        if let Some(duration) = self.provider.record_failure(Failure::StreamCut) {
-            self.metrics
-                .evictions
-                .get_or_create(&ProviderLabels {
-                    backend: self.provider.backend.to_string(),
-                    provider: self.provider.name.to_string(),
-                })
-                .inc();
-            tracing::warn!(backend = %self.provider.backend, provider = %self.provider.name,
-                eviction_ms = duration.as_millis() as u64, reason, "provider evicted");
-        }
+        self.provider
+            .report_failure(Failure::StreamCut, &self.metrics, reason);
         let mut tail = BytesMut::from(&self.observer.finish()[..]);
         if !tail.is_empty() && !tail.ends_with(b"\n\n") {
             tail.extend_from_slice(b"\n\n");

@@ -15,6 +15,7 @@ use http::uri::{Authority, Scheme};
 
 use self::balancer::Candidate;
 use self::health::{Failure, Health};
+use crate::metrics::{Metrics, ProviderLabels};
 use crate::upstream::{ClientBuildError, UpstreamClient, build_client};
 
 /// A provider of a backend, shared by every request that uses it.
@@ -153,6 +154,21 @@ impl ProviderRuntime {
     pub fn record_failure(&self, failure: Failure) -> Option<Duration> {
         self.health()
             .record_failure(failure, &self.config.eviction, Instant::now())
+    }
+
+    /// Records a failed attempt, counts and logs the eviction it causes.
+    pub fn report_failure(&self, failure: Failure, metrics: &Metrics, detail: &str) {
+        let Some(duration) = self.record_failure(failure) else {
+            tracing::info!(backend = %self.backend, provider = %self.name, failure = failure.as_str(), detail, "attempt failed");
+            return;
+        };
+        let labels = ProviderLabels {
+            backend: self.backend.to_string(),
+            provider: self.name.to_string(),
+        };
+        metrics.evictions.get_or_create(&labels).inc();
+        tracing::warn!(backend = %self.backend, provider = %self.name, failure = failure.as_str(),
+            eviction_ms = duration.as_millis() as u64, detail, "provider evicted");
     }
 
     /// Counts a request in flight until the guard drops.

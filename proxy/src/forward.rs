@@ -129,7 +129,10 @@ async fn route_and_forward(
         None
     };
     record.stream = json.as_ref().is_some_and(|j| j.stream);
-    record.model = json.as_ref().and_then(|j| j.model.clone());
+    record.model = json
+        .as_ref()
+        .and_then(|j| j.model.as_deref())
+        .map(Arc::from);
     let attempt = Attempts {
         gateway,
         backend: &backend,
@@ -189,7 +192,7 @@ struct LastFailure {
 struct UpstreamRequest {
     request: Request<Full<Bytes>>,
     /// The model sent, for JSON operations.
-    model: Option<String>,
+    model: Option<Arc<str>>,
     /// Whether `stream_options.include_usage` was added by the proxy.
     injects_usage: bool,
 }
@@ -334,7 +337,7 @@ impl Attempts<'_> {
         {
             record.usage = facts.usage;
             if record.model.is_none() {
-                record.model = facts.model;
+                record.model = facts.model.map(Arc::from);
             }
         }
         drop(in_flight);
@@ -431,7 +434,11 @@ impl Attempts<'_> {
                         )
                     })?;
                 let inject = json.injects_usage();
-                (json.encode(model, inject), Some(model.to_string()), inject)
+                let sent = match &provider.model {
+                    Some(shared) => shared.clone(),
+                    None => Arc::from(model),
+                };
+                (json.encode(model, inject), Some(sent), inject)
             }
             None => (self.body.clone(), None, false),
         };

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -14,39 +16,56 @@ use prometheus_client::registry::Registry;
 
 use crate::state::ProxyState;
 
+/// A label value shared with the config (route, backend and provider names), so building a label
+/// set on the request path costs reference counts, not string copies.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct Label(pub Arc<str>);
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
+}
+
+impl From<&str> for Label {
+    fn from(value: &str) -> Self {
+        Self(value.into())
+    }
+}
+
 /// Labels of `requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
-    pub backend: String,
-    pub provider: String,
+    pub route: Label,
+    pub backend: Label,
+    pub provider: Label,
     pub status: u16,
 }
 
 /// Labels of the per-model histograms.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabels {
-    pub route: String,
-    pub backend: String,
-    pub provider: String,
-    pub model: String,
+    pub route: Label,
+    pub backend: Label,
+    pub provider: Label,
+    pub model: Label,
 }
 
 /// Labels of token usage.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub gen_ai_token_type: &'static str,
-    pub route: String,
-    pub backend: String,
-    pub provider: String,
-    pub model: String,
+    pub route: Label,
+    pub backend: Label,
+    pub provider: Label,
+    pub model: Label,
 }
 
 /// Labels naming a provider.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
-    pub backend: String,
-    pub provider: String,
+    pub backend: Label,
+    pub provider: Label,
 }
 
 /// Labels of config reloads.
@@ -190,8 +209,8 @@ impl Collector for ProviderHealthCollector {
         providers.sort_by(|a, b| (&a.backend, &a.name).cmp(&(&b.backend, &b.name)));
         for provider in providers {
             let labels = ProviderLabels {
-                backend: provider.backend.to_string(),
-                provider: provider.name.to_string(),
+                backend: Label(provider.backend.clone()),
+                provider: Label(provider.name.clone()),
             };
             let value = ConstGauge::new(i64::from(provider.is_healthy(now)));
             value.encode(family.encode_family(&labels)?)?;

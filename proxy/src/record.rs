@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::metrics::{Metrics, ModelLabels, RequestLabels, TokenLabels};
+use crate::metrics::{Label, Metrics, ModelLabels, RequestLabels, TokenLabels};
 use crate::openai::operation::Operation;
 use crate::openai::usage::Usage;
 
@@ -27,7 +27,7 @@ pub struct RequestRecord {
     /// The provider that served (or last failed).
     pub provider: Option<Arc<str>>,
     /// The model sent upstream, or the one the provider reported.
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
     /// Status sent to the client.
     pub status: u16,
     /// Token usage.
@@ -67,13 +67,13 @@ impl RequestRecord {
     /// Logs the access line and records metrics.
     pub fn finish(&self, metrics: &Metrics) {
         let duration = self.start.elapsed();
-        let label = |v: &Option<Arc<str>>| v.as_deref().unwrap_or("").to_string();
+        let label = |v: &Option<Arc<str>>| v.clone().map(Label).unwrap_or_default();
         let (route, backend, provider) = (
             label(&self.route),
             label(&self.backend),
             label(&self.provider),
         );
-        let model = self.model.clone().unwrap_or_default();
+        let model = label(&self.model);
         metrics
             .requests
             .get_or_create(&RequestLabels {

@@ -94,7 +94,7 @@ impl StreamingBody {
         if let Some(mut record) = self.record.take() {
             record.usage = self.observer.usage.or(record.usage);
             if self.observer.model.is_some() && record.model.is_none() {
-                record.model = self.observer.model.clone();
+                record.model = self.observer.model.as_deref().map(Arc::from);
             }
             record.finish(&self.metrics);
         }
@@ -121,11 +121,17 @@ impl Body for StreamingBody {
                 this.finish();
                 return Poll::Ready(Some(Ok(Frame::data(last))));
             }
-            if this.deadline.as_mut().poll(cx).is_ready() {
+            if this.deadline.deadline() <= tokio::time::Instant::now() {
+                // An upstream that never pauses is still held to the deadline.
                 this.cut("the request timeout expired");
                 continue;
             }
             match Pin::new(&mut this.upstream).poll_frame(cx) {
+                // The deadline is polled only when waiting: registering its timer on every
+                // chunk would cost more than forwarding the chunk.
+                Poll::Pending if this.deadline.as_mut().poll(cx).is_ready() => {
+                    this.cut("the request timeout expired");
+                }
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {

@@ -72,23 +72,39 @@ impl SseObserver {
 
     /// Observes one chunk and returns the bytes to forward.
     pub fn feed(&mut self, chunk: Bytes) -> Bytes {
-        self.held.extend_from_slice(&chunk);
-        let mut forward = if self.drop_usage_only {
-            Some(BytesMut::new())
-        } else {
-            None
-        };
-        while let Some(end) = event_end(&self.held) {
-            let event = self.held.split_to(end);
-            let keep = self.inspect_event(&event);
-            if let (Some(out), true) = (forward.as_mut(), keep) {
-                out.extend_from_slice(&event);
+        if !self.held.is_empty() {
+            // The chunk completes an event begun earlier: frame from the held bytes.
+            self.held.extend_from_slice(&chunk);
+            let held = std::mem::take(&mut self.held).freeze();
+            let (forward, complete) = self.frame(&held);
+            self.held.extend_from_slice(&held[complete..]);
+            return if self.drop_usage_only { forward } else { chunk };
+        }
+        // The usual case, an upstream writing whole events: inspected in place, forwarded without a copy.
+        let (forward, complete) = self.frame(&chunk);
+        self.held.extend_from_slice(&chunk[complete..]);
+        if self.drop_usage_only { forward } else { chunk }
+    }
+
+    /// Inspects the complete events at the start of `bytes`; returns what to forward of them in
+    /// drop mode and how many bytes they span.
+    fn frame(&mut self, bytes: &Bytes) -> (Bytes, usize) {
+        let mut pos = 0;
+        let mut rebuilt: Option<BytesMut> = None;
+        while let Some(len) = event_end(&bytes[pos..]) {
+            let keep = self.inspect_event(&bytes[pos..pos + len]);
+            match (&mut rebuilt, keep) {
+                (Some(out), true) => out.extend_from_slice(&bytes[pos..pos + len]),
+                (None, false) => rebuilt = Some(BytesMut::from(&bytes[..pos])),
+                _ => {}
             }
+            pos += len;
         }
-        match forward {
+        let forward = match rebuilt {
             Some(out) => out.freeze(),
-            None => chunk,
-        }
+            None => bytes.slice(..pos),
+        };
+        (forward, pos)
     }
 
     /// Bytes of an unterminated last event, when the stream ends (forwarded in drop mode).
@@ -107,6 +123,7 @@ impl SseObserver {
     /// Reads one event; returns whether the client should receive it.
     fn inspect_event(&mut self, event: &[u8]) -> bool {
         let data = event_data(event);
+        let data: &[u8] = &data;
         if data.is_empty() {
             return true;
         }
@@ -116,10 +133,10 @@ impl SseObserver {
         }
         self.events += 1;
         if !self.content_seen {
-            self.content_seen = chunk_has_content(&data);
+            self.content_seen = chunk_has_content(data);
         }
-        if has_usage_object(&data)
-            && let Some(facts) = read_response_facts(&data)
+        if has_usage_object(data)
+            && let Some(facts) = read_response_facts(data)
         {
             if facts.usage.is_some() {
                 self.usage = facts.usage;
@@ -170,22 +187,26 @@ fn event_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// The `data:` lines of an event joined by newlines, as the SSE spec assembles them.
-fn event_data(event: &[u8]) -> Vec<u8> {
-    let mut data = Vec::new();
-    let mut lines = 0;
-    for line in event.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(value) = line.strip_prefix(b"data:") {
-            let value = value.strip_prefix(b" ").unwrap_or(value);
-            if lines > 0 {
-                data.push(b'\n');
-            }
-            data.extend_from_slice(value);
-            lines += 1;
-        }
+/// The `data:` lines of an event joined by newlines, as the SSE spec assembles them; borrowed
+/// when the event has one data line (every OpenAI chunk).
+fn event_data(event: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut lines = event
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter_map(|line| line.strip_prefix(b"data:"))
+        .map(|value| value.strip_prefix(b" ").unwrap_or(value));
+    let Some(first) = lines.next() else {
+        return std::borrow::Cow::Borrowed(&[]);
+    };
+    let Some(second) = lines.next() else {
+        return std::borrow::Cow::Borrowed(first);
+    };
+    let mut data = first.to_vec();
+    for value in std::iter::once(second).chain(lines) {
+        data.push(b'\n');
+        data.extend_from_slice(value);
     }
-    data
+    std::borrow::Cow::Owned(data)
 }
 
 #[cfg(test)]

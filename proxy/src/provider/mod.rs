@@ -15,7 +15,7 @@ use http::uri::{Authority, Scheme};
 
 use self::balancer::Candidate;
 use self::health::{Failure, Health};
-use crate::metrics::{Metrics, ProviderLabels};
+use crate::metrics::{Label, Metrics, ProviderLabels};
 use crate::upstream::{ClientBuildError, UpstreamClient, build_client};
 
 /// A provider of a backend, shared by every request that uses it.
@@ -30,6 +30,8 @@ pub struct ProviderRuntime {
     pub scheme: Scheme,
     /// `host:port`.
     pub authority: Authority,
+    /// The model that replaces the request's, shared with metric labels.
+    pub model: Option<std::sync::Arc<str>>,
     /// `Authorization: Bearer <key>`, marked sensitive so it is never logged.
     pub auth_header: Option<HeaderValue>,
     /// Pooled connections to the provider.
@@ -93,6 +95,7 @@ impl ProviderRuntime {
         let client = build_client(&config)?;
         Ok(Self {
             name: config.name.as_str().into(),
+            model: config.model.as_deref().map(Into::into),
             backend,
             scheme: if config.tls.is_some() {
                 Scheme::HTTPS
@@ -163,8 +166,8 @@ impl ProviderRuntime {
             return;
         };
         let labels = ProviderLabels {
-            backend: self.backend.to_string(),
-            provider: self.name.to_string(),
+            backend: Label(self.backend.clone()),
+            provider: Label(self.name.clone()),
         };
         metrics.evictions.get_or_create(&labels).inc();
         tracing::warn!(backend = %self.backend, provider = %self.name, failure = failure.as_str(),

@@ -43,6 +43,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The largest request body accepted (413 above).
     pub body_limit: usize,
+    /// Where access lines go.
+    pub access_log: crate::access_log::AccessLog,
 }
 
 /// Serves one request; never fails towards hyper.
@@ -63,7 +65,7 @@ pub async fn handle(
         }
     };
     record.status = response.status().as_u16();
-    record.finish(&gateway.metrics);
+    record.finish(&gateway.metrics, &gateway.access_log);
     Ok(response)
 }
 
@@ -415,7 +417,7 @@ impl Attempts<'_> {
             record,
             RequestRecord::new(record.listener.clone(), self.parts, record.operation),
         );
-        let stream = StreamingBody::new(parts, self.gateway.metrics.clone(), record);
+        let stream = StreamingBody::new(parts, self.gateway.clone(), record);
         Ok(AttemptOutcome::Done(Forwarded::Streaming(
             Response::from_parts(head, ProxyBody::Stream(Box::new(stream))),
         )))

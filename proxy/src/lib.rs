@@ -4,6 +4,7 @@
 //! attempts) → [`upstream`] → [`stream`] back to the client; [`state`] holds the config snapshot
 //! the path reads, [`source`] produces it.
 
+pub mod access_log;
 pub mod admin;
 pub mod body;
 pub mod cli;
@@ -45,6 +46,8 @@ pub struct ProxyOptions {
     pub metrics_addr: SocketAddr,
     /// Largest request body (413 above).
     pub body_limit: usize,
+    /// Where access lines go.
+    pub access_log: access_log::AccessLog,
 }
 
 /// Why the proxy could not start.
@@ -145,6 +148,7 @@ pub async fn start(
         state: state.clone(),
         metrics: metrics.clone(),
         body_limit: options.body_limit,
+        access_log: options.access_log.clone(),
     });
     let mut listeners = Listeners::new(gateway.clone(), options.listen);
     let source_name = source.describe();

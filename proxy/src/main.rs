@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use agentgateway_proxy::access_log::AccessLog;
 use agentgateway_proxy::cli::Args;
 use agentgateway_proxy::source::file::FileSource;
 use agentgateway_proxy::source::kube::KubeSource;
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
+        .with_writer(writer.clone());
     if args.log_format == "json" {
         subscriber
             .json()
@@ -25,6 +26,15 @@ fn main() -> ExitCode {
     } else {
         subscriber.init();
     }
+    // Access lines share the writer but skip tracing's formatter (see access_log.rs); the
+    // `access` target's level still turns them on and off.
+    let access_log = if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        AccessLog::Off
+    } else if args.log_format == "json" {
+        AccessLog::Json(writer)
+    } else {
+        AccessLog::Tracing
+    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
         runtime.worker_threads(threads.max(1));
@@ -36,15 +46,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(args))
+    runtime.block_on(run(args, access_log))
 }
 
-async fn run(args: Args) -> ExitCode {
+async fn run(args: Args, access_log: AccessLog) -> ExitCode {
     let options = ProxyOptions {
         listen: args.listen,
         ready_addr: args.ready_addr,
         metrics_addr: args.metrics_addr,
         body_limit: args.body_limit,
+        access_log,
     };
     let started = match (&args.config, &args.kube_config_map, &args.kube_secret) {
         (Some(path), _, _) => start(options, FileSource::new(path)).await,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::access_log::AccessLog;
 use crate::metrics::{Label, Metrics, ModelLabels, RequestLabels, TokenLabels};
 use crate::openai::operation::Operation;
 use crate::openai::usage::Usage;
@@ -65,7 +66,7 @@ impl RequestRecord {
     }
 
     /// Logs the access line and records metrics.
-    pub fn finish(&self, metrics: &Metrics) {
+    pub fn finish(&self, metrics: &Metrics, access_log: &AccessLog) {
         let duration = self.start.elapsed();
         let label = |v: &Option<Arc<str>>| v.clone().map(Label).unwrap_or_default();
         let (route, backend, provider) = (
@@ -128,28 +129,6 @@ impl RequestRecord {
                     .observe(usage.completion as f64);
             }
         }
-        let usage = self.usage.unwrap_or_default();
-        tracing::info!(
-            target: "access",
-            listener = %self.listener,
-            method = %self.method,
-            path = %self.path,
-            operation = self.operation.as_str(),
-            route = self.route.as_deref().unwrap_or(""),
-            backend = self.backend.as_deref().unwrap_or(""),
-            provider = self.provider.as_deref().unwrap_or(""),
-            model = self.model.as_deref().unwrap_or(""),
-            status = self.status,
-            stream = self.stream,
-            prompt_tokens = usage.prompt,
-            completion_tokens = usage.completion,
-            total_tokens = usage.total,
-            cached_tokens = usage.cached,
-            reasoning_tokens = usage.reasoning,
-            attempts = self.attempts,
-            ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0),
-            duration_ms = duration.as_secs_f64() * 1000.0,
-            error = self.error,
-        );
+        access_log.write(self, duration.as_secs_f64() * 1000.0);
     }
 }

@@ -13,7 +13,7 @@ use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use tokio::time::Sleep;
 
-use crate::metrics::Metrics;
+use crate::forward::Gateway;
 use crate::openai::error::sse_error_event;
 use crate::openai::sse::SseObserver;
 use crate::provider::health::Failure;
@@ -30,7 +30,7 @@ pub struct StreamingBody {
     /// The upstream must end with `data: [DONE]` (chat and text completions).
     expect_done: bool,
     provider: Arc<ProviderRuntime>,
-    metrics: Arc<Metrics>,
+    gateway: Arc<Gateway>,
     record: Option<RequestRecord>,
     ending: Option<Bytes>,
     done: bool,
@@ -50,7 +50,7 @@ pub struct StreamParts {
 
 impl StreamingBody {
     /// Wraps a committed stream; `record` is finished when the stream ends.
-    pub fn new(parts: StreamParts, metrics: Arc<Metrics>, record: RequestRecord) -> Self {
+    pub fn new(parts: StreamParts, gateway: Arc<Gateway>, record: RequestRecord) -> Self {
         Self {
             upstream: parts.upstream,
             pending: Some(parts.pending),
@@ -58,7 +58,7 @@ impl StreamingBody {
             deadline: parts.deadline,
             expect_done: parts.expect_done,
             provider: parts.provider,
-            metrics,
+            gateway,
             record: Some(record),
             ending: None,
             done: false,
@@ -74,7 +74,7 @@ impl StreamingBody {
     /// The upstream broke: count it, and end the client's stream with an error event.
     fn cut(&mut self, reason: &str) {
         self.provider
-            .report_failure(Failure::StreamCut, &self.metrics, reason);
+            .report_failure(Failure::StreamCut, &self.gateway.metrics, reason);
         let mut tail = BytesMut::from(&self.observer.finish()[..]);
         if !tail.is_empty() && !tail.ends_with(b"\n\n") {
             tail.extend_from_slice(b"\n\n");
@@ -96,7 +96,7 @@ impl StreamingBody {
             if self.observer.model.is_some() && record.model.is_none() {
                 record.model = self.observer.model.as_deref().map(Arc::from);
             }
-            record.finish(&self.metrics);
+            record.finish(&self.gateway.metrics, &self.gateway.access_log);
         }
     }
 }

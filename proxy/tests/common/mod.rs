@@ -39,6 +39,7 @@ pub async fn start_proxy(yaml: &str) -> Proxy {
         ready_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         body_limit: 10 * 1024 * 1024,
+        access_log: Default::default(),
     };
     let source = FileSource::new(dir.path()).with_interval(Duration::from_millis(50));
     let running = start(options, source).await.expect("proxy starts");

@@ -1,7 +1,7 @@
 # The project's commands. `make test` is what CI runs (.ci/run); `make demo` runs the product.
 CARGO ?= cargo
 
-.PHONY: all build fmt lint test unit sdk-test generate check-generated bench demo clean
+.PHONY: all build fmt lint test test-fast unit sdk-test e2e generate check-generated bench demo clean
 
 all: build
 
@@ -18,8 +18,17 @@ lint:
 unit:
 	$(CARGO) test --workspace
 
-## The whole test suite: formatting, lints, every crate's tests, generated files, the openai SDK.
-test: lint unit check-generated sdk-test
+## The whole test suite (what CI runs): formatting, lints, every crate's tests, generated files,
+## the openai SDK against the binaries, and the e2e scenarios on a real single-node Kubernetes
+## (needs root; the first run builds the cluster, ~10 min, cached in /var/cache/agw-testenv).
+test: test-fast e2e
+
+## Everything but the cluster.
+test-fast: lint unit check-generated sdk-test
+
+## The e2e scenarios on the real cluster (e2e/run.sh). Debug binaries: no second compile.
+e2e:
+	E2E_PROFILE=$${E2E_PROFILE:-debug} bash e2e/run.sh
 
 sdk-test:
 	./scripts/sdk-test.sh

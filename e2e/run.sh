@@ -2,7 +2,8 @@
 # e2e/run.sh [TEST-FILTER...] - the end-to-end suite, as CI runs it (root; ~10 min extra the first time
 # on a machine, for the cluster build):
 #   install.sh (cached: seconds) -> up.sh -> cargo build --release (proxy, mock-llm, operator)
-#   -> load the proxy image -> cargo test -p e2e --release -- --test-threads=1 --nocapture
+#   -> load the proxy image -> cargo test -p e2e --release -- --ignored --test-threads=1 --nocapture
+#   (the scenarios are #[ignore]d so that `cargo test --workspace` skips them)
 #   -> diagnostics on failure -> clean-up (test namespaces, platform objects; down.sh if this run
 #   started the cluster) -> timings and figures.
 # Settings (environment):
@@ -10,6 +11,7 @@
 #   E2E_ARTIFACTS      logs, diagnostics, figures (default <repo>/target/e2e; wiped at the start)
 #   E2E_PROFILE        release (default) or debug: the profile of the binaries and the tests
 #   E2E_KEEP_CLUSTER=1 leave the cluster and the test objects up afterwards (debugging)
+#   E2E_SKIP_BUILD=1   use the binaries already built (local iteration)
 # Extra arguments are passed to the test binary (e.g. `bash e2e/run.sh s1_tutorial`).
 set -euo pipefail
 E2E=$(cd "$(dirname "$0")" && pwd)
@@ -69,6 +71,10 @@ delete_ns() {
   for ns in "$@"; do kubectl get namespace "$ns" >/dev/null 2>&1 && existing+=("$ns"); done
   [ ${#existing[@]} -gt 0 ] || return 0
   kubectl delete namespace "${existing[@]}" --wait=false >/dev/null
+  # test pods need no graceful stop (the proxy takes its whole 30 s grace period on SIGTERM)
+  for ns in "${existing[@]}"; do
+    kubectl delete pods --all -n "$ns" --grace-period=0 --force --wait=false >/dev/null 2>&1 || true
+  done
   for ns in "${existing[@]}"; do
     if ! kubectl wait --for=delete "namespace/$ns" --timeout=60s >/dev/null 2>&1; then
       log "namespace $ns still terminating: removing finalizers of its objects"
@@ -165,13 +171,17 @@ else
   phase "up.sh" "$TESTENV/up.sh"
 fi
 phase "clean leftovers of earlier runs" clean_cluster
-phase "cargo build ($PROFILE)" cargo build "${CARGO_PROFILE_ARGS[@]}" -p agentgateway-proxy -p agentgateway-mock-llm -p agentgateway-operator
+if [ "${E2E_SKIP_BUILD:-0}" = 1 ]; then
+  log "E2E_SKIP_BUILD=1: using the binaries already in $E2E_BIN_DIR"
+else
+  phase "cargo build ($PROFILE)" cargo build "${CARGO_PROFILE_ARGS[@]}" -p agentgateway-proxy -p agentgateway-mock-llm -p agentgateway-operator
+fi
 phase "cargo test --no-run (e2e)" cargo test "${CARGO_PROFILE_ARGS[@]}" -p e2e --no-run
 phase "load-image.sh (proxy)" "$TESTENV/load-image.sh" agentgateway-proxy:e2e "$E2E_BIN_DIR/agentgateway-proxy"
 
 set +e
 phase "e2e tests" bash -c 'set -o pipefail; cargo test "$@" 2>&1 | tee "$E2E_ARTIFACTS/test-output.log"' _ \
-  "${CARGO_PROFILE_ARGS[@]}" -p e2e -- --test-threads=1 --nocapture "$@"
+  "${CARGO_PROFILE_ARGS[@]}" -p e2e -- --ignored --test-threads=1 --nocapture "$@"
 TEST_RC=$?
 set -e
 if [ "$TEST_RC" != 0 ]; then phase "diagnostics" diagnostics || true; fi

@@ -72,18 +72,19 @@ pub fn env() -> &'static Env {
             std::env::var("AGW_TESTENV_HOME").unwrap_or_else(|_| "/var/cache/agw-testenv".into()),
         );
         let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
+            .map(|p| workspace.join(p))
             .unwrap_or_else(|_| workspace.join("target"));
         let profile = if cfg!(debug_assertions) {
             "debug"
         } else {
             "release"
         };
+        // relative paths are relative to the workspace (cargo runs tests in the package dir)
         let bin_dir = std::env::var("E2E_BIN_DIR")
-            .map(PathBuf::from)
+            .map(|p| workspace.join(p))
             .unwrap_or_else(|_| target.join(profile));
         let artifacts = std::env::var("E2E_ARTIFACTS")
-            .map(PathBuf::from)
+            .map(|p| workspace.join(p))
             .unwrap_or_else(|_| target.join("e2e"));
         fs::create_dir_all(artifacts.join("pids")).expect("create the artifacts dir");
         let path = format!(
@@ -121,11 +122,20 @@ pub fn cmd(program: impl AsRef<std::ffi::OsStr>) -> Command {
     c
 }
 
-/// Prints a line with the time since the test binary started (the tests run with `--nocapture`).
+/// Prints a line with the UTC wall-clock time, to line up with the operator's and the cluster's logs
+/// (the tests run with `--nocapture`).
 pub fn say(msg: impl AsRef<str>) {
-    static T0: OnceLock<Instant> = OnceLock::new();
-    let t0 = T0.get_or_init(Instant::now);
-    eprintln!("[e2e {:7.1}s] {}", t0.elapsed().as_secs_f64(), msg.as_ref());
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (s, ms) = (now.as_secs() % 86_400, now.subsec_millis());
+    eprintln!(
+        "[e2e {:02}:{:02}:{:02}.{ms:03}] {}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        msg.as_ref()
+    );
 }
 
 // ------------------------------------------------------------------------------------------ kubectl
@@ -225,9 +235,11 @@ pub fn apply(yaml: &str) -> String {
     kubectl_ok(&["apply", "-f-"], Some(yaml))
 }
 
-/// A condition of an object's `status.conditions`: `(status, reason, message)`.
+/// A condition of an object's `status.conditions` (or of `conditions`, for a route's parent
+/// status): `(status, reason, message)`.
 pub fn condition(obj: &Value, kind: &str) -> Option<(String, String, String)> {
-    obj.pointer("/status/conditions")?
+    obj.pointer("/status/conditions")
+        .or_else(|| obj.get("conditions"))?
         .as_array()?
         .iter()
         .find(|c| c["type"] == kind)
@@ -313,7 +325,10 @@ impl Proc {
             .append(true)
             .open(&log)
             .unwrap_or_else(|err| panic!("open {}: {err}", log.display()));
-        let _ = writeln!(f, "=== {:?}: {c:?}", SystemTime::now());
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let _ = writeln!(f, "=== started at unix time {}: {c:?}", now.as_secs());
         let start_offset = f
             .metadata()
             .map_or(0, |m| usize::try_from(m.len()).unwrap_or(0));
@@ -610,30 +625,42 @@ pub fn http(
         body.len()
     );
     s.write_all(req.as_bytes())?;
+    // Read until the message is complete (Content-Length, or the last chunk), not until EOF:
+    // `kubectl port-forward` closes the local side of a connection up to a second after the pod's
+    // side closed it, which would add that second to every latency measured.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let mut buf = [0u8; 16384];
+    let mut head: Option<Head> = None;
+    loop {
+        if head.is_none()
+            && let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            head = Some(parse_head(&raw[..split])?);
+            if let Some((_, status, _)) = &head
+                && (*status == 204 || *status == 304 || method == "HEAD")
+            {
+                break;
+            }
+        }
+        if let Some((split, _, headers)) = &head
+            && message_complete(&raw[split + 4..], headers)
+        {
+            break;
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let Some((split, status, headers)) = head else {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!("no complete response head ({} bytes)", raw.len()),
         ));
     };
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad head: {head}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
     let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
-    {
+    if is_chunked(&headers) {
         body = dechunk(&body);
     }
     Ok(HttpResponse {
@@ -641,6 +668,44 @@ pub fn http(
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
+}
+
+/// (length of the head, status, headers) of a response head (without the blank line).
+type Head = (usize, u16, Vec<(String, String)>);
+
+/// Parses a response head (without the blank line).
+fn parse_head(raw: &[u8]) -> io::Result<Head> {
+    let head = String::from_utf8_lossy(raw).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad head: {head}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok((raw.len(), status, headers))
+}
+
+fn is_chunked(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"))
+}
+
+/// Whether `body` holds the whole message body the headers announce.
+fn message_complete(body: &[u8], headers: &[(String, String)]) -> bool {
+    if is_chunked(headers) {
+        return body.ends_with(b"0\r\n\r\n")
+            && (body.len() == 5 || body[..body.len() - 5].ends_with(b"\r\n"));
+    }
+    headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .is_some_and(|len| body.len() >= len)
 }
 
 /// The tutorial's request body: empty model, `Reply with exactly: <reply>`.
@@ -997,7 +1062,8 @@ impl Operator {
             .args(["--lease-namespace", &opts.lease_namespace])
             .args(["--log-format", "text"])
             .env("POD_NAME", &opts.name)
-            .env("HOSTNAME", &opts.name);
+            .env("HOSTNAME", &opts.name)
+            .env("NO_COLOR", "1");
         if std::env::var_os("RUST_LOG").is_none() {
             c.env("RUST_LOG", "info");
         }

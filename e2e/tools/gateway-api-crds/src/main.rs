@@ -34,9 +34,11 @@ fn main() {
     ];
     let mut docs = String::new();
     let mut removed_total = 0;
+    let mut nulls_total = 0;
     for crd in crds {
         let mut crd = serde_json::to_value(&crd).expect("CRD serializes");
         removed_total += strip_key(&mut crd, "x-kubernetes-validations");
+        nulls_total += strip_null_enum_values(&mut crd);
         let kind = crd["spec"]["names"]["kind"]
             .as_str()
             .expect("kind")
@@ -52,6 +54,9 @@ fn main() {
          # Made from the Rust types of the `{CRATE}` crate (kube CustomResourceExt::crd()), then:\n\
          # - `x-kubernetes-validations` (CEL) rules removed, {removed_total} in this output (1.20 rejects the field;\n\
          #   the derived schema carries none today: kopium drops them; the generator strips any that appear);\n\
+         # - `null` removed from the `enum` lists of optional enums ({nulls_total}; `nullable: true` stays):\n\
+         #   kubectl's validation rejects them (unknown object type \"nil\");\n\
+         # - annotation api-approved.kubernetes.io added (required for the protected *.k8s.io groups);\n\
          # - upstream printer columns, short names, category and bundle annotations added;\n\
          # - the other upstream version served with the same schema (v1beta1 for GatewayClass/Gateway/HTTPRoute,\n\
          #   v1 for ReferenceGrant, whose stored version is v1beta1).\n\
@@ -76,6 +81,30 @@ fn strip_key(v: &mut Value, key: &str) -> usize {
     }
 }
 
+/// Removes `null` from every `enum` list (schemars lists it for `Option<Enum>`, next to
+/// `nullable: true`); returns how many were removed.
+fn strip_null_enum_values(v: &mut Value) -> usize {
+    match v {
+        Value::Object(map) => {
+            let mut n = 0;
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                let before = values.len();
+                values.retain(|x| !x.is_null());
+                n += before - values.len();
+            }
+            for (key, child) in map.iter_mut() {
+                // an object property may be called "enum": only recurse into schemas
+                if key != "enum" || child.is_object() {
+                    n += strip_null_enum_values(child);
+                }
+            }
+            n
+        }
+        Value::Array(items) => items.iter_mut().map(strip_null_enum_values).sum(),
+        _ => 0,
+    }
+}
+
 fn col(name: &str, path: &str, ty: &str) -> Value {
     json!({"name": name, "jsonPath": path, "type": ty})
 }
@@ -86,6 +115,7 @@ fn age() -> Value {
 
 fn decorate(crd: &mut Value, kind: &str) {
     crd["metadata"]["annotations"] = json!({
+        "api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/2466",
         "gateway.networking.k8s.io/bundle-version": BUNDLE_VERSION,
         "gateway.networking.k8s.io/channel": "standard",
         "agentgateway.dev/generated-by": format!("e2e/tools/gateway-api-crds from {CRATE}; CEL rules removed"),

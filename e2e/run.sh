@@ -130,6 +130,9 @@ diagnostics() {
     echo "----- $(basename "$f") (last 60 lines)"; tail -n 60 "$f"
   done
   echo "----- events (last 40)"; kubectl get events -A --sort-by=.lastTimestamp 2>&1 | tail -n 40
+  for f in "$E2E_ARTIFACTS"/failure-state-*.txt; do
+    [ -f "$f" ] && echo "----- cluster state when a test failed (before its clean-up): $f"
+  done
   echo "----- full diagnostics: $out"
 }
 

@@ -1320,8 +1320,61 @@ impl Default for Cleanup {
     }
 }
 
+/// Writes what the cluster looked like when a test failed (before its clean-up runs) to
+/// `<artifacts>/failure-state-<unix time>.txt`; `run.sh` includes it in the diagnostics.
+pub fn dump_failure_state() {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let file = env().artifacts.join(format!("failure-state-{now}.txt"));
+    let mut text = String::new();
+    for args in [
+        &[
+            "get",
+            "gatewayclasses,gateways,httproutes,agentgatewaybackends",
+            "-A",
+            "-o",
+            "yaml",
+        ][..],
+        &[
+            "get",
+            "deployments,pods,configmaps,secrets,leases",
+            "-A",
+            "-o",
+            "wide",
+        ][..],
+        &[
+            "get",
+            "configmaps",
+            "-A",
+            "-o",
+            "yaml",
+            "--field-selector",
+            "metadata.name!=kube-root-ca.crt",
+        ][..],
+        &["get", "events", "-A", "--sort-by=.lastTimestamp"][..],
+    ] {
+        let out = kubectl(args, None);
+        let _ = writeln!(
+            text,
+            "===== kubectl {}\n{}{}",
+            args.join(" "),
+            out.stdout,
+            out.stderr
+        );
+    }
+    match fs::write(&file, text) {
+        Ok(()) => say(format!("cluster state at the failure: {}", file.display())),
+        Err(e) => say(format!("cannot write {}: {e}", file.display())),
+    }
+}
+
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            dump_failure_state();
+        }
         for args in &self.0 {
             let a: Vec<&str> = args.iter().map(String::as_str).collect();
             let out = kubectl(&a, None);

@@ -444,20 +444,15 @@ impl Attempts<'_> {
             }
             None => (self.body.clone(), None, false),
         };
-        let path_and_query = match (&provider.config.path, self.parts.uri.query()) {
-            (Some(path), query)
-                if self.json.is_some()
-                    && matches!(
-                        Operation::from_path(self.parts.uri.path()),
-                        Operation::ChatCompletions
-                    ) =>
-            {
-                match query {
-                    Some(q) => format!("{path}?{q}"),
-                    None => path.clone(),
-                }
-            }
-            _ => self
+        let operation = Operation::from_path(self.parts.uri.path());
+        let path = match (&provider.config.path, operation) {
+            (Some(path), Operation::ChatCompletions) => Some(path.clone()),
+            _ => operation.provider_path(self.parts.uri.path()),
+        };
+        let path_and_query = match (path, self.parts.uri.query()) {
+            (Some(path), Some(query)) => format!("{path}?{query}"),
+            (Some(path), None) => path,
+            (None, _) => self
                 .parts
                 .uri
                 .path_and_query()

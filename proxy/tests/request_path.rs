@@ -285,3 +285,28 @@ async fn header_and_method_matches_select_rules() {
         "a"
     );
 }
+
+#[tokio::test]
+async fn a_route_under_a_prefix_sends_the_provider_its_own_api_path() {
+    let a = mock("a").await;
+    let proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", Some("/team-a")),
+    ]))
+    .await;
+    let reply = proxy
+        .post(
+            "/team-a/v1/chat/completions",
+            chat("Reply with exactly: prefixed"),
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["choices"][0]["message"]["content"], "prefixed");
+    let models = proxy
+        .send("GET", "/team-a/v1/models", Bytes::new(), &[])
+        .await;
+    assert_eq!(models.status, 200);
+    let paths: Vec<String> = a.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/v1/chat/completions", "/v1/models"]);
+}

@@ -141,6 +141,7 @@ async fn route_and_forward(
         parts: &parts,
         body: &body,
         json: json.as_ref(),
+        operation: record.operation,
         deadline: Instant::now() + backend.request_timeout,
     };
     attempt.run(record, &mut rng).await
@@ -180,6 +181,8 @@ struct Attempts<'a> {
     parts: &'a http::request::Parts,
     body: &'a Bytes,
     json: Option<&'a JsonRequest>,
+    /// The request's operation, classified once on arrival.
+    operation: Operation,
     deadline: Instant,
 }
 
@@ -444,10 +447,9 @@ impl Attempts<'_> {
             }
             None => (self.body.clone(), None, false),
         };
-        let operation = Operation::from_path(self.parts.uri.path());
-        let path = match (&provider.config.path, operation) {
+        let path = match (&provider.config.path, self.operation) {
             (Some(path), Operation::ChatCompletions) => Some(path.clone()),
-            _ => operation.provider_path(self.parts.uri.path()),
+            _ => self.operation.provider_path(self.parts.uri.path()),
         };
         let path_and_query = match (path, self.parts.uri.query()) {
             (Some(path), Some(query)) => format!("{path}?{query}"),

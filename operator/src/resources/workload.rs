@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Service, ServicePort, ServiceSpec,
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
+    ServicePort, ServiceSpec, Sysctl,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -63,13 +64,24 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
             period_seconds: Some(2),
             ..Probe::default()
         }),
+        // Liveness is the admin server answering, not having a config: a proxy waiting for its
+        // first config must not be restarted.
+        liveness_probe: Some(Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/healthz/live".into()),
+                port: IntOrString::Int(READY_PORT),
+                ..HTTPGetAction::default()
+            }),
+            period_seconds: Some(10),
+            failure_threshold: Some(3),
+            ..Probe::default()
+        }),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&settings.cpu_request, &settings.memory_request)),
             limits: Some(quantities(&settings.cpu_limit, &settings.memory_limit)),
             claims: None,
         }),
-        // The proxy runs as root for now: Gateway listeners on ports below 1024 (the tutorial's
-        // 80) need it without NET_BIND_SERVICE. Hardening (non-root + capability) is a later issue.
+        security_context: Some(container_security()),
         ..Container::default()
     };
     Deployment {
@@ -88,12 +100,57 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
                 spec: Some(PodSpec {
                     service_account_name: Some(owner.name.clone()),
                     containers: vec![container],
+                    security_context: Some(pod_security(ports)),
                     ..PodSpec::default()
                 }),
             },
             ..DeploymentSpec::default()
         }),
         status: None,
+    }
+}
+
+/// The user and group the proxy runs as (distroless' `nonroot`).
+pub const PROXY_UID: i64 = 65532;
+/// The sysctl that lets a non-root process bind ports below 1024 in the pod's network namespace.
+pub const UNPRIVILEGED_PORT_SYSCTL: &str = "net.ipv4.ip_unprivileged_port_start";
+
+/// Non-root with the runtime's seccomp profile. Listener ports below 1024 (the tutorial's 80) are
+/// opened to non-root users by a pod sysctl rather than root or `NET_BIND_SERVICE`; the sysctl is
+/// only set when such a port exists, because Kubernetes before 1.22 treats it as unsafe and the
+/// kubelet must allow it (`--allowed-unsafe-sysctls`).
+fn pod_security(ports: &[ListenerPort]) -> PodSecurityContext {
+    let lowest = ports.iter().map(|p| p.port).min();
+    let sysctls = lowest.filter(|port| *port < 1024).map(|port| {
+        vec![Sysctl {
+            name: UNPRIVILEGED_PORT_SYSCTL.into(),
+            value: port.to_string(),
+        }]
+    });
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(PROXY_UID),
+        run_as_group: Some(PROXY_UID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        sysctls,
+        ..PodSecurityContext::default()
+    }
+}
+
+/// Nothing to escalate to, nothing to write: the proxy only reads its config from the API.
+fn container_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
     }
 }
 
@@ -301,5 +358,63 @@ mod tests {
     #[test]
     fn no_listener_means_no_service() {
         assert!(service(&owner(), &[]).is_none());
+    }
+
+    fn pod(deployment: &Deployment) -> PodSpec {
+        deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .clone()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_proxy_runs_non_root_read_only_without_capabilities() {
+        let d = deployment(&owner(), &ProxySettings::default(), &http_80());
+        let pod_security = pod(&d).security_context.unwrap();
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(pod_security.run_as_user, Some(65532));
+        assert_eq!(
+            pod_security.seccomp_profile.unwrap().type_,
+            "RuntimeDefault"
+        );
+        let security = container(&d).security_context.unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            security.capabilities.unwrap().drop,
+            Some(vec!["ALL".to_string()])
+        );
+        let live = container(&d).liveness_probe.unwrap().http_get.unwrap();
+        assert_eq!(live.path.as_deref(), Some("/healthz/live"));
+    }
+
+    #[test]
+    fn port_80_is_opened_by_the_unprivileged_port_sysctl_and_only_when_needed() {
+        let ports = vec![
+            ListenerPort {
+                name: "http".into(),
+                port: 80,
+            },
+            ListenerPort {
+                name: "alt".into(),
+                port: 8443,
+            },
+        ];
+        let d = deployment(&owner(), &ProxySettings::default(), &ports);
+        let sysctls = pod(&d).security_context.unwrap().sysctls.unwrap();
+        assert_eq!(sysctls.len(), 1);
+        assert_eq!(sysctls[0].name, "net.ipv4.ip_unprivileged_port_start");
+        assert_eq!(sysctls[0].value, "80");
+
+        let high = vec![ListenerPort {
+            name: "http".into(),
+            port: 8080,
+        }];
+        let d = deployment(&owner(), &ProxySettings::default(), &high);
+        assert_eq!(pod(&d).security_context.unwrap().sysctls, None);
     }
 }

@@ -1,7 +1,7 @@
 # The project's commands. `make test` is what CI runs (.ci/run); `make demo` runs the product.
 CARGO ?= cargo
 
-.PHONY: all build fmt lint test test-fast unit sdk-test e2e generate check-generated bench demo clean
+.PHONY: all build fmt lint test test-fast unit sdk-test e2e generate check-generated helm-check bench demo clean
 
 all: build
 
@@ -24,7 +24,7 @@ unit:
 test: test-fast e2e
 
 ## Everything but the cluster.
-test-fast: lint unit check-generated sdk-test
+test-fast: lint unit check-generated helm-check sdk-test
 
 ## The e2e scenarios on the real cluster (e2e/run.sh). Debug binaries: no second compile.
 e2e:
@@ -33,13 +33,24 @@ e2e:
 sdk-test:
 	./scripts/sdk-test.sh
 
-## Regenerate the committed CRD YAML from the Rust types.
+## Regenerate the committed CRD YAML from the Rust types, and the chart's copy of it.
+CRD_YAML := crds/agentgateway.dev_agentgatewaybackends.yaml
+CHART_CRD_YAML := helm/agentgateway/crds/agentgateway.dev_agentgatewaybackends.yaml
+
 generate:
-	$(CARGO) run -q -p agentgateway-crds --bin crdgen > crds/agentgateway.dev_agentgatewaybackends.yaml
+	$(CARGO) run -q -p agentgateway-crds --bin crdgen > $(CRD_YAML)
+	cp $(CRD_YAML) $(CHART_CRD_YAML)
 
 check-generated:
-	$(CARGO) run -q -p agentgateway-crds --bin crdgen | diff -u crds/agentgateway.dev_agentgatewaybackends.yaml - \
+	$(CARGO) run -q -p agentgateway-crds --bin crdgen | diff -u $(CRD_YAML) - \
 		|| (echo "CRD YAML is stale: run 'make generate'" && exit 1)
+	diff -u $(CRD_YAML) $(CHART_CRD_YAML) \
+		|| (echo "the chart's CRD copy is stale: run 'make generate'" && exit 1)
+
+## The Helm chart: lint, deterministic rendering, PDB API versions, schema rejections, RBAC and
+## security settings (helm template only; no cluster needed).
+helm-check:
+	./scripts/helm-check.sh
 
 ## Benchmark: direct vs nginx vs agentgateway on loopback; prints the README's table.
 bench:

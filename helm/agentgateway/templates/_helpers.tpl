@@ -1,0 +1,107 @@
+{{/*
+The release's base name: the release name when it already says "agentgateway", else
+"<release>-agentgateway". Cut to 48 characters so that the longest derived name,
+"<fullname>-webhook-cert" (61), still fits the 63-character limit of Service and label values.
+*/}}
+{{- define "agentgateway.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 48 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 48 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<chart>-<version>" for the helm.sh/chart label. */}}
+{{- define "agentgateway.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of the operator pods' selector (immutable once installed: keep them few). */}}
+{{- define "agentgateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/*
+Labels of every object. Call with (dict "ctx" $ "component" "operator"); the component says which
+part of the installation the object belongs to.
+*/}}
+{{- define "agentgateway.labels" -}}
+helm.sh/chart: {{ include "agentgateway.chart" .ctx }}
+app.kubernetes.io/name: {{ .ctx.Chart.Name }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Names derived from the fullname, one place each. */}}
+{{- define "agentgateway.operatorName" -}}
+{{- include "agentgateway.fullname" . }}-operator
+{{- end -}}
+
+{{- define "agentgateway.webhookName" -}}
+{{- include "agentgateway.fullname" . }}-webhook
+{{- end -}}
+
+{{/*
+The Secret the webhook serves its certificate from, when not the operator's own:
+webhook.certDir.secretName, or "<fullname>-webhook-tls" when cert-manager writes it. Empty: the
+operator generates and rotates the certificate itself (Secret <fullname>-webhook-cert).
+*/}}
+{{- define "agentgateway.webhookTLSSecret" -}}
+{{- if .Values.webhook.certDir.secretName -}}
+{{- .Values.webhook.certDir.secretName -}}
+{{- else if .Values.webhook.certManager.enabled -}}
+{{- include "agentgateway.fullname" . }}-webhook-tls
+{{- end -}}
+{{- end -}}
+
+{{/* The image references; the tag defaults to the chart's appVersion. */}}
+{{- define "agentgateway.operatorImage" -}}
+{{- printf "%s:%s" .Values.operator.image.repository (.Values.operator.image.tag | toString | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "agentgateway.proxyImage" -}}
+{{- printf "%s:%s" .Values.proxy.image.repository (.Values.proxy.image.tag | toString | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/*
+policy/v1 PodDisruptionBudget (Kubernetes 1.21+; policy/v1beta1 is gone from 1.25) when the
+cluster serves it, else policy/v1beta1 (1.20). Against a cluster, APIVersions is its discovery.
+Offline (`helm template`, GitOps renderers) the kind-level entry is only present when passed with
+--api-versions, so the target Kubernetes version (--kube-version; helm's default is current) also
+decides: --kube-version 1.20.0 gives policy/v1beta1.
+*/}}
+{{- define "agentgateway.pdbApiVersion" -}}
+{{- if or (.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget") (semverCompare ">=1.21-0" .Capabilities.KubeVersion.Version) -}}
+policy/v1
+{{- else -}}
+policy/v1beta1
+{{- end -}}
+{{- end -}}
+
+{{/* What both webhooks share. */}}
+{{- define "agentgateway.webhookCommon" -}}
+admissionReviewVersions: ["v1"]
+sideEffects: None
+# Closed: an AgentgatewayBackend is never stored without being defaulted and validated.
+failurePolicy: Fail
+timeoutSeconds: 5
+matchPolicy: Equivalent
+rules:
+  - apiGroups: ["agentgateway.dev"]
+    apiVersions: ["v1alpha1"]
+    resources: ["agentgatewaybackends"]
+    operations: ["CREATE", "UPDATE"]
+    scope: Namespaced
+{{- end -}}
+
+{{/* cert-manager's CA injector fills in caBundle from the chart's Certificate <fullname>-webhook. */}}
+{{- define "agentgateway.webhookAnnotations" -}}
+{{- if and .Values.webhook.certManager.enabled (include "agentgateway.webhookTLSSecret" .) -}}
+annotations:
+  cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "agentgateway.webhookName" .) | quote }}
+{{- end -}}
+{{- end -}}

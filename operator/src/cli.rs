@@ -1,10 +1,21 @@
 //! Command-line flags; every flag can also be set from the environment variable it names.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::resources::ProxySettings;
+use crate::webhook::WebhookSettings;
+
+fn duration(text: &str) -> Result<Duration, String> {
+    match agentgateway_crds::duration::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be more than zero".to_string()),
+        Ok(d) => Ok(d),
+        Err(error) => Err(error.to_string()),
+    }
+}
 
 /// agentgateway operator: accepts backends and runs a configured proxy for every Gateway of the
 /// class `agentgateway`.
@@ -118,6 +129,87 @@ pub struct Args {
     )]
     pub leader_election_namespace: String,
 
+    /// Serve the admission webhooks (`--webhook=false` to disable).
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_WEBHOOK",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub webhook: bool,
+
+    /// The webhooks' HTTPS address; port 0 picks a free port.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_WEBHOOK_ADDR",
+        default_value = "0.0.0.0:9443"
+    )]
+    pub webhook_addr: SocketAddr,
+
+    /// The operator's namespace, where the webhook Service and certificate Secret live.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "agentgateway-system")]
+    pub webhook_namespace: String,
+
+    /// The webhook Service: the certificate is issued for `<service>.<namespace>.svc`.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_WEBHOOK_SERVICE",
+        default_value = "agentgateway-webhook"
+    )]
+    pub webhook_service: String,
+
+    /// The name of the Validating- and MutatingWebhookConfiguration whose `caBundle` is kept.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_WEBHOOK_CONFIGURATION",
+        default_value = "agentgateway-webhook"
+    )]
+    pub webhook_configuration: String,
+
+    /// The Secret holding the generated CA and serving certificate (shared by all replicas).
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_WEBHOOK_CERT_SECRET",
+        default_value = "agentgateway-webhook-cert"
+    )]
+    pub webhook_cert_secret: String,
+
+    /// Serve `tls.crt`/`tls.key` from this directory (e.g. a cert-manager Secret mounted there)
+    /// instead of generating a certificate; the `caBundle` is then left to whoever issues it.
+    #[arg(long, env = "AGENTGATEWAY_OPERATOR_WEBHOOK_CERT_DIR")]
+    pub webhook_cert_dir: Option<PathBuf>,
+
+    /// More DNS names or IP addresses for the generated certificate (webhooks configured by
+    /// `url`); comma-separated or repeated.
+    #[arg(
+        long = "webhook-host",
+        env = "AGENTGATEWAY_OPERATOR_WEBHOOK_HOSTS",
+        value_delimiter = ','
+    )]
+    pub webhook_hosts: Vec<String>,
+
+    /// Validity of the generated serving certificate; it is renewed when a third is left (the CA
+    /// lives ten times as long).
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_WEBHOOK_CERT_VALIDITY",
+        default_value = "8760h",
+        value_parser = duration
+    )]
+    pub webhook_cert_validity: Duration,
+
+    /// How long the webhooks keep answering after SIGTERM, while the API server stops using this
+    /// replica.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_WEBHOOK_SHUTDOWN_DELAY",
+        default_value = "5s",
+        value_parser = duration
+    )]
+    pub webhook_shutdown_delay: Duration,
+
     /// Log format: one JSON object per line, or human-readable text.
     #[arg(
         long,
@@ -138,6 +230,21 @@ pub enum LogFormat {
 }
 
 impl Args {
+    /// How the webhooks are served; `None` when disabled.
+    pub fn webhook_settings(&self) -> Option<WebhookSettings> {
+        self.webhook.then(|| WebhookSettings {
+            addr: self.webhook_addr,
+            cert_dir: self.webhook_cert_dir.clone(),
+            namespace: self.webhook_namespace.clone(),
+            service: self.webhook_service.clone(),
+            cert_secret: self.webhook_cert_secret.clone(),
+            configuration: self.webhook_configuration.clone(),
+            extra_hosts: self.webhook_hosts.clone(),
+            cert_validity: self.webhook_cert_validity,
+            shutdown_delay: self.webhook_shutdown_delay,
+        })
+    }
+
     /// What every proxy Deployment is built with.
     pub fn proxy_settings(&self) -> ProxySettings {
         ProxySettings {
@@ -167,6 +274,32 @@ mod tests {
         assert_eq!(args.health_addr.to_string(), "0.0.0.0:8081");
         assert!(args.leader_election);
         assert_eq!(args.leader_election_name, "agentgateway-operator");
+        let webhook = args.webhook_settings().unwrap();
+        assert_eq!(webhook.addr.to_string(), "0.0.0.0:9443");
+        assert_eq!(webhook.cert_validity, Duration::from_secs(365 * 86_400));
+        assert_eq!(webhook.cert_secret, "agentgateway-webhook-cert");
+    }
+
+    #[test]
+    fn the_chart_command_line_parses() {
+        let args = Args::try_parse_from([
+            "agentgateway-operator",
+            "--webhook-addr=0.0.0.0:9443",
+            "--webhook-service=agentgateway-webhook",
+            "--webhook-configuration=agentgateway-webhook",
+            "--webhook-cert-secret=agentgateway-webhook-cert",
+            "--webhook-host=127.0.0.1,localhost",
+            "--webhook-cert-validity=90s",
+        ])
+        .unwrap();
+        let webhook = args.webhook_settings().unwrap();
+        assert_eq!(webhook.extra_hosts, vec!["127.0.0.1", "localhost"]);
+        assert_eq!(webhook.cert_validity, Duration::from_secs(90));
+        let args = Args::try_parse_from(["agentgateway-operator", "--webhook=false"]).unwrap();
+        assert!(args.webhook_settings().is_none());
+        assert!(
+            Args::try_parse_from(["agentgateway-operator", "--webhook-cert-validity=0s"]).is_err()
+        );
     }
 
     #[test]

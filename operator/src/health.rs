@@ -24,6 +24,8 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 #[derive(Default)]
 pub struct Health {
     ready: AtomicBool,
+    /// False while the webhooks are enabled but serve no certificate yet.
+    webhook_ready: AtomicBool,
     registry: Registry,
 }
 
@@ -32,6 +34,7 @@ impl Health {
     pub fn new(registry: Registry) -> Self {
         Self {
             ready: AtomicBool::new(false),
+            webhook_ready: AtomicBool::new(true),
             registry,
         }
     }
@@ -41,9 +44,28 @@ impl Health {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// Holds `/readyz` at 503 until [`Health::set_webhook_ready`]: the webhook Service must not
+    /// send the API server to a replica without a certificate.
+    pub fn expect_webhook(&self) {
+        self.webhook_ready.store(false, Ordering::Release);
+    }
+
+    /// The webhooks serve a certificate.
+    pub fn set_webhook_ready(&self) {
+        self.webhook_ready.store(true, Ordering::Release);
+    }
+
     /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.webhook_ready.load(Ordering::Acquire)
+    }
+
+    fn not_ready_reason(&self) -> &'static [u8] {
+        if self.ready.load(Ordering::Acquire) {
+            b"webhook certificate not loaded\n"
+        } else {
+            b"caches not synced\n"
+        }
     }
 
     /// The status, content type and body for `path`.
@@ -56,7 +78,7 @@ impl Health {
             "/readyz" => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
-                Bytes::from_static(b"caches not synced\n"),
+                Bytes::from_static(self.not_ready_reason()),
             ),
             "/metrics" => (
                 StatusCode::OK,

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
 use kube::api::PostParams;
@@ -143,6 +143,7 @@ enum Attempt {
 /// Leader election over one Lease.
 pub struct LeaderElection {
     api: Api<Lease>,
+    owner: Option<OwnerReference>,
     name: String,
     namespace: String,
     identity: String,
@@ -160,11 +161,18 @@ impl LeaderElection {
     ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
+            owner: None,
             name: name.to_string(),
             namespace: namespace.to_string(),
             identity,
             metrics,
         }
+    }
+
+    /// Creates the Lease owned by `owner`, so that uninstalling removes it with its owner.
+    pub fn with_owner(mut self, owner: Option<OwnerReference>) -> Self {
+        self.owner = owner;
+        self
     }
 
     /// This replica's identity.
@@ -263,6 +271,7 @@ impl LeaderElection {
                 metadata: ObjectMeta {
                     name: Some(self.name.clone()),
                     namespace: Some(self.namespace.clone()),
+                    owner_references: self.owner.clone().map(|owner| vec![owner]),
                     ..ObjectMeta::default()
                 },
                 spec: Some(next_spec(None, &Decision::Acquire, &self.identity, now)),

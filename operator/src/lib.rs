@@ -16,12 +16,14 @@ pub mod crds;
 pub mod error;
 pub mod health;
 pub mod inputs;
+pub mod install_owner;
 pub mod leader;
 pub mod metrics;
 pub mod resources;
 pub mod shutdown;
 pub mod stores;
 pub mod triggers;
+pub mod webhook;
 
 use std::sync::{Arc, Mutex};
 
@@ -54,7 +56,7 @@ pub fn init_tracing(format: LogFormat) {
 
 /// Runs the operator until SIGTERM/SIGINT (`Ok`) or a fatal error such as a lost Lease.
 pub async fn run(args: Args) -> Result<(), RunError> {
-    let (registry, metrics) = Metrics::registry();
+    let (registry, metrics, webhook_metrics) = Metrics::with_webhook();
     let health = Arc::new(Health::new(registry));
     let metrics_listener = health::bind(args.metrics_addr).await?;
     let metrics_addr = metrics_listener.local_addr().unwrap_or(args.metrics_addr);
@@ -74,7 +76,57 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     let client = Client::try_default()
         .await
         .map_err(RunError::CreateClient)?;
-    let Some(grants) = crds::wait_for_crds(&client, &shutdown).await else {
+    // What the operator creates for itself is owned by the chart's webhook Service (see
+    // `install_owner`); an ownerReference must point into the object's own namespace.
+    let owner =
+        install_owner::install_owner(&client, &args.webhook_namespace, &args.webhook_service).await;
+    // Webhooks are served by every replica, leader or not, from the start: admission must not
+    // wait for caches or the Lease.
+    let webhook = match args.webhook_settings() {
+        Some(settings) => Some(
+            webhook::start(
+                settings,
+                client.clone(),
+                Arc::clone(&health),
+                webhook_metrics,
+                shutdown.clone(),
+                owner.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let lease_owner = owner.filter(|_| args.leader_election_namespace == args.webhook_namespace);
+    let result = run_controllers(
+        &args,
+        client,
+        &health,
+        metrics,
+        &shutdown,
+        webhook.as_ref(),
+        lease_owner,
+    )
+    .await;
+    // After SIGTERM the webhooks keep answering for their shutdown delay.
+    if let Some(webhook) = webhook
+        && result.is_ok()
+    {
+        webhook.stopped().await;
+    }
+    result
+}
+
+/// Waits for the CRDs and the caches, then runs the controllers while holding the Lease.
+async fn run_controllers(
+    args: &Args,
+    client: Client,
+    health: &Health,
+    metrics: Metrics,
+    shutdown: &Shutdown,
+    webhook: Option<&webhook::RunningWebhook>,
+    lease_owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+) -> Result<(), RunError> {
+    let Some(grants) = crds::wait_for_crds(&client, shutdown).await else {
         return Ok(());
     };
     let triggers = Triggers::default();
@@ -82,6 +134,9 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     tokio::select! {
         synced = stores.wait_until_ready() => synced?,
         _ = shutdown.wait() => return Ok(()),
+    }
+    if let Some(webhook) = webhook {
+        webhook.secrets.use_cache(stores.secrets.clone());
     }
     health.set_ready();
     tracing::info!("caches synced");
@@ -107,7 +162,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     if !args.leader_election {
         tracing::info!("leader election disabled");
         metrics.set_leader(true);
-        controllers::run(ctx, triggers, shutdown).await;
+        controllers::run(ctx, triggers, shutdown.clone()).await;
         return Ok(());
     }
     let election = LeaderElection::new(
@@ -116,7 +171,8 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         &args.leader_election_name,
         identity,
         metrics,
-    );
+    )
+    .with_owner(lease_owner);
     tokio::select! {
         () = election.acquire() => {}
         _ = shutdown.wait() => return Ok(()),
@@ -124,7 +180,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     // Losing the Lease ends the process (the Deployment restarts it as a follower), as
     // controller-runtime does: controllers that might have missed events must not keep writing.
     let result = tokio::select! {
-        () = controllers::run(ctx, triggers, shutdown) => Ok(()),
+        () = controllers::run(ctx, triggers, shutdown.clone()) => Ok(()),
         lost = election.keep() => Err(lost),
     };
     if result.is_ok() {

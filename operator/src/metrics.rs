@@ -88,6 +88,15 @@ impl Metrics {
         metrics
     }
 
+    /// The operator's registry: its own metrics under [`PREFIX`], the webhooks' under their own
+    /// complete names (`agentgateway_webhook_*`).
+    pub fn with_webhook() -> (Registry, Self, agentgateway_webhook::WebhookMetrics) {
+        let mut registry = Registry::default();
+        let metrics = Self::new(registry.sub_registry_with_prefix(PREFIX));
+        let webhook = agentgateway_webhook::WebhookMetrics::register(&mut registry);
+        (registry, metrics, webhook)
+    }
+
     /// A registry holding a fresh set of metrics, for tests and tools.
     pub fn registry() -> (Registry, Self) {
         let mut registry = Registry::with_prefix(PREFIX);

@@ -1,0 +1,199 @@
+//! One review from body to answer: parse, decide, count, log. Every path ends in an
+//! `AdmissionReview` (never an HTTP error): the API server reads an HTTP error as a webhook failure
+//! and, with `failurePolicy: Fail`, refuses the write without telling the user why.
+
+use std::time::{Duration, Instant};
+
+use agentgateway_crds::GROUP;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::{DynamicObject, GroupVersionKind};
+use serde_json::Value;
+
+use crate::defaulting::default_patch;
+use crate::metrics::{Outcome, Webhook};
+use crate::review::{
+    Malformed, Review, deny, encode, malformed_response, operation_name, parse_review,
+};
+use crate::router::WebhookState;
+use crate::secrets::BoundedLookup;
+use crate::validate::{Verdict, validate_object};
+
+/// How long one Secret lookup may take before the webhook answers without it.
+const SECRET_LOOKUP_LIMIT: Duration = Duration::from_secs(2);
+
+/// The only kind these webhooks admit.
+const KIND: &str = "AgentgatewayBackend";
+/// Its only version.
+const VERSION: &str = "v1alpha1";
+
+/// Answers one review sent to `webhook`. `body` is the request body, or why it could not be read.
+pub(crate) async fn handle(
+    webhook: Webhook,
+    state: &WebhookState,
+    body: Result<&[u8], String>,
+) -> Vec<u8> {
+    let started = Instant::now();
+    let review = body
+        .map_err(|problem| Malformed::new("", problem))
+        .and_then(parse_review);
+    let review = match review {
+        Ok(review) => review,
+        Err(malformed) => {
+            let elapsed = started.elapsed();
+            state.metrics.record(webhook, Outcome::Malformed, elapsed);
+            tracing::info!(
+                webhook = webhook.label(),
+                uid = %malformed.uid,
+                error = %malformed.message,
+                duration_us = elapsed.as_micros(),
+                "refused a malformed AdmissionReview"
+            );
+            return encode(malformed_response(&malformed));
+        }
+    };
+    let subject = Subject::of(&review.request);
+    let (response, outcome) = match webhook {
+        Webhook::Validate => validate(state, review).await,
+        Webhook::Mutate => mutate(review),
+    };
+    let elapsed = started.elapsed();
+    state.metrics.record(webhook, outcome, elapsed);
+    subject.log(webhook, &response, outcome, elapsed.as_micros());
+    encode(response)
+}
+
+/// What a decision is logged with, taken from the request before it is consumed.
+struct Subject {
+    namespace: String,
+    name: String,
+    operation: &'static str,
+}
+
+impl Subject {
+    fn of(request: &AdmissionRequest<DynamicObject>) -> Self {
+        Self {
+            namespace: request.namespace.clone().unwrap_or_default(),
+            name: request.name.clone(),
+            operation: operation_name(&request.operation),
+        }
+    }
+
+    /// Denials at info (someone's apply failed and may ask why), everything else at debug.
+    fn log(&self, webhook: Webhook, response: &AdmissionResponse, outcome: Outcome, us: u128) {
+        if outcome == Outcome::Denied {
+            tracing::info!(
+                webhook = webhook.label(),
+                uid = %response.uid,
+                namespace = %self.namespace,
+                name = %self.name,
+                operation = self.operation,
+                allowed = response.allowed,
+                message = %response.result.message,
+                duration_us = us,
+                "denied an admission request"
+            );
+        } else {
+            tracing::debug!(
+                webhook = webhook.label(),
+                uid = %response.uid,
+                namespace = %self.namespace,
+                name = %self.name,
+                operation = self.operation,
+                allowed = response.allowed,
+                result = outcome.label(),
+                duration_us = us,
+                "answered an admission request"
+            );
+        }
+    }
+}
+
+async fn validate(state: &WebhookState, review: Review) -> (AdmissionResponse, Outcome) {
+    let Review {
+        request,
+        object,
+        old_object,
+    } = review;
+    if skips_checks(&request) {
+        return (AdmissionResponse::from(&request), Outcome::Allowed);
+    }
+    if !is_backend(&request.kind) {
+        let message = wrong_kind_message(&request.kind);
+        return (deny(&request, &message, 400, "BadRequest"), Outcome::Denied);
+    }
+    let Some(mut object) = object else {
+        let malformed = Malformed::new(&request.uid, "request.object is missing");
+        return (malformed_response(&malformed), Outcome::Malformed);
+    };
+    fill_namespace(&mut object, request.namespace.as_deref());
+    let old_object = old_object.filter(|_| request.operation == Operation::Update);
+    let secrets = BoundedLookup {
+        inner: state.secrets.clone(),
+        limit: SECRET_LOOKUP_LIMIT,
+    };
+    let verdict = validate_object(&object, old_object.as_ref(), &secrets).await;
+    match verdict {
+        Verdict::Allowed { warnings } => {
+            let mut response = AdmissionResponse::from(&request);
+            if !warnings.is_empty() {
+                response.warnings = Some(warnings);
+            }
+            (response, Outcome::Allowed)
+        }
+        Verdict::Denied { message } => (deny(&request, &message, 422, "Invalid"), Outcome::Denied),
+    }
+}
+
+fn mutate(review: Review) -> (AdmissionResponse, Outcome) {
+    let Review {
+        request, object, ..
+    } = review;
+    let allowed = AdmissionResponse::from(&request);
+    // Anything this webhook does not understand passes unchanged: the validating webhook (and the
+    // API server's schema) refuse it with a better message than a mutating webhook could give.
+    let Some(object) = object.filter(|_| !skips_checks(&request) && is_backend(&request.kind))
+    else {
+        return (allowed, Outcome::Allowed);
+    };
+    let patch = default_patch(&object);
+    if patch.is_empty() {
+        return (allowed, Outcome::Allowed);
+    }
+    match allowed.clone().with_patch(patch) {
+        Ok(patched) => (patched, Outcome::Patched),
+        Err(e) => {
+            tracing::error!(error = %e, "failed to serialize a defaulting patch");
+            (allowed, Outcome::Allowed)
+        }
+    }
+}
+
+/// DELETE and CONNECT carry no new spec, and a subresource write (status) cannot change the spec.
+fn skips_checks(request: &AdmissionRequest<DynamicObject>) -> bool {
+    matches!(request.operation, Operation::Delete | Operation::Connect)
+        || request
+            .sub_resource
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+}
+
+fn is_backend(kind: &GroupVersionKind) -> bool {
+    kind.group == GROUP && kind.version == VERSION && kind.kind == KIND
+}
+
+fn wrong_kind_message(kind: &GroupVersionKind) -> String {
+    format!(
+        "this webhook admits {GROUP}/{VERSION} {KIND}, not {}/{} {}",
+        kind.group, kind.version, kind.kind
+    )
+}
+
+/// A CREATE may leave `metadata.namespace` to the request URL; the Secrets are looked up there.
+fn fill_namespace(object: &mut Value, namespace: Option<&str>) {
+    let Some(namespace) = namespace else { return };
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata")
+        && metadata.get("namespace").and_then(Value::as_str).is_none()
+    {
+        metadata.insert("namespace".into(), Value::from(namespace));
+    }
+}

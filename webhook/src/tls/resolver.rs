@@ -1,0 +1,121 @@
+//! The serving certificate, replaceable at any moment: each handshake reads the current one.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use super::TlsError;
+
+/// Hands every TLS handshake the certificate loaded last. Until one is loaded, handshakes fail
+/// (the client sees an alert) and the server keeps running.
+pub struct CertResolver {
+    current: ArcSwapOption<CertifiedKey>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl CertResolver {
+    /// A resolver with no certificate yet, shared between the server and whoever rotates it.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            current: ArcSwapOption::empty(),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+        })
+    }
+
+    /// Parses a PEM certificate chain (leaf first) and its PEM private key (PKCS#8, PKCS#1 or
+    /// SEC1), checks that they belong together, and makes them the certificate of every new
+    /// handshake. On error the previous certificate stays in place.
+    pub fn set_pem(&self, cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<(), TlsError> {
+        let chain = rustls_pemfile::certs(&mut Cursor::new(cert_chain_pem))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(TlsError::ParseCertificates)?;
+        if chain.is_empty() {
+            return Err(TlsError::NoCertificate);
+        }
+        let key = rustls_pemfile::private_key(&mut Cursor::new(key_pem))
+            .map_err(TlsError::ParseKey)?
+            .ok_or(TlsError::NoKey)?;
+        let certified =
+            CertifiedKey::from_der(chain, key, &self.provider).map_err(TlsError::PairKey)?;
+        // `from_der` lets a key whose consistency it cannot check through; insist on a match so a
+        // mixed-up pair is refused here rather than failing every handshake later.
+        certified.keys_match().map_err(TlsError::PairKey)?;
+        self.current.store(Some(Arc::new(certified)));
+        Ok(())
+    }
+
+    /// Whether a certificate has been loaded.
+    pub fn is_loaded(&self) -> bool {
+        self.current.load().is_some()
+    }
+
+    /// The current certificate and key, if any.
+    pub(crate) fn current(&self) -> Option<Arc<CertifiedKey>> {
+        self.current.load_full()
+    }
+}
+
+impl std::fmt::Debug for CertResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertResolver")
+            .field("loaded", &self.is_loaded())
+            .finish()
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn nothing_is_served_before_a_certificate_is_set() {
+        let resolver = CertResolver::new();
+        assert!(!resolver.is_loaded());
+        assert!(resolver.current().is_none());
+    }
+
+    #[test]
+    fn a_bad_pair_is_refused_and_the_previous_certificate_stays() {
+        let resolver = CertResolver::new();
+        let (cert_a, key_a) = self_signed("a.example");
+        let (cert_b, _key_b) = self_signed("b.example");
+        resolver
+            .set_pem(cert_a.as_bytes(), key_a.as_bytes())
+            .unwrap();
+        let loaded = resolver.current().unwrap().cert[0].to_vec();
+
+        let mismatch = resolver.set_pem(cert_b.as_bytes(), key_a.as_bytes());
+        assert!(
+            matches!(mismatch, Err(TlsError::PairKey(_))),
+            "{mismatch:?}"
+        );
+        let no_cert = resolver.set_pem(b"not a pem", key_a.as_bytes());
+        assert!(
+            matches!(no_cert, Err(TlsError::NoCertificate)),
+            "{no_cert:?}"
+        );
+        let no_key = resolver.set_pem(cert_a.as_bytes(), cert_a.as_bytes());
+        assert!(matches!(no_key, Err(TlsError::NoKey)), "{no_key:?}");
+
+        assert_eq!(resolver.current().unwrap().cert[0].to_vec(), loaded);
+    }
+}

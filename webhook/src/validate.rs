@@ -1,0 +1,189 @@
+//! Validation: whether an `AgentgatewayBackend` may be stored, and what its author should know.
+//!
+//! The rules themselves live in [`agentgateway_crds::validation`], shared with the operator's status
+//! and the compiler so the three can never disagree; this module decides what admission does with
+//! them. Every violation is reported at once, each with its field path, so one `kubectl apply`
+//! shows everything to fix.
+
+use std::collections::BTreeMap;
+
+use agentgateway_crds::AgentgatewayBackendSpec;
+use agentgateway_crds::backend::{BackendPolicies, SecretKeyRef};
+use agentgateway_crds::proxy_config::defaults;
+use agentgateway_crds::validation::validate_backend_spec;
+use serde_json::Value;
+
+use crate::defaulting::default_patch;
+use crate::review::located;
+use crate::secrets::{SecretLookup, SecretState};
+
+/// What the validating webhook answers about one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Store it; `warnings` go back to the client (`kubectl` prints them).
+    Allowed {
+        /// Problems that do not block the write, such as a Secret that does not exist yet.
+        warnings: Vec<String>,
+    },
+    /// Refuse it.
+    Denied {
+        /// `AgentgatewayBackend "ns/name" is invalid: ` followed by every violation as
+        /// `spec.<path>: <message>`, joined with `"; "`.
+        message: String,
+    },
+}
+
+/// Validates `object` (an `AgentgatewayBackend` as JSON). `old_object` is the stored object of an
+/// UPDATE; `secrets` answers whether referenced Secrets exist.
+///
+/// - An object being deleted (`metadata.deletionTimestamp`) is allowed: removing a finalizer must
+///   never be blocked.
+/// - An UPDATE that leaves `spec` as it was (also after defaulting) is allowed even when the spec is
+///   invalid, with a warning, so metadata-only writes to an object stored while the webhook was
+///   down still go through.
+/// - An invalid spec is denied with every violation.
+/// - A valid one is allowed, with a warning for each `secretRef` whose Secret or key is missing
+///   (GitOps tools may apply the Secret later; the backend reports `Accepted=False` meanwhile).
+pub async fn validate_object(
+    object: &Value,
+    old_object: Option<&Value>,
+    secrets: &dyn SecretLookup,
+) -> Verdict {
+    if object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        return Verdict::Allowed {
+            warnings: Vec::new(),
+        };
+    }
+    let spec = match violations(object) {
+        Ok(spec) => spec,
+        Err(violations) if old_object.is_some_and(|old| spec_unchanged(old, object)) => {
+            return Verdict::Allowed {
+                warnings: vec![format!(
+                    "spec is invalid but unchanged: {}",
+                    violations.join("; ")
+                )],
+            };
+        }
+        Err(violations) => {
+            return Verdict::Denied {
+                message: format!("{} is invalid: {}", describe(object), violations.join("; ")),
+            };
+        }
+    };
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str);
+    let warnings = match namespace {
+        Some(namespace) => secret_warnings(&spec, namespace, secrets).await,
+        // Without a namespace there is no telling where the Secrets should be.
+        None => Vec::new(),
+    };
+    Verdict::Allowed { warnings }
+}
+
+/// The typed spec, or every rule it breaks. A spec that does not even deserialize has one violation:
+/// the first type error, with its path.
+fn violations(object: &Value) -> Result<AgentgatewayBackendSpec, Vec<String>> {
+    let Some(spec) = object.get("spec") else {
+        return Err(vec!["spec: required".to_string()]);
+    };
+    let spec: AgentgatewayBackendSpec =
+        serde_path_to_error::deserialize(spec).map_err(|e| vec![located("spec", &e)])?;
+    let errors = validate_backend_spec(&spec);
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errors.iter().map(ToString::to_string).collect())
+    }
+}
+
+/// Whether an UPDATE leaves the spec as stored. The mutating webhook runs first, so the new spec may
+/// carry defaults the stored one (written while the webhook was down) lacks: compare against the
+/// defaulted old spec too.
+fn spec_unchanged(old: &Value, new: &Value) -> bool {
+    if old.get("spec") == new.get("spec") {
+        return true;
+    }
+    let mut defaulted = old.clone();
+    json_patch::patch(&mut defaulted, &default_patch(old)).is_ok()
+        && defaulted.get("spec") == new.get("spec")
+}
+
+/// `AgentgatewayBackend "ns/name"` as far as the object says.
+fn describe(object: &Value) -> String {
+    let meta = |field: &str| {
+        object
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+    };
+    let name = meta("name").or_else(|| meta("generateName")).unwrap_or("");
+    match meta("namespace") {
+        Some(namespace) => format!("AgentgatewayBackend \"{namespace}/{name}\""),
+        None => format!("AgentgatewayBackend \"{name}\""),
+    }
+}
+
+/// Every `secretRef` of a valid spec, with the path it was written at.
+fn secret_refs(spec: &AgentgatewayBackendSpec) -> Vec<(String, &SecretKeyRef)> {
+    fn of(path: String, policies: Option<&BackendPolicies>) -> Option<(String, &SecretKeyRef)> {
+        let secret_ref = policies?.auth.as_ref()?.secret_ref.as_ref()?;
+        Some((format!("{path}.auth.secretRef"), secret_ref))
+    }
+    let mut refs = Vec::new();
+    refs.extend(of("spec.policies".into(), spec.policies.as_ref()));
+    if let Some(provider) = &spec.ai.provider {
+        refs.extend(of(
+            "spec.ai.provider.policies".into(),
+            provider.policies.as_ref(),
+        ));
+    }
+    for (g, group) in spec.ai.groups.iter().flatten().enumerate() {
+        for (p, provider) in group.providers.iter().enumerate() {
+            let path = format!("spec.ai.groups[{g}].providers[{p}].policies");
+            refs.extend(of(path, provider.policies.as_ref()));
+        }
+    }
+    refs
+}
+
+/// A warning for each `secretRef` that will leave the backend `Accepted=False`. Each Secret is
+/// looked up once however often it is referenced.
+async fn secret_warnings(
+    spec: &AgentgatewayBackendSpec,
+    namespace: &str,
+    secrets: &dyn SecretLookup,
+) -> Vec<String> {
+    let mut states: BTreeMap<&str, SecretState> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for (path, secret_ref) in secret_refs(spec) {
+        let name = secret_ref.name.as_str();
+        if let Some(other) = secret_ref
+            .namespace
+            .as_deref()
+            .filter(|ns| *ns != namespace)
+        {
+            warnings.push(format!(
+                "{path}.namespace: Secret \"{other}/{name}\" is in another namespace, which is not permitted; the backend stays Accepted=False"
+            ));
+            continue;
+        }
+        if !states.contains_key(name) {
+            let state = secrets.secret(namespace, name).await;
+            states.insert(name, state);
+        }
+        let key = secret_ref.key.as_deref().unwrap_or(defaults::SECRET_KEY);
+        match states.get(name) {
+            Some(SecretState::NotFound) => warnings.push(format!(
+                "{path}: Secret \"{namespace}/{name}\" not found; the backend stays Accepted=False until it exists"
+            )),
+            Some(SecretState::Found { keys }) if !keys.contains(key) => warnings.push(format!(
+                "{path}: Secret \"{namespace}/{name}\" has no key \"{key}\"; the backend stays Accepted=False until it does"
+            )),
+            _ => {}
+        }
+    }
+    warnings
+}

@@ -24,14 +24,20 @@ pub(crate) struct CompiledBackend {
 /// The outcome of compiling one backend: the config, or every reason it is not accepted (never empty).
 pub(crate) type BackendResult = Result<CompiledBackend, Vec<Diagnostic>>;
 
-/// Whether one backend is Accepted (the operator's status), with the first reason when not.
+/// Whether one backend is Accepted, with the first reason when not.
 pub fn check_backend(backend: &AgentgatewayBackend, inputs: &Inputs) -> Result<(), Diagnostic> {
+    match backend_problems(backend, inputs).into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(()),
+    }
+}
+
+/// Every reason one backend is not Accepted (empty when it is): the operator's status lists them
+/// all, as the validating webhook does at admission.
+pub fn backend_problems(backend: &AgentgatewayBackend, inputs: &Inputs) -> Vec<Diagnostic> {
     match compile_backend(&Index::new(inputs), backend) {
-        Ok(_) => Ok(()),
-        Err(diagnostics) => match diagnostics.into_iter().next() {
-            Some(first) => Err(first),
-            None => Ok(()),
-        },
+        Ok(_) => Vec::new(),
+        Err(diagnostics) => diagnostics,
     }
 }
 

@@ -37,7 +37,7 @@ mod provider;
 mod route;
 mod table;
 
-pub use backend::check_backend;
+pub use backend::{backend_problems, check_backend};
 pub use compile::{Compiled, GatewayCompilation, compile_gateway, compile_standalone};
 pub use diagnostic::{CompileError, Diagnostic, LocatedDiagnostic, Reason};
 pub use inputs::{DEFAULT_NAMESPACE, Inputs, KubeObject, ObjectRef, Origin, Origins};

@@ -1,9 +1,9 @@
 //! AgentgatewayBackend: the `Accepted` condition, from the compiler's own verdict
-//! ([`check_backend`]) over the cached Secrets and ConfigMaps the backend refers to.
+//! ([`backend_problems`]) over the cached Secrets and ConfigMaps the backend refers to.
 
 use std::sync::Arc;
 
-use agentgateway_compiler::{Diagnostic, check_backend};
+use agentgateway_compiler::{Diagnostic, backend_problems};
 use agentgateway_crds::AgentgatewayBackend;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -41,8 +41,8 @@ async fn reconcile_backend(
     ctx: &Context,
     key: &str,
 ) -> Result<Action> {
-    let verdict = check_backend(backend, &ctx.stores.backend_inputs(backend));
-    let desired = accepted_condition(backend.meta().generation, verdict);
+    let problems = backend_problems(backend, &ctx.stores.backend_inputs(backend));
+    let desired = accepted_condition(backend.meta().generation, problems);
     let existing = backend
         .status
         .as_ref()
@@ -89,25 +89,30 @@ async fn reconcile_backend(
     Ok(Action::await_change())
 }
 
-/// `Accepted` from the compiler's verdict: `True`, or `False` with the diagnostic's reason and a
-/// message naming the field.
-pub fn accepted_condition(generation: Option<i64>, verdict: Result<(), Diagnostic>) -> Desired {
-    match verdict {
-        Ok(()) => Desired::new(
+/// `Accepted` from the compiler's problems: `True` when there are none, else `False` with the
+/// first one's reason and every problem as `field: message`, joined by `; ` (the webhook's words).
+pub fn accepted_condition(generation: Option<i64>, problems: Vec<Diagnostic>) -> Desired {
+    let Some(first) = problems.first() else {
+        return Desired::new(
             "Accepted",
             true,
             "Accepted",
             "the backend is valid and every reference resolves",
             generation,
-        ),
-        Err(diagnostic) => Desired::new(
-            "Accepted",
-            false,
-            diagnostic.reason.as_str(),
-            format!("{}: {}", diagnostic.field, diagnostic.message),
-            generation,
-        ),
-    }
+        );
+    };
+    let message = problems
+        .iter()
+        .map(|d| format!("{}: {}", d.field, d.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Desired::new(
+        "Accepted",
+        false,
+        first.reason.as_str(),
+        message,
+        generation,
+    )
 }
 
 #[cfg(test)]
@@ -147,7 +152,7 @@ spec:
             backends: vec![backend.clone()],
             ..Inputs::default()
         };
-        let condition = accepted_condition(Some(2), check_backend(&backend, &inputs));
+        let condition = accepted_condition(Some(2), backend_problems(&backend, &inputs));
         assert!(condition.status);
         assert_eq!(condition.reason, "Accepted");
         assert_eq!(condition.observed_generation, Some(2));
@@ -160,15 +165,47 @@ spec:
             backends: vec![backend.clone()],
             ..Inputs::default()
         };
-        let verdict = check_backend(&backend, &inputs);
-        assert_eq!(verdict.as_ref().unwrap_err().reason, Reason::SecretNotFound);
-        let condition = accepted_condition(Some(3), verdict);
+        let problems = backend_problems(&backend, &inputs);
+        assert_eq!(problems[0].reason, Reason::SecretNotFound);
+        let condition = accepted_condition(Some(3), problems);
         assert!(!condition.status);
         assert_eq!(condition.reason, "SecretNotFound");
         assert!(
             condition.message.contains("secretRef") && condition.message.contains("openai-secret"),
             "{}",
             condition.message
+        );
+    }
+
+    #[test]
+    fn every_violation_is_in_the_message_as_the_webhook_words_it() {
+        let backend = backend(
+            "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: broken, namespace: apps}
+spec:
+  ai:
+    groups:
+    - providers:
+      - {name: a, host: 'http://x', port: 0, openai: {model: m}}
+",
+        );
+        let inputs = Inputs {
+            backends: vec![backend.clone()],
+            ..Inputs::default()
+        };
+        let condition = accepted_condition(None, backend_problems(&backend, &inputs));
+        assert_eq!(condition.reason, "InvalidSpec");
+        let parts: Vec<&str> = condition.message.split("; ").collect();
+        assert_eq!(parts.len(), 2, "{}", condition.message);
+        assert!(
+            parts
+                .iter()
+                .any(|p| p.starts_with("spec.ai.groups[0].providers[0].host: "))
+        );
+        assert!(
+            parts.contains(&"spec.ai.groups[0].providers[0].port: must be between 1 and 65535")
         );
     }
 }

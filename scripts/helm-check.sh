@@ -246,6 +246,13 @@ for want in "      automountServiceAccountToken: true" "        runAsNonRoot: tr
 done
 pass "Deployment: non-root 65532, read-only root fs, no privilege escalation, drop ALL, RuntimeDefault seccomp (pod + container)"
 
+# Server-side apply types quantities as strings: `cpu: 1` (a YAML number) makes Helm 4's install fail.
+render "$TMP/quantities.yaml" --set operator.resources.limits.cpu=2 --set-json proxy.resources.limits.memory=268435456
+for want in '              cpu: "2"' '              memory: "64Mi"' '"--proxy-memory-limit=268435456"'; do
+  has "$TMP/quantities.yaml" "$want" "resource quantities rendered as strings"
+done
+pass "resource quantities are strings (numbers too), flags never in exponent notation"
+
 for want in "  name: agentgateway-operator" "  replicas: 2" "        - name: operator" \
   "              containerPort: 8080" "              containerPort: 8081" "              containerPort: 9443" \
   "              path: /healthz" "              path: /readyz" "              fieldPath: metadata.namespace" \

@@ -106,7 +106,10 @@ impl NetnsOperator {
             .unwrap_or_default()
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter_map(|v| v.pointer("/fields/duration_us").and_then(Value::as_u64))
+            .filter_map(|v| {
+                let field = v.pointer("/fields/duration_us")?;
+                field.as_u64().or_else(|| field.as_str()?.parse().ok())
+            })
             .collect()
     }
 }

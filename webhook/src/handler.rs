@@ -45,7 +45,7 @@ pub(crate) async fn handle(
                 webhook = webhook.label(),
                 uid = %malformed.uid,
                 error = %malformed.message,
-                duration_us = elapsed.as_micros(),
+                duration_us = micros(elapsed),
                 "refused a malformed AdmissionReview"
             );
             return encode(malformed_response(&malformed));
@@ -58,8 +58,13 @@ pub(crate) async fn handle(
     };
     let elapsed = started.elapsed();
     state.metrics.record(webhook, outcome, elapsed);
-    subject.log(webhook, &response, outcome, elapsed.as_micros());
+    subject.log(webhook, &response, outcome, micros(elapsed));
     encode(response)
+}
+
+/// Microseconds as a `u64`: tracing records `u128` as a string, which log queries cannot compare.
+fn micros(elapsed: std::time::Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// What a decision is logged with, taken from the request before it is consumed.
@@ -79,7 +84,7 @@ impl Subject {
     }
 
     /// Denials at info (someone's apply failed and may ask why), everything else at debug.
-    fn log(&self, webhook: Webhook, response: &AdmissionResponse, outcome: Outcome, us: u128) {
+    fn log(&self, webhook: Webhook, response: &AdmissionResponse, outcome: Outcome, us: u64) {
         if outcome == Outcome::Denied {
             tracing::info!(
                 webhook = webhook.label(),

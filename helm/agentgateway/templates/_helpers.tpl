@@ -105,3 +105,27 @@ annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "agentgateway.webhookName" .) | quote }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+A quantity as a string: YAML numbers arrive as float64, and `1e+06` is not a quantity.
+*/}}
+{{- define "agentgateway.quantity" -}}
+{{- if and (kindIs "float64" .) (eq . (floor .)) -}}
+{{- int64 . | toString -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Resource requirements with every quantity as a string: server-side apply (Helm 4's default) types
+quantities as strings and refuses a YAML number such as `cpu: 1`.
+*/}}
+{{- define "agentgateway.resources" -}}
+{{- range $kind, $quantities := . }}
+{{ $kind }}:
+{{- range $name, $quantity := $quantities }}
+  {{ $name }}: {{ include "agentgateway.quantity" $quantity | quote }}
+{{- end }}
+{{- end }}
+{{- end }}

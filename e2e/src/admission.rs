@@ -211,6 +211,24 @@ pub fn kubectl_fails(args: &[&str], stdin: Option<&str>) -> String {
     out.stderr
 }
 
+/// `kubectl apply` of `yaml` until the validating webhook refuses it (the API server may need a
+/// moment to see a new webhook configuration); returns kubectl's error output.
+pub fn wait_refused(yaml: &str, timeout: Duration) -> String {
+    wait_for(
+        "the webhook refuses the object",
+        timeout,
+        Duration::from_millis(300),
+        || {
+            let stderr = kubectl_fails(&["apply", "-f-"], Some(yaml));
+            if stderr.contains("denied the request") {
+                Ok(stderr)
+            } else {
+                Err(stderr)
+            }
+        },
+    )
+}
+
 /// The API server's own histogram of calls to webhook `name`:
 /// upper bound (seconds) → cumulative count, summed over operations and outcomes.
 pub fn apiserver_webhook_histogram(name: &str) -> BTreeMap<String, u64> {

@@ -119,19 +119,7 @@ fn s6_admission_webhooks() {
     // 1. An invalid backend is refused at apply, every violation named with its field path, the
     //    same words as the status of the one stored earlier.
     eprintln!("$ kubectl apply -f broken.yaml");
-    let refused = wait_for(
-        "the API server calls the webhook",
-        Duration::from_secs(15),
-        Duration::from_millis(300),
-        || {
-            let stderr = kubectl_fails(&["apply", "-f-"], Some(INVALID));
-            if stderr.contains("denied the request") {
-                Ok(stderr)
-            } else {
-                Err(stderr)
-            }
-        },
-    );
+    let refused = wait_refused(INVALID, Duration::from_secs(15));
     eprint!("{refused}");
     for expected in [
         "admission webhook \"validate.agentgateway.dev\" denied the request",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use e2e::admission::kubectl_fails;
+use e2e::admission::wait_refused;
 use e2e::chart::*;
 use e2e::*;
 
@@ -223,19 +223,7 @@ fn s7_helm_chart() {
     assert_eq!(security["runAsNonRoot"], true, "{security}");
 
     // ---- the webhook answers through its Service
-    let refused = wait_for(
-        "the webhook refuses an invalid backend",
-        secs(30),
-        poll(),
-        || {
-            let stderr = kubectl_fails(&["apply", "-f-"], Some(INVALID));
-            if stderr.contains("denied the request") {
-                Ok(stderr)
-            } else {
-                Err(stderr)
-            }
-        },
-    );
+    let refused = wait_refused(INVALID, secs(30));
     eprint!("$ kubectl apply -f broken.yaml\n{refused}");
     assert!(
         refused.contains("spec.ai.provider.port: must be between 1 and 65535"),
@@ -345,11 +333,16 @@ fn s7_helm_chart() {
             ms(rolled)
         ),
     );
-    let new_pods = operator_pods();
-    assert!(
-        new_pods.iter().all(|p| !pods.contains(p)),
-        "the operator did not roll: {pods:?} -> {new_pods:?}"
-    );
+    // The old pods finish their shutdown delay (webhooks keep answering) and go.
+    let new_pods = wait_for("only the new operator pods left", secs(90), poll(), || {
+        let now = operator_pods();
+        if now.len() == 2 && now.iter().all(|p| !pods.contains(p)) {
+            Ok(now)
+        } else {
+            Err(format!("{pods:?} -> {now:?}"))
+        }
+    });
+    say(format!("operator rolled: {pods:?} -> {new_pods:?}"));
     assert_eq!(
         chat_failed, 0,
         "requests failed during the upgrade: {chat_errors:?}"
@@ -367,7 +360,10 @@ fn s7_helm_chart() {
     // Least privilege is enough: no request of the operator was forbidden.
     let logs = operator_logs();
     // The API server's RBAC denial reads "<resource> ... is forbidden: User ... cannot <verb>".
-    let denied: Vec<&str> = logs.lines().filter(|l| l.contains("is forbidden")).collect();
+    let denied: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("is forbidden"))
+        .collect();
     assert!(
         denied.is_empty(),
         "the operator was refused something by RBAC:\n{}",

@@ -55,38 +55,12 @@ pub async fn ensure(
         Api::<ValidatingWebhookConfiguration>::all(client.clone()),
         name,
         bundle,
-        |config| {
-            config
-                .webhooks
-                .iter()
-                .flatten()
-                .map(|w| {
-                    (
-                        w.name.clone(),
-                        w.client_config.ca_bundle.clone().map(|b| b.0),
-                    )
-                })
-                .collect()
-        },
     )
     .await?;
     let mutating = ensure_one(
         Api::<MutatingWebhookConfiguration>::all(client.clone()),
         name,
         bundle,
-        |config| {
-            config
-                .webhooks
-                .iter()
-                .flatten()
-                .map(|w| {
-                    (
-                        w.name.clone(),
-                        w.client_config.ca_bundle.clone().map(|b| b.0),
-                    )
-                })
-                .collect()
-        },
     )
     .await?;
     Ok([validating, mutating])
@@ -95,19 +69,47 @@ pub async fn ensure(
 /// One webhook's name and current `caBundle`.
 type WebhookBundle = (String, Option<Vec<u8>>);
 
-async fn ensure_one<K>(
-    api: Api<K>,
-    name: &str,
-    bundle: &[u8],
-    webhooks: impl Fn(&K) -> Vec<WebhookBundle>,
-) -> Result<Outcome, kube::Error>
+/// The two configuration kinds, seen the same way: their webhooks' names and `caBundle`s.
+trait WebhookBundles {
+    fn bundles(&self) -> Vec<WebhookBundle>;
+}
+
+impl WebhookBundles for ValidatingWebhookConfiguration {
+    fn bundles(&self) -> Vec<WebhookBundle> {
+        let webhooks = self.webhooks.iter().flatten();
+        webhooks
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    w.client_config.ca_bundle.clone().map(|b| b.0),
+                )
+            })
+            .collect()
+    }
+}
+
+impl WebhookBundles for MutatingWebhookConfiguration {
+    fn bundles(&self) -> Vec<WebhookBundle> {
+        let webhooks = self.webhooks.iter().flatten();
+        webhooks
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    w.client_config.ca_bundle.clone().map(|b| b.0),
+                )
+            })
+            .collect()
+    }
+}
+
+async fn ensure_one<K>(api: Api<K>, name: &str, bundle: &[u8]) -> Result<Outcome, kube::Error>
 where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: WebhookBundles + kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
     let Some(config) = api.get_opt(name).await? else {
         return Ok(Outcome::Absent);
     };
-    let current = webhooks(&config);
+    let current = config.bundles();
     let names = stale(
         current.iter().map(|(n, b)| (n.as_str(), b.as_deref())),
         bundle,

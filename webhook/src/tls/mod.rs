@@ -32,3 +32,17 @@ pub enum TlsError {
     #[error("failed to pair the private key with the certificate: {0}")]
     PairKey(#[source] rustls::Error),
 }
+
+/// A throwaway certificate for the unit tests of this module.
+#[cfg(test)]
+pub(crate) mod test_certs {
+    /// A self-signed certificate and key (PEM) for `name`.
+    pub(crate) fn self_signed(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}

@@ -76,15 +76,7 @@ impl ResolvesServerCert for CertResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn self_signed(name: &str) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
+    use crate::tls::test_certs::self_signed;
 
     #[test]
     fn nothing_is_served_before_a_certificate_is_set() {

@@ -64,15 +64,7 @@ async fn watch_every(dir: &Path, resolver: &CertResolver, interval: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn self_signed(name: &str) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
+    use crate::tls::test_certs::self_signed;
 
     fn leaf_der(resolver: &CertResolver) -> Option<Vec<u8>> {
         resolver.current().map(|c| c.cert[0].to_vec())

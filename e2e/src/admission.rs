@@ -21,6 +21,8 @@ pub const WEBHOOK_CONFIGURATION: &str = "agentgateway-e2e-webhook";
 pub const WEBHOOK_NS_LABEL: &str = "e2e.agentgateway.dev/webhook";
 /// The certificate Secret the scenario's operator generates.
 pub const CERT_SECRET: &str = "agentgateway-e2e-webhook-cert";
+/// The validity of the scenario's serving certificates.
+pub const CERT_VALIDITY: Duration = Duration::from_secs(60);
 /// The webhook port inside the netns.
 pub const WEBHOOK_PORT: u16 = 19443;
 /// The probe port inside the netns.
@@ -64,6 +66,12 @@ impl NetnsOperator {
             .arg(format!("--webhook-cert-secret={CERT_SECRET}"))
             .arg("--webhook-service=agentgateway-e2e-webhook")
             .arg("--webhook-host=127.0.0.1")
+            // Short-lived: the serving certificate is renewed (same CA) every 40 s, so the
+            // scenario's load also runs across routine renewals.
+            .arg(format!(
+                "--webhook-cert-validity={}s",
+                CERT_VALIDITY.as_secs()
+            ))
             .args(["--log-format", "json"])
             .env("POD_NAME", name)
             .env("HOSTNAME", name)

@@ -219,9 +219,11 @@ pub fn plan(material: &Material, names: &[String], now: i64) -> Plan {
     }
 }
 
-/// Two thirds into the validity period.
+/// Two thirds into the validity period as issued: `start` is backdated by [`BACKDATE`], which
+/// must not count, or a short-lived certificate would be due for renewal the moment it is made.
 fn renewal_point(start: i64, end: i64) -> i64 {
-    start + (end - start) * 2 / 3
+    let issued = (start + BACKDATE.as_secs() as i64).min(end);
+    issued + (end - issued) * 2 / 3
 }
 
 fn first_pem(pem: &str, what: &'static str) -> Result<Pem, CertError> {
@@ -377,6 +379,19 @@ mod tests {
         assert_eq!(renewed.ca_bundle_pem, material.ca_bundle_pem);
         assert_ne!(renewed.serving, material.serving);
         assert!(matches!(plan(&renewed, &names(), later), Plan::Keep { .. }));
+    }
+
+    #[test]
+    fn a_short_lived_certificate_is_renewed_after_two_thirds_not_at_once() {
+        let lifetimes = Lifetimes::from_serving(Duration::from_secs(60));
+        let material = generate(&names(), NOW, lifetimes, None).unwrap();
+        assert_eq!(
+            plan(&material, &names(), NOW),
+            Plan::Keep {
+                recheck_at: NOW + 40
+            }
+        );
+        assert_eq!(plan(&material, &names(), NOW + 40), Plan::RenewServing);
     }
 
     #[test]

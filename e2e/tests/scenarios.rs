@@ -773,6 +773,12 @@ spec:
             }
             if reconciled.is_none() && accepted("e2e-le-2").is_ok() {
                 reconciled = Some(t0.elapsed());
+                // One poll round (two kubectl calls) can take most of a second: look at the
+                // Lease again right away, so a takeover just before the reconcile is not dated
+                // after it. A reconcile under the old holder's Lease still fails below.
+                if took_lease.is_none() && lease_holders(lease_ns) != holders {
+                    took_lease = reconciled;
+                }
             }
             match (took_lease, reconciled) {
                 (Some(l), Some(r)) => Ok((l, r)),

@@ -185,22 +185,12 @@ fn s6_admission_webhooks() {
             "-n",
             WEBHOOK_NS,
             "-o",
-            "jsonpath={.data.ca\\.crt}",
+            "go-template={{index .data \"ca.crt\" | base64decode}}",
         ],
         None,
     );
-    let decoded = std::process::Command::new("base64")
-        .arg("-d")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(ca.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    std::fs::write(&ca_file, decoded.stdout).unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+    std::fs::write(&ca_file, ca).unwrap();
     let ca_path = ca_file.to_str().unwrap();
     for http2 in [true, false] {
         let out = post_to_webhook("/validate", "{not json", ca_path, http2);

@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -17,6 +17,23 @@ use crate::error::Error;
 
 /// The field manager of every write of the operator.
 pub const FIELD_MANAGER: &str = "agentgateway-operator";
+/// Create and replace under [`FIELD_MANAGER`], so `managedFields` says who wrote what.
+pub fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PostParams::default()
+    }
+}
+
+/// A merge or strategic-merge patch under [`FIELD_MANAGER`] (server-side apply uses
+/// `PatchParams::apply`).
+pub fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    }
+}
+
 /// The annotation holding the hash of the desired object that was last applied.
 pub const APPLIED_HASH_ANNOTATION: &str = "agentgateway.dev/applied-hash";
 

@@ -4,9 +4,10 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use agentgateway_webhook::CertResolver;
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
@@ -24,8 +25,8 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 #[derive(Default)]
 pub struct Health {
     ready: AtomicBool,
-    /// False while the webhooks are enabled but serve no certificate yet.
-    webhook_ready: AtomicBool,
+    /// The webhooks' certificate, when they are enabled: ready needs one loaded.
+    webhook: OnceLock<Arc<CertResolver>>,
     registry: Registry,
 }
 
@@ -34,7 +35,7 @@ impl Health {
     pub fn new(registry: Registry) -> Self {
         Self {
             ready: AtomicBool::new(false),
-            webhook_ready: AtomicBool::new(true),
+            webhook: OnceLock::new(),
             registry,
         }
     }
@@ -44,20 +45,21 @@ impl Health {
         self.ready.store(true, Ordering::Release);
     }
 
-    /// Holds `/readyz` at 503 until [`Health::set_webhook_ready`]: the webhook Service must not
-    /// send the API server to a replica without a certificate.
-    pub fn expect_webhook(&self) {
-        self.webhook_ready.store(false, Ordering::Release);
+    /// Holds `/readyz` at 503 while `resolver` has no certificate: the webhook Service must not
+    /// send the API server to a replica that cannot complete a TLS handshake.
+    pub fn expect_webhook(&self, resolver: Arc<CertResolver>) {
+        let _ = self.webhook.set(resolver);
     }
 
-    /// The webhooks serve a certificate.
-    pub fn set_webhook_ready(&self) {
-        self.webhook_ready.store(true, Ordering::Release);
+    fn webhook_ready(&self) -> bool {
+        self.webhook
+            .get()
+            .is_none_or(|resolver| resolver.is_loaded())
     }
 
     /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.webhook_ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.webhook_ready()
     }
 
     fn not_ready_reason(&self) -> &'static [u8] {
@@ -159,5 +161,28 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(content_type, OPENMETRICS);
         assert!(String::from_utf8_lossy(&body).contains("agentgateway_operator_leader 1"));
+    }
+
+    #[test]
+    fn readyz_waits_for_the_webhook_certificate_when_the_webhooks_are_on() {
+        let health = Health::new(Registry::default());
+        let resolver = CertResolver::new();
+        health.expect_webhook(resolver.clone());
+        health.set_ready();
+        let (status, _, body) = health.respond("/readyz");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(&body[..], b"webhook certificate not loaded\n");
+        let names = vec!["svc.ns.svc".to_string()];
+        let lifetimes =
+            crate::webhook::certs::Lifetimes::from_serving(std::time::Duration::from_secs(3600));
+        let material =
+            crate::webhook::certs::generate(&names, 1_800_000_000, lifetimes, None).unwrap();
+        resolver
+            .set_pem(
+                material.serving.cert_pem.as_bytes(),
+                material.serving.key_pem.as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(health.respond("/readyz").0, StatusCode::OK);
     }
 }

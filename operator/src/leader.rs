@@ -9,8 +9,8 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
-use kube::api::PostParams;
 
+use crate::apply::post_params;
 use crate::error::RunError;
 use crate::metrics::Metrics;
 
@@ -102,14 +102,6 @@ pub fn next_spec(
         // Fields newer than Kubernetes 1.20 stay unset: the test cluster would reject them.
         preferred_holder: None,
         strategy: None,
-    }
-}
-
-/// Lease writes under the operator's field manager, so `managedFields` says who holds them.
-fn post_params() -> PostParams {
-    PostParams {
-        field_manager: Some(crate::apply::FIELD_MANAGER.to_string()),
-        ..PostParams::default()
     }
 }
 

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use agentgateway_compiler::compile_gateway;
 use agentgateway_crds::gateway_api::HTTPRoute;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::route_status::{self, gateway_key};
 use super::{instrumented, object_key, on_error};
-use crate::apply::FIELD_MANAGER;
+use crate::apply::patch_params;
 use crate::context::Context;
 use crate::error::{Error, Result};
 
@@ -77,20 +77,13 @@ async fn reconcile_route(route: &HTTPRoute, ctx: &Context, key: &str) -> Result<
     });
     let api: Api<HTTPRoute> =
         Api::namespaced(ctx.client.clone(), &route.namespace().unwrap_or_default());
-    api.patch_status(
-        &route.name_any(),
-        &PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..PatchParams::default()
-        },
-        &Patch::Merge(&body),
-    )
-    .await
-    .map_err(|source| Error::PatchStatus {
-        kind: "HTTPRoute",
-        key: key.to_string(),
-        source: Box::new(source),
-    })?;
+    api.patch_status(&route.name_any(), &patch_params(), &Patch::Merge(&body))
+        .await
+        .map_err(|source| Error::PatchStatus {
+            kind: "HTTPRoute",
+            key: key.to_string(),
+            source: Box::new(source),
+        })?;
     ctx.metrics.wrote("HTTPRouteStatus");
     ctx.status_written(memo, route.metadata.resource_version.clone(), written);
     tracing::info!(route = %key, parents = desired.len(), "route status updated");

@@ -7,11 +7,11 @@ use base64::Engine;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::apply::FIELD_MANAGER;
+use crate::apply::patch_params;
 
 /// The webhooks of a configuration whose `caBundle` differs from `bundle`.
 fn stale<'a>(
@@ -117,12 +117,12 @@ where
     if names.is_empty() {
         return Ok(Outcome::UpToDate);
     }
-    let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..PatchParams::default()
-    };
-    api.patch(name, &params, &Patch::Strategic(patch_for(&names, bundle)))
-        .await?;
+    api.patch(
+        name,
+        &patch_params(),
+        &Patch::Strategic(patch_for(&names, bundle)),
+    )
+    .await?;
     Ok(Outcome::Patched(names.len()))
 }
 

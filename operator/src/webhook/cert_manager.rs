@@ -21,7 +21,6 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tokio::sync::Notify;
@@ -31,8 +30,7 @@ use agentgateway_webhook::CertResolver;
 use super::ca_bundle;
 use super::cert_secret::{from_secret, to_secret};
 use super::certs::{self, CertError, Lifetimes, Material, Plan};
-use crate::apply::FIELD_MANAGER;
-use crate::health::Health;
+use crate::apply::post_params;
 use crate::shutdown::Shutdown;
 
 /// How long the API server gets to pick up a new `caBundle` before a certificate from a new CA is
@@ -99,7 +97,6 @@ pub struct CertManager {
     secrets: Api<Secret>,
     settings: CertSettings,
     resolver: Arc<CertResolver>,
-    health: Arc<Health>,
     owner: Option<OwnerReference>,
     /// The CA of the certificate this replica serves.
     served_ca: Option<String>,
@@ -113,7 +110,6 @@ impl CertManager {
         client: Client,
         settings: CertSettings,
         resolver: Arc<CertResolver>,
-        health: Arc<Health>,
         owner: Option<OwnerReference>,
     ) -> Self {
         Self {
@@ -121,7 +117,6 @@ impl CertManager {
             client,
             settings,
             resolver,
-            health,
             owner,
             served_ca: None,
             served_cert: None,
@@ -183,6 +178,7 @@ impl CertManager {
     /// One round; returns when to look again (unix seconds).
     async fn reconcile(&mut self) -> Result<i64, CertManagerError> {
         let now = unix_now();
+        // Owned: `serve` below borrows `self` mutably.
         let names = &self.settings.names.clone();
         let lifetimes = self.settings.lifetimes;
         let stored = self
@@ -307,7 +303,6 @@ impl CertManager {
         let first = self.served_cert.is_none();
         self.served_ca = Some(material.ca.cert_pem.clone());
         self.served_cert = Some(material.serving.cert_pem.clone());
-        self.health.set_webhook_ready();
         let expires = certs::not_after(&material.serving.cert_pem, "tls.crt").unwrap_or_default();
         tracing::info!(
             first,
@@ -315,13 +310,6 @@ impl CertManager {
             "serving the webhook certificate"
         );
         Ok(())
-    }
-}
-
-fn post_params() -> PostParams {
-    PostParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
-        ..PostParams::default()
     }
 }
 

@@ -76,8 +76,8 @@ pub async fn start(
 ) -> Result<RunningWebhook, RunError> {
     let listener = health::bind(settings.addr).await?;
     let addr = listener.local_addr().unwrap_or(settings.addr);
-    health.expect_webhook();
     let resolver = CertResolver::new();
+    health.expect_webhook(resolver.clone());
     let secrets = CachedSecrets::new(client.clone());
     let app = agentgateway_webhook::router(WebhookState {
         secrets: secrets.clone(),
@@ -106,13 +106,7 @@ pub async fn start(
     match settings.cert_dir.clone() {
         Some(dir) => {
             tracing::info!(dir = %dir.display(), "serving the webhook certificate mounted from a Secret");
-            tokio::spawn(agentgateway_webhook::watch_cert_dir(dir, resolver.clone()));
-            tokio::spawn(async move {
-                while !resolver.is_loaded() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                health.set_webhook_ready();
-            });
+            tokio::spawn(agentgateway_webhook::watch_cert_dir(dir, resolver));
         }
         None => {
             let names = certs::service_names(
@@ -127,7 +121,7 @@ pub async fn start(
                 names,
                 lifetimes: Lifetimes::from_serving(settings.cert_validity),
             };
-            let manager = CertManager::new(client, cert_settings, resolver, health, owner);
+            let manager = CertManager::new(client, cert_settings, resolver, owner);
             tokio::spawn(manager.run(shutdown));
         }
     }

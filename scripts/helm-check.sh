@@ -199,6 +199,7 @@ reject gateway.name=Bad_Name /gateway/name
 reject proxy.resources.limits.memory=lots /proxy/resources/limits/memory
 reject proxy.resources.requests.cpu=-1 /proxy/resources/requests/cpu
 reject gatewayClass.create=maybe /gatewayClass/create
+reject 'proxy.imagePullSecrets[0].name=Reg_Cred' /proxy/imagePullSecrets/0/name
 
 # accept FLAGS... : edge values that are valid render.
 render "$TMP/edge.yaml" --set proxy.replicas=0 --set gateway.port=65535 --set proxy.resources.limits.cpu=2 \
@@ -207,6 +208,16 @@ for want in '"--proxy-replicas=0"' '"--proxy-cpu-limit=2"' '"--proxy-cpu-request
   has "$TMP/edge.yaml" "$want" "edge values"
 done
 pass "schema accepts proxy.replicas=0, port 65535, numeric and string quantities"
+
+# Pull secrets: the top-level ones reach the operator pods and (by flag) the proxy pods, the
+# proxy's own ones only the proxy pods.
+render "$TMP/pull.yaml" --set 'imagePullSecrets[0].name=regcred' --set 'proxy.imagePullSecrets[0].name=mirror'
+docs Deployment "$TMP/pull.yaml" >"$TMP/pull-deploy.yaml"
+has "$TMP/pull-deploy.yaml" '- name: regcred' "operator pod pull secret"
+has "$TMP/pull-deploy.yaml" '"--proxy-image-pull-secret=regcred"' "proxy pull secret from imagePullSecrets"
+has "$TMP/pull-deploy.yaml" '"--proxy-image-pull-secret=mirror"' "proxy pull secret from proxy.imagePullSecrets"
+hasnt "$TMP/pull-deploy.yaml" '- name: mirror' "proxy.imagePullSecrets on the operator pods"
+pass "imagePullSecrets: operator pods + proxy flag; proxy.imagePullSecrets: proxy flag only"
 
 # ---------------------------------------------------------------- RBAC
 # Over every rendering with RBAC: no "*" in apiGroups/resources/verbs, no verb beyond what the

@@ -927,19 +927,21 @@ pub fn create_test_namespace(ns: &str) {
     ));
 }
 
+/// `kubectl` arguments that delete a namespace and wait until it is gone.
+fn delete_namespace_args(ns: &str) -> [&str; 6] {
+    [
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+    ]
+}
+
 /// Deletes a namespace and waits until it is gone.
 pub fn delete_namespace(ns: &str) {
-    kubectl_ok(
-        &[
-            "delete",
-            "namespace",
-            ns,
-            "--ignore-not-found",
-            "--wait=true",
-            "--timeout=120s",
-        ],
-        None,
-    );
+    kubectl_ok(&delete_namespace_args(ns), None);
 }
 
 /// Waits until the proxy Deployment of `gateway` exists and all its replicas are fresh and Ready
@@ -1321,6 +1323,10 @@ impl Cleanup {
     /// Adds a `kubectl` invocation (run in the order added).
     pub fn kubectl(&mut self, args: &[&str]) {
         self.0.push(args.iter().map(|s| (*s).to_owned()).collect());
+    }
+    /// Adds the deletion of namespace `ns`, waiting until it is gone.
+    pub fn namespace(&mut self, ns: &str) {
+        self.kubectl(&delete_namespace_args(ns));
     }
 }
 

@@ -51,14 +51,7 @@ fn s0_gateway_api_crds_on_kubernetes_1_20() {
 
     let ns = "e2e-crds";
     let mut cleanup = Cleanup::new();
-    cleanup.kubectl(&[
-        "delete",
-        "namespace",
-        ns,
-        "--ignore-not-found",
-        "--wait=true",
-        "--timeout=120s",
-    ]);
+    cleanup.namespace(ns);
     create_test_namespace(ns);
 
     // The tutorial's route, client-side and server-side applied, plus a rule with empty-string and
@@ -363,14 +356,7 @@ fn s3_gateway_deletion_garbage_collects() {
     let ns = "e2e-gc";
     let gw = "gc-gw";
     let mut cleanup = Cleanup::new();
-    cleanup.kubectl(&[
-        "delete",
-        "namespace",
-        ns,
-        "--ignore-not-found",
-        "--wait=true",
-        "--timeout=120s",
-    ]);
+    cleanup.namespace(ns);
     create_test_namespace(ns);
     apply(&gateway_yaml(ns, gw));
     let owned: Vec<(String, String)> = vec![

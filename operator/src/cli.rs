@@ -17,6 +17,28 @@ fn duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A Secret name is a DNS-1123 subdomain; a typo is refused at start, not found as pull errors.
+fn parse_secret_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if agentgateway_crds::validation::is_dns_subdomain(name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid Secret name (a DNS-1123 subdomain)"
+        ))
+    }
+}
+
+/// The names once each, first occurrence first (the chart may pass a name twice).
+fn dedup_in_order(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names
+        .iter()
+        .filter(|name| seen.insert(name.as_str()))
+        .cloned()
+        .collect()
+}
+
 /// agentgateway operator: accepts backends and runs a configured proxy for every Gateway of the
 /// class `agentgateway`.
 #[derive(Parser, Debug, Clone)]
@@ -83,6 +105,17 @@ pub struct Args {
         default_value = "info"
     )]
     pub proxy_log_level: String,
+
+    /// An image pull secret of every proxy pod (a Secret name in the Gateway's namespace);
+    /// repeat the flag, or separate names with commas. A name missing there only costs an event:
+    /// the kubelet then pulls without it.
+    #[arg(
+        long = "proxy-image-pull-secret",
+        env = "AGENTGATEWAY_OPERATOR_PROXY_IMAGE_PULL_SECRETS",
+        value_delimiter = ',',
+        value_parser = parse_secret_name
+    )]
+    pub proxy_image_pull_secrets: Vec<String>,
 
     /// Address of the Prometheus endpoint (`/metrics`); port 0 picks a free port.
     #[arg(
@@ -256,6 +289,7 @@ impl Args {
             cpu_limit: self.proxy_cpu_limit.clone(),
             memory_limit: self.proxy_memory_limit.clone(),
             log_level: self.proxy_log_level.clone(),
+            image_pull_secrets: dedup_in_order(&self.proxy_image_pull_secrets),
         }
     }
 }
@@ -335,6 +369,29 @@ mod tests {
         assert_eq!(args.log_format, LogFormat::Text);
         assert!(!args.leader_election);
         assert_eq!(args.leader_election_namespace, "e2e-leader");
+    }
+
+    #[test]
+    fn proxy_pull_secrets_come_from_repeated_flags_or_a_list_once_each() {
+        let args = Args::try_parse_from([
+            "agentgateway-operator",
+            "--proxy-image-pull-secret=regcred",
+            "--proxy-image-pull-secret=mirror,regcred",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.proxy_settings().image_pull_secrets,
+            vec!["regcred", "mirror"]
+        );
+        let args = Args::try_parse_from(["agentgateway-operator"]).unwrap();
+        assert!(args.proxy_settings().image_pull_secrets.is_empty());
+        assert!(
+            Args::try_parse_from([
+                "agentgateway-operator",
+                "--proxy-image-pull-secret=Reg_Cred"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct ProxySettings {
     pub memory_limit: String,
     /// `RUST_LOG` of the proxy.
     pub log_level: String,
+    /// Names of the pods' image pull secrets (in the Gateway's namespace).
+    pub image_pull_secrets: Vec<String>,
 }
 
 impl Default for ProxySettings {
@@ -67,6 +69,7 @@ impl Default for ProxySettings {
             cpu_limit: "1".into(),
             memory_limit: "256Mi".into(),
             log_level: "info".into(),
+            image_pull_secrets: Vec::new(),
         }
     }
 }

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
-    ServicePort, ServiceSpec, Sysctl,
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, LocalObjectReference,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, Service, ServicePort, ServiceSpec, Sysctl,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -101,6 +101,7 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
                     service_account_name: Some(owner.name.clone()),
                     containers: vec![container],
                     security_context: Some(pod_security(ports)),
+                    image_pull_secrets: image_pull_secrets(settings),
                     ..PodSpec::default()
                 }),
             },
@@ -108,6 +109,19 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
         }),
         status: None,
     }
+}
+
+/// `None` rather than an empty list, so a Deployment without pull secrets is unchanged.
+fn image_pull_secrets(settings: &ProxySettings) -> Option<Vec<LocalObjectReference>> {
+    if settings.image_pull_secrets.is_empty() {
+        return None;
+    }
+    let refs = settings
+        .image_pull_secrets
+        .iter()
+        .map(|name| LocalObjectReference { name: name.clone() })
+        .collect();
+    Some(refs)
 }
 
 /// The user and group the proxy runs as (distroless' `nonroot`).
@@ -327,6 +341,30 @@ mod tests {
             spec.template.spec.unwrap().service_account_name.as_deref(),
             Some("agentgateway-proxy")
         );
+    }
+
+    #[test]
+    fn pull_secrets_reach_the_pod_only_when_set() {
+        let pod = |settings: &ProxySettings| {
+            deployment(&owner(), settings, &http_80())
+                .spec
+                .unwrap()
+                .template
+                .spec
+                .unwrap()
+        };
+        assert_eq!(pod(&ProxySettings::default()).image_pull_secrets, None);
+        let settings = ProxySettings {
+            image_pull_secrets: vec!["regcred".into(), "mirror".into()],
+            ..ProxySettings::default()
+        };
+        let names: Vec<String> = pod(&settings)
+            .image_pull_secrets
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, vec!["regcred", "mirror"]);
     }
 
     #[test]

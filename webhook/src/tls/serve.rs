@@ -98,6 +98,11 @@ async fn serve_connection(
     app: Router,
     watcher: Watcher,
 ) {
+    // A review is one small request and one small response: never hold a segment back waiting for
+    // the peer's ACK (Nagle), which puts delayed-ACK stalls into the API server's latency.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY on a webhook connection");
+    }
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {

@@ -96,6 +96,21 @@ fn operator_logs() -> String {
     text
 }
 
+/// A pull Secret that does not exist: the proxy pods name it (chart value -> operator flag -> pod
+/// spec) and still start, since the kubelet only records an event for a missing one (and pulls
+/// nothing here: pullPolicy Never).
+const PROXY_PULL_SECRET: &str = "agentgateway-e2e-pull";
+
+/// The values every install, upgrade and rendering of this scenario uses.
+fn scenario_values() -> Vec<String> {
+    let mut values = e2e_image_values();
+    values.push("--set".into());
+    values.push(format!(
+        "proxy.imagePullSecrets[0].name={PROXY_PULL_SECRET}"
+    ));
+    values
+}
+
 fn helm_install_args(extra: &[&str]) -> Vec<String> {
     let chart = env().workspace.join(CHART_DIR);
     let mut args: Vec<String> = vec![
@@ -110,7 +125,7 @@ fn helm_install_args(extra: &[&str]) -> Vec<String> {
         "--timeout".into(),
         "5m".into(),
     ];
-    args.extend(e2e_image_values());
+    args.extend(scenario_values());
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args
 }
@@ -126,7 +141,7 @@ fn rendered_chart(extra: &[&str]) -> String {
         "--kube-version".into(),
         "1.20.2".into(),
     ];
-    args.extend(e2e_image_values());
+    args.extend(scenario_values());
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     helm(&refs).expect_ok("helm template")
@@ -221,6 +236,12 @@ fn s7_helm_chart() {
     let proxy_pod = kubectl_json(&["get", "deployment", GATEWAY, "-n", NS]);
     let security = &proxy_pod["spec"]["template"]["spec"]["securityContext"];
     assert_eq!(security["runAsNonRoot"], true, "{security}");
+    let pull = &proxy_pod["spec"]["template"]["spec"]["imagePullSecrets"];
+    assert_eq!(
+        pull,
+        &serde_json::json!([{ "name": PROXY_PULL_SECRET }]),
+        "proxy.imagePullSecrets should reach the proxy pods"
+    );
 
     // ---- the webhook answers through its Service
     let refused = wait_refused(INVALID, secs(30));

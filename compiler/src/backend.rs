@@ -1,5 +1,5 @@
 //! An `AgentgatewayBackend`, validated and resolved into a [`BackendConfig`] and the credentials its
-//! providers use; and [`check_backend`], the operator's `Accepted` condition.
+//! providers use; and [`backend_problems`], the operator's `Accepted` condition.
 
 use std::collections::BTreeMap;
 
@@ -23,14 +23,6 @@ pub(crate) struct CompiledBackend {
 
 /// The outcome of compiling one backend: the config, or every reason it is not accepted (never empty).
 pub(crate) type BackendResult = Result<CompiledBackend, Vec<Diagnostic>>;
-
-/// Whether one backend is Accepted, with the first reason when not.
-pub fn check_backend(backend: &AgentgatewayBackend, inputs: &Inputs) -> Result<(), Diagnostic> {
-    match backend_problems(backend, inputs).into_iter().next() {
-        Some(first) => Err(first),
-        None => Ok(()),
-    }
-}
 
 /// Every reason one backend is not Accepted (empty when it is): the operator's status lists them
 /// all, as the validating webhook does at admission.

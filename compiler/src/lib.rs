@@ -12,7 +12,7 @@
 //! [`Credentials`]: agentgateway_crds::proxy_config::Credentials
 
 // A `Diagnostic` (object, field, reason, message) is this crate's product, not a rare failure: it is
-// returned by value on purpose, and `check_backend -> Result<(), Diagnostic>` is the operator's API.
+// returned by value on purpose (`backend_problems -> Vec<Diagnostic>` is the operator's API).
 #![allow(
     clippy::result_large_err,
     reason = "diagnostics are the output of the compiler, returned by value"
@@ -37,7 +37,7 @@ mod provider;
 mod route;
 mod table;
 
-pub use backend::{backend_problems, check_backend};
+pub use backend::backend_problems;
 pub use compile::{Compiled, GatewayCompilation, compile_gateway, compile_standalone};
 pub use diagnostic::{CompileError, Diagnostic, LocatedDiagnostic, Reason};
 pub use inputs::{DEFAULT_NAMESPACE, Inputs, KubeObject, ObjectRef, Origin, Origins};

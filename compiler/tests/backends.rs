@@ -3,7 +3,7 @@
 
 mod common;
 
-use agentgateway_compiler::{Reason, check_backend, compile_standalone, parse_manifests};
+use agentgateway_compiler::{Reason, backend_problems, compile_standalone, parse_manifests};
 use agentgateway_crds::proxy_config::{AuthConfig, EvictionConfig, ProviderConfig, TlsConfig};
 use common::{backend, compile, compile_error, parse, parse_fixture};
 
@@ -278,7 +278,7 @@ spec:
     };
     let check = |yaml: &str| {
         let inputs = parse(yaml).unwrap();
-        check_backend(&inputs.backends[0], &inputs).unwrap_err()
+        backend_problems(&inputs.backends[0], &inputs).remove(0)
     };
     let missing = check(&with_ca(""));
     assert_eq!(missing.reason, Reason::ConfigMapNotFound);
@@ -298,13 +298,13 @@ spec:
 }
 
 #[test]
-fn check_backend_accepts_a_valid_backend_and_gives_the_first_reason_otherwise() {
+fn backend_problems_are_none_for_a_valid_backend_and_lead_with_the_first_reason() {
     let inputs = parse_fixture("policies.yaml");
-    assert_eq!(check_backend(&inputs.backends[0], &inputs), Ok(()));
+    assert_eq!(backend_problems(&inputs.backends[0], &inputs), vec![]);
 
     let mut without_secret = inputs.clone();
     without_secret.secrets.clear();
-    let problem = check_backend(&inputs.backends[0], &without_secret).unwrap_err();
+    let problem = backend_problems(&inputs.backends[0], &without_secret).remove(0);
     assert_eq!(problem.reason, Reason::SecretNotFound);
     assert_eq!(problem.reason.as_str(), "SecretNotFound");
     assert_eq!(
@@ -314,7 +314,7 @@ fn check_backend_accepts_a_valid_backend_and_gives_the_first_reason_otherwise() 
     assert_eq!(problem.object.to_string(), "AgentgatewayBackend ai/mixed");
 
     let invalid = parse("apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {name: x}\nspec: {ai: {}}\n").unwrap();
-    let problem = check_backend(&invalid.backends[0], &invalid).unwrap_err();
+    let problem = backend_problems(&invalid.backends[0], &invalid).remove(0);
     assert_eq!(
         (problem.reason, problem.field.as_str()),
         (Reason::InvalidSpec, "spec.ai")

@@ -2,7 +2,7 @@
 
 mod common;
 
-use agentgateway_compiler::{Reason, check_backend, compile_standalone};
+use agentgateway_compiler::{Reason, backend_problems, compile_standalone};
 use agentgateway_crds::proxy_config::Credentials;
 use common::{compile_error, parse, parse_fixture};
 
@@ -153,7 +153,7 @@ fn a_key_that_is_empty_after_stripping_bearer_is_invalid() {
         "{secretRef: {name: s}}",
     );
     let inputs = parse(&yaml).unwrap();
-    let problem = check_backend(&inputs.backends[0], &inputs).unwrap_err();
+    let problem = backend_problems(&inputs.backends[0], &inputs).remove(0);
     assert_eq!(problem.reason, Reason::InvalidSpec);
     assert_eq!(
         problem.message,
@@ -162,7 +162,7 @@ fn a_key_that_is_empty_after_stripping_bearer_is_invalid() {
 
     let inline = backend_with_secret("", "{key: 'Bearer'}");
     let inputs = parse(&inline).unwrap();
-    let problem = check_backend(&inputs.backends[0], &inputs).unwrap_err();
+    let problem = backend_problems(&inputs.backends[0], &inputs).remove(0);
     assert_eq!(
         (problem.reason, problem.field.as_str()),
         (Reason::InvalidSpec, "spec.policies.auth.key")
@@ -217,7 +217,7 @@ fn a_secret_in_another_namespace_is_not_permitted() {
         agentgateway_compiler::parse_manifests(&[("c.yaml".to_string(), yaml.to_string())])
             .unwrap();
     let diagnostic =
-        agentgateway_compiler::check_backend(&inputs.backends[0], &inputs).unwrap_err();
+        agentgateway_compiler::backend_problems(&inputs.backends[0], &inputs).remove(0);
     assert_eq!(diagnostic.reason.as_str(), "RefNotPermitted");
     assert_eq!(
         diagnostic.field,

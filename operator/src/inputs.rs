@@ -75,7 +75,7 @@ pub fn route_names_backend(route: &HTTPRoute, namespace: &str, name: &str) -> bo
 }
 
 impl Stores {
-    /// What `check_backend` reads for `backend`: the backend and what it refers to.
+    /// What `backend_problems` reads for `backend`: the backend and what it refers to.
     pub fn backend_inputs(&self, backend: &AgentgatewayBackend) -> Inputs {
         let mut inputs = Inputs {
             backends: vec![backend.clone()],

@@ -1,8 +1,9 @@
 //! How the validating webhook learns whether a referenced Secret exists.
 //!
 //! A missing Secret is only a warning at admission (GitOps tools may apply it after the backend),
-//! so the lookup is a trait: the operator answers from its informer cache, tests from a map, and
-//! neither makes the webhook wait on the API server.
+//! so the lookup is a trait: the operator answers from its informer cache (asking the API server
+//! only when the cache has no such Secret), tests from a map; and the handler bounds every lookup
+//! (`BoundedLookup`) so a slow one cannot hold a review up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use kube::api::Patch;
 use kube::{Api, Client};
@@ -74,16 +74,17 @@ trait WebhookBundles {
     fn bundles(&self) -> Vec<WebhookBundle>;
 }
 
+/// The two webhook kinds are distinct types with the same `name` and `clientConfig`.
+fn webhook_bundle(name: &str, client_config: &WebhookClientConfig) -> WebhookBundle {
+    let bundle = client_config.ca_bundle.as_ref().map(|b| b.0.clone());
+    (name.to_string(), bundle)
+}
+
 impl WebhookBundles for ValidatingWebhookConfiguration {
     fn bundles(&self) -> Vec<WebhookBundle> {
         let webhooks = self.webhooks.iter().flatten();
         webhooks
-            .map(|w| {
-                (
-                    w.name.clone(),
-                    w.client_config.ca_bundle.clone().map(|b| b.0),
-                )
-            })
+            .map(|w| webhook_bundle(&w.name, &w.client_config))
             .collect()
     }
 }
@@ -92,12 +93,7 @@ impl WebhookBundles for MutatingWebhookConfiguration {
     fn bundles(&self) -> Vec<WebhookBundle> {
         let webhooks = self.webhooks.iter().flatten();
         webhooks
-            .map(|w| {
-                (
-                    w.name.clone(),
-                    w.client_config.ca_bundle.clone().map(|b| b.0),
-                )
-            })
+            .map(|w| webhook_bundle(&w.name, &w.client_config))
             .collect()
     }
 }

@@ -345,20 +345,14 @@ mod tests {
 
     #[test]
     fn pull_secrets_reach_the_pod_only_when_set() {
-        let pod = |settings: &ProxySettings| {
-            deployment(&owner(), settings, &http_80())
-                .spec
-                .unwrap()
-                .template
-                .spec
-                .unwrap()
-        };
-        assert_eq!(pod(&ProxySettings::default()).image_pull_secrets, None);
+        let d = deployment(&owner(), &ProxySettings::default(), &http_80());
+        assert_eq!(pod(&d).image_pull_secrets, None);
         let settings = ProxySettings {
             image_pull_secrets: vec!["regcred".into(), "mirror".into()],
             ..ProxySettings::default()
         };
-        let names: Vec<String> = pod(&settings)
+        let d = deployment(&owner(), &settings, &http_80());
+        let names: Vec<String> = pod(&d)
             .image_pull_secrets
             .unwrap()
             .into_iter()

@@ -87,6 +87,12 @@ docs() {
 # has FILE FIXED-STRING DESCRIPTION: the file contains the line fragment.
 has() { grep -qF -- "$2" "$1" || fail "$3: no '$2' in the output" "$1"; }
 hasnt() { ! grep -qF -- "$2" "$1" || fail "$3: unexpected '$2' in the output" "$1"; }
+# has_all FILE DESCRIPTION FIXED-STRING...: the file contains every one of them.
+has_all() {
+  local file=$1 what=$2 want
+  shift 2
+  for want in "$@"; do has "$file" "$want" "$what"; done
+}
 
 # ---------------------------------------------------------------- chart metadata
 APP_VERSION=$(awk -F'"' '/^appVersion:/ { print $2 }' "$CHART/Chart.yaml")
@@ -145,16 +151,14 @@ hasnt "$TMP/off.yaml" "kind: Gateway" "gateway.create=false gatewayClass.create=
 pass "gateway.create=false and gatewayClass.create=false leave out the Gateway and the GatewayClass"
 
 docs Gateway "$DEFAULT" >"$TMP/gw.yaml"
-for want in "  name: agentgateway-proxy" "  namespace: $NS" "  gatewayClassName: agentgateway" "    - name: http" \
-  "      protocol: HTTP" "      port: 80" "          from: Same"; do
-  has "$TMP/gw.yaml" "$want" "Gateway"
-done
+has_all "$TMP/gw.yaml" "Gateway" "  name: agentgateway-proxy" "  namespace: $NS" "  gatewayClassName: agentgateway" "    - name: http" \
+  "      protocol: HTTP" "      port: 80" "          from: Same"
 docs GatewayClass "$DEFAULT" >"$TMP/gc.yaml"
 has "$TMP/gc.yaml" "  name: agentgateway" "GatewayClass"
 has "$TMP/gc.yaml" "  controllerName: agentgateway.dev/agentgateway" "GatewayClass"
 render "$TMP/gw2.yaml" --set gateway.name=llm --set gateway.port=8080 --set gateway.allowedRoutes=All
 docs Gateway "$TMP/gw2.yaml" >"$TMP/gw2doc.yaml"
-for want in "  name: llm" "      port: 8080" "          from: All"; do has "$TMP/gw2doc.yaml" "$want" "Gateway with gateway.*"; done
+has_all "$TMP/gw2doc.yaml" "Gateway with gateway.*" "  name: llm" "      port: 8080" "          from: All"
 pass "Gateway agentgateway-proxy (class agentgateway, listener http HTTP 80, routes from Same); name/port/allowedRoutes settable"
 
 # ---------------------------------------------------------------- PodDisruptionBudget
@@ -204,9 +208,7 @@ reject 'proxy.imagePullSecrets[0].name=Reg_Cred' /proxy/imagePullSecrets/0/name
 # accept FLAGS... : edge values that are valid render.
 render "$TMP/edge.yaml" --set proxy.replicas=0 --set gateway.port=65535 --set proxy.resources.limits.cpu=2 \
   --set proxy.resources.requests.cpu=0.5 --set-string proxy.resources.limits.memory=1Gi
-for want in '"--proxy-replicas=0"' '"--proxy-cpu-limit=2"' '"--proxy-cpu-request=0.5"' '"--proxy-memory-limit=1Gi"'; do
-  has "$TMP/edge.yaml" "$want" "edge values"
-done
+has_all "$TMP/edge.yaml" "edge values" '"--proxy-replicas=0"' '"--proxy-cpu-limit=2"' '"--proxy-cpu-request=0.5"' '"--proxy-memory-limit=1Gi"'
 pass "schema accepts proxy.replicas=0, port 65535, numeric and string quantities"
 
 # Pull secrets: the top-level ones reach the operator pods and (by flag) the proxy pods, the
@@ -233,14 +235,12 @@ for f in "$DEFAULT" "$TMP/off.yaml"; do
   fi
 done
 docs ClusterRole "$DEFAULT" >"$TMP/cr.yaml"
-for want in '    resources: ["gatewayclasses", "gateways", "httproutes", "referencegrants"]' \
+has_all "$TMP/cr.yaml" "ClusterRole" '    resources: ["gatewayclasses", "gateways", "httproutes", "referencegrants"]' \
   '    resources: ["gatewayclasses/status", "gateways/status", "httproutes/status"]' \
   '    resources: ["gateways/finalizers"]' '    resources: ["agentgatewaybackends/status"]' \
   '    resources: ["configmaps", "secrets", "services", "serviceaccounts"]' \
   '    resources: ["customresourcedefinitions"]' '  - apiGroups: ["events.k8s.io", ""]' \
-  '    resourceNames: ["agentgateway-webhook"]'; do
-  has "$TMP/cr.yaml" "$want" "ClusterRole"
-done
+  '    resourceNames: ["agentgateway-webhook"]'
 hasnt "$TMP/cr.yaml" "leases" "ClusterRole (Leases belong in the namespaced Role)"
 docs Role "$DEFAULT" >"$TMP/role.yaml"
 has "$TMP/role.yaml" '    resources: ["leases"]' "Role"
@@ -249,27 +249,21 @@ pass "RBAC: no wildcards, no delete/escalate/bind; Leases only in the namespaced
 
 # ---------------------------------------------------------------- operator Deployment
 docs Deployment "$DEFAULT" >"$TMP/deploy.yaml"
-for want in "      automountServiceAccountToken: true" "        runAsNonRoot: true" "        runAsUser: 65532" \
+has_all "$TMP/deploy.yaml" "operator Deployment security settings" "      automountServiceAccountToken: true" "        runAsNonRoot: true" "        runAsUser: 65532" \
   "        runAsGroup: 65532" "        fsGroup: 65532" "            readOnlyRootFilesystem: true" \
   "            allowPrivilegeEscalation: false" "                - ALL" "          type: RuntimeDefault" \
-  "              type: RuntimeDefault" "            runAsNonRoot: true" "      terminationGracePeriodSeconds: 30"; do
-  has "$TMP/deploy.yaml" "$want" "operator Deployment security settings"
-done
+  "              type: RuntimeDefault" "            runAsNonRoot: true" "      terminationGracePeriodSeconds: 30"
 pass "Deployment: non-root 65532, read-only root fs, no privilege escalation, drop ALL, RuntimeDefault seccomp (pod + container)"
 
 # Server-side apply types quantities as strings: `cpu: 1` (a YAML number) makes Helm 4's install fail.
 render "$TMP/quantities.yaml" --set operator.resources.limits.cpu=2 --set-json proxy.resources.limits.memory=268435456
-for want in '              cpu: "2"' '              memory: "64Mi"' '"--proxy-memory-limit=268435456"'; do
-  has "$TMP/quantities.yaml" "$want" "resource quantities rendered as strings"
-done
+has_all "$TMP/quantities.yaml" "resource quantities rendered as strings" '              cpu: "2"' '              memory: "64Mi"' '"--proxy-memory-limit=268435456"'
 pass "resource quantities are strings (numbers too), flags never in exponent notation"
 
-for want in "  name: agentgateway-operator" "  replicas: 2" "        - name: operator" \
+has_all "$TMP/deploy.yaml" "operator Deployment" "  name: agentgateway-operator" "  replicas: 2" "        - name: operator" \
   "              containerPort: 8080" "              containerPort: 8081" "              containerPort: 9443" \
   "              path: /healthz" "              path: /readyz" "              fieldPath: metadata.namespace" \
-  "              fieldPath: metadata.name" "            - name: RUST_LOG" "                topologyKey: kubernetes.io/hostname"; do
-  has "$TMP/deploy.yaml" "$want" "operator Deployment"
-done
+  "              fieldPath: metadata.name" "            - name: RUST_LOG" "                topologyKey: kubernetes.io/hostname"
 # Server-side apply on Kubernetes 1.20 rejects ports without protocol.
 [ "$(grep -c 'containerPort:' "$TMP/deploy.yaml")" = "$(grep -c 'protocol: TCP' "$TMP/deploy.yaml")" ] \
   || fail "every container port needs protocol: TCP" "$TMP/deploy.yaml"
@@ -302,17 +296,13 @@ has "$TMP/deploy.yaml" "image: \"ghcr.io/agentgateway-rs/agentgateway-operator:$
 render "$TMP/img.yaml" --set operator.image.tag=v9.9.9 --set proxy.image.tag=v8.8.8 \
   --set operator.image.repository=registry.example.com/op --set proxy.image.repository=registry.example.com/px \
   --set proxy.image.pullPolicy=Always --set operator.image.pullPolicy=Always
-for want in 'image: "registry.example.com/op:v9.9.9"' '"--proxy-image=registry.example.com/px:v8.8.8"' \
-  '"--proxy-image-pull-policy=Always"' "imagePullPolicy: Always"; do
-  has "$TMP/img.yaml" "$want" "image overrides"
-done
+has_all "$TMP/img.yaml" "image overrides" 'image: "registry.example.com/op:v9.9.9"' '"--proxy-image=registry.example.com/px:v8.8.8"' \
+  '"--proxy-image-pull-policy=Always"' "imagePullPolicy: Always"
 pass "images: tag defaults to appVersion ($APP_VERSION); repository/tag/pullPolicy overridable"
 
 # Names: fullname = release name when it contains "agentgateway", else <release>-agentgateway.
 "$HELM" template edge "$CHART" -n "$NS" >"$TMP/edge-rel.yaml" 2>&1 || fail "helm template edge" "$TMP/edge-rel.yaml"
-for want in "  name: edge-agentgateway-operator" "  name: edge-agentgateway-webhook" '"--webhook-cert-secret=edge-agentgateway-webhook-cert"'; do
-  has "$TMP/edge-rel.yaml" "$want" "release 'edge'"
-done
+has_all "$TMP/edge-rel.yaml" "release 'edge'" "  name: edge-agentgateway-operator" "  name: edge-agentgateway-webhook" '"--webhook-cert-secret=edge-agentgateway-webhook-cert"'
 long=release-with-a-rather-long-name-of-fifty-three-chars
 "$HELM" template "$long" "$CHART" -n "$NS" >"$TMP/long.yaml" 2>&1 || fail "helm template $long" "$TMP/long.yaml"
 if grep -E '^  name: ' "$TMP/long.yaml" | awk '{ if (length($2) > 63) print }' | grep . >"$TMP/long.out"; then
@@ -322,10 +312,8 @@ pass "names: <release>-agentgateway-*, release name alone when it contains agent
 
 # ---------------------------------------------------------------- webhook
 { docs MutatingWebhookConfiguration "$DEFAULT"; docs ValidatingWebhookConfiguration "$DEFAULT"; } >"$TMP/wh.yaml"
-for want in "  - name: default.agentgateway.dev" "  - name: validate.agentgateway.dev" "        path: /mutate" \
-  "        path: /validate" "    reinvocationPolicy: Never" "        name: agentgateway-webhook"; do
-  has "$TMP/wh.yaml" "$want" "webhook configurations"
-done
+has_all "$TMP/wh.yaml" "webhook configurations" "  - name: default.agentgateway.dev" "  - name: validate.agentgateway.dev" "        path: /mutate" \
+  "        path: /validate" "    reinvocationPolicy: Never" "        name: agentgateway-webhook"
 for want in "    failurePolicy: Fail" "    sideEffects: None" "    timeoutSeconds: 5" '    admissionReviewVersions: ["v1"]' \
   "    matchPolicy: Equivalent" '        resources: ["agentgatewaybackends"]' '        operations: ["CREATE", "UPDATE"]' \
   "        port: 443" "        namespace: $NS" "        scope: Namespaced"; do
@@ -334,25 +322,19 @@ done
 hasnt "$TMP/wh.yaml" "caBundle" "webhook configurations (the operator patches caBundle)"
 hasnt "$TMP/wh.yaml" "cert-manager.io" "webhook configurations without cert-manager"
 docs Service "$DEFAULT" >"$TMP/svc.yaml"
-for want in "  name: agentgateway-webhook" "      port: 443" "      targetPort: webhook" "      protocol: TCP" "  type: ClusterIP"; do
-  has "$TMP/svc.yaml" "$want" "webhook Service"
-done
+has_all "$TMP/svc.yaml" "webhook Service" "  name: agentgateway-webhook" "      port: 443" "      targetPort: webhook" "      protocol: TCP" "  type: ClusterIP"
 pass "webhooks: default/validate.agentgateway.dev, Fail, None, 5s, v1, Equivalent, no caBundle; Service 443 -> webhook"
 
 render "$TMP/certdir.yaml" --set webhook.certDir.secretName=my-webhook-tls
-for want in '"--webhook-cert-dir=/etc/agentgateway/webhook-tls"' "              mountPath: /etc/agentgateway/webhook-tls" \
-  "              readOnly: true" "            secretName: my-webhook-tls"; do
-  has "$TMP/certdir.yaml" "$want" "webhook.certDir.secretName"
-done
+has_all "$TMP/certdir.yaml" "webhook.certDir.secretName" '"--webhook-cert-dir=/etc/agentgateway/webhook-tls"' "              mountPath: /etc/agentgateway/webhook-tls" \
+  "              readOnly: true" "            secretName: my-webhook-tls"
 hasnt "$TMP/certdir.yaml" "cert-manager.io" "webhook.certDir.secretName without certManager"
 hasnt "$DEFAULT" "--webhook-cert-dir" "default values"
 render "$TMP/cm.yaml" --set webhook.certManager.enabled=true
 [ "$(grep -cF 'cert-manager.io/inject-ca-from: "agentgateway-system/agentgateway-webhook"' "$TMP/cm.yaml")" = 2 ] \
   || fail "certManager.enabled: both webhook configurations need cert-manager.io/inject-ca-from" "$TMP/cm.yaml"
-for want in "kind: Certificate" "kind: Issuer" "  secretName: agentgateway-webhook-tls" "            secretName: agentgateway-webhook-tls" \
-  "    - agentgateway-webhook.agentgateway-system.svc"; do
-  has "$TMP/cm.yaml" "$want" "webhook.certManager.enabled"
-done
+has_all "$TMP/cm.yaml" "webhook.certManager.enabled" "kind: Certificate" "kind: Issuer" "  secretName: agentgateway-webhook-tls" "            secretName: agentgateway-webhook-tls" \
+  "    - agentgateway-webhook.agentgateway-system.svc"
 { docs MutatingWebhookConfiguration "$TMP/cm.yaml"; docs ValidatingWebhookConfiguration "$TMP/cm.yaml"; } >"$TMP/cmwh.yaml"
 hasnt "$TMP/cmwh.yaml" "caBundle" "webhook configurations with webhook.certManager.enabled"
 pass "webhook TLS: certDir.secretName mounts the Secret read-only + --webhook-cert-dir; certManager adds Issuer, Certificate and inject-ca-from"
@@ -360,10 +342,8 @@ pass "webhook TLS: certDir.secretName mounts the Secret read-only + --webhook-ce
 # ---------------------------------------------------------------- NOTES
 "$HELM" install "$REL" "$CHART" -n "$NS" --dry-run=client >"$TMP/notes.out" 2>&1 || fail "helm install --dry-run=client" "$TMP/notes.out"
 sed -n '/^NOTES:/,$p' "$TMP/notes.out" >"$TMP/notes.txt"
-for want in "kubectl get crd gateways.gateway.networking.k8s.io" "kubectl apply -f- <<'YAML'" "kind: AgentgatewayBackend" \
-  "kubectl get agentgatewaybackend -n $NS" "kubectl port-forward deployment/agentgateway-proxy -n $NS 8080:80"; do
-  has "$TMP/notes.txt" "$want" "NOTES.txt"
-done
+has_all "$TMP/notes.txt" "NOTES.txt" "kubectl get crd gateways.gateway.networking.k8s.io" "kubectl apply -f- <<'YAML'" "kind: AgentgatewayBackend" \
+  "kubectl get agentgatewaybackend -n $NS" "kubectl port-forward deployment/agentgateway-proxy -n $NS 8080:80"
 pass "NOTES: Gateway API CRD check, tutorial step 1, kubectl get agentgatewaybackend, port-forward"
 
 # ---------------------------------------------------------------- optional: server-side dry run

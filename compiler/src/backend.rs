@@ -82,6 +82,13 @@ pub(crate) fn compile_backend(index: &Index<'_>, backend: &AgentgatewayBackend) 
         groups,
         retry_attempts: retry_attempts(backend_policies),
         request_timeout_ms,
+        pass_through_path_prefixes: backend
+            .spec
+            .ai
+            .pass_through
+            .as_ref()
+            .map(|p| p.path_prefixes.clone())
+            .unwrap_or_default(),
     };
     Ok(CompiledBackend {
         config,

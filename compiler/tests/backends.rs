@@ -320,3 +320,75 @@ fn backend_problems_are_none_for_a_valid_backend_and_lead_with_the_first_reason(
         (Reason::InvalidSpec, "spec.ai")
     );
 }
+
+#[test]
+fn pass_through_prefixes_reach_the_backend_config_and_default_to_none() {
+    let route = |name: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}}}
+spec:
+  rules: [{{backendRefs: [{{group: agentgateway.dev, kind: AgentgatewayBackend, name: {name}}}]}}]
+---
+"
+        )
+    };
+    let yaml = backend("plain")
+        + &route("plain")
+        + "apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: files}
+spec:
+  ai:
+    provider: {host: h, port: 80, openai: {}}
+    passThrough:
+      pathPrefixes: [/v1/files, /team-a/v1/batches]
+---
+" + &route("files");
+    let config = compile(&yaml).config;
+    assert_eq!(
+        config.backends["default/files"].pass_through_path_prefixes,
+        ["/v1/files", "/team-a/v1/batches"]
+    );
+    assert!(
+        config.backends["default/plain"]
+            .pass_through_path_prefixes
+            .is_empty(),
+        "nothing is passed through by default"
+    );
+    // the ConfigMap's field names; an empty list is not written
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(
+        json["backends"]["default/files"]["passThroughPathPrefixes"],
+        serde_json::json!(["/v1/files", "/team-a/v1/batches"])
+    );
+    assert!(
+        json["backends"]["default/plain"]
+            .get("passThroughPathPrefixes")
+            .is_none()
+    );
+}
+
+#[test]
+fn an_invalid_pass_through_prefix_is_an_error_naming_its_index() {
+    let error = compile_error(
+        "apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: x}
+spec:
+  ai:
+    provider: {openai: {}}
+    passThrough: {pathPrefixes: [/v1/files, v1/batches, /v1/../admin]}
+",
+    );
+    let lines: Vec<String> = error.to_string().lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "test.yaml: document 1 (AgentgatewayBackend default/x): spec.ai.passThrough.pathPrefixes[1]: must start with /",
+            "test.yaml: document 1 (AgentgatewayBackend default/x): spec.ai.passThrough.pathPrefixes[2]: must not contain empty, . or .. segments",
+        ]
+    );
+    assert_eq!(error.errors[0].diagnostic.reason, Reason::InvalidSpec);
+}

@@ -57,6 +57,7 @@ fn expected_config() -> ProxyConfig {
         groups: vec![GroupConfig { providers }],
         retry_attempts: 2,
         request_timeout_ms: 600_000,
+        pass_through_path_prefixes: vec![],
     };
     ProxyConfig {
         listeners: vec![ListenerConfig {

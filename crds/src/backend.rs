@@ -43,6 +43,28 @@ pub struct AiBackend {
     /// is unavailable. Mutually exclusive with `provider`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<ProviderGroup>>,
+    /// Operations the gateway does not recognise that it may still forward to the providers, with
+    /// their key. The gateway recognises chat completions, completions, embeddings and models; any
+    /// other request is answered `404 unsupported_operation` unless its path is allowed here.
+    /// Default: nothing is passed through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_through: Option<PassThrough>,
+}
+
+/// Opt-in forwarding of operations the gateway does not recognise (files, batches, fine-tuning, ...).
+/// Such requests reach the provider with the gateway's key, so allow only what the routes to this
+/// backend are meant to offer.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PassThrough {
+    /// Path prefixes (1 to 16) of the unrecognised requests to forward: a request is forwarded only
+    /// when its path starts with one of them at a `/` boundary (`/v1/files` allows `/v1/files` and
+    /// `/v1/files/abc`, not `/v1/filesystem`); `/` allows everything. The path is the request path
+    /// as the client sent it, including any route prefix (`/team-a/v1/files` behind a route on
+    /// `/team-a`), without the query. Each prefix starts with `/`, has at most 256 bytes of RFC 3986
+    /// path characters (letters, digits, `-._~!$&'()*+,;=:@/`; no `%`, `?` or `#`), no empty, `.`
+    /// or `..` segments and no trailing `/` (except `/` itself). Default: nothing is passed through.
+    pub path_prefixes: Vec<String>,
 }
 
 /// A set of equally preferred providers.

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod validate;
+pub use validate::{ConfigInvalid, ConfigProblem, limits};
+
 /// The ConfigMap data key holding the serialized [`ProxyConfig`].
 pub const CONFIG_MAP_KEY: &str = "config.yaml";
 
@@ -133,6 +136,14 @@ pub struct BackendConfig {
     pub retry_attempts: u32,
     /// The deadline of a whole request (all attempts, and the streamed response), in milliseconds.
     pub request_timeout_ms: u64,
+    /// `spec.ai.passThrough.pathPrefixes`: a request whose operation the proxy does not recognise
+    /// (anything but chat completions, completions, embeddings and models) is forwarded only when
+    /// its path, as the client sent it (route prefix included, query excluded), starts with one of
+    /// these at a `/` boundary; `/` allows everything. Empty (the default): such requests get
+    /// `404 unsupported_operation`. Validated by
+    /// [`crate::validation::is_valid_pass_through_prefix`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_through_path_prefixes: Vec<String>,
 }
 
 /// Equally preferred providers.

@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use crate::backend::{AgentgatewayBackendSpec, BackendPolicies, Provider};
+use crate::backend::{AgentgatewayBackendSpec, BackendPolicies, PassThrough, Provider};
 use crate::duration::parse_duration;
+use crate::proxy_config::limits::{MAX_CONSECUTIVE_FAILURES, MAX_DURATION_MS, MIN_DURATION_MS};
 
 /// The most groups a backend may have.
 pub const MAX_GROUPS: usize = 8;
@@ -15,6 +16,10 @@ pub const MAX_PROVIDERS_PER_GROUP: usize = 16;
 pub const MAX_MODEL_LEN: usize = 256;
 /// The most retries.
 pub const MAX_RETRY_ATTEMPTS: u32 = 10;
+/// The most `passThrough.pathPrefixes`.
+pub const MAX_PASS_THROUGH_PREFIXES: usize = 16;
+/// The longest `passThrough.pathPrefixes` entry, in bytes.
+pub const MAX_PASS_THROUGH_PREFIX_LEN: usize = 256;
 
 /// One violated rule: the field's path and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +45,9 @@ pub fn validate_backend_spec(spec: &AgentgatewayBackendSpec) -> Vec<FieldError> 
         }
         (None, Some(groups)) => validate_groups(&mut errors, groups),
         _ => errors.push("spec.ai", "exactly one of provider or groups must be set"),
+    }
+    if let Some(pass_through) = &spec.ai.pass_through {
+        validate_pass_through(&mut errors, pass_through);
     }
     if let Some(policies) = &spec.policies {
         validate_policies(&mut errors, "spec.policies", policies);
@@ -275,11 +283,16 @@ fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies
                 "must not be shorter than duration",
             );
         }
-        if eviction.consecutive_failures == Some(0) {
-            errors.push(
+        match eviction.consecutive_failures {
+            Some(0) => errors.push(
                 format!("{path}.health.eviction.consecutiveFailures"),
                 "must be at least 1",
-            );
+            ),
+            Some(n) if n > MAX_CONSECUTIVE_FAILURES => errors.push(
+                format!("{path}.health.eviction.consecutiveFailures"),
+                format!("must be at most {MAX_CONSECUTIVE_FAILURES}"),
+            ),
+            _ => {}
         }
     }
     if let Some(attempts) = policies.retry.as_ref().and_then(|r| r.attempts)
@@ -292,7 +305,99 @@ fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies
     }
 }
 
-/// Parses an optional duration, recording an error for a bad or zero one.
+fn validate_pass_through(errors: &mut Errors, pass_through: &PassThrough) {
+    let path = "spec.ai.passThrough.pathPrefixes";
+    let prefixes = &pass_through.path_prefixes;
+    if prefixes.is_empty() || prefixes.len() > MAX_PASS_THROUGH_PREFIXES {
+        errors.push(
+            path,
+            format!("must have between 1 and {MAX_PASS_THROUGH_PREFIXES} prefixes"),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, prefix) in prefixes.iter().enumerate() {
+        if let Some(problem) = pass_through_prefix_problem(prefix) {
+            errors.push(format!("{path}[{i}]"), problem);
+        } else if !seen.insert(prefix.as_str()) {
+            errors.push(
+                format!("{path}[{i}]"),
+                format!("duplicate prefix {prefix:?}"),
+            );
+        }
+    }
+}
+
+/// Whether `prefix` is a valid `passThrough.pathPrefixes` entry (see [`pass_through_prefix_problem`]).
+pub fn is_valid_pass_through_prefix(prefix: &str) -> bool {
+    pass_through_prefix_problem(prefix).is_none()
+}
+
+/// What is wrong with a `passThrough.pathPrefixes` entry, or `None` when it is valid: it starts with
+/// `/`, has at most [`MAX_PASS_THROUGH_PREFIX_LEN`] bytes, only RFC 3986 path characters
+/// (unreserved, sub-delims, `:`, `@`, `/`; so no `%`, `?`, `#`, whitespace or non-ASCII), no empty,
+/// `.` or `..` segment and no trailing `/`, except for `/` itself (everything). Such a prefix names
+/// exactly one normalized path, so it cannot be matched two ways.
+pub fn pass_through_prefix_problem(prefix: &str) -> Option<&'static str> {
+    if !prefix.starts_with('/') {
+        return Some("must start with /");
+    }
+    if prefix.len() > MAX_PASS_THROUGH_PREFIX_LEN {
+        return Some("must be at most 256 bytes");
+    }
+    if prefix.contains('%') {
+        return Some("must not contain % (percent-encoding): write the path as clients send it");
+    }
+    if prefix.contains(['?', '#']) {
+        return Some("must be a path only: no ? (query) or # (fragment)");
+    }
+    if !prefix.bytes().all(is_path_char) {
+        return Some(
+            "must contain only RFC 3986 path characters: letters, digits, -._~!$&'()*+,;=:@/",
+        );
+    }
+    if prefix == "/" {
+        return None;
+    }
+    if prefix.ends_with('/') {
+        return Some(
+            "must not end with / (except the prefix / itself): prefixes match at / boundaries",
+        );
+    }
+    if prefix[1..]
+        .split('/')
+        .any(|segment| matches!(segment, "" | "." | ".."))
+    {
+        return Some("must not contain empty, . or .. segments");
+    }
+    None
+}
+
+/// An RFC 3986 `pchar` other than a percent-encoding, or `/`.
+fn is_path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+}
+
+/// Parses an optional duration, recording an error for a bad, zero or out-of-bounds one.
 fn check_duration(
     errors: &mut Errors,
     field: &str,
@@ -302,6 +407,16 @@ fn check_duration(
     match parse_duration(value) {
         Ok(d) if d.is_zero() => {
             errors.push(field, "must be longer than zero");
+            None
+        }
+        // The config holds whole milliseconds in `MIN_DURATION_MS..=MAX_DURATION_MS`, converted as
+        // the compiler does, so whatever is accepted here compiles into a config the proxy runs.
+        Ok(d) if d.as_millis() < u128::from(MIN_DURATION_MS) => {
+            errors.push(field, "must be at least 1ms");
+            None
+        }
+        Ok(d) if d.as_millis() > u128::from(MAX_DURATION_MS) => {
+            errors.push(field, "must be at most 24h");
             None
         }
         Ok(d) => Some(d),

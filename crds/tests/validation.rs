@@ -159,3 +159,145 @@ fn ip_literals_are_valid_hosts() {
         assert_eq!(errors(&yaml), Vec::<String>::new(), "{host}");
     }
 }
+
+/// `spec.ai.passThrough` of a valid single-provider backend, with `prefixes` as a YAML flow list.
+fn with_pass_through(prefixes: &str) -> Vec<String> {
+    errors(&format!(
+        "ai: {{provider: {{openai: {{}}}}, passThrough: {{pathPrefixes: {prefixes}}}}}"
+    ))
+}
+
+#[test]
+fn pass_through_prefixes_that_are_plain_paths_are_valid() {
+    let valid = [
+        "[/]",
+        "[/v1/files]",
+        "[/v1/files, /v1/batches, /v1/fine_tuning/jobs]",
+        "[/team-a/v1/files]",
+        "['/v1/a-b.c_d~e!$&''()*+,;=:@x']",
+        "['/v1/.well-known', '/v1/...', '/v1/..x']",
+    ];
+    for prefixes in valid {
+        assert_eq!(
+            with_pass_through(prefixes),
+            Vec::<String>::new(),
+            "{prefixes}"
+        );
+    }
+    let sixteen: Vec<String> = (0..16).map(|i| format!("/p{i}")).collect();
+    let at_limit = format!("[{}, /{}]", sixteen[..15].join(", "), "x".repeat(255));
+    assert_eq!(with_pass_through(&at_limit), Vec::<String>::new());
+}
+
+#[test]
+fn each_broken_pass_through_rule_is_reported_with_its_field_path() {
+    const PATH_CHARS: &str =
+        "must contain only RFC 3986 path characters: letters, digits, -._~!$&'()*+,;=:@/";
+    const SEGMENTS: &str = "must not contain empty, . or .. segments";
+    let long = format!("[/{}]", "x".repeat(256));
+    let seventeen = format!(
+        "[{}]",
+        (0..17)
+            .map(|i| format!("/p{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let cases: &[(&str, &str)] = &[
+        ("[]", "pathPrefixes: must have between 1 and 16 prefixes"),
+        (
+            &seventeen,
+            "pathPrefixes: must have between 1 and 16 prefixes",
+        ),
+        (
+            "[/v1/files, v1/batches]",
+            "pathPrefixes[1]: must start with /",
+        ),
+        ("['']", "pathPrefixes[0]: must start with /"),
+        (
+            "['https://api.openai.com/v1']",
+            "pathPrefixes[0]: must start with /",
+        ),
+        (&long, "pathPrefixes[0]: must be at most 256 bytes"),
+        (
+            "[/v1/%66iles]",
+            "pathPrefixes[0]: must not contain % (percent-encoding): write the path as clients send it",
+        ),
+        (
+            "[/v1/files%2Fx]",
+            "pathPrefixes[0]: must not contain % (percent-encoding): write the path as clients send it",
+        ),
+        (
+            "['/v1/files?purpose=batch']",
+            "pathPrefixes[0]: must be a path only: no ? (query) or # (fragment)",
+        ),
+        (
+            "['/v1/files#x']",
+            "pathPrefixes[0]: must be a path only: no ? (query) or # (fragment)",
+        ),
+        (
+            "['/v1/my files']",
+            &format!("pathPrefixes[0]: {PATH_CHARS}"),
+        ),
+        (
+            "['/v1/files\\t']",
+            &format!("pathPrefixes[0]: {PATH_CHARS}"),
+        ),
+        ("['/v1/fïles']", &format!("pathPrefixes[0]: {PATH_CHARS}")),
+        ("['/v1/{id}']", &format!("pathPrefixes[0]: {PATH_CHARS}")),
+        (
+            "['/v1\\\\files']",
+            &format!("pathPrefixes[0]: {PATH_CHARS}"),
+        ),
+        (
+            "[/v1/files/]",
+            "pathPrefixes[0]: must not end with / (except the prefix / itself): prefixes match at / boundaries",
+        ),
+        (
+            "[//]",
+            "pathPrefixes[0]: must not end with / (except the prefix / itself): prefixes match at / boundaries",
+        ),
+        ("['//v1']", &format!("pathPrefixes[0]: {SEGMENTS}")),
+        ("['/v1//files']", &format!("pathPrefixes[0]: {SEGMENTS}")),
+        ("['/v1/./files']", &format!("pathPrefixes[0]: {SEGMENTS}")),
+        ("['/v1/..']", &format!("pathPrefixes[0]: {SEGMENTS}")),
+        ("['/../v1']", &format!("pathPrefixes[0]: {SEGMENTS}")),
+        ("['/.']", &format!("pathPrefixes[0]: {SEGMENTS}")),
+        (
+            "[/v1/files, /v1/batches, /v1/files]",
+            "pathPrefixes[2]: duplicate prefix \"/v1/files\"",
+        ),
+    ];
+    for (prefixes, expected) in cases {
+        let expected = format!("spec.ai.passThrough.{expected}");
+        let found = with_pass_through(prefixes);
+        assert_eq!(found, [expected], "{prefixes}");
+    }
+}
+
+#[test]
+fn the_pass_through_prefix_rule_is_one_public_function() {
+    use agentgateway_crds::validation::{
+        is_valid_pass_through_prefix, pass_through_prefix_problem,
+    };
+    assert!(is_valid_pass_through_prefix("/"));
+    assert!(is_valid_pass_through_prefix("/v1/files"));
+    assert!(!is_valid_pass_through_prefix("/v1/../files"));
+    assert!(!is_valid_pass_through_prefix("v1"));
+    assert_eq!(pass_through_prefix_problem("/v1/files"), None);
+    assert_eq!(pass_through_prefix_problem(""), Some("must start with /"));
+}
+
+#[test]
+fn pass_through_problems_are_listed_with_the_provider_problems() {
+    let found = errors(
+        "ai: {provider: {host: x, openai: {}}, passThrough: {pathPrefixes: [/v1/files, x, /v1/files/]}}",
+    );
+    assert_eq!(
+        found,
+        [
+            "spec.ai.provider.port: must be set together with host",
+            "spec.ai.passThrough.pathPrefixes[1]: must start with /",
+            "spec.ai.passThrough.pathPrefixes[2]: must not end with / (except the prefix / itself): prefixes match at / boundaries",
+        ]
+    );
+}

@@ -524,12 +524,19 @@ pub struct NetnsMock {
     _runtime: tokio::runtime::Runtime,
 }
 
+/// Moves the calling thread into the cluster's network namespace (setns is per thread): the
+/// sockets it opens afterwards reach pod IPs and Service ClusterIPs (through kube-proxy's rules),
+/// and keep that namespace whichever thread uses them later. Needs root, as `run.sh` runs.
+pub fn enter_cluster_netns() -> io::Result<()> {
+    let ns = fs::File::open(format!("/run/netns/{NETNS}"))?;
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+}
+
 impl NetnsMock {
     pub fn start(listen: &str, config: MockLlmConfig) -> NetnsMock {
         let addr: SocketAddr = listen.parse().expect("a socket address");
         let std_listener = std::thread::spawn(move || -> io::Result<std::net::TcpListener> {
-            let ns = fs::File::open(format!("/run/netns/{NETNS}"))?;
-            nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            enter_cluster_netns()?;
             let l = std::net::TcpListener::bind(addr)?;
             l.set_nonblocking(true)?;
             Ok(l)
@@ -622,12 +629,27 @@ pub fn http(
     body: Option<&str>,
     timeout: Duration,
 ) -> io::Result<HttpResponse> {
-    let mut s = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), timeout)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let host = format!("localhost:{port}");
+    http_to(addr, &host, method, path, body, timeout)
+}
+
+/// [`http`] to any address (from a thread in the cluster's netns: a pod IP or a Service ClusterIP),
+/// with `host` as the Host header.
+pub fn http_to(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> io::Result<HttpResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     let body = body.unwrap_or("");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: localhost:{port}\r\ncontent-type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -1024,6 +1046,8 @@ pub struct OperatorOpts {
     pub name: String,
     pub leader_election: bool,
     pub lease_namespace: String,
+    /// `--proxy-replicas`: replicas of every proxy Deployment the operator creates (default 1).
+    pub proxy_replicas: u32,
 }
 
 impl OperatorOpts {
@@ -1032,6 +1056,7 @@ impl OperatorOpts {
             name: name.to_owned(),
             leader_election: false,
             lease_namespace: NS.to_owned(),
+            proxy_replicas: 1,
         }
     }
 }
@@ -1057,7 +1082,7 @@ impl Operator {
         let mut c = cmd(&bin);
         c.args(["--proxy-image", PROXY_IMAGE])
             .args(["--proxy-image-pull-policy", "Never"])
-            .args(["--proxy-replicas", "1"])
+            .args(["--proxy-replicas", &opts.proxy_replicas.to_string()])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--health-addr", &format!("127.0.0.1:{health_port}")])
             .args([
@@ -1141,6 +1166,11 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn up(test: &str) -> Fixture {
+        Fixture::up_with(OperatorOpts::new(&format!("{test}-operator")), test)
+    }
+
+    /// [`Fixture::up`] with an operator started from `opts`.
+    pub fn up_with(opts: OperatorOpts, test: &str) -> Fixture {
         let t0 = Instant::now();
         install_crds();
         ensure_extra_hosts();
@@ -1151,7 +1181,7 @@ impl Fixture {
             MODEL,
             &[],
         );
-        let operator = Operator::start(OperatorOpts::new(&format!("{test}-operator")));
+        let operator = Operator::start(opts);
         let took = wait_proxy_ready(NS, GATEWAY, Duration::from_secs(180));
         say(format!(
             "fixture up in {} ms (proxy Deployment Ready after {} ms)",

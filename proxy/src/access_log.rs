@@ -3,6 +3,7 @@
 //! much CPU as proxying the request; this one a few percent. Without a writer (the library in
 //! tests) lines go through `tracing` at target `access` instead.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -47,6 +48,40 @@ impl AccessLog {
     }
 }
 
+/// The most bytes of a client- or provider-supplied string a log line carries.
+pub const MAX_LOGGED_TEXT: usize = 256;
+
+/// A string from outside (a path, a model name) as logs may carry it: at most
+/// [`MAX_LOGGED_TEXT`] bytes (cut at a character boundary, marked with `…`) and with control
+/// characters escaped (`\n`, `\u{1b}`), so it can neither forge a line nor flood the log.
+pub fn client_text(text: &str) -> Cow<'_, str> {
+    let cut = if text.len() > MAX_LOGGED_TEXT {
+        let mut end = MAX_LOGGED_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some(end)
+    } else {
+        None
+    };
+    let kept = &text[..cut.unwrap_or(text.len())];
+    if cut.is_none() && !kept.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(kept.len() + 8);
+    for c in kept.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if cut.is_some() {
+        out.push('…');
+    }
+    Cow::Owned(out)
+}
+
 fn trace_line(record: &RequestRecord, duration_ms: f64) {
     let usage = record.usage.unwrap_or_default();
     tracing::info!(
@@ -57,8 +92,8 @@ fn trace_line(record: &RequestRecord, duration_ms: f64) {
         operation = record.operation.as_str(),
         route = record.route.as_deref().unwrap_or(""),
         backend = record.backend.as_deref().unwrap_or(""),
-        provider = record.provider.as_deref().unwrap_or(""),
-        model = record.model.as_deref().unwrap_or(""),
+        provider = record.provider_name().map_or("", |p| p),
+        model = %client_text(record.model().unwrap_or("")),
         status = record.status,
         stream = record.stream,
         prompt_tokens = usage.prompt,
@@ -94,8 +129,16 @@ pub fn json_line(record: &RequestRecord, duration_ms: f64, now: SystemTime) -> V
     text(&mut out, "operation", record.operation.as_str());
     text(&mut out, "route", &opt(&record.route));
     text(&mut out, "backend", &opt(&record.backend));
-    text(&mut out, "provider", &opt(&record.provider));
-    text(&mut out, "model", &opt(&record.model));
+    text(
+        &mut out,
+        "provider",
+        record.provider_name().map_or("", |p| p),
+    );
+    text(
+        &mut out,
+        "model",
+        &client_text(record.model().unwrap_or("")),
+    );
     let _ = write!(
         out,
         ",\"status\":{},\"stream\":{},\"prompt_tokens\":{},\"completion_tokens\":{},\"total_tokens\":{},\"cached_tokens\":{},\"reasoning_tokens\":{},\"attempts\":{}",
@@ -160,7 +203,7 @@ mod tests {
             .0;
         let mut record = RequestRecord::new("default".into(), &parts, Operation::ChatCompletions);
         record.route = Some("ns/r\"oute".into());
-        record.model = Some("m".into());
+        record.request_model = Some("m".into());
         record.status = 200;
         record.attempts = 2;
         record.usage = Some(Usage {
@@ -182,5 +225,15 @@ mod tests {
         assert_eq!(value["ttft_ms"], 12.0);
         assert_eq!(value["target"], "access");
         assert!(value.get("error").is_none());
+    }
+
+    #[test]
+    fn client_text_is_cut_and_escaped() {
+        assert!(matches!(client_text("/v1/chat"), Cow::Borrowed("/v1/chat")));
+        assert_eq!(client_text("a\nb\u{1b}"), "a\\nb\\u{1b}");
+        let long = "é".repeat(300);
+        let cut = client_text(&long);
+        assert!(cut.len() <= MAX_LOGGED_TEXT + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
     }
 }

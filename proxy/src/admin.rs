@@ -9,11 +9,12 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 
+use crate::accept::{AcceptLoop, Overflow};
+use crate::conn;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 
 /// Readiness: a config is loaded and its listeners are up, and the proxy is not shutting down.
@@ -38,24 +39,36 @@ pub struct Admin {
     pub readiness: Arc<Readiness>,
     /// Metrics to expose.
     pub metrics: Arc<Metrics>,
+    /// The same connection bounds as the listeners, and the admin connection budget.
+    pub limits: Limits,
 }
 
-/// Serves the admin endpoints on an already bound listener.
-pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
-        let (admin, builder) = (admin.clone(), builder.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |request| respond(admin.clone(), request));
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+/// Serves the admin endpoints on an already bound listener, with the listeners' connection
+/// timeouts and a budget of its own (past it, connections are closed at once: scrapers and
+/// probes retry).
+pub async fn serve(listener: TcpListener, name: &'static str, admin: Arc<Admin>) {
+    let limits = admin.limits.connection();
+    let builder = Arc::new(conn::server_builder(&limits));
+    // Admin endpoints run until the process ends: nothing ever stops or drains them.
+    let (never, stopped) = watch::channel(false);
+    let accept = AcceptLoop {
+        listener,
+        name: name.into(),
+        permits: Arc::new(Semaphore::new(admin.limits.admin_max_connections)),
+        overflow: Overflow::Close,
+        metrics: admin.metrics.clone(),
+    };
+    accept
+        .run(stopped.clone(), move |stream, permit| {
+            let (admin, builder, stopped) = (admin.clone(), builder.clone(), stopped.clone());
+            tokio::spawn(async move {
+                let handler = move |request| respond(admin.clone(), request);
+                conn::serve(stream, builder, limits, handler, stopped.clone(), stopped).await;
+                drop(permit);
+            });
+        })
+        .await;
+    drop(never);
 }
 
 /// Binds an admin address.

@@ -1,56 +1,79 @@
-//! The body of every response the proxy sends: a buffered one, or a live stream from a provider.
-//! Neither fails towards hyper: a broken upstream stream is turned into an SSE error event first.
+//! The body of every response the proxy sends: a buffered one (the proxy's own answers), or a
+//! provider's body. It owns the request's record, so the record is finished exactly once: when
+//! the body has been sent whole, or when it is dropped early (the client went away).
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use crate::stream::StreamingBody;
+use crate::record::RecordGuard;
+use crate::stream::{BodyCut, UpstreamStream};
 
-/// A response body.
-pub enum ProxyBody {
+enum Content {
     /// The whole body, sent at once.
     Full(Option<Bytes>),
-    /// A provider's stream, forwarded as it arrives.
-    Stream(Box<StreamingBody>),
+    /// A provider's body, forwarded as it arrives.
+    Stream(Box<UpstreamStream>),
+}
+
+/// A response body.
+pub struct ProxyBody {
+    content: Content,
+    record: RecordGuard,
 }
 
 impl ProxyBody {
     /// A complete body.
-    pub fn full(bytes: Bytes) -> Self {
-        Self::Full(Some(bytes))
+    pub fn full(bytes: Bytes, record: RecordGuard) -> Self {
+        Self {
+            content: Content::Full(Some(bytes)),
+            record,
+        }
+    }
+
+    /// A provider's body.
+    pub fn stream(stream: Box<UpstreamStream>, record: RecordGuard) -> Self {
+        Self {
+            content: Content::Stream(stream),
+            record,
+        }
     }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BodyCut;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Stream(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyCut>>> {
+        let this = self.get_mut();
+        let next = match &mut this.content {
+            Content::Full(bytes) => Poll::Ready(bytes.take().map(Ok)),
+            Content::Stream(stream) => stream.poll_next(cx, this.record.record()),
+        };
+        // A cut body has said all it will (its record already carries the cut).
+        if matches!(next, Poll::Ready(None | Some(Err(_)))) || this.is_end_stream() {
+            this.record.complete();
         }
+        next.map(|polled| polled.map(|item| item.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Full(bytes) => bytes.is_none(),
-            Self::Stream(stream) => stream.is_end_stream(),
+        match &self.content {
+            Content::Full(bytes) => bytes.is_none(),
+            Content::Stream(stream) => stream.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
-            Self::Full(None) => SizeHint::with_exact(0),
-            Self::Stream(_) => SizeHint::default(),
+        match &self.content {
+            Content::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Content::Full(None) => SizeHint::with_exact(0),
+            Content::Stream(_) => SizeHint::default(),
         }
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::limits::{Limits, defaults};
+
 /// agentgateway proxy: an OpenAI-compatible LLM gateway.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "agentgateway-proxy", version, about)]
@@ -43,10 +45,69 @@ pub struct Args {
     pub metrics_addr: SocketAddr,
 
     /// Largest request body in bytes; larger requests get a 413.
-    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    #[arg(long, default_value_t = defaults::BODY_LIMIT)]
     pub body_limit: usize,
 
-    /// How long in-flight requests and streams may take to finish on shutdown.
+    /// Request body bytes held in memory by all requests together; past it a request waits up
+    /// to --buffer-wait, then gets `503 overloaded` with `Retry-After`.
+    #[arg(long, default_value_t = defaults::BUFFER_BUDGET)]
+    pub buffer_budget: usize,
+
+    /// How long a request waits for the request memory budget.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub buffer_wait: Duration,
+
+    /// A request's headers must arrive within this long (of their first byte, or of the accept).
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A request body that sends nothing for this long gets a 408.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub body_progress_timeout: Duration,
+
+    /// A client connection with no request in flight is closed after this long.
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
+    pub keep_alive_idle: Duration,
+
+    /// HTTP/2 keep-alive PING interval; a client that does not answer within it is dropped.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub http2_keep_alive_interval: Duration,
+
+    /// Concurrent streams per HTTP/2 client connection.
+    #[arg(long, default_value_t = defaults::HTTP2_MAX_CONCURRENT_STREAMS)]
+    pub http2_max_concurrent_streams: u32,
+
+    /// Client connections of all listeners together; past it new connections get
+    /// `503 overloaded` and existing ones keep being served.
+    #[arg(long, default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Connections to each admin endpoint (readiness, metrics); past it they are closed.
+    #[arg(long, default_value_t = defaults::ADMIN_MAX_CONNECTIONS)]
+    pub admin_max_connections: usize,
+
+    /// The largest SSE event a provider may send; a larger one cuts the stream.
+    #[arg(long, default_value_t = defaults::MAX_SSE_EVENT)]
+    pub max_sse_event: usize,
+
+    /// The most a stream may hold back while waiting for its first content.
+    #[arg(long, default_value_t = defaults::MAX_PRE_COMMIT)]
+    pub max_pre_commit: usize,
+
+    /// A non-SSE response up to this size is buffered (a broken one is retried); larger ones
+    /// are streamed.
+    #[arg(long, default_value_t = defaults::MAX_RESPONSE_REPLAY)]
+    pub max_response_replay: usize,
+
+    /// Distinct `model` label values per provider; further ones are counted as `other`.
+    #[arg(long, default_value_t = defaults::MODEL_LABELS_PER_PROVIDER)]
+    pub model_labels_per_provider: usize,
+
+    /// After SIGTERM, how long listeners keep accepting while readiness fails.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
+
+    /// After the drain delay, how long in-flight requests and streams may take to finish.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
@@ -59,6 +120,46 @@ pub struct Args {
     pub threads: Option<usize>,
 }
 
+impl Args {
+    /// The limits the flags set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: self.header_read_timeout,
+            body_progress_timeout: self.body_progress_timeout,
+            keep_alive_idle: self.keep_alive_idle,
+            http2_keep_alive_interval: self.http2_keep_alive_interval,
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams.max(1),
+            max_connections: self.max_connections.max(1),
+            admin_max_connections: self.admin_max_connections.max(1),
+            body_limit: self.body_limit,
+            buffer_budget: self.buffer_budget,
+            buffer_wait: self.buffer_wait,
+            max_sse_event: self.max_sse_event.max(1),
+            max_pre_commit: self.max_pre_commit.max(1),
+            max_response_replay: self.max_response_replay,
+            model_labels_per_provider: self.model_labels_per_provider,
+            drain_delay: self.drain_delay,
+            drain_timeout: self.drain_timeout,
+        }
+    }
+}
+
+/// The longest duration a flag takes: timers beyond it are a typo, and `Instant + Duration`
+/// must not overflow.
+const MAX_FLAG_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    agentgateway_crds::duration::parse_duration(text).map_err(|e| e.to_string())
+    let duration = agentgateway_crds::duration::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration > MAX_FLAG_DURATION {
+        return Err(format!("must be at most {MAX_FLAG_DURATION:?}"));
+    }
+    Ok(duration)
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(duration)
 }

@@ -1,24 +1,36 @@
 //! agentgateway's data plane: an OpenAI-compatible LLM gateway.
 //!
-//! The code follows a request's path: [`listener`] → [`route`] → [`forward`] (backend, provider
-//! attempts) → [`upstream`] → [`stream`] back to the client; [`state`] holds the config snapshot
-//! the path reads, [`source`] produces it.
+//! The code follows a request's path: [`listener`] ([`accept`], [`conn`]) → [`request`] (path,
+//! route, body) → [`attempts`] (providers, retries; [`upstream_request`], [`outcome`]) →
+//! [`upstream`] → [`stream`] back to the client in a [`body::ProxyBody`] that finishes the
+//! [`record`]; [`context`] is what every request shares, [`state`] holds the config snapshot the
+//! path reads, [`source`] produces it, [`limits`] bounds it all.
 
+pub mod accept;
 pub mod access_log;
 pub mod admin;
+pub mod attempts;
 pub mod body;
+pub mod budget;
 pub mod cli;
-pub mod forward;
+pub mod conn;
+pub mod context;
+pub mod headers;
+pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod openai;
+pub mod outcome;
 pub mod provider;
 pub mod record;
+pub mod request;
 pub mod route;
 pub mod source;
 pub mod state;
 pub mod stream;
 pub mod upstream;
+pub mod upstream_body;
+pub mod upstream_request;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,7 +41,8 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::admin::{Admin, Readiness};
-use crate::forward::Gateway;
+use crate::context::ProxyContext;
+use crate::limits::Limits;
 use crate::listener::Listeners;
 use crate::metrics::Metrics;
 use crate::source::{ConfigSource, SourceEvent};
@@ -44,8 +57,8 @@ pub struct ProxyOptions {
     pub ready_addr: SocketAddr,
     /// Metrics endpoint address.
     pub metrics_addr: SocketAddr,
-    /// Largest request body (413 above).
-    pub body_limit: usize,
+    /// Every bound on clients and providers.
+    pub limits: Limits,
     /// Where access lines go.
     pub access_log: access_log::AccessLog,
 }
@@ -59,9 +72,9 @@ pub enum StartError {
         source_name: String,
         message: String,
     },
-    /// The initial config could not be applied (a provider's TLS settings, say).
+    /// The initial config could not be applied (a bound exceeded, a provider's TLS settings).
     #[error("failed to apply the initial config: {0}")]
-    ApplyConfig(#[from] provider::ProviderBuildError),
+    ApplyConfig(#[from] state::ApplyError),
     /// A listener could not bind.
     #[error(transparent)]
     Bind(#[from] listener::BindError),
@@ -75,8 +88,8 @@ pub enum StartError {
 
 /// A running proxy.
 pub struct RunningProxy {
-    /// Shared request-path state.
-    pub gateway: Arc<Gateway>,
+    /// What every request shares.
+    pub context: Arc<ProxyContext>,
     /// Readiness flag.
     pub readiness: Arc<Readiness>,
     /// Where readiness is served.
@@ -99,13 +112,14 @@ impl RunningProxy {
             .unwrap_or_default()
     }
 
-    /// Stops accepting, lets in-flight requests and streams finish within `grace`.
-    pub async fn shutdown(self, grace: Duration) {
+    /// Drains: readiness fails at once, listeners keep accepting for `delay` (responses ask
+    /// HTTP/1 clients to close), then stop; in-flight requests and streams finish within `grace`.
+    pub async fn shutdown(self, delay: Duration, grace: Duration) {
         self.readiness.set(false);
         let _ = self.stop_reloads.send(true);
         let _ = self.reloads.await;
         if let Some(listeners) = self.listeners.lock().await.take() {
-            listeners.shutdown(grace).await;
+            listeners.shutdown(delay, grace).await;
         }
     }
 }
@@ -116,12 +130,13 @@ pub async fn start(
     options: ProxyOptions,
     mut source: impl ConfigSource + 'static,
 ) -> Result<RunningProxy, StartError> {
-    let state = Arc::new(ProxyState::default());
+    let state = Arc::new(ProxyState::new(options.limits.model_labels_per_provider));
     let metrics = Arc::new(Metrics::new(state.clone()));
     let readiness = Arc::new(Readiness::default());
     let admin = Arc::new(Admin {
         readiness: readiness.clone(),
         metrics: metrics.clone(),
+        limits: options.limits.clone(),
     });
     let ready_listener =
         admin::bind(options.ready_addr)
@@ -141,16 +156,16 @@ pub async fn start(
     let metrics_addr = metrics_listener
         .local_addr()
         .unwrap_or(options.metrics_addr);
-    tokio::spawn(admin::serve(ready_listener, admin.clone()));
-    tokio::spawn(admin::serve(metrics_listener, admin));
+    tokio::spawn(admin::serve(ready_listener, "ready", admin.clone()));
+    tokio::spawn(admin::serve(metrics_listener, "metrics", admin));
 
-    let gateway = Arc::new(Gateway {
-        state: state.clone(),
-        metrics: metrics.clone(),
-        body_limit: options.body_limit,
-        access_log: options.access_log.clone(),
-    });
-    let mut listeners = Listeners::new(gateway.clone(), options.listen);
+    let context = Arc::new(ProxyContext::new(
+        state.clone(),
+        metrics.clone(),
+        options.limits.clone(),
+        options.access_log.clone(),
+    ));
+    let mut listeners = Listeners::new(context.clone(), options.listen);
     let source_name = source.describe();
     let snapshot = loop {
         let failure = match source.next().await {
@@ -193,7 +208,7 @@ pub async fn start(
         })
     };
     Ok(RunningProxy {
-        gateway,
+        context,
         readiness,
         ready_addr,
         metrics_addr,

@@ -1,19 +1,20 @@
 //! The ports the proxy serves: one accept loop per listener of the current config (or the
 //! `--listen` address when the config has no Gateway), started and stopped as configs change, with
-//! graceful draining of every connection on shutdown.
+//! graceful draining of every connection on shutdown. All listeners share one connection budget.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
-use crate::forward::{Gateway, handle};
+use crate::accept::{AcceptLoop, Overflow};
+use crate::conn;
+use crate::context::ProxyContext;
+use crate::request::handle;
 use crate::state::Snapshot;
 
 /// Why a listener could not start.
@@ -35,7 +36,7 @@ struct Running {
 
 /// Starts and stops accept loops to match the config.
 pub struct Listeners {
-    gateway: Arc<Gateway>,
+    context: Arc<ProxyContext>,
     /// The address of the default listener; its IP is used for Gateway listener ports.
     default_addr: SocketAddr,
     running: HashMap<String, Running>,
@@ -43,17 +44,21 @@ pub struct Listeners {
     connections: TaskTracker,
     /// Tells connections to finish their in-flight requests and close.
     draining: watch::Sender<bool>,
+    /// Client connections of every listener together.
+    permits: Arc<Semaphore>,
 }
 
 impl Listeners {
     /// A manager with nothing listening yet.
-    pub fn new(gateway: Arc<Gateway>, default_addr: SocketAddr) -> Self {
+    pub fn new(context: Arc<ProxyContext>, default_addr: SocketAddr) -> Self {
+        let permits = Arc::new(Semaphore::new(context.limits.max_connections));
         Self {
-            gateway,
+            context,
             default_addr,
             running: HashMap::new(),
             connections: TaskTracker::new(),
             draining: watch::channel(false).0,
+            permits,
         }
     }
 
@@ -95,14 +100,7 @@ impl Listeners {
                 Ok(listener) => {
                     let addr = listener.local_addr().unwrap_or(addr);
                     let (stop, stopped) = watch::channel(false);
-                    tokio::spawn(accept_loop(
-                        listener,
-                        name.as_str().into(),
-                        self.gateway.clone(),
-                        stopped,
-                        self.connections.clone(),
-                        self.draining.subscribe(),
-                    ));
+                    self.spawn_accept_loop(listener, name.as_str().into(), stopped);
                     tracing::info!(listener = %name, %addr, "listening");
                     self.running.insert(name, Running { addr, stop });
                 }
@@ -116,8 +114,46 @@ impl Listeners {
         errors
     }
 
-    /// Stops accepting, lets in-flight requests and streams finish up to `grace`, then returns.
-    pub async fn shutdown(mut self, grace: std::time::Duration) {
+    fn spawn_accept_loop(
+        &self,
+        listener: TcpListener,
+        name: Arc<str>,
+        stopped: watch::Receiver<bool>,
+    ) {
+        let context = self.context.clone();
+        let limits = context.limits.connection();
+        let builder = Arc::new(conn::server_builder(&limits));
+        let (connections, draining) = (self.connections.clone(), self.draining.subscribe());
+        let closing = context.draining.subscribe();
+        let accept = AcceptLoop {
+            listener,
+            name: name.clone(),
+            permits: self.permits.clone(),
+            overflow: Overflow::ServiceUnavailable,
+            metrics: context.metrics.clone(),
+        };
+        tokio::spawn(accept.run(stopped, move |stream, permit| {
+            let (context, name, builder, closing, draining) = (
+                context.clone(),
+                name.clone(),
+                builder.clone(),
+                closing.clone(),
+                draining.clone(),
+            );
+            connections.spawn(async move {
+                let handler = move |request| handle(context.clone(), name.clone(), request);
+                conn::serve(stream, builder, limits, handler, closing, draining).await;
+                drop(permit);
+            });
+        }));
+    }
+
+    /// Keeps accepting for `delay` (readiness already fails, so endpoints are being removed while
+    /// HTTP/1 responses ask clients to close), then stops accepting, closes idle connections and
+    /// lets in-flight requests and streams finish up to `grace`.
+    pub async fn shutdown(mut self, delay: Duration, grace: Duration) {
+        let _ = self.context.draining.send(true);
+        tokio::time::sleep(delay).await;
         for (_, running) in self.running.drain() {
             let _ = running.stop.send(true);
         }
@@ -135,7 +171,7 @@ impl Listeners {
     }
 }
 
-async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -145,54 +181,4 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    name: Arc<str>,
-    gateway: Arc<Gateway>,
-    mut stopped: watch::Receiver<bool>,
-    connections: TaskTracker,
-    draining: watch::Receiver<bool>,
-) {
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stopped.changed() => return,
-        };
-        let (stream, _) = match accepted {
-            Ok(conn) => conn,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(listener = %name, error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let (gateway, name, builder, mut draining) = (
-            gateway.clone(),
-            name.clone(),
-            builder.clone(),
-            draining.clone(),
-        );
-        connections.spawn(async move {
-            let service = service_fn(move |request| handle(gateway.clone(), name.clone(), request));
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = wait_draining(&mut draining) => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
-    }
-}
-
-async fn wait_draining(draining: &mut watch::Receiver<bool>) {
-    // Dropping the borrow before returning keeps the connection future `Send`.
-    let _ = draining.wait_for(|d| *d).await.map(|_| ());
 }

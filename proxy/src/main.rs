@@ -54,7 +54,7 @@ async fn run(args: Args, access_log: AccessLog) -> ExitCode {
         listen: args.listen,
         ready_addr: args.ready_addr,
         metrics_addr: args.metrics_addr,
-        body_limit: args.body_limit,
+        limits: args.limits(),
         access_log,
     };
     let started = match (&args.config, &args.kube_config_map, &args.kube_secret) {
@@ -77,8 +77,8 @@ async fn run(args: Args, access_log: AccessLog) -> ExitCode {
         }
     };
     shutdown_signal().await;
-    tracing::info!(grace = ?args.drain_timeout, "shutting down: draining in-flight requests");
-    proxy.shutdown(args.drain_timeout).await;
+    tracing::info!(delay = ?args.drain_delay, grace = ?args.drain_timeout, "shutting down: readiness fails, draining");
+    proxy.shutdown(args.drain_delay, args.drain_timeout).await;
     ExitCode::SUCCESS
 }
 

@@ -23,7 +23,30 @@ pub struct Label(pub Arc<str>);
 
 impl EncodeLabelValue for Label {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        std::fmt::Write::write_str(encoder, &self.0)
+        // prometheus-client writes label values verbatim; the text format (and OpenMetrics)
+        // needs `\`, `"` and line feeds escaped, or a value could end the series and forge others.
+        write_escaped(encoder, &self.0)
+    }
+}
+
+/// Writes `value` escaped as a label value of the Prometheus text format.
+fn write_escaped(out: &mut impl std::fmt::Write, value: &str) -> std::fmt::Result {
+    let mut rest = value;
+    while let Some(at) = rest.find(['\\', '"', '\n']) {
+        out.write_str(&rest[..at])?;
+        out.write_str(match rest.as_bytes()[at] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        })?;
+        rest = &rest[at + 1..];
+    }
+    out.write_str(rest)
+}
+
+impl std::borrow::Borrow<str> for Label {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -68,6 +91,13 @@ pub struct ProviderLabels {
     pub provider: Label,
 }
 
+/// Labels of requests refused for overload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OverloadLabels {
+    /// `memory` (the request buffer budget) or `connections`.
+    pub reason: &'static str,
+}
+
 /// Labels of config reloads.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -89,6 +119,8 @@ pub struct Metrics {
     pub evictions: Family<ProviderLabels, Counter>,
     /// Config reloads by result.
     pub config_reloads: Family<ReloadLabels, Counter>,
+    /// Requests and connections refused because a budget was exhausted.
+    pub overload_rejections: Family<OverloadLabels, Counter>,
     /// 1 when the last config reload succeeded.
     pub config_last_reload_success: Gauge,
 }
@@ -121,6 +153,7 @@ impl Metrics {
             time_to_first_token,
             evictions: Family::default(),
             config_reloads: Family::default(),
+            overload_rejections: Family::default(),
             config_last_reload_success: Gauge::default(),
             registry: Registry::default(),
         };
@@ -155,6 +188,11 @@ impl Metrics {
             metrics.config_reloads.clone(),
         );
         registry.register(
+            "overload_rejections",
+            "Requests answered 503 overloaded, by exhausted budget (memory or connections)",
+            metrics.overload_rejections.clone(),
+        );
+        registry.register(
             "config_last_reload_success",
             "1 when the last config reload succeeded, 0 when it was rejected and the previous config kept",
             metrics.config_last_reload_success.clone(),
@@ -173,6 +211,13 @@ impl Metrics {
             .get_or_create(&ReloadLabels { result })
             .inc();
         self.config_last_reload_success.set(i64::from(success));
+    }
+
+    /// Counts a refusal for overload.
+    pub fn record_overload(&self, reason: &'static str) {
+        self.overload_rejections
+            .get_or_create(&OverloadLabels { reason })
+            .inc();
     }
 
     /// The text exposition.
@@ -216,5 +261,20 @@ impl Collector for ProviderHealthCollector {
             value.encode(family.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_per_the_text_format() {
+        let mut out = String::new();
+        write_escaped(&mut out, "x\"} 1\nforged{a=\"b\\").unwrap();
+        assert_eq!(out, "x\\\"} 1\\nforged{a=\\\"b\\\\");
+        let mut plain = String::new();
+        write_escaped(&mut plain, "default/one").unwrap();
+        assert_eq!(plain, "default/one");
     }
 }

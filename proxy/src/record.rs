@@ -1,13 +1,19 @@
 //! What happened to one request, written once when it ends: the JSON access log line and the
-//! request metrics. Never a key or a prompt.
+//! request metrics. Never a key or a prompt. The record travels in a [`RecordGuard`] owned by the
+//! request and then by its response body, so it is finished in exactly one place, when the body
+//! has been sent or dropped, and a request the client abandons is still logged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::access_log::AccessLog;
-use crate::metrics::{Label, Metrics, ModelLabels, RequestLabels, TokenLabels};
+use crate::context::ProxyContext;
+use crate::metrics::{Label, ModelLabels, RequestLabels, TokenLabels};
 use crate::openai::operation::Operation;
 use crate::openai::usage::Usage;
+use crate::provider::ProviderRuntime;
+
+/// The status recorded for a request whose client went away before its answer (nginx's 499).
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// One request's outcome.
 pub struct RequestRecord {
@@ -26,9 +32,11 @@ pub struct RequestRecord {
     /// The chosen backend.
     pub backend: Option<Arc<str>>,
     /// The provider that served (or last failed).
-    pub provider: Option<Arc<str>>,
-    /// The model sent upstream, or the one the provider reported.
-    pub model: Option<Arc<str>>,
+    pub provider: Option<Arc<ProviderRuntime>>,
+    /// The client's `model` (validated: bounded, no control characters).
+    pub request_model: Option<Arc<str>>,
+    /// The model the provider reported in its response (bounded when read).
+    pub reported_model: Option<Arc<str>>,
     /// Status sent to the client.
     pub status: u16,
     /// Token usage.
@@ -50,12 +58,13 @@ impl RequestRecord {
             start: Instant::now(),
             listener,
             method: parts.method.clone(),
-            path: parts.uri.path().to_string(),
+            path: crate::access_log::client_text(parts.uri.path()).into_owned(),
             operation,
             route: None,
             backend: None,
             provider: None,
-            model: None,
+            request_model: None,
+            reported_model: None,
             status: 0,
             usage: None,
             attempts: 0,
@@ -65,16 +74,31 @@ impl RequestRecord {
         }
     }
 
+    /// The model the request was served with: the provider's configured model, else the one the
+    /// provider reported, else the client's.
+    pub fn model(&self) -> Option<&str> {
+        self.provider
+            .as_ref()
+            .and_then(|p| p.model.as_deref())
+            .or(self.reported_model.as_deref())
+            .or(self.request_model.as_deref())
+    }
+
+    /// The provider's name.
+    pub fn provider_name(&self) -> Option<&Arc<str>> {
+        self.provider.as_ref().map(|p| &p.name)
+    }
+
     /// Logs the access line and records metrics.
-    pub fn finish(&self, metrics: &Metrics, access_log: &AccessLog) {
+    fn finish(&self, context: &ProxyContext) {
+        let metrics = &context.metrics;
         let duration = self.start.elapsed();
-        let label = |v: &Option<Arc<str>>| v.clone().map(Label).unwrap_or_default();
+        let label = |v: Option<&Arc<str>>| v.cloned().map(Label).unwrap_or_default();
         let (route, backend, provider) = (
-            label(&self.route),
-            label(&self.backend),
-            label(&self.provider),
+            label(self.route.as_ref()),
+            label(self.backend.as_ref()),
+            label(self.provider_name()),
         );
-        let model = label(&self.model);
         metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -84,12 +108,12 @@ impl RequestRecord {
                 status: self.status,
             })
             .inc();
-        if self.backend.is_some() && self.provider.is_some() {
+        if let (Some(_), Some(runtime)) = (&self.backend, &self.provider) {
             let labels = ModelLabels {
                 route,
                 backend,
                 provider,
-                model,
+                model: runtime.model_label(self.model()),
             };
             metrics
                 .request_duration
@@ -129,6 +153,51 @@ impl RequestRecord {
                     .observe(usage.completion as f64);
             }
         }
-        access_log.write(self, duration.as_secs_f64() * 1000.0);
+        context
+            .access_log
+            .write(self, duration.as_secs_f64() * 1000.0);
+    }
+}
+
+/// Owns a request's record until the request is over; finishing it is the guard's job alone.
+pub struct RecordGuard {
+    record: RequestRecord,
+    context: Arc<ProxyContext>,
+    /// The response has been sent whole: dropping the guard now is a normal end.
+    complete: bool,
+}
+
+impl RecordGuard {
+    /// Guards `record`.
+    pub fn new(record: RequestRecord, context: Arc<ProxyContext>) -> Self {
+        Self {
+            record,
+            context,
+            complete: false,
+        }
+    }
+
+    /// The record, to fill in.
+    pub fn record(&mut self) -> &mut RequestRecord {
+        &mut self.record
+    }
+
+    /// Marks the response as sent whole; the record is written when the guard drops.
+    pub fn complete(&mut self) {
+        self.complete = true;
+    }
+}
+
+impl Drop for RecordGuard {
+    fn drop(&mut self) {
+        if !self.complete {
+            if self.record.error.is_none() || self.record.status == 0 {
+                self.record.error = Some("client_disconnected");
+            }
+            if self.record.status == 0 {
+                self.record.status = CLIENT_CLOSED_REQUEST;
+            }
+        }
+        self.record.finish(&self.context);
     }
 }

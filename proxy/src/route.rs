@@ -61,13 +61,16 @@ fn matches(m: &MatchConfig, parts: &Parts, path: &str, host: Option<&str>) -> bo
 fn path_matches(rule: &PathMatchConfig, path: &str) -> bool {
     match rule {
         PathMatchConfig::Exact(value) => path == value,
-        PathMatchConfig::PathPrefix(value) => {
-            let prefix = value.trim_end_matches('/');
-            prefix.is_empty()
-                || (path.starts_with(prefix)
-                    && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
-        }
+        PathMatchConfig::PathPrefix(value) => has_path_prefix(path, value),
     }
+}
+
+/// Whether `path` starts with `prefix` at a `/` boundary (`/` matches everything).
+pub fn has_path_prefix(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {

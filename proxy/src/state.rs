@@ -22,6 +22,8 @@ pub struct BackendRuntime {
     pub retry_attempts: u32,
     /// Deadline of a whole request.
     pub request_timeout: Duration,
+    /// Paths of operations the gateway does not know that are forwarded anyway.
+    pub pass_through_path_prefixes: Vec<String>,
 }
 
 /// One rule's backends, resolved.
@@ -64,10 +66,22 @@ impl Snapshot {
     }
 }
 
-/// The live snapshot and the last applied compiled config.
-#[derive(Default)]
+/// The live snapshot.
 pub struct ProxyState {
     current: ArcSwap<Snapshot>,
+    /// Distinct `model` label values per provider (see `Limits`).
+    model_label_cap: usize,
+}
+
+/// Why a config was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A value is out of bounds or inconsistent.
+    #[error(transparent)]
+    Invalid(#[from] agentgateway_crds::proxy_config::ConfigInvalid),
+    /// A provider could not be set up.
+    #[error(transparent)]
+    Provider(#[from] ProviderBuildError),
 }
 
 impl ProxyState {
@@ -76,16 +90,30 @@ impl ProxyState {
         self.current.load_full()
     }
 
-    /// Builds a snapshot from `compiled` and swaps it in; on error the current one stays.
-    pub fn apply(&self, compiled: &Compiled) -> Result<Arc<Snapshot>, ProviderBuildError> {
+    /// An empty state whose providers bound their `model` labels to `model_label_cap` values.
+    pub fn new(model_label_cap: usize) -> Self {
+        Self {
+            current: ArcSwap::default(),
+            model_label_cap,
+        }
+    }
+
+    /// Validates `compiled`, builds a snapshot from it and swaps it in; on error the current one
+    /// stays.
+    pub fn apply(&self, compiled: &Compiled) -> Result<Arc<Snapshot>, ApplyError> {
+        compiled.config.validate()?;
         let old = self.current.load_full();
-        let next = Arc::new(build_snapshot(compiled, &old)?);
+        let next = Arc::new(build_snapshot(compiled, &old, self.model_label_cap)?);
         self.current.store(next.clone());
         Ok(next)
     }
 }
 
-fn build_snapshot(compiled: &Compiled, old: &Snapshot) -> Result<Snapshot, ProviderBuildError> {
+fn build_snapshot(
+    compiled: &Compiled,
+    old: &Snapshot,
+    model_label_cap: usize,
+) -> Result<Snapshot, ProviderBuildError> {
     let mut old_providers: HashMap<(&str, &str), &Arc<ProviderRuntime>> = HashMap::new();
     for provider in old.providers() {
         old_providers.insert((&provider.backend, &provider.name), provider);
@@ -119,6 +147,7 @@ fn build_snapshot(compiled: &Compiled, old: &Snapshot) -> Result<Snapshot, Provi
                         name.clone(),
                         config.clone(),
                         key_value,
+                        model_label_cap,
                     )?),
                 };
                 providers.push(provider);
@@ -132,6 +161,7 @@ fn build_snapshot(compiled: &Compiled, old: &Snapshot) -> Result<Snapshot, Provi
                 groups,
                 retry_attempts: backend.retry_attempts,
                 request_timeout: Duration::from_millis(backend.request_timeout_ms),
+                pass_through_path_prefixes: backend.pass_through_path_prefixes.clone(),
             }),
         );
     }

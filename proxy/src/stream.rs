@@ -1,69 +1,266 @@
-//! A provider's SSE stream on its way to the client: forwarded chunk by chunk as it arrives, read
-//! for usage on the side, bounded by the request deadline, and never ended silently when the
-//! upstream breaks: a cut stream ends with an SSE `error` event and counts against the provider.
+//! A provider's response body on its way to the client, before and after the commit point.
+//!
+//! Before the commit nothing has reached the client, so a failure is retried on another provider:
+//! an SSE stream is held until its first content (bounded by the pre-commit limit), a JSON body
+//! until it ends or reaches the replay limit. After the commit the body is forwarded chunk by
+//! chunk as it arrives, read for usage on the side, bounded by the request deadline and the SSE
+//! event limit, and never ended silently: a cut stream ends with an SSE `error` event and counts
+//! against the provider. Both phases poll the upstream through the one loop in
+//! [`UpstreamStream::poll_upstream`].
 
-use std::convert::Infallible;
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http_body::{Body, Frame};
+use http_body::Body;
 use hyper::body::Incoming;
-use tokio::time::Sleep;
+use tokio::time::{Instant as TokioInstant, Sleep};
 
-use crate::forward::Gateway;
+use crate::access_log::client_text;
+use crate::context::ProxyContext;
 use crate::openai::error::sse_error_event;
 use crate::openai::sse::SseObserver;
+use crate::openai::usage::JsonResponseObserver;
+use crate::outcome::Observed;
 use crate::provider::health::Failure;
 use crate::provider::{InFlight, ProviderRuntime};
 use crate::record::RequestRecord;
 
-/// The streamed response body.
-pub struct StreamingBody {
+/// How the body is read on the side.
+pub enum Observer {
+    /// An SSE stream: usage, `[DONE]`, first content; events bounded.
+    Sse(SseObserver),
+    /// A JSON body: usage and model, in bounded memory.
+    Json(Box<JsonResponseObserver>),
+    /// Passed through unread (a client-fault answer).
+    Unread,
+}
+
+/// What one poll of the upstream yielded.
+enum Polled {
+    /// Bytes to forward (after the observer).
+    Data(Bytes),
+    /// The body ended cleanly.
+    End,
+    /// The body failed.
+    Failed(Observed, String),
+}
+
+/// A provider's response body.
+pub struct UpstreamStream {
     upstream: Incoming,
-    /// Bytes observed before the response was committed, sent first.
-    pending: Option<Bytes>,
-    observer: SseObserver,
+    observer: Observer,
     deadline: Pin<Box<Sleep>>,
     /// The upstream must end with `data: [DONE]` (chat and text completions).
     expect_done: bool,
+    /// Bytes read before the commit, sent first.
+    pending: VecDeque<Bytes>,
+    pending_len: usize,
+    /// The upstream ended during the pre-commit phase.
+    ended: bool,
     provider: Arc<ProviderRuntime>,
-    gateway: Arc<Gateway>,
-    record: Option<RequestRecord>,
+    context: Arc<ProxyContext>,
+    /// The last bytes to send (a cut stream's error event).
     ending: Option<Bytes>,
     done: bool,
-    _in_flight: InFlight,
+    /// End the client's body with an error (a cut non-SSE body: truncation must show).
+    abort: bool,
+    in_flight: Option<InFlight>,
 }
 
-/// What the stream needs from the attempt that produced it.
+/// The provider's body broke after the commit (the client's connection is aborted, so a
+/// truncated body cannot pass for a complete one).
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream provider's response broke off")]
+pub struct BodyCut;
+
+/// What a stream needs from the attempt that produced it.
 pub struct StreamParts {
+    /// The response body.
     pub upstream: Incoming,
-    pub pending: Bytes,
-    pub observer: SseObserver,
-    pub deadline: Pin<Box<Sleep>>,
+    /// How it is read.
+    pub observer: Observer,
+    /// The request's deadline.
+    pub deadline: TokioInstant,
+    /// Whether `[DONE]` must end it.
     pub expect_done: bool,
+    /// Who serves it.
     pub provider: Arc<ProviderRuntime>,
+    /// Counts the request on the provider until the stream ends.
     pub in_flight: InFlight,
 }
 
-impl StreamingBody {
-    /// Wraps a committed stream; `record` is finished when the stream ends.
-    pub fn new(parts: StreamParts, gateway: Arc<Gateway>, record: RequestRecord) -> Self {
+impl UpstreamStream {
+    /// A stream not yet committed.
+    pub fn new(parts: StreamParts, context: Arc<ProxyContext>) -> Self {
         Self {
             upstream: parts.upstream,
-            pending: Some(parts.pending),
             observer: parts.observer,
-            deadline: parts.deadline,
+            deadline: Box::pin(tokio::time::sleep_until(parts.deadline)),
             expect_done: parts.expect_done,
+            pending: VecDeque::new(),
+            pending_len: 0,
+            ended: false,
             provider: parts.provider,
-            gateway,
-            record: Some(record),
+            context,
             ending: None,
             done: false,
-            _in_flight: parts.in_flight,
+            abort: false,
+            in_flight: Some(parts.in_flight),
         }
+    }
+
+    /// Reads until the response may be committed to the client: an SSE stream's first content
+    /// (or `[DONE]`), a JSON body's end or replay limit, at once for an unread body. An error
+    /// means nothing reached the client, so another provider may be tried.
+    pub async fn commit(&mut self) -> Result<(), (Observed, String)> {
+        let limits = &self.context.limits;
+        let (hold_limit, what) = match &self.observer {
+            Observer::Sse(_) => (limits.max_pre_commit, "before its first content"),
+            Observer::Json(_) => (limits.max_response_replay, ""),
+            Observer::Unread => return Ok(()),
+        };
+        loop {
+            if let Observer::Sse(sse) = &self.observer
+                && (sse.content_seen || sse.done)
+            {
+                return Ok(());
+            }
+            match poll_fn(|cx| self.poll_upstream(cx)).await {
+                Polled::Data(bytes) => {
+                    self.pending_len += bytes.len();
+                    self.pending.push_back(bytes);
+                    if self.upstream.is_end_stream() && !self.is_sse() {
+                        self.ended = true;
+                        return Ok(());
+                    }
+                    if self.pending_len >= hold_limit {
+                        if let Observer::Json(_) = self.observer {
+                            // Too large to replay: from here on it is streamed.
+                            return Ok(());
+                        }
+                        return Err((
+                            Observed::Broken,
+                            format!("the stream held more than {hold_limit} bytes {what}"),
+                        ));
+                    }
+                }
+                Polled::End => {
+                    if let Observer::Sse(_) = self.observer {
+                        return Err((Observed::Broken, "stream ended before any content".into()));
+                    }
+                    self.ended = true;
+                    return Ok(());
+                }
+                Polled::Failed(observed, detail) => return Err((observed, detail)),
+            }
+        }
+    }
+
+    /// The one read loop: the next frame of the upstream, through the observer, within the
+    /// deadline.
+    fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Polled> {
+        loop {
+            if self.deadline.deadline() <= TokioInstant::now() {
+                // An upstream that never pauses is still held to the deadline.
+                return Poll::Ready(Polled::Failed(
+                    Observed::TimedOut,
+                    "the request timeout expired".into(),
+                ));
+            }
+            match Pin::new(&mut self.upstream).poll_frame(cx) {
+                // The deadline is polled only when waiting: registering its timer on every
+                // chunk would cost more than forwarding the chunk.
+                Poll::Pending if self.deadline.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Polled::Failed(
+                        Observed::TimedOut,
+                        "the request timeout expired".into(),
+                    ));
+                }
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let out = match &mut self.observer {
+                        Observer::Sse(sse) => match sse.feed(data) {
+                            Ok(out) => out,
+                            Err(error) => {
+                                return Poll::Ready(Polled::Failed(
+                                    Observed::Broken,
+                                    error.to_string(),
+                                ));
+                            }
+                        },
+                        Observer::Json(json) => {
+                            json.feed(&data);
+                            data
+                        }
+                        Observer::Unread => data,
+                    };
+                    if !out.is_empty() {
+                        return Poll::Ready(Polled::Data(out));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Polled::Failed(
+                        Observed::Broken,
+                        format!("connection error: {e}"),
+                    ));
+                }
+                Poll::Ready(None) => return Poll::Ready(Polled::End),
+            }
+        }
+    }
+
+    /// The upstream broke after the commit: count it, and end the client's stream with an error
+    /// event (an SSE stream) or cut the body (anything else: the client sees a truncated body).
+    fn cut(&mut self, record: &mut RequestRecord, reason: &str) {
+        self.provider
+            .report_failure(Failure::StreamCut, &self.context.metrics, reason);
+        record.error = Some("stream_cut");
+        let Observer::Sse(sse) = &mut self.observer else {
+            self.ending = Some(Bytes::new());
+            self.abort = true;
+            return;
+        };
+        // Part of an event may have reached the client already (pass-through forwards bytes as
+        // they come): end it before the error event, or the two would run together.
+        let partial = sse.held_bytes() > 0;
+        let mut tail = BytesMut::from(&sse.finish()[..]);
+        if partial && !tail.ends_with(b"\n\n") {
+            tail.extend_from_slice(b"\n\n");
+        }
+        tail.extend_from_slice(&sse_error_event(
+            &format!("the upstream provider's stream ended unexpectedly: {reason}"),
+            "upstream_stream_interrupted",
+        ));
+        self.ending = Some(tail.freeze());
+    }
+
+    /// The stream is over: usage and model into the record, the provider's request released.
+    fn finish(&mut self, record: &mut RequestRecord) {
+        self.done = true;
+        self.in_flight = None;
+        let (usage, model) = match &mut self.observer {
+            Observer::Sse(sse) => (sse.usage, sse.model.take()),
+            Observer::Json(json) => {
+                let facts = std::mem::take(json.as_mut()).finish();
+                (facts.usage, facts.model)
+            }
+            Observer::Unread => (None, None),
+        };
+        record.usage = usage.or(record.usage);
+        if let Some(model) = model {
+            record.reported_model = Some(client_text(&model).as_ref().into());
+        }
+    }
+
+    fn is_sse(&self) -> bool {
+        matches!(self.observer, Observer::Sse(_))
     }
 
     /// Whether nothing more will be sent.
@@ -71,100 +268,62 @@ impl StreamingBody {
         self.done
     }
 
-    /// The upstream broke: count it, and end the client's stream with an error event.
-    fn cut(&mut self, reason: &str) {
-        self.provider
-            .report_failure(Failure::StreamCut, &self.gateway.metrics, reason);
-        let mut tail = BytesMut::from(&self.observer.finish()[..]);
-        if !tail.is_empty() && !tail.ends_with(b"\n\n") {
-            tail.extend_from_slice(b"\n\n");
-        }
-        tail.extend_from_slice(&sse_error_event(
-            &format!("the upstream provider's stream ended unexpectedly: {reason}"),
-            "upstream_stream_interrupted",
-        ));
-        if let Some(record) = self.record.as_mut() {
-            record.error = Some("stream_cut");
-        }
-        self.ending = Some(tail.freeze());
-    }
-
-    fn finish(&mut self) {
-        self.done = true;
-        if let Some(mut record) = self.record.take() {
-            record.usage = self.observer.usage.or(record.usage);
-            if self.observer.model.is_some() && record.model.is_none() {
-                record.model = self.observer.model.as_deref().map(Arc::from);
-            }
-            record.finish(&self.gateway.metrics, &self.gateway.access_log);
-        }
-    }
-}
-
-impl Body for StreamingBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
+    /// The next bytes for the client; `None` at the end.
+    pub fn poll_next(
+        &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let this = self.get_mut();
-        if let Some(bytes) = this.pending.take().filter(|b| !b.is_empty()) {
-            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        record: &mut RequestRecord,
+    ) -> Poll<Option<Result<Bytes, BodyCut>>> {
+        if let Some(bytes) = self.pending.pop_front() {
+            if self.pending.is_empty() && self.ended && !self.is_sse() {
+                // The whole body was read before the commit: this is its last chunk. Finish
+                // now, for hyper may drop a body of known length without polling it again.
+                self.ended = false;
+                self.finish(record);
+            }
+            return Poll::Ready(Some(Ok(bytes)));
         }
         loop {
-            if this.done {
+            if self.done {
                 return Poll::Ready(None);
             }
-            if let Some(last) = this.ending.take() {
-                this.finish();
-                return Poll::Ready(Some(Ok(Frame::data(last))));
+            if let Some(last) = self.ending.take() {
+                self.finish(record);
+                if self.abort {
+                    return Poll::Ready(Some(Err(BodyCut)));
+                }
+                return Poll::Ready((!last.is_empty()).then_some(Ok(last)));
             }
-            if this.deadline.deadline() <= tokio::time::Instant::now() {
-                // An upstream that never pauses is still held to the deadline.
-                this.cut("the request timeout expired");
+            if self.ended {
+                self.end(record);
                 continue;
             }
-            match Pin::new(&mut this.upstream).poll_frame(cx) {
-                // The deadline is polled only when waiting: registering its timer on every
-                // chunk would cost more than forwarding the chunk.
-                Poll::Pending if this.deadline.as_mut().poll(cx).is_ready() => {
-                    this.cut("the request timeout expired");
-                }
+            match self.poll_upstream(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    let out = this.observer.feed(data);
-                    if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                Poll::Ready(Polled::Data(bytes)) => {
+                    if self.upstream.is_end_stream() && !self.is_sse() {
+                        self.finish(record);
                     }
+                    return Poll::Ready(Some(Ok(bytes)));
                 }
-                Poll::Ready(Some(Err(e))) => this.cut(&format!("connection error: {e}")),
-                Poll::Ready(None) => {
-                    if this.expect_done && !this.observer.done {
-                        this.cut("the stream ended without [DONE]");
-                        continue;
-                    }
-                    let tail = this.observer.finish();
-                    this.finish();
-                    if !tail.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(tail))));
-                    }
-                    return Poll::Ready(None);
-                }
+                Poll::Ready(Polled::Failed(_, reason)) => self.cut(record, &reason),
+                Poll::Ready(Polled::End) => self.ended = true,
             }
         }
     }
-}
 
-impl Drop for StreamingBody {
-    fn drop(&mut self) {
-        if let Some(record) = self.record.as_mut() {
-            record.error = Some("client_disconnected");
+    /// The upstream ended cleanly: check it ended as its operation must, then finish.
+    fn end(&mut self, record: &mut RequestRecord) {
+        self.ended = false;
+        if let Observer::Sse(sse) = &mut self.observer {
+            if self.expect_done && !sse.done {
+                self.cut(record, "the stream ended without [DONE]");
+                return;
+            }
+            let tail = sse.finish();
+            self.ending = Some(tail);
+            return;
         }
-        self.finish();
+        self.finish(record);
     }
 }

@@ -8,9 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use agentgateway_crds::proxy_config::{ProviderConfig, TlsConfig};
-use bytes::Bytes;
 use http::Uri;
-use http_body_util::Full;
 use hyper_rustls::{
     FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream,
 };
@@ -21,8 +19,10 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 
+use crate::upstream_body::UpstreamBody;
+
 /// A provider's client.
-pub type UpstreamClient = Client<TimeoutConnector, Full<Bytes>>;
+pub type UpstreamClient = Client<TimeoutConnector, UpstreamBody>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -172,11 +172,17 @@ async fn quota_exhaustion_evicts_for_long() {
 }
 
 #[tokio::test]
-async fn a_rejected_key_evicts_the_provider_and_another_serves() {
+async fn a_rejected_gateway_key_evicts_the_provider_and_another_serves() {
     let (a, b) = (mock("a").await, mock("b").await);
     a.set_fault(Some(Fault::status(401)));
     let proxy = start_proxy(&config(&[
-        backend("pool", &[&[("a", a.addr()), ("b", b.addr())]], "", ""),
+        GATEWAY_KEY_SECRET.to_string(),
+        backend(
+            "pool",
+            &[&[("a", a.addr()), ("b", b.addr())]],
+            GATEWAY_KEY_AUTH,
+            "",
+        ),
         route("pool", "pool", None),
     ]))
     .await;
@@ -187,11 +193,12 @@ async fn a_rejected_key_evicts_the_provider_and_another_serves() {
 }
 
 #[tokio::test]
-async fn when_every_key_is_rejected_the_client_gets_502_naming_upstream_credentials() {
+async fn when_every_gateway_key_is_rejected_the_client_gets_502_naming_upstream_credentials() {
     let a = mock("a").await;
     a.set_fault(Some(Fault::status(403)));
     let proxy = start_proxy(&config(&[
-        backend("one", &[&[("a", a.addr())]], "", ""),
+        GATEWAY_KEY_SECRET.to_string(),
+        backend("one", &[&[("a", a.addr())]], GATEWAY_KEY_AUTH, ""),
         route("one", "one", None),
     ]))
     .await;

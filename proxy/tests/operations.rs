@@ -71,7 +71,7 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
         .await;
     assert_eq!(response.status(), 200);
     let running = proxy.running.take().unwrap();
-    let shutdown = tokio::spawn(running.shutdown(Duration::from_secs(10)));
+    let shutdown = tokio::spawn(running.shutdown(Duration::ZERO, Duration::from_secs(10)));
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(
         String::from_utf8_lossy(&body).ends_with("data: [DONE]\n\n"),
@@ -84,4 +84,31 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
     // No longer accepting.
     let refused = tokio::net::TcpStream::connect(proxy.addr).await;
     assert!(refused.is_err());
+}
+
+#[tokio::test]
+async fn on_shutdown_readiness_fails_first_and_listeners_accept_through_the_drain_delay() {
+    let a = mock("a").await;
+    let mut proxy = start_proxy(&config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]))
+    .await;
+    let ready_url = format!("http://{}/healthz/ready", proxy.running().ready_addr);
+    let running = proxy.running.take().unwrap();
+    let readiness = running.readiness.clone();
+    let shutdown = tokio::spawn(running.shutdown(Duration::from_secs(1), Duration::from_secs(5)));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!readiness.get(), "readiness fails at once");
+    let ready = proxy.client.get(ready_url.parse().unwrap()).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    // Still accepting during the delay; HTTP/1 clients are asked to go elsewhere next time.
+    let reply = proxy.chat(chat("hi")).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers["connection"], "close");
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(tokio::net::TcpStream::connect(proxy.addr).await.is_err());
 }

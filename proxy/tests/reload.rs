@@ -133,3 +133,36 @@ async fn a_gateway_in_the_file_decides_the_listener_port() {
     let reply = proxy.chat(chat("hi")).await;
     assert_eq!(reply.status, 200);
 }
+
+#[tokio::test]
+async fn a_config_with_out_of_bounds_values_is_rejected_and_the_last_good_one_kept() {
+    let a = mock("a").await;
+    let yaml = config(&[
+        backend("one", &[&[("a", a.addr())]], "", ""),
+        route("one", "one", None),
+    ]);
+    let proxy = start_proxy(&yaml).await;
+    let inputs =
+        agentgateway_compiler::parse_manifests(&[("config.yaml".to_string(), yaml.clone())])
+            .unwrap();
+    let mut compiled = agentgateway_compiler::compile_standalone(&inputs).unwrap();
+    // What a tampered ConfigMap could hold: `Instant + Duration` would panic on every request.
+    for backend in compiled.config.backends.values_mut() {
+        backend.request_timeout_ms = u64::MAX;
+        for provider in backend
+            .groups
+            .iter_mut()
+            .flat_map(|g| g.providers.iter_mut())
+        {
+            provider.eviction.base_ms = u64::MAX;
+        }
+    }
+    let state = &proxy.running().context.state;
+    let Err(error) = state.apply(&compiled) else {
+        panic!("an out-of-bounds config was applied");
+    };
+    let error = error.to_string();
+    assert!(error.contains("requestTimeoutMs"), "{error}");
+    let reply = proxy.chat(chat("hi")).await;
+    assert_eq!(reply.status, 200, "the last good config serves");
+}

@@ -23,6 +23,21 @@ pub const METRICS_PORT: i32 = proxy_config::METRICS_PORT as i32;
 /// The name of the proxy container.
 pub const CONTAINER_NAME: &str = "proxy";
 
+/// The proxy's shutdown, as the pod runs it. On SIGTERM the proxy fails readiness but keeps
+/// accepting for the drain delay (`--drain-delay`), while the endpoints controller and kube-proxy
+/// stop sending it new connections; then it stops accepting and gives in-flight requests and
+/// streams the drain timeout (`--drain-timeout`) to finish. The pod's grace period covers both plus
+/// a margin for the exit itself, so the kubelet's SIGKILL never cuts a drain short. The flags are
+/// passed explicitly so that the grace period follows them, not the proxy's defaults.
+pub const DRAIN_DELAY_SECONDS: i64 = 5;
+/// See [`DRAIN_DELAY_SECONDS`].
+pub const DRAIN_TIMEOUT_SECONDS: i64 = 30;
+/// Time left after the drain for the process to exit (flushing logs, closing connections).
+pub const TERMINATION_MARGIN_SECONDS: i64 = 10;
+/// The proxy pods' `terminationGracePeriodSeconds` (45).
+pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 =
+    DRAIN_DELAY_SECONDS + DRAIN_TIMEOUT_SECONDS + TERMINATION_MARGIN_SECONDS;
+
 /// The proxy Deployment `<gateway>`.
 pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort]) -> Deployment {
     let mut container_ports: Vec<ContainerPort> = ports
@@ -43,6 +58,10 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
         format!("0.0.0.0:{READY_PORT}"),
         "--metrics-addr".to_string(),
         format!("0.0.0.0:{METRICS_PORT}"),
+        "--drain-delay".to_string(),
+        format!("{DRAIN_DELAY_SECONDS}s"),
+        "--drain-timeout".to_string(),
+        format!("{DRAIN_TIMEOUT_SECONDS}s"),
     ];
     let container = Container {
         name: CONTAINER_NAME.into(),
@@ -102,6 +121,7 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
                     containers: vec![container],
                     security_context: Some(pod_security(ports)),
                     image_pull_secrets: image_pull_secrets(settings),
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
                     ..PodSpec::default()
                 }),
             },
@@ -288,7 +308,27 @@ mod tests {
                 "0.0.0.0:15021",
                 "--metrics-addr",
                 "0.0.0.0:15020",
+                "--drain-delay",
+                "5s",
+                "--drain-timeout",
+                "30s",
             ]
+        );
+    }
+
+    #[test]
+    fn the_grace_period_covers_the_drain_delay_and_timeout_with_a_margin() {
+        let d = deployment(&owner(), &ProxySettings::default(), &http_80());
+        assert_eq!(pod(&d).termination_grace_period_seconds, Some(45));
+        let args = container(&d).args.unwrap();
+        let flag = |name: &str| {
+            let at = args.iter().position(|a| a == name).unwrap();
+            let value = args[at + 1].strip_suffix('s').unwrap();
+            value.parse::<i64>().unwrap()
+        };
+        assert!(
+            flag("--drain-delay") + flag("--drain-timeout") < TERMINATION_GRACE_PERIOD_SECONDS,
+            "the kubelet must not SIGKILL a proxy that is still draining"
         );
     }
 

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::body::ProxyBody;
+use crate::record::RecordGuard;
 
 /// An error the proxy answers itself.
 #[derive(Debug, Clone)]
@@ -51,6 +52,18 @@ impl ProxyError {
         )
     }
 
+    /// 503 `overloaded`: a budget is exhausted; `Retry-After: 1`.
+    pub fn overloaded(message: impl Into<String>) -> Self {
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "overloaded",
+            message.into(),
+        );
+        error.retry_after_secs = Some(1);
+        error
+    }
+
     /// The JSON body.
     pub fn body(&self) -> Bytes {
         let body = serde_json::json!({
@@ -59,10 +72,10 @@ impl ProxyError {
         Bytes::from(body.to_string())
     }
 
-    /// The full HTTP response.
-    pub fn into_response(self) -> Response<ProxyBody> {
+    /// The full HTTP response; `record` is finished when it has been sent.
+    pub fn into_response(self, record: RecordGuard) -> Response<ProxyBody> {
         let body = self.body();
-        let mut response = Response::new(ProxyBody::full(body));
+        let mut response = Response::new(ProxyBody::full(body, record));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(

@@ -99,19 +99,21 @@ impl Health {
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let max = Duration::from_millis(policy.max_ms);
         let long = LONG_EVICTION.max(max);
+        // An explicit signal from the provider (a Retry-After) acts at once; every other class
+        // waits for the backend's consecutiveFailures, so one odd answer evicts nobody.
+        let explicit = matches!(failure, Failure::RateLimited(Some(_)));
+        if !explicit && self.consecutive_failures < policy.consecutive_failures.max(1) {
+            return None;
+        }
         let duration = match failure {
-            Failure::RateLimited(Some(retry_after)) => Some(retry_after.min(long)),
-            Failure::RateLimited(None) => Some(self.backoff(policy)),
-            Failure::QuotaExhausted => Some(long),
-            Failure::CredentialsRejected => Some(max),
-            _ if self.consecutive_failures >= policy.consecutive_failures.max(1) => {
-                Some(self.backoff(policy))
-            }
-            _ => None,
-        }?;
+            Failure::RateLimited(Some(retry_after)) => retry_after.min(long),
+            Failure::QuotaExhausted => long,
+            Failure::CredentialsRejected => max,
+            _ => self.backoff(policy),
+        };
         self.consecutive_failures = 0;
         self.consecutive_evictions = self.consecutive_evictions.saturating_add(1);
-        let until = now + duration;
+        let until = now.checked_add(duration).unwrap_or(now + LONG_EVICTION);
         // A later, shorter eviction (a small Retry-After) never shortens a longer one in force.
         self.evicted_until = Some(self.evicted_until.map_or(until, |u| u.max(until)));
         Some(duration)
@@ -204,17 +206,45 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_without_retry_after_evicts_even_below_the_failure_threshold() {
-        let mut h = Health::default();
+    fn only_a_retry_after_evicts_below_the_failure_threshold() {
         let lenient = EvictionConfig {
             consecutive_failures: 3,
             ..policy()
         };
         let now = Instant::now();
-        assert_eq!(h.record_failure(Failure::ServerError, &lenient, now), None);
+        for failure in [
+            Failure::RateLimited(None),
+            Failure::QuotaExhausted,
+            Failure::CredentialsRejected,
+            Failure::ServerError,
+            Failure::Connect,
+            Failure::Timeout,
+            Failure::StreamCut,
+        ] {
+            let mut h = Health::default();
+            assert_eq!(
+                h.record_failure(failure, &lenient, now),
+                None,
+                "{failure:?}"
+            );
+            assert_eq!(
+                h.record_failure(failure, &lenient, now),
+                None,
+                "{failure:?}"
+            );
+            assert!(
+                h.record_failure(failure, &lenient, now).is_some(),
+                "{failure:?}"
+            );
+        }
+        let mut h = Health::default();
         assert_eq!(
-            h.record_failure(Failure::RateLimited(None), &lenient, now),
-            Some(Duration::from_secs(5))
+            h.record_failure(
+                Failure::RateLimited(Some(Duration::from_secs(7))),
+                &lenient,
+                now
+            ),
+            Some(Duration::from_secs(7))
         );
     }
 

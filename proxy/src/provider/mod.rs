@@ -5,6 +5,7 @@
 pub mod balancer;
 pub mod health;
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -38,7 +39,13 @@ pub struct ProviderRuntime {
     pub client: UpstreamClient,
     health: Mutex<Health>,
     in_flight: AtomicU32,
+    /// The `model` label values seen so far, at most `model_label_cap`.
+    model_labels: Mutex<HashSet<Label>>,
+    model_label_cap: usize,
 }
+
+/// The `model` label of requests past a provider's distinct-value bound.
+pub const OTHER_MODEL: &str = "other";
 
 /// Why a provider could not be set up from config.
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +78,13 @@ pub enum ProviderBuildError {
 }
 
 impl ProviderRuntime {
-    /// Builds a provider; `key` is its API key, if it has one.
+    /// Builds a provider; `key` is its API key, if it has one; `model_label_cap` bounds the
+    /// distinct `model` label values its metrics carry.
     pub fn new(
         backend: std::sync::Arc<str>,
         config: ProviderConfig,
         key: Option<&str>,
+        model_label_cap: usize,
     ) -> Result<Self, ProviderBuildError> {
         let authority = authority(&config.host, config.port).ok_or_else(|| {
             ProviderBuildError::ParseAuthority {
@@ -108,7 +117,34 @@ impl ProviderRuntime {
             config,
             health: Mutex::new(Health::default()),
             in_flight: AtomicU32::new(0),
+            model_labels: Mutex::new(HashSet::new()),
+            model_label_cap,
         })
+    }
+
+    /// The `model` label for a request served with `model`: the value itself while the provider
+    /// has seen fewer than its bound of distinct values, then `other` for new ones, so clients
+    /// and providers cannot grow the metrics without bound.
+    pub fn model_label(&self, model: Option<&str>) -> Label {
+        let Some(model) = model else {
+            return Label::default();
+        };
+        if let Some(configured) = self.model.as_ref().filter(|m| &***m == model) {
+            return Label(configured.clone());
+        }
+        let mut seen = self
+            .model_labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = seen.get(model) {
+            return known.clone();
+        }
+        if seen.len() >= self.model_label_cap {
+            return Label::from(OTHER_MODEL);
+        }
+        let label = Label::from(model);
+        seen.insert(label.clone());
+        label
     }
 
     /// Whether this provider is what `config` with `key` would build, so it can be kept.

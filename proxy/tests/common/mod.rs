@@ -2,10 +2,14 @@
 //! mock LLM servers on loopback.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use agentgateway_mock_llm::{MockLlm, MockLlmConfig};
+use agentgateway_proxy::access_log::AccessLog;
+use agentgateway_proxy::limits::Limits;
 use agentgateway_proxy::source::file::FileSource;
 use agentgateway_proxy::{ProxyOptions, RunningProxy, start};
 use bytes::Bytes;
@@ -32,14 +36,28 @@ pub fn client() -> HttpClient {
 
 /// Starts the proxy on manifests `yaml` (no Gateway: the default listener on 127.0.0.1:0).
 pub async fn start_proxy(yaml: &str) -> Proxy {
+    start_proxy_with(yaml, Limits::default()).await
+}
+
+/// Starts the proxy on manifests `yaml` with `limits`.
+pub async fn start_proxy_with(yaml: &str, limits: Limits) -> Proxy {
+    start_proxy_full(yaml, limits, AccessLog::default()).await
+}
+
+/// Starts the proxy on manifests `yaml`, writing access lines to `access_log`.
+pub async fn start_proxy_logged(yaml: &str, access_log: AccessLog) -> Proxy {
+    start_proxy_full(yaml, Limits::default(), access_log).await
+}
+
+async fn start_proxy_full(yaml: &str, limits: Limits, access_log: AccessLog) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.yaml"), yaml).unwrap();
     let options = ProxyOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         ready_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
-        body_limit: 10 * 1024 * 1024,
-        access_log: Default::default(),
+        limits,
+        access_log,
     };
     let source = FileSource::new(dir.path()).with_interval(Duration::from_millis(50));
     let running = start(options, source).await.expect("proxy starts");
@@ -254,3 +272,8 @@ pub fn dead_addr() -> SocketAddr {
     drop(listener);
     addr
 }
+
+/// A Secret holding the gateway's key for providers (`sk-test-123`).
+pub const GATEWAY_KEY_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: openai-secret\n  namespace: default\nstringData:\n  Authorization: Bearer sk-test-123\n";
+/// Provider YAML (for `backend`'s `provider_extra`) that sends the gateway's key.
+pub const GATEWAY_KEY_AUTH: &str = "        policies:\n          auth:\n            secretRef:\n              name: openai-secret\n";

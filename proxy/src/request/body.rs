@@ -1,0 +1,126 @@
+//! Reading a client's request body: at most the body limit (413 above), no pause longer than the
+//! body progress timeout (408), and every byte held reserved in the shared memory budget first
+//! (503 `overloaded` when it cannot be had in time). The body is collected once, into one buffer
+//! sized from `Content-Length`.
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::budget::Reservation;
+use crate::context::ProxyContext;
+use crate::openai::error::ProxyError;
+
+/// A request body in memory, with the budget it holds.
+pub struct BufferedBody {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// Released when the body is.
+    pub reservation: Reservation,
+}
+
+/// Reads the whole body within the limits.
+pub async fn read_body(
+    context: &ProxyContext,
+    headers: &HeaderMap,
+    mut body: Incoming,
+) -> Result<BufferedBody, ProxyError> {
+    let limits = &context.limits;
+    let limit = limits.body_limit;
+    let too_large = || {
+        ProxyError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    let declared = declared.map_or(0, |len| len as usize);
+    let mut reservation = context.budget.reservation();
+    let overloaded = |context: &ProxyContext| {
+        context.metrics.record_overload("memory");
+        ProxyError::overloaded(
+            "the gateway is holding as many request bodies as its memory budget allows",
+        )
+    };
+    if context
+        .budget
+        .reserve(&mut reservation, declared, limits.buffer_wait)
+        .await
+        .is_err()
+    {
+        discard(context, body).await;
+        return Err(overloaded(context));
+    }
+    let mut buffer = BytesMut::with_capacity(declared);
+    loop {
+        let frame = match tokio::time::timeout(limits.body_progress_timeout, body.frame()).await {
+            Err(_) => {
+                return Err(ProxyError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    "request_timeout",
+                    format!(
+                        "the request body sent nothing for {:?}",
+                        limits.body_progress_timeout
+                    ),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(ProxyError::bad_request(
+                    "request_body_unreadable",
+                    format!("failed to read the request body: {e}"),
+                ));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let total = buffer.len() + data.len();
+        if total > limit {
+            return Err(too_large());
+        }
+        if total > reservation.bytes()
+            && context
+                .budget
+                .reserve(&mut reservation, total, limits.buffer_wait)
+                .await
+                .is_err()
+        {
+            drop(buffer);
+            discard(context, body).await;
+            return Err(overloaded(context));
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok(BufferedBody {
+        bytes: buffer.freeze(),
+        reservation,
+    })
+}
+
+/// Reads and drops the rest of a refused body (up to the body limit, within the progress
+/// timeout), so the client reads our answer instead of a connection reset.
+async fn discard(context: &ProxyContext, mut body: Incoming) {
+    let limits = &context.limits;
+    let mut left = limits.body_limit;
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(limits.body_progress_timeout, body.frame()).await
+    {
+        let len = frame.data_ref().map_or(0, Bytes::len);
+        if len >= left {
+            return;
+        }
+        left -= len;
+    }
+}

@@ -1,0 +1,104 @@
+//! The request one attempt sends to one provider: the provider's URI for the operation, the
+//! client's headers as the provider may see them, the provider's credential, and the body with the
+//! provider's model spliced in.
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request};
+
+use crate::attempts::Payload;
+use crate::headers::upstream_headers;
+use crate::openai::error::ProxyError;
+use crate::openai::operation::Operation;
+use crate::outcome::Credential;
+use crate::provider::ProviderRuntime;
+use crate::upstream_body::UpstreamBody;
+
+/// The request for one attempt on one provider.
+pub struct UpstreamRequest {
+    /// The request.
+    pub request: Request<UpstreamBody>,
+    /// Whether `stream_options.include_usage` was added by the proxy.
+    pub injects_usage: bool,
+    /// Whose credential it carries.
+    pub credential: Credential,
+}
+
+/// Builds the request `client` becomes on `provider`.
+pub fn build(
+    provider: &ProviderRuntime,
+    client: &http::request::Parts,
+    payload: &Payload,
+    operation: Operation,
+) -> Result<UpstreamRequest, ProxyError> {
+    let (body, injects_usage) = match payload {
+        Payload::Json(json) => {
+            let model = json
+                .effective_model(provider.config.model.as_deref())
+                .ok_or_else(|| {
+                    ProxyError::bad_request(
+                        "model_required",
+                        "you must provide a model parameter (the backend's provider sets none)",
+                    )
+                })?;
+            let inject = json.injects_usage();
+            (json.encode(model, inject), inject)
+        }
+        Payload::Raw(bytes) => (UpstreamBody::full(bytes.clone()), false),
+    };
+    let path = match (&provider.config.path, operation) {
+        (Some(path), Operation::ChatCompletions) => Some(path.clone()),
+        _ => operation.provider_path(client.uri.path()),
+    };
+    let path_and_query = match (path, client.uri.query()) {
+        (Some(path), Some(query)) => format!("{path}?{query}"),
+        (Some(path), None) => path,
+        (None, _) => client
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string()),
+    };
+    let uri = http::Uri::builder()
+        .scheme(provider.scheme.clone())
+        .authority(provider.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| {
+            ProxyError::bad_request(
+                "invalid_path",
+                format!("failed to build the upstream URI: {e}"),
+            )
+        })?;
+    let gateway_key = provider.auth_header.is_some();
+    let mut headers = upstream_headers(&client.headers, gateway_key);
+    if matches!(payload, Payload::Json(_)) {
+        // Usage is read from the response: ask for it uncompressed.
+        headers.remove(header::ACCEPT_ENCODING);
+    }
+    let credential = match &provider.auth_header {
+        Some(auth) => {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+            Credential::Gateway
+        }
+        None if headers.contains_key(header::AUTHORIZATION)
+            || headers.contains_key("x-api-key") =>
+        {
+            Credential::Client
+        }
+        None => Credential::None,
+    };
+    if let Ok(host) = HeaderValue::from_str(provider.authority.as_str()) {
+        headers.insert(header::HOST, host);
+    }
+    if !body.is_empty() || client.method == Method::POST {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let mut request = Request::new(body);
+    *request.method_mut() = client.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(UpstreamRequest {
+        request,
+        injects_usage,
+        credential,
+    })
+}

@@ -966,6 +966,19 @@ pub fn delete_namespace(ns: &str) {
     kubectl_ok(&delete_namespace_args(ns), None);
 }
 
+/// A Deployment's `spec.selector.matchLabels` as a `-l` selector (`k=v,k2=v2`).
+pub fn label_selector(deployment: &serde_json::Value) -> String {
+    deployment["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 /// Waits until the proxy Deployment of `gateway` exists and all its replicas are fresh and Ready
 /// (no old pod is still terminating, so a port-forward lands on a live pod).
 pub fn wait_proxy_ready(ns: &str, gateway: &str, timeout: Duration) -> Duration {
@@ -976,15 +989,7 @@ pub fn wait_proxy_ready(ns: &str, gateway: &str, timeout: Duration) -> Duration 
         Duration::from_millis(250),
         || get_json(&["deployment", gateway, "-n", ns]).ok_or_else(|| "not found".to_owned()),
     );
-    let selector = dep["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = label_selector(&dep);
     let left = timeout
         .saturating_sub(start.elapsed())
         .max(Duration::from_secs(5));

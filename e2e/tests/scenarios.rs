@@ -1287,15 +1287,7 @@ fn in_cluster_thread<T: Send + 'static>(
 /// The names of the pods of a Deployment (including terminating ones).
 fn deployment_pods(ns: &str, name: &str) -> Vec<String> {
     let dep = kubectl_json(&["get", "deployment", name, "-n", ns]);
-    let selector = dep["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = label_selector(&dep);
     let pods = kubectl_json(&["get", "pods", "-n", ns, "-l", &selector]);
     let mut names: Vec<String> = pods["items"]
         .as_array()

@@ -4,7 +4,7 @@
 //! ([`crate::outcome::classify`]); provider failures feed passive health, a client's faults go
 //! back to the client unchanged and count against nobody.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,6 +27,7 @@ use crate::provider::health::Failure;
 use crate::record::RequestRecord;
 use crate::state::BackendRuntime;
 use crate::stream::{Observer, StreamParts, UpstreamStream};
+use crate::upstream_body::{ClientBodyFault, FaultSlot, UpstreamBody};
 use crate::upstream_request::{UpstreamRequest, build};
 
 /// The most of a failed provider answer read (to classify it and say why in our 503).
@@ -38,6 +39,23 @@ pub enum Payload {
     Json(JsonRequest),
     /// Anything else, passed as it is.
     Raw(Bytes),
+    /// A pass-through body too large to hold: sent once, as it arrives (no retry can replay it).
+    Streamed {
+        /// Taken by the one attempt.
+        body: Mutex<Option<UpstreamBody>>,
+        /// Where the client's side records its failure.
+        fault: FaultSlot,
+    },
+}
+
+impl Payload {
+    /// The client's fault that broke a streamed body, if any.
+    fn client_fault(&self) -> Option<ClientBodyFault> {
+        match self {
+            Self::Streamed { fault, .. } => fault.lock().ok()?.clone(),
+            _ => None,
+        }
+    }
 }
 
 /// The attempts of one request on the providers of one backend.
@@ -78,7 +96,10 @@ impl Attempts<'_> {
         record: &mut RequestRecord,
         rng: &mut fastrand::Rng,
     ) -> Result<Response<Box<UpstreamStream>>, ProxyError> {
-        let max_attempts = self.backend.retry_attempts.saturating_add(1);
+        let max_attempts = match self.payload {
+            Payload::Streamed { .. } => 1,
+            _ => self.backend.retry_attempts.saturating_add(1),
+        };
         let mut tried: Vec<(usize, usize)> = Vec::new();
         let mut last: Option<LastFailure> = None;
         while record.attempts < max_attempts && Instant::now() < self.deadline {
@@ -148,6 +169,9 @@ impl Attempts<'_> {
                     ));
                 }
                 Ok(Err(e)) => {
+                    if let Some(fault) = self.payload.client_fault() {
+                        return Err(client_body_error(fault));
+                    }
                     return Ok(retry(
                         verdict(Observed::Unreachable, Signal::default()),
                         connect_detail(&e),
@@ -277,6 +301,16 @@ impl Attempts<'_> {
         error.retry_after_secs = Some(retry_after);
         error
     }
+}
+
+/// The client's answer when its own streamed body failed (the provider is not at fault).
+fn client_body_error(fault: ClientBodyFault) -> ProxyError {
+    let (status, code) = match fault {
+        ClientBodyFault::Stalled(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+        ClientBodyFault::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
+        ClientBodyFault::Broken(_) => (StatusCode::BAD_REQUEST, "request_body_unreadable"),
+    };
+    ProxyError::new(status, "invalid_request_error", code, fault.to_string())
 }
 
 /// A failed attempt to retry; a verdict other than a provider failure cannot get here (only

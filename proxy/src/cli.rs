@@ -99,6 +99,11 @@ pub struct Args {
     #[arg(long, default_value_t = defaults::MAX_RESPONSE_REPLAY)]
     pub max_response_replay: usize,
 
+    /// A pass-through request body up to this size is held (a failed attempt is retried);
+    /// larger ones are streamed to one provider.
+    #[arg(long, default_value_t = defaults::MAX_REQUEST_REPLAY)]
+    pub max_request_replay: usize,
+
     /// Distinct `model` label values per provider; further ones are counted as `other`.
     #[arg(long, default_value_t = defaults::MODEL_LABELS_PER_PROVIDER)]
     pub model_labels_per_provider: usize,
@@ -137,6 +142,7 @@ impl Args {
             max_sse_event: self.max_sse_event.max(1),
             max_pre_commit: self.max_pre_commit.max(1),
             max_response_replay: self.max_response_replay,
+            max_request_replay: self.max_request_replay,
             model_labels_per_provider: self.model_labels_per_provider,
             drain_delay: self.drain_delay,
             drain_timeout: self.drain_timeout,

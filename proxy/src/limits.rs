@@ -38,6 +38,9 @@ pub mod defaults {
     /// A non-SSE response is buffered up to this size before it is sent, so that a body that
     /// breaks early can be retried on another provider; larger ones are streamed.
     pub const MAX_RESPONSE_REPLAY: usize = 256 << 10;
+    /// A pass-through request body is held up to this size (so a failed attempt can be retried);
+    /// beyond it, the rest is streamed to one provider as it arrives.
+    pub const MAX_REQUEST_REPLAY: usize = 1 << 20;
     /// Distinct `model` label values per provider before new ones are counted as `other`.
     pub const MODEL_LABELS_PER_PROVIDER: usize = 64;
     /// After SIGTERM, how long listeners keep accepting (while readiness already fails) so that
@@ -76,6 +79,8 @@ pub struct Limits {
     pub max_pre_commit: usize,
     /// See [`defaults::MAX_RESPONSE_REPLAY`].
     pub max_response_replay: usize,
+    /// See [`defaults::MAX_REQUEST_REPLAY`].
+    pub max_request_replay: usize,
     /// See [`defaults::MODEL_LABELS_PER_PROVIDER`].
     pub model_labels_per_provider: usize,
     /// See [`defaults::DRAIN_DELAY`].
@@ -101,6 +106,7 @@ impl Default for Limits {
             max_sse_event: MAX_SSE_EVENT,
             max_pre_commit: MAX_PRE_COMMIT,
             max_response_replay: MAX_RESPONSE_REPLAY,
+            max_request_replay: MAX_REQUEST_REPLAY,
             model_labels_per_provider: MODEL_LABELS_PER_PROVIDER,
             drain_delay: DRAIN_DELAY,
             drain_timeout: DRAIN_TIMEOUT,

@@ -152,12 +152,13 @@ impl Listeners {
     /// HTTP/1 responses ask clients to close), then stops accepting, closes idle connections and
     /// lets in-flight requests and streams finish up to `grace`.
     pub async fn shutdown(mut self, delay: Duration, grace: Duration) {
-        let _ = self.context.draining.send(true);
+        // send_replace: the flag must be set even while no connection is listening for it.
+        self.context.draining.send_replace(true);
         tokio::time::sleep(delay).await;
         for (_, running) in self.running.drain() {
             let _ = running.stop.send(true);
         }
-        let _ = self.draining.send(true);
+        self.draining.send_replace(true);
         self.connections.close();
         if tokio::time::timeout(grace, self.connections.wait())
             .await

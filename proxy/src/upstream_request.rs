@@ -44,6 +44,18 @@ pub fn build(
             (json.encode(model, inject), inject)
         }
         Payload::Raw(bytes) => (UpstreamBody::full(bytes.clone()), false),
+        Payload::Streamed { body, .. } => {
+            let taken = body.lock().ok().and_then(|mut b| b.take());
+            let body = taken.ok_or_else(|| {
+                ProxyError::new(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "server_error",
+                    "no_healthy_provider",
+                    "the streamed request body was already sent to a provider that failed".into(),
+                )
+            })?;
+            (body, false)
+        }
     };
     let path = match (&provider.config.path, operation) {
         (Some(path), Operation::ChatCompletions) => Some(path.clone()),
@@ -89,7 +101,12 @@ pub fn build(
     if let Ok(host) = HeaderValue::from_str(provider.authority.as_str()) {
         headers.insert(header::HOST, host);
     }
-    if !body.is_empty() || client.method == Method::POST {
+    if body.is_streamed() {
+        // The client's own length (checked by hyper as the body arrives), or chunked.
+        if let Some(length) = client.headers.get(header::CONTENT_LENGTH) {
+            headers.insert(header::CONTENT_LENGTH, length.clone());
+        }
+    } else if !body.is_empty() || client.method == Method::POST {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     let mut request = Request::new(body);

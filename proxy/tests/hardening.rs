@@ -10,7 +10,7 @@ use agentgateway_mock_llm::Fault;
 use agentgateway_proxy::access_log::AccessLog;
 use agentgateway_proxy::limits::Limits;
 use bytes::Bytes;
-use common::raw::{hostile_upstream, read_response, read_until_close};
+use common::raw::{json_upstream, read_response, read_until_close};
 use common::*;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -54,20 +54,7 @@ async fn a_model_that_could_forge_a_series_is_refused_as_invalid_model() {
 #[tokio::test]
 async fn a_providers_reported_model_is_escaped_in_the_metrics() {
     let body = r#"{"id":"x","object":"chat.completion","model":"x\"} 1\nforged_series 0\n#","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
-    let head: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_boxed_str(),
-    );
-    let upstream = hostile_upstream(
-        head,
-        vec![body.as_bytes().to_vec()],
-        Duration::ZERO,
-        Duration::ZERO,
-    )
-    .await;
+    let upstream = json_upstream(body, "", usize::MAX).await;
     let proxy = start_proxy(&open_backend(upstream, "")).await;
     let reply = proxy.chat(json!({"model": "m", "messages": []})).await;
     assert_eq!(reply.status, 200);
@@ -403,12 +390,7 @@ async fn unknown_operations_are_404_unless_the_backend_passes_them_through() {
 #[tokio::test]
 async fn the_gateways_key_travels_without_the_clients_account_headers() {
     let a = mock("a").await;
-    let proxy = start_proxy(&config(&[
-        GATEWAY_KEY_SECRET.to_string(),
-        backend("keyed", &[&[("a", a.addr())]], GATEWAY_KEY_AUTH, ""),
-        route("keyed", "keyed", None),
-    ]))
-    .await;
+    let proxy = start_proxy(&keyed_backend(a.addr())).await;
     let reply = proxy
         .post(
             "/v1/chat/completions",
@@ -438,30 +420,80 @@ async fn the_gateways_key_travels_without_the_clients_account_headers() {
 #[tokio::test]
 async fn provider_account_answers_to_the_gateways_key_do_not_reach_clients() {
     let body = r#"{"id":"x","object":"chat.completion","model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
-    let head: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nset-cookie: session=gw\r\nopenai-organization: org-gateway\r\nopenai-project: proj-gateway\r\nx-request-id: r1\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_boxed_str(),
-    );
-    let upstream = hostile_upstream(
-        head,
-        vec![body.as_bytes().to_vec()],
-        Duration::ZERO,
-        Duration::ZERO,
-    )
-    .await;
-    let proxy = start_proxy(&config(&[
-        GATEWAY_KEY_SECRET.to_string(),
-        backend("keyed", &[&[("a", upstream)]], GATEWAY_KEY_AUTH, ""),
-        route("keyed", "keyed", None),
-    ]))
-    .await;
+    let upstream = json_upstream(body, "set-cookie: session=gw\r\nopenai-organization: org-gateway\r\nopenai-project: proj-gateway\r\nx-request-id: r1\r\n", usize::MAX).await;
+    let proxy = start_proxy(&keyed_backend(upstream)).await;
     let reply = proxy.chat(chat("hi")).await;
     assert_eq!(reply.status, 200);
     for absent in ["set-cookie", "openai-organization", "openai-project"] {
         assert!(reply.headers.get(absent).is_none(), "{absent}");
     }
     assert_eq!(reply.headers["x-request-id"], "r1");
+}
+
+// 3. Memory has a budget: a large pass-through body is streamed, not held.
+
+#[tokio::test]
+async fn a_pass_through_body_larger_than_the_replay_size_is_streamed_to_the_provider() {
+    let a = mock("a").await;
+    let limits = Limits {
+        max_request_replay: 1024,
+        body_progress_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let pass = "    passThrough:\n      pathPrefixes: [/v1/files]\n";
+    let proxy = start_proxy_with(&open_backend(a.addr(), pass), limits).await;
+    let body = Bytes::from(vec![b'z'; 300_000]);
+    proxy.send("POST", "/v1/files", body.clone(), &[]).await;
+    let seen = a.requests().into_iter().find(|r| r.path == "/v1/files");
+    assert_eq!(seen.expect("forwarded").body, body);
+
+    // A client that stalls in the streamed part gets 408; the provider is not blamed.
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/files HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    stream.write_all(&[b'z'; 4096]).await.unwrap();
+    let response = read_response(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    let metrics = proxy.metrics().await;
+    assert!(
+        !metrics.contains("agentgateway_provider_evictions_total{"),
+        "{metrics}"
+    );
+}
+
+// 2. HTTP/2 clients are bounded in concurrent streams.
+
+#[tokio::test]
+async fn http2_clients_are_told_the_concurrent_stream_bound() {
+    let a = mock("a").await;
+    let limits = Limits {
+        http2_max_concurrent_streams: 7,
+        ..Limits::default()
+    };
+    let proxy = start_proxy_with(&one_backend(a.addr()), limits).await;
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let (_client, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    // The server's SETTINGS arrive while the connection is driven.
+    let _ = tokio::time::timeout(Duration::from_millis(300), &mut connection).await;
+    assert_eq!(connection.max_concurrent_send_streams(), 7);
+}
+
+#[tokio::test]
+async fn an_http2_client_that_stops_answering_pings_is_dropped() {
+    let a = mock("a").await;
+    let limits = Limits {
+        http2_keep_alive_interval: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let proxy = start_proxy_with(&one_backend(a.addr()), limits).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    // The HTTP/2 preface and an empty SETTINGS frame; then silence: no SETTINGS ack, no PING ack.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let (_, closed) = read_until_close(&mut stream, Duration::from_secs(10)).await;
+    assert!(closed, "a peer that does not answer PINGs is dropped");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use agentgateway_proxy::limits::Limits;
-use common::raw::hostile_upstream;
+use common::raw::{hostile_upstream, json_upstream};
 use common::*;
 use serde_json::json;
 
@@ -110,19 +110,7 @@ async fn a_large_json_response_is_streamed_and_its_usage_read_from_the_tail() {
     let body = format!(
         "{{\"object\":\"list\",\"data\":[{{\"object\":\"embedding\",\"index\":0,\"embedding\":[{vector}]}}],\"model\":\"embed-model\",\"usage\":{{\"prompt_tokens\":9,\"total_tokens\":9}}}}"
     );
-    let head: &'static str = Box::leak(
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_boxed_str(),
-    );
-    let chunks = body
-        .as_bytes()
-        .chunks(64 << 10)
-        .map(<[u8]>::to_vec)
-        .collect();
-    let upstream = hostile_upstream(head, chunks, Duration::ZERO, Duration::ZERO).await;
+    let upstream = json_upstream(&body, "", 64 << 10).await;
     let proxy = start_proxy(&config(&[
         backend("one", &[&[("a", upstream)]], "", ""),
         route("one", "one", None),

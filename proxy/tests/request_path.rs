@@ -56,14 +56,7 @@ async fn without_a_provider_model_the_requests_model_is_kept_and_an_absent_one_i
 #[tokio::test]
 async fn the_secrets_key_is_sent_as_bearer_and_the_clients_key_is_not_forwarded() {
     let a = mock("a").await;
-    let secret = GATEWAY_KEY_SECRET;
-    let auth = GATEWAY_KEY_AUTH;
-    let proxy = start_proxy(&config(&[
-        secret.to_string(),
-        backend("keyed", &[&[("a", a.addr())]], auth, ""),
-        route("keyed", "keyed", None),
-    ]))
-    .await;
+    let proxy = start_proxy(&keyed_backend(a.addr())).await;
     let reply = proxy
         .post(
             "/v1/chat/completions",

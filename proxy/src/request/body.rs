@@ -1,10 +1,12 @@
 //! Reading a client's request body: at most the body limit (413 above), no pause longer than the
 //! body progress timeout (408), and every byte held reserved in the shared memory budget first
 //! (503 `overloaded` when it cannot be had in time). The body is collected once, into one buffer
-//! sized from `Content-Length`.
+//! sized from `Content-Length`; a pass-through body larger than the replay size is held only up to
+//! it, and the rest is streamed to the provider as it arrives.
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode, header};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -14,17 +16,21 @@ use crate::openai::error::ProxyError;
 
 /// A request body in memory, with the budget it holds.
 pub struct BufferedBody {
-    /// The bytes.
+    /// The bytes (all of them, or the first part of a streamed body).
     pub bytes: Bytes,
     /// Released when the body is.
     pub reservation: Reservation,
+    /// The rest of a body larger than what was to be held.
+    pub rest: Option<Incoming>,
 }
 
-/// Reads the whole body within the limits.
+/// Reads the body within the limits: whole, or, when it is larger than `hold` bytes, the first
+/// `hold` bytes or more, leaving the rest to stream.
 pub async fn read_body(
     context: &ProxyContext,
     headers: &HeaderMap,
     mut body: Incoming,
+    hold: usize,
 ) -> Result<BufferedBody, ProxyError> {
     let limits = &context.limits;
     let limit = limits.body_limit;
@@ -43,7 +49,7 @@ pub async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    let declared = declared.map_or(0, |len| len as usize);
+    let declared = declared.map_or(0, |len| len as usize).min(hold);
     let mut reservation = context.budget.reservation();
     let overloaded = |context: &ProxyContext| {
         context.metrics.record_overload("memory");
@@ -102,10 +108,18 @@ pub async fn read_body(
             return Err(overloaded(context));
         }
         buffer.extend_from_slice(&data);
+        if hold < limit && buffer.len() >= hold && !body.is_end_stream() {
+            return Ok(BufferedBody {
+                bytes: buffer.freeze(),
+                reservation,
+                rest: Some(body),
+            });
+        }
     }
     Ok(BufferedBody {
         bytes: buffer.freeze(),
         reservation,
+        rest: None,
     })
 }
 

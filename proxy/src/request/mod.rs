@@ -7,7 +7,7 @@ pub mod body;
 pub mod path;
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode};
@@ -22,6 +22,7 @@ use crate::openai::request::JsonRequest;
 use crate::record::{RecordGuard, RequestRecord};
 use crate::route::{find_rule, has_path_prefix, pick_backend};
 use crate::stream::UpstreamStream;
+use crate::upstream_body::{FaultSlot, UpstreamBody};
 
 use self::body::read_body;
 use self::path::check_path;
@@ -98,14 +99,37 @@ async fn route_and_forward(
         &parts,
         &backend.pass_through_path_prefixes,
     )?;
-    let body = read_body(context, &parts.headers, body).await?;
-    let payload = if record.operation.has_json_model() {
-        let json = JsonRequest::parse(body.bytes)?;
-        record.stream = json.stream;
-        record.request_model = json.model.as_deref().map(Arc::from);
-        Payload::Json(json)
+    let limits = &context.limits;
+    let json = record.operation.has_json_model();
+    // A JSON body is parsed whole; anything else is held up to the replay size and streamed on.
+    let hold = if json {
+        limits.body_limit
     } else {
-        Payload::Raw(body.bytes)
+        limits.max_request_replay.min(limits.body_limit)
+    };
+    let body = read_body(context, &parts.headers, body, hold).await?;
+    let reservation = body.reservation;
+    let payload = match body.rest {
+        _ if json => {
+            let json = JsonRequest::parse(body.bytes)?;
+            record.stream = json.stream;
+            record.request_model = json.model.as_deref().map(Arc::from);
+            Payload::Json(json)
+        }
+        None => Payload::Raw(body.bytes),
+        Some(rest) => {
+            let fault = FaultSlot::default();
+            Payload::Streamed {
+                body: Mutex::new(Some(UpstreamBody::streamed(
+                    body.bytes,
+                    rest,
+                    limits.body_limit as u64,
+                    limits.body_progress_timeout,
+                    fault.clone(),
+                ))),
+                fault,
+            }
+        }
     };
     let attempts = Attempts {
         context,
@@ -119,7 +143,7 @@ async fn route_and_forward(
     };
     let answer = attempts.run(record, &mut rng).await;
     // The body's budget is released once no attempt needs it any more.
-    drop(body.reservation);
+    drop(reservation);
     answer
 }
 

@@ -277,3 +277,12 @@ pub fn dead_addr() -> SocketAddr {
 pub const GATEWAY_KEY_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: openai-secret\n  namespace: default\nstringData:\n  Authorization: Bearer sk-test-123\n";
 /// Provider YAML (for `backend`'s `provider_extra`) that sends the gateway's key.
 pub const GATEWAY_KEY_AUTH: &str = "        policies:\n          auth:\n            secretRef:\n              name: openai-secret\n";
+
+/// Backend `keyed` with one provider at `addr` that sends the gateway's key, and its route.
+pub fn keyed_backend(addr: SocketAddr) -> String {
+    config(&[
+        GATEWAY_KEY_SECRET.to_string(),
+        backend("keyed", &[&[("a", addr)]], GATEWAY_KEY_AUTH, ""),
+        route("keyed", "keyed", None),
+    ])
+}

@@ -37,20 +37,44 @@ pub async fn read_response(stream: &mut TcpStream) -> String {
         );
         out.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&out).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if body.len() >= len {
-                return text;
-            }
+        if is_whole_message(&text) {
+            return text;
         }
     }
+}
+
+/// Whether `text` holds a whole HTTP/1.1 message: its head and the `Content-Length` bytes after.
+fn is_whole_message(text: &str) -> bool {
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    body.len() >= len
+}
+
+/// An upstream that answers every request with a `200` JSON `body` in `chunk`-sized writes and
+/// the extra `headers` (each ending in `\r\n`).
+pub async fn json_upstream(body: &str, headers: &str, chunk: usize) -> SocketAddr {
+    let head: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_boxed_str(),
+    );
+    let chunks = body
+        .as_bytes()
+        .chunks(chunk.max(1))
+        .map(<[u8]>::to_vec)
+        .collect();
+    hostile_upstream(head, chunks, Duration::ZERO, Duration::ZERO).await
 }
 
 /// An upstream that answers every request with `head` and then the `chunks`, `pause` apart,
@@ -72,7 +96,7 @@ pub async fn hostile_upstream(
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 65536];
-                // Headers, then the body by Content-Length.
+                // The whole request (head and Content-Length body) before answering.
                 loop {
                     let Ok(n) = stream.read(&mut buf).await else {
                         return;
@@ -81,19 +105,8 @@ pub async fn hostile_upstream(
                         return;
                     }
                     request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break;
-                        }
+                    if is_whole_message(&String::from_utf8_lossy(&request)) {
+                        break;
                     }
                 }
                 if stream.write_all(head.as_bytes()).await.is_err() {

@@ -65,7 +65,13 @@ pub fn client_text(text: &str) -> Cow<'_, str> {
         None
     };
     let kept = &text[..cut.unwrap_or(text.len())];
-    if cut.is_none() && !kept.chars().any(char::is_control) {
+    // The usual case, printable ASCII, checked bytewise; anything else by characters.
+    let clean = if kept.is_ascii() {
+        !kept.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        !kept.chars().any(char::is_control)
+    };
+    if cut.is_none() && clean {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(kept.len() + 8);

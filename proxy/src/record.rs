@@ -161,7 +161,8 @@ impl RequestRecord {
 
 /// Owns a request's record until the request is over; finishing it is the guard's job alone.
 pub struct RecordGuard {
-    record: RequestRecord,
+    // Boxed: the guard travels inside the response body, which hyper moves by value.
+    record: Box<RequestRecord>,
     context: Arc<ProxyContext>,
     /// The response has been sent whole: dropping the guard now is a normal end.
     complete: bool,
@@ -171,7 +172,7 @@ impl RecordGuard {
     /// Guards `record`.
     pub fn new(record: RequestRecord, context: Arc<ProxyContext>) -> Self {
         Self {
-            record,
+            record: Box::new(record),
             context,
             complete: false,
         }

@@ -23,7 +23,7 @@ use crate::access_log::client_text;
 use crate::context::ProxyContext;
 use crate::openai::error::sse_error_event;
 use crate::openai::sse::SseObserver;
-use crate::openai::usage::JsonResponseObserver;
+use crate::openai::usage::{JsonResponseObserver, ResponseFacts, read_response_facts};
 use crate::outcome::Observed;
 use crate::provider::health::Failure;
 use crate::provider::{InFlight, ProviderRuntime};
@@ -68,6 +68,10 @@ pub struct UpstreamStream {
     done: bool,
     /// End the client's body with an error (a cut non-SSE body: truncation must show).
     abort: bool,
+    /// A JSON body read whole before the commit is parsed in place, once; one that is streamed
+    /// goes through its observer from the commit on.
+    json_streaming: bool,
+    json_facts: Option<ResponseFacts>,
     in_flight: Option<InFlight>,
 }
 
@@ -109,6 +113,8 @@ impl UpstreamStream {
             ending: None,
             done: false,
             abort: false,
+            json_streaming: false,
+            json_facts: None,
             in_flight: Some(parts.in_flight),
         }
     }
@@ -135,11 +141,16 @@ impl UpstreamStream {
                     self.pending.push_back(bytes);
                     if self.upstream.is_end_stream() && !self.is_sse() {
                         self.ended = true;
+                        self.read_whole_json();
                         return Ok(());
                     }
                     if self.pending_len >= hold_limit {
-                        if let Observer::Json(_) = self.observer {
+                        if let Observer::Json(json) = &mut self.observer {
                             // Too large to replay: from here on it is streamed.
+                            for chunk in &self.pending {
+                                json.feed(chunk);
+                            }
+                            self.json_streaming = true;
                             return Ok(());
                         }
                         return Err((
@@ -153,11 +164,26 @@ impl UpstreamStream {
                         return Err((Observed::Broken, "stream ended before any content".into()));
                     }
                     self.ended = true;
+                    self.read_whole_json();
                     return Ok(());
                 }
                 Polled::Failed(observed, detail) => return Err((observed, detail)),
             }
         }
+    }
+
+    /// Usage and model of a JSON body held whole, read from the held bytes without a copy
+    /// (the usual single chunk) or one joined copy.
+    fn read_whole_json(&mut self) {
+        if !matches!(self.observer, Observer::Json(_)) {
+            return;
+        }
+        let facts = match self.pending.len() {
+            0 => None,
+            1 => read_response_facts(&self.pending[0]),
+            _ => read_response_facts(&self.pending.iter().flatten().copied().collect::<Vec<u8>>()),
+        };
+        self.json_facts = Some(facts.unwrap_or_default());
     }
 
     /// The one read loop: the next frame of the upstream, through the observer, within the
@@ -196,7 +222,9 @@ impl UpstreamStream {
                             }
                         },
                         Observer::Json(json) => {
-                            json.feed(&data);
+                            if self.json_streaming {
+                                json.feed(&data);
+                            }
                             data
                         }
                         Observer::Unread => data,
@@ -248,7 +276,10 @@ impl UpstreamStream {
         let (usage, model) = match &mut self.observer {
             Observer::Sse(sse) => (sse.usage, sse.model.take()),
             Observer::Json(json) => {
-                let facts = std::mem::take(json.as_mut()).finish();
+                let facts = match self.json_facts.take() {
+                    Some(facts) => facts,
+                    None => std::mem::take(json.as_mut()).finish(),
+                };
                 (facts.usage, facts.model)
             }
             Observer::Unread => (None, None),

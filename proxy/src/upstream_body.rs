@@ -49,7 +49,8 @@ struct ClientRest {
 pub struct UpstreamBody {
     chunks: VecDeque<Bytes>,
     len: u64,
-    rest: Option<ClientRest>,
+    // Boxed: hyper moves the request (and so its body) by value several times per attempt.
+    rest: Option<Box<ClientRest>>,
 }
 
 impl UpstreamBody {
@@ -80,14 +81,14 @@ impl UpstreamBody {
     ) -> Self {
         let left = limit.saturating_sub(head.len() as u64);
         let mut this = Self::full(head);
-        this.rest = Some(ClientRest {
+        this.rest = Some(Box::new(ClientRest {
             body,
             progress,
             timer: Box::pin(tokio::time::sleep(progress)),
             left,
             limit,
             fault,
-        });
+        }));
         this
     }
 

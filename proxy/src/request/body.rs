@@ -66,7 +66,7 @@ pub async fn read_body(
         discard(context, body).await;
         return Err(overloaded(context));
     }
-    let mut buffer = BytesMut::with_capacity(declared);
+    let mut buffer = Collected::new(declared);
     loop {
         let frame = match tokio::time::timeout(limits.body_progress_timeout, body.frame()).await {
             Err(_) => {
@@ -107,7 +107,7 @@ pub async fn read_body(
             discard(context, body).await;
             return Err(overloaded(context));
         }
-        buffer.extend_from_slice(&data);
+        buffer.push(data);
         if hold < limit && buffer.len() >= hold && !body.is_end_stream() {
             return Ok(BufferedBody {
                 bytes: buffer.freeze(),
@@ -121,6 +121,52 @@ pub async fn read_body(
         reservation,
         rest: None,
     })
+}
+
+/// The bytes read so far: the first chunk as hyper gave it (a body that arrives in one piece,
+/// the usual case, is never copied), then one buffer sized from `Content-Length`.
+enum Collected {
+    Empty(usize),
+    One(Bytes, usize),
+    Many(BytesMut),
+}
+
+impl Collected {
+    fn new(declared: usize) -> Self {
+        Self::Empty(declared)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Empty(_) => 0,
+            Self::One(bytes, _) => bytes.len(),
+            Self::Many(buffer) => buffer.len(),
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        *self = match std::mem::replace(self, Self::Empty(0)) {
+            Self::Empty(declared) => Self::One(data, declared),
+            Self::One(first, declared) => {
+                let mut buffer = BytesMut::with_capacity(declared.max(first.len() + data.len()));
+                buffer.extend_from_slice(&first);
+                buffer.extend_from_slice(&data);
+                Self::Many(buffer)
+            }
+            Self::Many(mut buffer) => {
+                buffer.extend_from_slice(&data);
+                Self::Many(buffer)
+            }
+        };
+    }
+
+    fn freeze(self) -> Bytes {
+        match self {
+            Self::Empty(_) => Bytes::new(),
+            Self::One(bytes, _) => bytes,
+            Self::Many(buffer) => buffer.freeze(),
+        }
+    }
 }
 
 /// Reads and drops the rest of a refused body (up to the body limit, within the progress

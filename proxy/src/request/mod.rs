@@ -39,7 +39,9 @@ pub async fn handle(
         RequestRecord::new(listener, &parts, operation),
         context.clone(),
     );
-    let response = match route_and_forward(&context, guard.record(), parts, body).await {
+    // Boxed: hyper moves the service future by value; this keeps it a few words.
+    let forwarded = Box::pin(route_and_forward(&context, guard.record(), parts, body)).await;
+    let response = match forwarded {
         Ok(response) => {
             guard.record().status = response.status().as_u16();
             let (head, stream) = response.into_parts();

@@ -12,21 +12,31 @@ pub fn check_path(path: &str) -> Result<(), ProxyError> {
             format!("the request path must not contain {why}"),
         )
     };
-    if path
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
-    {
-        return Err(refuse("dot-segments (`.` or `..`)"));
-    }
-    if path.contains('\\') {
-        return Err(refuse("backslashes"));
-    }
+    // One pass over the bytes: the segment just ended, and every `%` or `\\`.
     let bytes = path.as_bytes();
-    for (at, _) in path.match_indices('%') {
-        let encoded = bytes.get(at + 1..at + 3).map(|h| h.to_ascii_lowercase());
-        if matches!(encoded.as_deref(), Some(b"2e" | b"2f" | b"5c")) {
-            return Err(refuse("encoded `.`, `/` or `\\`"));
+    let mut segment_start = 0;
+    for (at, &b) in bytes.iter().enumerate() {
+        match b {
+            b'/' => {
+                if matches!(&bytes[segment_start..at], b"." | b"..") {
+                    return Err(refuse("dot-segments (`.` or `..`)"));
+                }
+                segment_start = at + 1;
+            }
+            b'\\' => return Err(refuse("backslashes")),
+            b'%' => {
+                let encoded = bytes
+                    .get(at + 1..at + 3)
+                    .map(|h| [h[0], h[1].to_ascii_lowercase()]);
+                if matches!(encoded, Some([b'2', b'e' | b'f'] | [b'5', b'c'])) {
+                    return Err(refuse("encoded `.`, `/` or `\\`"));
+                }
+            }
+            _ => {}
         }
+    }
+    if matches!(&bytes[segment_start..], b"." | b"..") {
+        return Err(refuse("dot-segments (`.` or `..`)"));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 use agentgateway_crds::GROUP;
 use agentgateway_crds::gateway_api::HTTPBackendRef;
 use agentgateway_crds::proxy_config::WeightedBackend;
+use agentgateway_crds::validation::MAX_BACKEND_WEIGHT;
 
 use crate::backend::BackendTable;
 use crate::diagnostic::{Diagnostic, Reason};
@@ -30,8 +31,9 @@ pub(crate) fn resolve_backend_ref(
     let mut diagnostics = Vec::new();
     let weight = match backend_ref.weight {
         None => 1,
-        Some(weight) => u32::try_from(weight).unwrap_or_else(|_| {
-            let message = format!("{weight} must not be negative");
+        Some(weight) if (0..=MAX_BACKEND_WEIGHT).contains(&weight) => weight.unsigned_abs(),
+        Some(weight) => {
+            let message = format!("{weight} must be between 0 and {MAX_BACKEND_WEIGHT}");
             diagnostics.push(Diagnostic::new(
                 route,
                 format!("{field}.weight"),
@@ -39,7 +41,7 @@ pub(crate) fn resolve_backend_ref(
                 message,
             ));
             0
-        }),
+        }
     };
     let (backend, names_backend) = match resolve_target(index, backends, route, field, backend_ref)
     {

@@ -3,6 +3,7 @@
 
 use agentgateway_crds::gateway_api::HTTPRouteMatch;
 use agentgateway_crds::proxy_config::{MatchConfig, NameValue, PathMatchConfig};
+use agentgateway_crds::validation::is_header_name;
 
 use crate::diagnostic::{Diagnostic, Reason};
 use crate::inputs::ObjectRef;
@@ -59,6 +60,19 @@ pub(crate) fn compile_match(
         if kind != "Exact" {
             let at = format!("{field}.headers[{i}].type");
             diagnostics.push(unsupported_type(route, &at, "header", kind));
+            continue;
+        }
+        if !is_header_name(&header.name) {
+            let message = format!(
+                "{:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+                header.name
+            );
+            diagnostics.push(Diagnostic::new(
+                route,
+                format!("{field}.headers[{i}].name"),
+                Reason::InvalidSpec,
+                message,
+            ));
             continue;
         }
         // Header names are case-insensitive; Gateway API says only the first of equal names counts.

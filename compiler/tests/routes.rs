@@ -249,3 +249,34 @@ spec:
         ]
     );
 }
+
+#[test]
+fn header_names_that_are_not_http_tokens_and_weights_past_the_gateway_api_bound_are_invalid() {
+    let yaml = backend("a")
+        + &route(
+            "  rules:
+  - matches:
+    - headers: [{name: 'x team', value: a}]
+    backendRefs:
+    - {group: agentgateway.dev, kind: AgentgatewayBackend, name: a, weight: 1000001}
+    - {group: agentgateway.dev, kind: AgentgatewayBackend, name: a, weight: -1}
+    - {group: agentgateway.dev, kind: AgentgatewayBackend, name: a, weight: 1000000}
+",
+        );
+    let error = compile_error(&yaml);
+    let fields: Vec<_> = error
+        .diagnostics()
+        .map(|d| (d.reason, d.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (
+                Reason::InvalidSpec,
+                "spec.rules[0].matches[0].headers[0].name"
+            ),
+            (Reason::InvalidSpec, "spec.rules[0].backendRefs[0].weight"),
+            (Reason::InvalidSpec, "spec.rules[0].backendRefs[1].weight"),
+        ]
+    );
+}

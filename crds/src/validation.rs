@@ -427,6 +427,18 @@ fn check_duration(
     }
 }
 
+/// An HTTP field name: an RFC 9110 `token` (letters, digits and ``!#$%&'*+-.^_`|~``).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The largest `backendRefs[].weight` (the Gateway API's bound), so a rule's weights (at most 16
+/// refs) always add up within `u32`.
+pub const MAX_BACKEND_WEIGHT: i32 = 1_000_000;
+
 /// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
 pub fn is_dns_label(s: &str) -> bool {
     let bytes = s.as_bytes();

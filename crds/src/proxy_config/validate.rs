@@ -12,7 +12,7 @@ use super::{
     BackendConfig, EvictionConfig, ListenerConfig, METRICS_PORT, MatchConfig, PathMatchConfig,
     ProviderConfig, ProxyConfig, READY_PORT, RuleConfig,
 };
-use crate::validation::{is_dns_subdomain, is_host, pass_through_prefix_problem};
+use crate::validation::{is_dns_subdomain, is_header_name, is_host, pass_through_prefix_problem};
 
 /// The bounds of the config's numbers, shared by [`ProxyConfig::validate`], the admission rules
 /// ([`crate::validation`]) and the compiler, so that what is accepted always compiles into a config
@@ -228,10 +228,7 @@ fn validate_match(problems: &mut Problems, path: &str, matched: &MatchConfig, ru
 
 /// An HTTP field name (RFC 9110 `token`) without upper case letters.
 fn is_lowercase_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+    is_header_name(name) && !name.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 fn validate_backend(problems: &mut Problems, key: &str, backend: &BackendConfig) {

@@ -179,6 +179,18 @@ render "$TMP/pdb.yaml" --set operator.replicas=1
 [ -z "$(docs PodDisruptionBudget "$TMP/pdb.yaml")" ] || fail "operator.replicas=1 must render no PDB" "$TMP/pdb.yaml"
 pass "PDB: minAvailable 1 with 2 replicas; none with operator.replicas=1"
 
+# ---------------------------------------------------------------- webhook NetworkPolicy
+[ -z "$(docs NetworkPolicy "$DEFAULT")" ] || fail "the default rendering has a NetworkPolicy" "$DEFAULT"
+render "$TMP/np.yaml" --set webhook.networkPolicy.enabled=true --set 'webhook.networkPolicy.apiServerCIDRs={10.0.0.1/32}'
+docs NetworkPolicy "$TMP/np.yaml" >"$TMP/npdoc.yaml"
+has "$TMP/npdoc.yaml" "- {port: webhook, protocol: TCP}" "NetworkPolicy"
+has "$TMP/npdoc.yaml" '- ipBlock: {cidr: "10.0.0.1/32"}' "NetworkPolicy"
+if "$HELM" template "$REL" "$CHART" -n "$NS" --set webhook.networkPolicy.enabled=true >"$TMP/np.out" 2>&1; then
+  fail "webhook.networkPolicy.enabled without apiServerCIDRs was accepted (it would admit everyone)" "$TMP/np.out"
+fi
+has "$TMP/np.out" "apiServerCIDRs must list" "NetworkPolicy without CIDRs"
+pass "webhook NetworkPolicy: off by default; admits only the listed API server CIDRs to :9443; refused without CIDRs"
+
 # ---------------------------------------------------------------- schema
 # reject SETTING PATH: helm template fails and its message names the value's path.
 reject() {
@@ -223,15 +235,19 @@ pass "imagePullSecrets: operator pods + proxy flag; proxy.imagePullSecrets: prox
 
 # ---------------------------------------------------------------- RBAC
 # Over every rendering with RBAC: no "*" in apiGroups/resources/verbs, no verb beyond what the
-# operator needs.
+# operator needs (delete: the proxy objects of a Gateway that leaves the class, and nothing else).
 for f in "$DEFAULT" "$TMP/off.yaml"; do
   { docs ClusterRole "$f"; docs Role "$f"; } >"$TMP/rbac.yaml"
   [ -s "$TMP/rbac.yaml" ] || fail "no ClusterRole/Role rendered" "$f"
   if grep -v '^ *#' "$TMP/rbac.yaml" | grep -n '\*' >"$TMP/wild.out"; then
     fail "RBAC rules use a wildcard" "$TMP/wild.out"
   fi
-  if grep -v '^ *#' "$TMP/rbac.yaml" | grep -nwE 'delete|deletecollection|escalate|bind|impersonate|approve|sign' >"$TMP/verbs.out"; then
+  if grep -v '^ *#' "$TMP/rbac.yaml" | grep -nwE 'deletecollection|escalate|bind|impersonate|approve|sign' >"$TMP/verbs.out"; then
     fail "RBAC rules grant a verb the operator does not need" "$TMP/verbs.out"
+  fi
+  if grep -v '^ *#' "$TMP/rbac.yaml" | grep -B2 -w 'delete' | grep 'resources:' \
+    | grep -vE '"(configmaps|secrets|services|serviceaccounts|deployments|roles|rolebindings)"' >"$TMP/delete.out"; then
+    fail "delete is granted beyond the proxy objects' kinds" "$TMP/delete.out"
   fi
 done
 docs ClusterRole "$DEFAULT" >"$TMP/cr.yaml"
@@ -245,7 +261,7 @@ hasnt "$TMP/cr.yaml" "leases" "ClusterRole (Leases belong in the namespaced Role
 docs Role "$DEFAULT" >"$TMP/role.yaml"
 has "$TMP/role.yaml" '    resources: ["leases"]' "Role"
 has "$TMP/role.yaml" "  namespace: $NS" "Role"
-pass "RBAC: no wildcards, no delete/escalate/bind; Leases only in the namespaced Role; webhook patches limited by resourceNames"
+pass "RBAC: no wildcards, no escalate/bind, delete only on the proxy objects' kinds; Leases only in the namespaced Role; webhook patches limited by resourceNames"
 
 # ---------------------------------------------------------------- operator Deployment
 docs Deployment "$DEFAULT" >"$TMP/deploy.yaml"

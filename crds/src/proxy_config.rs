@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod delivery;
 mod validate;
 pub use validate::{ConfigInvalid, ConfigProblem, limits};
 

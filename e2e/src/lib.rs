@@ -259,8 +259,13 @@ pub fn condition(obj: &Value, kind: &str) -> Option<(String, String, String)> {
         })
 }
 
-/// All `data` values of a ConfigMap, concatenated (empty when it does not exist).
+/// All `data` values of a ConfigMap, concatenated, with a compressed config
+/// (`binaryData["config.yaml.gz"]`) decompressed (empty when it does not exist).
 pub fn configmap_text(ns: &str, name: &str) -> String {
+    use agentgateway_crds::proxy_config::delivery::{
+        CONFIG_MAP_GZIP_KEY, MAX_CONFIG_BYTES, decode_gzip,
+    };
+    use base64::Engine as _;
     let Some(cm) = get_json(&["configmap", name, "-n", ns]) else {
         return String::new();
     };
@@ -268,6 +273,20 @@ pub fn configmap_text(ns: &str, name: &str) -> String {
     if let Some(data) = cm["data"].as_object() {
         for (k, v) in data {
             let _ = writeln!(text, "# {k}\n{}", v.as_str().unwrap_or_default());
+        }
+    }
+    if let Some(encoded) = cm["binaryData"][CONFIG_MAP_GZIP_KEY].as_str() {
+        let yaml = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| decode_gzip(&bytes, MAX_CONFIG_BYTES).map_err(|e| e.to_string()));
+        match yaml {
+            Ok(yaml) => {
+                let _ = writeln!(text, "# {CONFIG_MAP_GZIP_KEY}\n{yaml}");
+            }
+            Err(e) => {
+                let _ = writeln!(text, "# {CONFIG_MAP_GZIP_KEY}: unreadable: {e}");
+            }
         }
     }
     text
@@ -964,6 +983,48 @@ fn delete_namespace_args(ns: &str) -> [&str; 6] {
 /// Deletes a namespace and waits until it is gone.
 pub fn delete_namespace(ns: &str) {
     kubectl_ok(&delete_namespace_args(ns), None);
+}
+
+/// The objects the operator creates for Gateway `gateway`, as `(kind, name)`.
+pub fn proxy_objects(gateway: &str) -> Vec<(String, String)> {
+    vec![
+        ("deployment".into(), gateway.into()),
+        ("service".into(), gateway.into()),
+        ("serviceaccount".into(), gateway.into()),
+        ("role".into(), gateway.into()),
+        ("rolebinding".into(), gateway.into()),
+        ("configmap".into(), format!("{gateway}-config")),
+        ("secret".into(), format!("{gateway}-credentials")),
+    ]
+}
+
+/// Waits until none of `objects` (`(kind, name)`) exists in `ns`.
+pub fn wait_gone(what: &str, ns: &str, objects: &[(String, String)], timeout: Duration) {
+    wait_for(what, timeout, Duration::from_millis(250), || {
+        let left: Vec<String> = objects
+            .iter()
+            .filter(|(kind, name)| get_json(&[kind, name, "-n", ns]).is_some())
+            .map(|(kind, name)| format!("{kind}/{name}"))
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still there: {left:?}"))
+        }
+    });
+}
+
+/// The resident memory of process `pid` in MiB (`VmRSS`).
+pub fn rss_mib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
 }
 
 /// A Deployment's `spec.selector.matchLabels` as a `-l` selector (`k=v,k2=v2`).

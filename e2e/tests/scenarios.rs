@@ -362,15 +362,7 @@ fn s3_gateway_deletion_garbage_collects() {
     cleanup.namespace(ns);
     create_test_namespace(ns);
     apply(&gateway_yaml(ns, gw));
-    let owned: Vec<(String, String)> = vec![
-        ("deployment".into(), gw.into()),
-        ("service".into(), gw.into()),
-        ("serviceaccount".into(), gw.into()),
-        ("role".into(), gw.into()),
-        ("rolebinding".into(), gw.into()),
-        ("configmap".into(), format!("{gw}-config")),
-        ("secret".into(), format!("{gw}-credentials")),
-    ];
+    let owned = proxy_objects(gw);
     let gw_uid = kubectl_json(&["get", "gateway", gw, "-n", ns])["metadata"]["uid"]
         .as_str()
         .expect("uid")
@@ -420,22 +412,11 @@ fn s3_gateway_deletion_garbage_collects() {
 
     let t0 = Instant::now();
     kubectl_show(&["delete", "gateway", gw, "-n", ns], None);
-    wait_for(
+    wait_gone(
         "garbage collection of gc-gw's objects",
+        ns,
+        &owned,
         secs(60),
-        poll(),
-        || {
-            let left: Vec<String> = owned
-                .iter()
-                .filter(|(k, n)| get_json(&[k, n, "-n", ns]).is_some())
-                .map(|(k, n)| format!("{k}/{n}"))
-                .collect();
-            if left.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("left: {left:?}"))
-            }
-        },
     );
     figure(
         "s3",

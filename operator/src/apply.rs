@@ -4,13 +4,15 @@
 //! unrelated change, makes no writes at all.
 
 use std::fmt::Debug;
-use std::sync::Arc;
 
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use agentgateway_crds::proxy_config::delivery::fnv64_hex;
 
 use crate::context::Context;
 use crate::error::Error;
@@ -49,13 +51,7 @@ pub enum Applied {
 /// A stable 64-bit FNV-1a hash of `object`'s JSON, as 16 hex digits. Stable across processes and
 /// releases (unlike `std`'s hasher), so a new operator version recognizes what an old one wrote.
 pub fn applied_hash<K: Serialize>(object: &K) -> Result<String, serde_json::Error> {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let bytes = serde_json::to_vec(object)?;
-    let hash = bytes.iter().fold(OFFSET, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
-    });
-    Ok(format!("{hash:016x}"))
+    Ok(fnv64_hex(&serde_json::to_vec(object)?))
 }
 
 /// Hashes `object` (without any previous hash annotation) and records the hash in its
@@ -77,16 +73,41 @@ pub fn stamp<K: Resource + Serialize>(object: &mut K) -> Result<String, serde_js
 }
 
 /// Whether `live` exists and carries `hash`.
-pub fn carries_hash<K: Resource>(live: Option<&K>, hash: &str) -> bool {
-    live.and_then(|o| o.annotations().get(APPLIED_HASH_ANNOTATION))
+pub fn carries_hash(live: Option<&ObjectMeta>, hash: &str) -> bool {
+    live.and_then(|m| m.annotations.as_ref()?.get(APPLIED_HASH_ANNOTATION))
         .is_some_and(|h| h == hash)
 }
 
-/// Applies `desired` unless `live` (the cached copy, `None` when absent) carries its hash.
+/// Whether the object of `meta` names the owner with `uid` as its controller.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+/// Who controls the object of `meta`, for a conflict message.
+fn holder(meta: &ObjectMeta) -> String {
+    match meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+    {
+        Some(r) => format!("it is controlled by {} {} (uid {})", r.kind, r.name, r.uid),
+        None => "it has no controller".to_string(),
+    }
+}
+
+/// Applies `desired` unless its live copy carries its hash. `desired` names its owner as its
+/// controller; an object of that name which exists but is controlled by anything else is never
+/// written ([`Error::Conflict`]). `live` is the metadata of the cached copy; the caches of owned
+/// kinds only hold objects labelled as ours, so on a miss the object is read by name before
+/// anything is written.
 pub async fn apply_owned<K>(
     ctx: &Context,
     mut desired: K,
-    live: Option<Arc<K>>,
+    live: Option<ObjectMeta>,
 ) -> Result<Applied, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -99,15 +120,56 @@ where
     let kind = <K as k8s_openapi::Resource>::KIND;
     let name = desired.name_any();
     let namespace = desired.namespace().unwrap_or_default();
+    let Some(owner) = desired
+        .owner_references()
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .cloned()
+    else {
+        return Err(Error::MissingField {
+            kind,
+            name,
+            field: "metadata.ownerReferences",
+        });
+    };
     let hash = stamp(&mut desired).map_err(|source| Error::HashObject {
         kind,
         name: name.clone(),
         source,
     })?;
-    if carries_hash(live.as_deref(), &hash) {
-        return Ok(Applied::Unchanged);
-    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let live = match live {
+        Some(live) => Some(live),
+        None => api
+            .get_opt(&name)
+            .await
+            .map_err(|source| Error::Get {
+                kind,
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source: Box::new(source),
+            })?
+            .map(|object| object.meta().clone()),
+    };
+    let conflict = |holder: String| Error::Conflict {
+        kind,
+        namespace: namespace.clone(),
+        name: name.clone(),
+        gateway: owner.name.clone(),
+        holder,
+    };
+    match &live {
+        Some(live) if !controlled_by(live, &owner.uid) => {
+            return Err(conflict(holder(live)));
+        }
+        Some(live) if carries_hash(Some(live), &hash) => return Ok(Applied::Unchanged),
+        _ => {}
+    }
+    // Created with server-side apply too, not a POST: the fields a create sets belong to an
+    // `Update` entry that a later apply cannot remove (a config that moved from `data` to
+    // `binaryData` would keep its stale `data`). Someone creating the object between the read
+    // above and this write is the one window left; an object they gave a controller stays safe
+    // even then, as the API server refuses a second controller reference.
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&name, &params, &Patch::Apply(&desired))
         .await
@@ -140,7 +202,8 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
 
     fn config_map() -> ConfigMap {
-        crate::resources::config_map(&owner(), &ProxyConfig::default()).unwrap()
+        crate::resources::config_map(&owner(), &ProxyConfig::default(), &Default::default())
+            .unwrap()
     }
 
     #[test]
@@ -178,12 +241,25 @@ mod tests {
     }
 
     #[test]
+    fn only_the_controller_reference_with_the_gateways_uid_counts() {
+        let mut map = config_map().metadata;
+        assert!(controlled_by(&map, "uid-1"));
+        assert!(!controlled_by(&map, "uid-2"));
+        assert!(holder(&map).starts_with("it is controlled by Gateway agentgateway-proxy"));
+        map.owner_references.as_mut().unwrap()[0].controller = Some(false);
+        assert!(!controlled_by(&map, "uid-1"));
+        assert_eq!(holder(&map), "it has no controller");
+        map.owner_references = None;
+        assert!(!controlled_by(&map, "uid-1"));
+    }
+
+    #[test]
     fn only_a_live_object_with_the_same_hash_is_current() {
         let mut live = config_map();
         let hash = stamp(&mut live).unwrap();
-        assert!(carries_hash(Some(&live), &hash));
-        assert!(!carries_hash(Some(&live), "0000000000000000"));
-        assert!(!carries_hash(Some(&config_map()), &hash));
-        assert!(!carries_hash::<ConfigMap>(None, &hash));
+        assert!(carries_hash(Some(&live.metadata), &hash));
+        assert!(!carries_hash(Some(&live.metadata), "0000000000000000"));
+        assert!(!carries_hash(Some(&config_map().metadata), &hash));
+        assert!(!carries_hash(None, &hash));
     }
 }

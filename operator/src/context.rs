@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
@@ -33,6 +33,8 @@ pub struct Context {
     /// the write and its watch event sees the old status and writes the same one again (a
     /// merge patch with the old resourceVersion even fails with 409).
     pub recent_status: Mutex<HashMap<String, (String, String)>>,
+    /// When each Gateway's proxy objects were last written (see [`Context::coalesce`]).
+    pub last_compiled: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
@@ -41,6 +43,34 @@ impl Context {
         // A poisoned lock only means another reconcile panicked mid-update; the map is still usable.
         let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         backoff.next_delay(key)
+    }
+
+    /// Records what the failing attempt of `key` was about to write (see [`Backoff::remaining`]).
+    pub fn failed_attempt(&self, key: &str, attempt: String) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        backoff.failed_attempt(key, attempt);
+    }
+
+    /// How long the same failed `attempt` of `key` still waits.
+    pub fn retry_remaining(&self, key: &str, attempt: &str) -> Option<Duration> {
+        let backoff = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        backoff.remaining(key, attempt)
+    }
+
+    /// How long `key` still waits before its next compile: its proxy objects were last written
+    /// less than `interval` ago. Compiles that write nothing (status polls, wake-ups by unrelated
+    /// changes) do not count, so a single change after a quiet spell waits for nothing.
+    pub fn coalesce(&self, key: &str, interval: Duration) -> Option<Duration> {
+        let last = self.last_compiled.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(key)
+            .and_then(|at| (*at + interval).checked_duration_since(Instant::now()))
+            .filter(|wait| !wait.is_zero())
+    }
+
+    /// Records that the proxy objects of `key` were just written.
+    pub fn wrote_proxy_objects(&self, key: &str) {
+        let mut last = self.last_compiled.lock().unwrap_or_else(|e| e.into_inner());
+        last.insert(key.to_string(), Instant::now());
     }
 
     /// Forgets the failures of `key`.

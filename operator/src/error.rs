@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Server-side apply of an owned object was refused or failed.
-    #[error("failed to apply {kind} {namespace}/{name}: {source}")]
+    #[error("failed to apply {kind} {namespace}/{name}: {}", api_answer(source))]
     Apply {
         /// The kind of the object.
         kind: &'static str,
@@ -19,8 +19,53 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
+    /// An object the Gateway's proxy needs exists under the same name but is not controlled by
+    /// that Gateway: it is left alone (taking it over would hand a stranger's Secret, or a
+    /// RoleBinding's subjects, to the proxy).
+    #[error(
+        "{kind} {namespace}/{name} already exists and is not controlled by Gateway {namespace}/{gateway} ({holder}); delete it or rename the Gateway"
+    )]
+    Conflict {
+        /// The kind of the object.
+        kind: &'static str,
+        /// Its namespace (the Gateway's).
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The Gateway that wanted it.
+        gateway: String,
+        /// Who controls it instead, as far as its ownerReferences say.
+        holder: String,
+    },
+    /// The compiled config does not fit into a ConfigMap even compressed.
+    #[error(
+        "the config of Gateway {key} is {bytes} bytes compressed, more than the {limit} a ConfigMap ({config_map}) holds; split its routes across Gateways"
+    )]
+    ConfigTooLarge {
+        /// `namespace/name` of the Gateway.
+        key: String,
+        /// The ConfigMap's name.
+        config_map: String,
+        /// The compressed size.
+        bytes: usize,
+        /// What a ConfigMap holds.
+        limit: usize,
+    },
+    /// Reading an object the operator needs to check failed.
+    #[error("failed to read {kind} {namespace}/{name}: {}", api_answer(source))]
+    Get {
+        /// The kind of the object.
+        kind: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// What the API server said.
+        #[source]
+        source: Box<kube::Error>,
+    },
     /// Writing an object's status failed.
-    #[error("failed to patch the status of {kind} {key}: {source}")]
+    #[error("failed to patch the status of {kind} {key}: {}", api_answer(source))]
     PatchStatus {
         /// The kind of the object.
         kind: &'static str,
@@ -73,6 +118,17 @@ pub enum Error {
     },
 }
 
+/// What the API server answered, for a human: its message and reason for an API error (kube's
+/// own rendering adds the whole status struct), the error itself otherwise.
+fn api_answer(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
 /// A reconcile result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -80,7 +136,9 @@ impl Error {
     /// A stable label for the `error` label of metrics and the reason of events.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Apply { .. } => "ApplyFailed",
+            Self::Apply { .. } | Self::Get { .. } => "ApplyFailed",
+            Self::Conflict { .. } => "ResourceConflict",
+            Self::ConfigTooLarge { .. } => "ConfigTooLarge",
             Self::PatchStatus { .. } => "PatchStatusFailed",
             Self::SerializeConfig { .. } => "SerializeConfigFailed",
             Self::HashObject { .. } => "HashObjectFailed",
@@ -93,13 +151,16 @@ impl Error {
     /// being fixed), except an object the API server finds invalid, which needs a new input.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Apply { source, .. } | Self::PatchStatus { source, .. } => {
-                match source.as_ref() {
-                    kube::Error::Api(status) => !status.is_invalid(),
-                    _ => true,
-                }
-            }
+            // A foreign object going away is not an event the caches see: look again later.
+            Self::Conflict { .. } => true,
+            Self::Apply { source, .. }
+            | Self::PatchStatus { source, .. }
+            | Self::Get { source, .. } => match source.as_ref() {
+                kube::Error::Api(status) => !status.is_invalid(),
+                _ => true,
+            },
             Self::SerializeConfig { .. }
+            | Self::ConfigTooLarge { .. }
             | Self::HashObject { .. }
             | Self::SerializeStatus { .. }
             | Self::MissingField { .. } => false,
@@ -169,6 +230,21 @@ mod tests {
         assert!(apply_error(api_error(409, "Conflict")).is_transient());
         assert!(apply_error(api_error(403, "Forbidden")).is_transient());
         assert!(!apply_error(api_error(422, "Invalid")).is_transient());
+    }
+
+    #[test]
+    fn api_errors_read_as_the_api_servers_answer() {
+        let mut status = kube::core::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            ..Default::default()
+        };
+        status.message = "configmaps \"gw-config\" is forbidden: exceeded quota".into();
+        let error = apply_error(kube::Error::Api(Box::new(status)));
+        assert_eq!(
+            error.to_string(),
+            "failed to apply ConfigMap ns/gw-config: configmaps \"gw-config\" is forbidden: exceeded quota (403 Forbidden)"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The probe and metrics endpoints: `/healthz` (200 while the process runs), `/readyz` (200 once
-//! the caches are filled, leader or not) and `/metrics` (Prometheus text). Every listener serves
+//! the webhooks can answer, when they are on, else once the caches are filled; leader or not) and
+//! `/metrics` (Prometheus text). Every listener serves
 //! every path, so `--metrics-addr` and `--health-addr` may also be the same port.
 
 use std::convert::Infallible;
@@ -57,13 +58,19 @@ impl Health {
             .is_none_or(|resolver| resolver.is_loaded())
     }
 
-    /// Whether `/readyz` answers 200.
+    /// Whether `/readyz` answers 200. With the webhooks on, readiness is theirs: the Service
+    /// routes admission reviews by it, and with `failurePolicy: Fail` every backend write waits
+    /// for a ready replica, so it must not wait for caches (which, in a large cluster, take a
+    /// while to fill, and which the webhooks do not need to answer).
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) && self.webhook_ready()
+        match self.webhook.get() {
+            Some(_) => self.webhook_ready(),
+            None => self.ready.load(Ordering::Acquire),
+        }
     }
 
     fn not_ready_reason(&self) -> &'static [u8] {
-        if self.ready.load(Ordering::Acquire) {
+        if self.webhook.get().is_some() {
             b"webhook certificate not loaded\n"
         } else {
             b"caches not synced\n"
@@ -168,7 +175,6 @@ mod tests {
         let health = Health::new(Registry::default());
         let resolver = CertResolver::new();
         health.expect_webhook(resolver.clone());
-        health.set_ready();
         let (status, _, body) = health.respond("/readyz");
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(&body[..], b"webhook certificate not loaded\n");

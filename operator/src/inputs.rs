@@ -8,9 +8,9 @@ use agentgateway_compiler::Inputs;
 use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::backend::BackendPolicies;
 use agentgateway_crds::gateway_api::HTTPRoute;
-use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt};
 
+use crate::error::Error;
 use crate::stores::Stores;
 
 /// Secrets and ConfigMaps that backends refer to, as `(namespace, name)`.
@@ -76,18 +76,25 @@ pub fn route_names_backend(route: &HTTPRoute, namespace: &str, name: &str) -> bo
 
 impl Stores {
     /// What `backend_problems` reads for `backend`: the backend and what it refers to.
-    pub fn backend_inputs(&self, backend: &AgentgatewayBackend) -> Inputs {
+    pub async fn backend_inputs(
+        &self,
+        client: &Client,
+        backend: &AgentgatewayBackend,
+    ) -> Result<Inputs, Error> {
         let mut inputs = Inputs {
             backends: vec![backend.clone()],
             ..Inputs::default()
         };
-        self.add_references(&mut inputs, References::of([backend]));
-        inputs
+        let references = References::of([backend]);
+        self.refresh(client, &references, false).await?;
+        self.add_references(&mut inputs, references);
+        Ok(inputs)
     }
 
     /// What compiling a Gateway reads: every route, backend and ReferenceGrant, and the Secrets
-    /// and ConfigMaps the backends refer to.
-    pub fn gateway_inputs(&self) -> Inputs {
+    /// and ConfigMaps the backends refer to (fetched when the metadata caches say they changed;
+    /// what no backend refers to any more is forgotten).
+    pub async fn gateway_inputs(&self, client: &Client) -> Result<Inputs, Error> {
         let mut routes: Vec<HTTPRoute> =
             self.routes.state().iter().map(|r| (**r).clone()).collect();
         routes.sort_by_key(key);
@@ -99,6 +106,7 @@ impl Stores {
             .collect();
         backends.sort_by_key(key);
         let references = References::of(&backends);
+        self.refresh(client, &references, true).await?;
         let mut inputs = Inputs {
             routes,
             backends,
@@ -106,12 +114,12 @@ impl Stores {
             ..Inputs::default()
         };
         self.add_references(&mut inputs, references);
-        inputs
+        Ok(inputs)
     }
 
     /// What compiling a Gateway reads about one route: the route, the backends it names and what
     /// they refer to. A route's diagnostics depend on nothing else.
-    pub fn route_inputs(&self, route: &HTTPRoute) -> Inputs {
+    pub async fn route_inputs(&self, client: &Client, route: &HTTPRoute) -> Result<Inputs, Error> {
         let mut backends: Vec<AgentgatewayBackend> = self
             .backends
             .state()
@@ -123,6 +131,7 @@ impl Stores {
             .collect();
         backends.sort_by_key(key);
         let references = References::of(&backends);
+        self.refresh(client, &references, false).await?;
         let mut inputs = Inputs {
             routes: vec![route.clone()],
             backends,
@@ -130,7 +139,18 @@ impl Stores {
             ..Inputs::default()
         };
         self.add_references(&mut inputs, references);
-        inputs
+        Ok(inputs)
+    }
+
+    async fn refresh(
+        &self,
+        client: &Client,
+        references: &References,
+        prune: bool,
+    ) -> Result<(), Error> {
+        self.referenced
+            .refresh(client, &self.secrets, &self.config_maps, references, prune)
+            .await
     }
 
     fn reference_grants(&self) -> Vec<agentgateway_crds::gateway_api::ReferenceGrant> {
@@ -146,13 +166,13 @@ impl Stores {
         inputs.secrets = references
             .secrets
             .iter()
-            .filter_map(|(ns, name)| self.secrets.get(&ObjectRef::new(name).within(ns)))
+            .filter_map(|(ns, name)| self.referenced.secret(ns, name))
             .map(|s| (*s).clone())
             .collect();
         inputs.config_maps = references
             .config_maps
             .iter()
-            .filter_map(|(ns, name)| self.config_maps.get(&ObjectRef::new(name).within(ns)))
+            .filter_map(|(ns, name)| self.referenced.config_map(ns, name))
             .map(|c| (*c).clone())
             .collect();
     }

@@ -19,6 +19,8 @@ pub mod inputs;
 pub mod install_owner;
 pub mod leader;
 pub mod metrics;
+pub mod proxy_report;
+pub mod referenced;
 pub mod resources;
 pub mod shutdown;
 pub mod stores;
@@ -136,7 +138,9 @@ async fn run_controllers(
         _ = shutdown.wait() => return Ok(()),
     }
     if let Some(webhook) = webhook {
-        webhook.secrets.use_cache(stores.secrets.clone());
+        webhook
+            .secrets
+            .use_cache(stores.secrets.clone(), stores.referenced.clone());
     }
     health.set_ready();
     tracing::info!("caches synced");
@@ -157,6 +161,7 @@ async fn run_controllers(
         proxy: args.proxy_settings(),
         backoff: Mutex::new(backoff::Backoff::default()),
         recent_status: Mutex::new(Default::default()),
+        last_compiled: Mutex::new(Default::default()),
     });
 
     if !args.leader_election {

@@ -1,13 +1,16 @@
 //! The caches every controller reads from: one watch per kind, filled before any reconcile, and
-//! wired to the [`Triggers`] of the controllers that depend on each kind.
+//! wired to the [`Triggers`] of the controllers that depend on each kind. Secrets and ConfigMaps
+//! are watched as metadata only (memory follows what is referenced, see [`Referenced`]); the
+//! operator's own objects are watched by label.
 
 use std::sync::Arc;
 
 use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -15,8 +18,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::controllers::route_status::gateway_key;
 use crate::error::RunError;
 use crate::inputs::{References, route_names_backend};
+use crate::referenced::Referenced;
 use crate::resources::{MANAGED_BY, MANAGED_BY_LABEL};
-use crate::triggers::{Subscriber, Triggers, refs_where, spawn_reflector};
+use crate::triggers::{Subscriber, Triggers, refs_where, spawn_reflector, spawn_trimmed_reflector};
 
 /// One cache per kind the operator reads.
 #[derive(Clone)]
@@ -29,10 +33,13 @@ pub struct Stores {
     pub routes: Store<HTTPRoute>,
     /// AgentgatewayBackends.
     pub backends: Store<AgentgatewayBackend>,
-    /// Secrets: provider keys and the proxies' credentials.
-    pub secrets: Store<Secret>,
-    /// ConfigMaps: CA bundles and the proxies' configs.
-    pub config_maps: Store<ConfigMap>,
+    /// Secrets, metadata only: which exist (provider keys, the proxies' credentials). The data
+    /// of the referenced ones is in [`Stores::referenced`].
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// ConfigMaps, metadata only: which exist (CA bundles, the proxies' configs).
+    pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
+    /// The referenced Secrets and ConfigMaps, whole.
+    pub referenced: Arc<Referenced>,
     /// ReferenceGrants; `None` when the cluster does not serve them.
     pub reference_grants: Option<Store<ReferenceGrant>>,
     /// Proxy Deployments (managed by the operator).
@@ -45,6 +52,8 @@ pub struct Stores {
     pub roles: Store<Role>,
     /// Proxy RoleBindings.
     pub role_bindings: Store<RoleBinding>,
+    /// Proxy pods (their readiness, and whom to ask what config they serve).
+    pub pods: Store<Pod>,
 }
 
 fn is_managed<K: Resource>(object: &K) -> bool {
@@ -66,6 +75,7 @@ impl Stores {
         let (roles, roles_writer) = reflector::store();
         let (role_bindings, role_bindings_writer) = reflector::store();
         let (grant_store, grants_writer) = reflector::store();
+        let (pods, pods_writer) = reflector::store();
         let stores = Self {
             gateway_classes,
             gateways,
@@ -73,12 +83,14 @@ impl Stores {
             backends,
             secrets,
             config_maps,
+            referenced: Arc::default(),
             reference_grants: grants.then_some(grant_store),
             deployments,
             services,
             service_accounts,
             roles,
             role_bindings,
+            pods,
         };
         let any = watcher::Config::default;
         let managed =
@@ -107,10 +119,11 @@ impl Stores {
             any(),
             gateways_writer,
             vec![
+                // Routes read the Gateway's spec and whether its config reached the proxy.
                 Subscriber::refs(route_refs, rt, move |g: &Gateway| {
                     routes_of_gateway(&routes, g)
                 })
-                .spec_only(),
+                .on_digest_change(route_view_of_gateway),
             ],
         );
         spawn_reflector(
@@ -134,23 +147,27 @@ impl Stores {
                 .spec_only(),
             ],
         );
-        spawn_reflector(
+        spawn_trimmed_reflector(
             "Secret",
-            Api::all(client.clone()),
+            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
             any(),
             secrets_writer,
-            dependents(&stores, triggers, |refs, s: &Secret| {
+            dependents(&stores, triggers, |refs, s: &PartialObjectMeta<Secret>| {
                 refs.secrets.contains(&key(s))
             }),
+            keep_own_annotations,
         );
-        spawn_reflector(
+        spawn_trimmed_reflector(
             "ConfigMap",
-            Api::all(client.clone()),
+            Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
             any(),
             config_maps_writer,
-            dependents(&stores, triggers, |refs, c: &ConfigMap| {
-                refs.config_maps.contains(&key(c))
-            }),
+            dependents(
+                &stores,
+                triggers,
+                |refs, c: &PartialObjectMeta<ConfigMap>| refs.config_maps.contains(&key(c)),
+            ),
+            keep_own_annotations,
         );
         if grants {
             spawn_reflector(
@@ -196,6 +213,13 @@ impl Stores {
             role_bindings_writer,
             vec![Subscriber::all(gw)],
         );
+        spawn_reflector(
+            "Pod",
+            Api::all(client.clone()),
+            managed(),
+            pods_writer,
+            vec![Subscriber::all(gw)],
+        );
         stores
     }
 
@@ -227,7 +251,8 @@ impl Stores {
         ready("Service", &self.services).await?;
         ready("ServiceAccount", &self.service_accounts).await?;
         ready("Role", &self.roles).await?;
-        ready("RoleBinding", &self.role_bindings).await
+        ready("RoleBinding", &self.role_bindings).await?;
+        ready("Pod", &self.pods).await
     }
 
     /// The GatewayClass `name` when its controller is ours.
@@ -242,6 +267,14 @@ impl Stores {
         self.gateways
             .get(&ObjectRef::new(name).within(namespace))
             .filter(|g| self.our_class(&g.spec.gateway_class_name).is_some())
+    }
+}
+
+/// Drops every annotation but ours (the applied hash of the objects the operator writes): a
+/// `kubectl apply`'d object carries itself again in `last-applied-configuration`.
+fn keep_own_annotations<K: Resource>(object: &mut PartialObjectMeta<K>) {
+    if let Some(annotations) = object.metadata.annotations.as_mut() {
+        annotations.retain(|name, _| name.starts_with("agentgateway.dev/"));
     }
 }
 
@@ -289,6 +322,24 @@ where
         Subscriber::refs(&triggers.route_refs, &triggers.routes, routes_of),
         Subscriber::when(&triggers.gateways, gateway_cares),
     ]
+}
+
+/// What routes read of a Gateway: its identity, spec and the delivery part of `Programmed`, by
+/// reason only (a `Pending` or `Programmed` Gateway reads the same to them; see `route_status`).
+fn route_view_of_gateway(gateway: &Gateway) -> String {
+    let programmed = gateway
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Programmed"));
+    let delivery = match programmed {
+        None => "unset".to_string(),
+        Some(c) if c.status == "True" || c.reason == "Pending" => "delivered".to_string(),
+        Some(c) => c.reason.clone(),
+    };
+    format!(
+        "{:?}/{:?}/{delivery}",
+        gateway.metadata.uid, gateway.metadata.generation
+    )
 }
 
 /// The routes whose backendRefs name `backend`.

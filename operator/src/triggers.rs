@@ -96,6 +96,9 @@ pub struct Subscriber<K> {
     /// Act only when `metadata.generation` moved (or the object is new or deleted): status
     /// writes, including the operator's own, change nothing the dependents read.
     spec_only: bool,
+    /// Act on an update only when this says the object changed in a way the dependents read
+    /// (deletions always act).
+    changed: Box<dyn Fn(&K) -> bool + Send + Sync>,
 }
 
 impl<K: 'static> Subscriber<K> {
@@ -115,6 +118,7 @@ impl<K: 'static> Subscriber<K> {
             }),
             on_relist: Box::new(move || on_relist.notify_one()),
             spec_only: false,
+            changed: Box::new(|_| true),
         }
     }
 
@@ -137,6 +141,26 @@ impl<K: 'static> Subscriber<K> {
             }),
             on_relist: Box::new(move || relist.notify_one()),
             spec_only: false,
+            changed: Box::new(|_| true),
+        }
+    }
+
+    /// The same, but only when `digest` of an updated object differs from the one last seen: for
+    /// dependents that read a part of the status (and status writes that change nothing they
+    /// read must not wake hundreds of them).
+    pub fn on_digest_change(self, digest: impl Fn(&K) -> String + Send + Sync + 'static) -> Self
+    where
+        K: Resource,
+    {
+        let seen: Mutex<HashMap<(String, String), String>> = Mutex::default();
+        Self {
+            changed: Box::new(move |object| {
+                let key = (object.namespace().unwrap_or_default(), object.name_any());
+                let digest = digest(object);
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.insert(key, digest.clone()).as_ref() != Some(&digest)
+            }),
+            ..self
         }
     }
 
@@ -160,10 +184,41 @@ pub fn spawn_reflector<K>(
 ) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let stream = watcher(api, config)
+    spawn_trimmed_reflector(kind, api, config, writer, subscribers, |_| {});
+}
+
+/// [`spawn_reflector`] with each object trimmed by `trim` before it is cached. With
+/// `K = PartialObjectMeta<_>`, kube asks the API server for metadata only.
+pub fn spawn_trimmed_reflector<K>(
+    kind: &'static str,
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    subscribers: Vec<Subscriber<K>>,
+    trim: fn(&mut K),
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    spawn_reflector_of(kind, watcher(api, config), writer, subscribers, trim);
+}
+
+fn spawn_reflector_of<K, S>(
+    kind: &'static str,
+    events: S,
+    writer: reflector::store::Writer<K>,
+    subscribers: Vec<Subscriber<K>>,
+    trim: fn(&mut K),
+) where
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let stream = events
         .default_backoff()
         // managedFields are half of a typical object and nothing here reads them.
-        .modify(|object: &mut K| object.managed_fields_mut().clear())
+        .modify(move |object: &mut K| {
+            object.managed_fields_mut().clear();
+            trim(object);
+        })
         .reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -173,7 +228,9 @@ pub fn spawn_reflector<K>(
                 Ok(watcher::Event::Apply(object)) => {
                     let moved = generations.record(&object);
                     for subscriber in subscribers.iter().filter(|s| moved || !s.spec_only) {
-                        (subscriber.on_change)(&object);
+                        if (subscriber.changed)(&object) {
+                            (subscriber.on_change)(&object);
+                        }
                     }
                 }
                 Ok(watcher::Event::Delete(object)) => {
@@ -274,6 +331,17 @@ mod tests {
         assert_eq!(stream.next().await, Some(()));
         let again = tokio::time::timeout(std::time::Duration::from_millis(20), stream.next()).await;
         assert!(again.is_err(), "a second wake-up without a new change");
+    }
+
+    #[test]
+    fn a_digest_subscriber_acts_only_when_the_digest_moves() {
+        let notify = Arc::new(Notify::new());
+        let subscriber = Subscriber::<AgentgatewayBackend>::all(&notify)
+            .on_digest_change(|b| format!("{:?}", b.metadata.generation));
+        assert!((subscriber.changed)(&with_generation("a", Some(1))));
+        assert!(!(subscriber.changed)(&with_generation("a", Some(1))));
+        assert!((subscriber.changed)(&with_generation("b", Some(1))));
+        assert!((subscriber.changed)(&with_generation("a", Some(2))));
     }
 
     #[tokio::test]

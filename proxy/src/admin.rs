@@ -1,4 +1,5 @@
-//! The admin endpoints: readiness on `:15021/healthz/ready`, Prometheus metrics on `:15020/metrics`.
+//! The admin endpoints: readiness on `:15021/healthz/ready` (and which config is in use on
+//! `:15021/healthz/config`), Prometheus metrics on `:15020/metrics`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::accept::{AcceptLoop, Overflow};
+use crate::config_status::ConfigStatus;
 use crate::conn;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -39,6 +41,8 @@ pub struct Admin {
     pub readiness: Arc<Readiness>,
     /// Metrics to expose.
     pub metrics: Arc<Metrics>,
+    /// Which config is in use.
+    pub config_status: Arc<ConfigStatus>,
     /// The same connection bounds as the listeners, and the admin connection budget.
     pub limits: Limits,
 }
@@ -90,6 +94,11 @@ async fn respond(
             Bytes::from_static(b"not ready\n"),
         ),
         "/healthz/live" | "/healthz" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
+        "/healthz/config" => (
+            StatusCode::OK,
+            "application/json",
+            admin.config_status.to_json(),
+        ),
         "/metrics" => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",

@@ -13,6 +13,7 @@ pub mod attempts;
 pub mod body;
 pub mod budget;
 pub mod cli;
+pub mod config_status;
 pub mod conn;
 pub mod context;
 pub mod headers;
@@ -41,6 +42,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
 use crate::admin::{Admin, Readiness};
+use crate::config_status::ConfigStatus;
 use crate::context::ProxyContext;
 use crate::limits::Limits;
 use crate::listener::Listeners;
@@ -133,9 +135,11 @@ pub async fn start(
     let state = Arc::new(ProxyState::new(options.limits.model_labels_per_provider));
     let metrics = Arc::new(Metrics::new(state.clone()));
     let readiness = Arc::new(Readiness::default());
+    let config_status = Arc::new(ConfigStatus::default());
     let admin = Arc::new(Admin {
         readiness: readiness.clone(),
         metrics: metrics.clone(),
+        config_status: config_status.clone(),
         limits: options.limits.clone(),
     });
     let ready_listener =
@@ -184,14 +188,16 @@ pub async fn start(
             SourceEvent::Rejected(message) => message,
         };
         metrics.record_reload(false);
+        config_status.rejected(source.generation(), &failure);
         tracing::error!(source = %source_name, error = %failure, "initial config rejected; waiting for a valid one");
     };
     if let Some(error) = listeners.reconcile(&snapshot).await.into_iter().next() {
         return Err(error.into());
     }
     metrics.record_reload(true);
+    config_status.applied(source.generation());
     readiness.set(true);
-    tracing::info!(source = %source_name, generation = snapshot.generation, backends = snapshot.backends.len(), "config loaded");
+    tracing::info!(source = %source_name, generation = snapshot.generation, config_generation = ?source.generation(), backends = snapshot.backends.len(), "config loaded");
 
     let listeners = Arc::new(Mutex::new(Some(listeners)));
     let (stop_reloads, mut stopped) = watch::channel(false);
@@ -203,7 +209,11 @@ pub async fn start(
                     event = source.next() => event,
                     _ = stopped.changed() => return,
                 };
-                apply_event(event, &state, &metrics, &listeners, &source_name).await;
+                let outcome = apply_event(event, &state, &metrics, &listeners, &source_name).await;
+                match outcome {
+                    Ok(()) => config_status.applied(source.generation()),
+                    Err(reason) => config_status.rejected(source.generation(), &reason),
+                }
             }
         })
     };
@@ -218,19 +228,20 @@ pub async fn start(
     })
 }
 
+/// Applies one event of the source; `Err` holds why the config was refused.
 async fn apply_event(
     event: SourceEvent,
     state: &ProxyState,
     metrics: &Metrics,
     listeners: &Mutex<Option<Listeners>>,
     source_name: &str,
-) {
+) -> Result<(), String> {
     let compiled = match event {
         SourceEvent::Config(compiled) => compiled,
         SourceEvent::Rejected(message) => {
             metrics.record_reload(false);
             tracing::error!(source = %source_name, error = %message, "config rejected; the previous config keeps serving");
-            return;
+            return Err(message);
         }
     };
     match state.apply(&compiled) {
@@ -242,10 +253,12 @@ async fn apply_event(
             }
             metrics.record_reload(true);
             tracing::info!(source = %source_name, generation = snapshot.generation, backends = snapshot.backends.len(), "config reloaded");
+            Ok(())
         }
         Err(error) => {
             metrics.record_reload(false);
             tracing::error!(source = %source_name, error = %error, "config rejected; the previous config keeps serving");
+            Err(error.to_string())
         }
     }
 }

@@ -229,7 +229,8 @@ impl Metrics {
     }
 }
 
-/// `provider_healthy`: 1 for each provider in rotation, 0 for each evicted one.
+/// `provider_healthy`: 1 for each provider in rotation, 0 for each evicted one; and
+/// `provider_credential_missing`: 1 for each provider left out because its key is missing.
 #[derive(Debug)]
 struct ProviderHealthCollector(Arc<ProxyState>);
 
@@ -259,6 +260,19 @@ impl Collector for ProviderHealthCollector {
             };
             let value = ConstGauge::new(i64::from(provider.is_healthy(now)));
             value.encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "provider_credential_missing",
+            "1 for each provider out of rotation because the credentials lack its key",
+            None,
+            gauge.metric_type(),
+        )?;
+        for (backend, provider) in &snapshot.missing_credentials {
+            let labels = ProviderLabels {
+                backend: Label(backend.clone()),
+                provider: Label(provider.as_str().into()),
+            };
+            ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }

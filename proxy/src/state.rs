@@ -55,6 +55,9 @@ pub struct Snapshot {
     pub backends: HashMap<String, Arc<BackendRuntime>>,
     /// Counts applied configs.
     pub generation: u64,
+    /// Providers left out of rotation because the credentials lack their key, as
+    /// `(backend, provider)`: the rest of the config is served meanwhile.
+    pub missing_credentials: Vec<(Arc<str>, String)>,
 }
 
 impl Snapshot {
@@ -119,6 +122,7 @@ fn build_snapshot(
         old_providers.insert((&provider.backend, &provider.name), provider);
     }
     let mut backends = HashMap::new();
+    let mut missing_credentials = Vec::new();
     for (key, backend) in &compiled.config.backends {
         let name: Arc<str> = backend.name.as_str().into();
         let mut groups = Vec::with_capacity(backend.groups.len());
@@ -127,15 +131,21 @@ fn build_snapshot(
             for config in &group.providers {
                 let key_value = match &config.auth {
                     None => None,
-                    Some(auth) => {
-                        Some(compiled.credentials.get(&auth.credential).ok_or_else(|| {
-                            ProviderBuildError::MissingCredential {
-                                backend: backend.name.clone(),
-                                provider: config.name.clone(),
-                                credential: auth.credential.clone(),
-                            }
-                        })?)
-                    }
+                    Some(auth) => match compiled.credentials.get(&auth.credential) {
+                        Some(key) => Some(key),
+                        None => {
+                            // Sending without the key would fail at the provider, and count
+                            // against its health; the other providers serve meanwhile.
+                            tracing::warn!(
+                                backend = %backend.name,
+                                provider = %config.name,
+                                credential = %auth.credential,
+                                "provider out of rotation: its credential is missing"
+                            );
+                            missing_credentials.push((name.clone(), config.name.clone()));
+                            continue;
+                        }
+                    },
                 };
                 let key_value = key_value.map(String::as_str);
                 let kept = old_providers
@@ -182,6 +192,7 @@ fn build_snapshot(
         listener_ports,
         backends,
         generation: old.generation + 1,
+        missing_credentials,
     })
 }
 
@@ -213,5 +224,57 @@ fn route_table(
     RouteTable {
         rules,
         matches: listener.matches.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentgateway_crds::proxy_config::{AuthConfig, BackendConfig, GroupConfig, ProviderConfig};
+    use std::collections::BTreeMap;
+
+    fn provider(name: &str, credential: Option<&str>) -> ProviderConfig {
+        ProviderConfig {
+            name: name.into(),
+            host: format!("{name}.example"),
+            port: 8000,
+            auth: credential.map(|c| AuthConfig {
+                credential: c.into(),
+            }),
+            connect_timeout_ms: 1_000,
+            request_timeout_ms: 1_000,
+            ..ProviderConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_provider_whose_key_is_missing_is_left_out_and_the_rest_is_served() {
+        let backend = BackendConfig {
+            name: "ns/llm".into(),
+            groups: vec![GroupConfig {
+                providers: vec![
+                    provider("keyed", Some("absent")),
+                    provider("open", None),
+                    provider("present", Some("here")),
+                ],
+            }],
+            request_timeout_ms: 1_000,
+            ..BackendConfig::default()
+        };
+        let compiled = Compiled {
+            config: agentgateway_crds::proxy_config::ProxyConfig {
+                backends: BTreeMap::from([("ns/llm".to_string(), backend)]),
+                ..Default::default()
+            },
+            credentials: BTreeMap::from([("here".to_string(), "sk-1".to_string())]),
+        };
+        let state = ProxyState::new(8);
+        let snapshot = state.apply(&compiled).unwrap();
+        let names: Vec<String> = snapshot.providers().map(|p| p.name.to_string()).collect();
+        assert_eq!(names, ["open", "present"]);
+        assert_eq!(
+            snapshot.missing_credentials,
+            [(Arc::from("ns/llm"), "keyed".to_string())]
+        );
     }
 }

@@ -41,7 +41,8 @@ async fn reconcile_backend(
     ctx: &Context,
     key: &str,
 ) -> Result<Action> {
-    let problems = backend_problems(backend, &ctx.stores.backend_inputs(backend));
+    let inputs = ctx.stores.backend_inputs(&ctx.client, backend).await?;
+    let problems = backend_problems(backend, &inputs);
     let desired = accepted_condition(backend.meta().generation, problems);
     let existing = backend
         .status

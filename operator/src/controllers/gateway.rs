@@ -1,21 +1,29 @@
 //! Gateway: compile its routes and backends, apply the proxy's objects (only those whose desired
-//! state changed), then write `Accepted`/`Programmed` and the listener status.
+//! state changed, never one another owner controls), ask the proxy replicas which config they
+//! serve, then write `Accepted`/`Programmed` and the listener status. Every failure on that path
+//! is `Programmed=False` with the failure's reason, and an event.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentgateway_compiler::compile_gateway;
+use agentgateway_compiler::{GatewayCompilation, compile_gateway};
 use agentgateway_crds::gateway_api::Gateway;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource};
 
-use super::{gateway_status, instrumented, object_key, on_error, status_body};
-use crate::apply::{Applied, apply_owned, apply_status};
+use super::gateway_status::{self, Programming};
+use super::{instrumented, object_key, on_error, status_body};
+use crate::apply::{Applied, applied_hash, apply_owned, apply_status, controlled_by};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::proxy_report;
 use crate::resources::{self, Owner, ProxyObjects};
 
 /// The controller's name in metrics and logs.
@@ -25,14 +33,48 @@ pub const CONTROLLER: &str = "gateway";
 /// changed, as nothing is written then).
 const RESYNC: Duration = Duration::from_secs(600);
 
+/// The shortest time between two writes of one Gateway's proxy objects.
+const COALESCE: Duration = Duration::from_millis(500);
+
+/// While the proxy has not loaded the written config yet, it is asked again this often.
+const POLL: Duration = Duration::from_secs(2);
+
 /// Reconciles one Gateway.
 pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Action> {
     let key = object_key(gateway.as_ref());
+    // Dereference: a deleted Gateway is garbage-collected with its objects through their
+    // ownerReferences; one that is not (or no longer) of our classes loses the proxy it had.
+    if gateway.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    if ctx
+        .stores
+        .our_class(&gateway.spec.gateway_class_name)
+        .is_none()
+    {
+        return instrumented(&ctx, CONTROLLER, &key, release(&gateway, &ctx, &key)).await;
+    }
+    // A burst of changes (a thousand backends applied at once) is coalesced: proxy objects are
+    // written at most once per COALESCE per Gateway, so the burst costs a few compiles and
+    // ConfigMap writes; a single change after a quiet spell waits for nothing.
+    if let Some(wait) = ctx.coalesce(&key, COALESCE) {
+        return Ok(Action::requeue(wait));
+    }
+    // Compile and build: pure.
+    let inputs = ctx.stores.gateway_inputs(&ctx.client).await?;
+    let compilation = compile_gateway(&gateway, &inputs);
+    let objects = resources::build(&gateway, &compilation.compiled, &ctx.proxy);
+    // A write that failed is not repeated before its backoff ends, however often unrelated
+    // changes wake this Gateway; a changed input is tried at once.
+    let attempt = fingerprint(&objects);
+    if let Some(wait) = ctx.retry_remaining(&retry_key(&key), &attempt) {
+        return Ok(Action::requeue(wait));
+    }
     instrumented(
         &ctx,
         CONTROLLER,
         &key,
-        reconcile_gateway(&gateway, &ctx, &key),
+        program(&gateway, &ctx, &key, &compilation, objects, attempt),
     )
     .await
 }
@@ -42,28 +84,50 @@ pub fn error_policy(gateway: Arc<Gateway>, error: &Error, ctx: Arc<Context>) -> 
     on_error(&ctx, CONTROLLER, &object_key(gateway.as_ref()), error)
 }
 
-async fn reconcile_gateway(gateway: &Gateway, ctx: &Context, key: &str) -> Result<Action> {
-    // Dereference: only Gateways of our classes; a deleted one is garbage-collected with its
-    // objects through their ownerReferences.
-    if ctx
-        .stores
-        .our_class(&gateway.spec.gateway_class_name)
-        .is_none()
-        || gateway.metadata.deletion_timestamp.is_some()
-    {
-        return Ok(Action::await_change());
+fn retry_key(key: &str) -> String {
+    format!("{CONTROLLER}/{key}")
+}
+
+/// What a reconcile is about to write, to recognize a repeat of a failed attempt.
+fn fingerprint(objects: &Result<ProxyObjects>) -> String {
+    match objects {
+        Ok(objects) => applied_hash(objects).unwrap_or_default(),
+        Err(error) => error.to_string(),
     }
+}
+
+/// Applies the proxy's objects and writes the status that says how far that got.
+async fn program(
+    gateway: &Gateway,
+    ctx: &Context,
+    key: &str,
+    compilation: &GatewayCompilation,
+    objects: Result<ProxyObjects>,
+    attempt: String,
+) -> Result<Action> {
     let owner = Owner::of(gateway)?;
-
-    // Compile and build: pure.
-    let compilation = compile_gateway(gateway, &ctx.stores.gateway_inputs());
-    let objects = resources::build(gateway, &compilation.compiled, &ctx.proxy)?;
-
-    // Apply.
-    match apply_all(ctx, &owner, objects).await {
-        Ok(0) => {}
-        Ok(written) => tracing::info!(gateway = %key, written, "proxy objects updated"),
+    let applied = match objects {
+        Ok(objects) => {
+            let generation = resources::generation_of(&objects.config_map).map(String::from);
+            apply_all(ctx, &owner, objects)
+                .await
+                .map(|written| (written, generation))
+        }
+        Err(error) => Err(error),
+    };
+    let (programming, failure) = match applied {
+        Ok((written, generation)) => {
+            if written > 0 {
+                ctx.wrote_proxy_objects(key);
+                let config = &compilation.compiled.config;
+                let rules: usize = config.listeners.iter().map(|l| l.rules.len()).sum();
+                tracing::info!(gateway = %key, written, rules, backends = config.backends.len(), "proxy objects updated");
+            }
+            let generation = generation.unwrap_or_default();
+            (proxy_programming(ctx, &owner, &generation).await, None)
+        }
         Err(error) => {
+            ctx.failed_attempt(&retry_key(key), attempt);
             ctx.publish(
                 &gateway.object_ref(&()),
                 EventType::Warning,
@@ -72,49 +136,173 @@ async fn reconcile_gateway(gateway: &Gateway, ctx: &Context, key: &str) -> Resul
                 error.to_string(),
             )
             .await;
-            return Err(error);
+            let programming = Programming::Failed {
+                reason: error.label(),
+                message: error.to_string(),
+            };
+            (programming, Some(error))
         }
+    };
+    let status = write_status(gateway, ctx, key, compilation, &programming).await;
+    if let Some(error) = failure {
+        if let Err(status_error) = status {
+            tracing::warn!(gateway = %key, error = %status_error, "failed to report the failure in the Gateway's status");
+        }
+        return Err(error);
     }
+    status?;
+    Ok(match programming {
+        Programming::Serving { .. } => Action::requeue(RESYNC),
+        // Pods starting or loading the config: look again soon (pod changes also wake it).
+        Programming::Pending(_) | Programming::Failed { .. } => Action::requeue(POLL),
+    })
+}
 
-    // Status.
-    let deployment = ctx
+/// How far the proxy got with config `generation`: asks each replica serving traffic.
+async fn proxy_programming(ctx: &Context, owner: &Owner, generation: &str) -> Programming {
+    let selector = owner.selector_labels();
+    let pods: Vec<_> = ctx
         .stores
-        .deployments
-        .get(&ObjectRef::new(&owner.name).within(&owner.namespace));
-    let available = deployment
-        .and_then(|d| d.status.as_ref().and_then(|s| s.available_replicas))
-        .unwrap_or(0)
-        > 0;
-    let desired = gateway_status::desired(gateway, &compilation, available);
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.metadata.namespace.as_deref() == Some(owner.namespace.as_str()))
+        .filter(|p| {
+            let labels = p.metadata.labels.as_ref();
+            selector
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+        })
+        .filter(|p| proxy_report::serves_traffic(p))
+        .collect();
+    let reports = futures_util::future::join_all(pods.iter().map(|pod| async {
+        let report = proxy_report::fetch(&ctx.client, pod).await;
+        (pod.metadata.name.clone().unwrap_or_default(), report)
+    }))
+    .await;
+    proxy_report::programming(generation, &reports)
+}
+
+/// Writes the Gateway's status unless it already says the same.
+async fn write_status(
+    gateway: &Gateway,
+    ctx: &Context,
+    key: &str,
+    compilation: &GatewayCompilation,
+    programming: &Programming,
+) -> Result<()> {
+    let desired = gateway_status::desired(gateway, compilation, programming);
     let memo = format!("Gateway/{key}");
     let written = format!("{desired:?}");
     let version = gateway.metadata.resource_version.as_deref();
     if gateway_status::up_to_date(gateway.status.as_ref(), &desired) {
         ctx.status_settled(&memo);
-    } else if !ctx.status_in_flight(&memo, version, &written) {
-        let status = gateway_status::merge(gateway.status.as_ref(), &desired, Timestamp::now());
-        let status = serde_json::to_value(&status).map_err(|source| Error::SerializeStatus {
+        return Ok(());
+    }
+    if ctx.status_in_flight(&memo, version, &written) {
+        return Ok(());
+    }
+    let status = gateway_status::merge(gateway.status.as_ref(), &desired, Timestamp::now());
+    let status = serde_json::to_value(&status).map_err(|source| Error::SerializeStatus {
+        kind: "Gateway",
+        key: key.to_string(),
+        source,
+    })?;
+    let namespace = gateway.metadata.namespace.clone().unwrap_or_default();
+    let name = gateway.metadata.name.clone().unwrap_or_default();
+    let api: Api<Gateway> = Api::namespaced(ctx.client.clone(), &namespace);
+    apply_status(&api, &name, &status_body(gateway, status))
+        .await
+        .map_err(|source| Error::PatchStatus {
             kind: "Gateway",
             key: key.to_string(),
-            source,
+            source: Box::new(source),
         })?;
-        let api: Api<Gateway> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-        apply_status(&api, &owner.name, &status_body(gateway, status))
-            .await
-            .map_err(|source| Error::PatchStatus {
-                kind: "Gateway",
-                key: key.to_string(),
-                source: Box::new(source),
-            })?;
-        ctx.metrics.wrote("GatewayStatus");
-        ctx.status_written(memo, version.map(String::from), written);
-        tracing::info!(gateway = %key, programmed = available, "gateway status updated");
-    }
-    Ok(Action::requeue(RESYNC))
+    ctx.metrics.wrote("GatewayStatus");
+    ctx.status_written(memo, version.map(String::from), written);
+    tracing::info!(gateway = %key, programming = ?programming, "gateway status updated");
+    Ok(())
 }
 
-/// Applies every object whose desired state changed, permissions first so the pods find them;
-/// returns how many were written.
+/// Deletes the proxy objects a Gateway controls once it is no longer of our classes: its proxy
+/// must not keep running with live credentials under a class that is not ours. Only objects whose
+/// controller is this Gateway (by uid) are deleted.
+async fn release(gateway: &Gateway, ctx: &Context, key: &str) -> Result<Action> {
+    let Ok(owner) = Owner::of(gateway) else {
+        return Ok(Action::await_change());
+    };
+    let stores = &ctx.stores;
+    let deleted = [
+        release_one::<Deployment, _>(ctx, &owner, &stores.deployments, &owner.name).await?,
+        release_one::<Service, _>(ctx, &owner, &stores.services, &owner.name).await?,
+        release_one::<ConfigMap, _>(ctx, &owner, &stores.config_maps, &owner.config_map_name())
+            .await?,
+        release_one::<Secret, _>(ctx, &owner, &stores.secrets, &owner.secret_name()).await?,
+        release_one::<RoleBinding, _>(ctx, &owner, &stores.role_bindings, &owner.name).await?,
+        release_one::<Role, _>(ctx, &owner, &stores.roles, &owner.name).await?,
+        release_one::<ServiceAccount, _>(ctx, &owner, &stores.service_accounts, &owner.name)
+            .await?,
+    ];
+    let deleted = deleted.iter().filter(|d| **d).count();
+    if deleted > 0 {
+        tracing::info!(gateway = %key, class = %gateway.spec.gateway_class_name, deleted, "gateway left our class; its proxy objects are deleted");
+        ctx.publish(
+            &gateway.object_ref(&()),
+            EventType::Normal,
+            "Released",
+            "Delete",
+            format!(
+                "the Gateway's class {} is not agentgateway's: its proxy objects were deleted",
+                gateway.spec.gateway_class_name
+            ),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+/// Deletes the cached object `name` if this Gateway controls it; whether it did.
+async fn release_one<K, S>(
+    ctx: &Context,
+    owner: &Owner,
+    store: &Store<S>,
+    name: &str,
+) -> Result<bool>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + k8s_openapi::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let Some(live) = live(store, owner, name) else {
+        return Ok(false);
+    };
+    if !controlled_by(&live, &owner.uid) {
+        return Ok(false);
+    }
+    let kind = <K as k8s_openapi::Resource>::KIND;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => {
+            ctx.metrics.wrote(kind);
+            Ok(true)
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(source) => Err(Error::Apply {
+            kind,
+            namespace: owner.namespace.clone(),
+            name: name.to_string(),
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// Applies every object whose desired state changed; returns how many were written. Permissions
+/// first, so the pods find them; the Secret before the ConfigMap, so a proxy never sees a config
+/// whose credentials are not there yet (it also waits for the credentials version the config
+/// names).
 async fn apply_all(ctx: &Context, owner: &Owner, objects: ProxyObjects) -> Result<usize> {
     let stores = &ctx.stores;
     let ProxyObjects {
@@ -142,14 +330,14 @@ async fn apply_all(ctx: &Context, owner: &Owner, objects: ProxyObjects) -> Resul
         .await?,
         apply_owned(
             ctx,
-            config_map,
-            live(&stores.config_maps, owner, &owner.config_map_name()),
+            secret,
+            live(&stores.secrets, owner, &owner.secret_name()),
         )
         .await?,
         apply_owned(
             ctx,
-            secret,
-            live(&stores.secrets, owner, &owner.secret_name()),
+            config_map,
+            live(&stores.config_maps, owner, &owner.config_map_name()),
         )
         .await?,
         match service {
@@ -169,10 +357,12 @@ async fn apply_all(ctx: &Context, owner: &Owner, objects: ProxyObjects) -> Resul
     Ok(results.iter().filter(|r| **r == Applied::Written).count())
 }
 
-/// The cached copy of the owned object `name`.
-fn live<K>(store: &Store<K>, owner: &Owner, name: &str) -> Option<Arc<K>>
+/// The metadata of the cached copy of the owned object `name`.
+fn live<K>(store: &Store<K>, owner: &Owner, name: &str) -> Option<ObjectMeta>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    store.get(&ObjectRef::new(name).within(&owner.namespace))
+    store
+        .get(&ObjectRef::new(name).within(&owner.namespace))
+        .map(|object| object.meta().clone())
 }

@@ -1,6 +1,6 @@
-//! The status of a Gateway, as a pure function of its compilation and whether its proxy has an
-//! available replica: `Accepted`, `Programmed`, and per listener the attached routes, supported
-//! kinds and `Accepted`/`Programmed`/`ResolvedRefs`.
+//! The status of a Gateway, as a pure function of its compilation and of how programming its
+//! proxy went: `Accepted`, `Programmed`, and per listener the attached routes, supported kinds and
+//! `Accepted`/`Programmed`/`ResolvedRefs`.
 
 use std::collections::BTreeSet;
 
@@ -39,23 +39,51 @@ pub fn supported_kinds() -> Vec<RouteGroupKind> {
     }]
 }
 
-/// The status `gateway` should have; `available` says whether its Deployment has an available
-/// replica.
+/// How far programming a Gateway's proxy got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Programming {
+    /// Every ready proxy replica serves the config generation the operator last wrote.
+    Serving {
+        /// That generation.
+        generation: String,
+    },
+    /// The objects are written; the proxy does not serve them yet (the message says why).
+    Pending(String),
+    /// The proxy's objects could not be written: `reason` is the error's label
+    /// (`ResourceConflict`, `ConfigTooLarge`, `ApplyFailed`, ...), the message names the object
+    /// and the API server's answer.
+    Failed {
+        /// CamelCase reason.
+        reason: &'static str,
+        /// For a human.
+        message: String,
+    },
+}
+
+impl Programming {
+    /// The condition's status, reason and message.
+    fn parts(&self) -> (bool, &str, String) {
+        match self {
+            Self::Serving { generation } => (
+                true,
+                "Programmed",
+                format!("the proxy serves config generation {generation}"),
+            ),
+            Self::Pending(message) => (false, "Pending", message.clone()),
+            Self::Failed { reason, message } => (false, reason, message.clone()),
+        }
+    }
+}
+
+/// The status `gateway` should have, given how programming its proxy went.
 pub fn desired(
     gateway: &Gateway,
     compilation: &GatewayCompilation,
-    available: bool,
+    programming: &Programming,
 ) -> DesiredStatus {
     let generation = gateway.metadata.generation;
     let object = ObjectRef::of(gateway);
-    let (programmed_reason, programmed_message) = if available {
-        ("Programmed", "the proxy has an available replica")
-    } else {
-        (
-            "Pending",
-            "waiting for the proxy Deployment to have an available replica",
-        )
-    };
+    let (available, programmed_reason, programmed_message) = programming.parts();
     let mut names = BTreeSet::new();
     let mut listeners = Vec::new();
     for (i, listener) in gateway.spec.listeners.iter().enumerate() {
@@ -91,7 +119,7 @@ pub fn desired(
                 "Programmed",
                 available,
                 programmed_reason,
-                programmed_message,
+                programmed_message.clone(),
                 generation,
             ),
             Some(_) => Desired::new(
@@ -133,7 +161,7 @@ pub fn desired(
                 "Programmed",
                 available,
                 programmed_reason,
-                programmed_message,
+                programmed_message.clone(),
                 generation,
             ),
         ],
@@ -238,13 +266,23 @@ spec:
         compile_gateway(&gateway(), &inputs)
     }
 
+    fn serving() -> Programming {
+        Programming::Serving {
+            generation: "0123456789abcdef".into(),
+        }
+    }
+
+    fn pending() -> Programming {
+        Programming::Pending("waiting".into())
+    }
+
     fn condition<'a>(conditions: &'a [Desired], type_: &str) -> &'a Desired {
         conditions.iter().find(|c| c.type_ == type_).unwrap()
     }
 
     #[test]
     fn listeners_report_attached_routes_and_supported_kinds() {
-        let status = desired(&gateway(), &compiled(), true);
+        let status = desired(&gateway(), &compiled(), &serving());
         let http = &status.listeners[0];
         assert_eq!((http.name.as_str(), http.attached_routes), ("http", 1));
         assert!(condition(&http.conditions, "Accepted").status);
@@ -260,7 +298,7 @@ spec:
 
     #[test]
     fn an_unsupported_listener_is_not_accepted_with_the_compilers_reason() {
-        let status = desired(&gateway(), &compiled(), true);
+        let status = desired(&gateway(), &compiled(), &serving());
         let https = &status.listeners[1];
         let accepted = condition(&https.conditions, "Accepted");
         assert!(!accepted.status);
@@ -271,23 +309,39 @@ spec:
 
     #[test]
     fn programmed_waits_for_an_available_replica() {
-        let pending = desired(&gateway(), &compiled(), false);
+        let pending = desired(&gateway(), &compiled(), &pending());
         let programmed = condition(&pending.conditions, "Programmed");
         assert!(!programmed.status);
         assert_eq!(programmed.reason, "Pending");
         assert!(condition(&pending.conditions, "Accepted").status);
         assert_eq!(programmed.observed_generation, Some(5));
-        let ready = desired(&gateway(), &compiled(), true);
+        let ready = desired(&gateway(), &compiled(), &serving());
         assert!(condition(&ready.conditions, "Programmed").status);
     }
 
     #[test]
+    fn a_failure_to_program_is_the_programmed_condition_with_its_reason() {
+        let failed = Programming::Failed {
+            reason: "ResourceConflict",
+            message: "RoleBinding infra/gw already exists".into(),
+        };
+        let status = desired(&gateway(), &compiled(), &failed);
+        let programmed = condition(&status.conditions, "Programmed");
+        assert!(!programmed.status);
+        assert_eq!(programmed.reason, "ResourceConflict");
+        assert_eq!(programmed.message, "RoleBinding infra/gw already exists");
+        assert!(condition(&status.conditions, "Accepted").status);
+        let listener = condition(&status.listeners[0].conditions, "Programmed");
+        assert_eq!(listener.reason, "ResourceConflict");
+    }
+
+    #[test]
     fn a_written_status_is_up_to_date_until_something_changes() {
-        let status = desired(&gateway(), &compiled(), false);
+        let status = desired(&gateway(), &compiled(), &pending());
         let stored = merge(None, &status, Timestamp::UNIX_EPOCH);
         assert!(up_to_date(Some(&stored), &status));
         assert!(!up_to_date(None, &status));
-        let ready = desired(&gateway(), &compiled(), true);
+        let ready = desired(&gateway(), &compiled(), &serving());
         assert!(!up_to_date(Some(&stored), &ready));
         let later = merge(Some(&stored), &ready, Timestamp::MAX);
         // Accepted did not flip and keeps its time; Programmed flipped.
@@ -303,7 +357,7 @@ spec:
 
     #[test]
     fn a_removed_listener_is_a_change() {
-        let status = desired(&gateway(), &compiled(), true);
+        let status = desired(&gateway(), &compiled(), &serving());
         let mut stored = merge(None, &status, Timestamp::UNIX_EPOCH);
         stored.listeners.push(ListenerStatus {
             name: "gone".into(),

@@ -12,7 +12,7 @@ use kube::api::Patch;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::route_status::{self, gateway_key};
+use super::route_status::{self, ParentInput, gateway_key};
 use super::{instrumented, object_key, on_error};
 use crate::apply::patch_params;
 use crate::context::Context;
@@ -48,9 +48,25 @@ async fn reconcile_route(route: &HTTPRoute, ctx: &Context, key: &str) -> Result<
         let Some(gateway) = ctx.stores.our_gateway(namespace, name) else {
             continue;
         };
-        let inputs = inputs.get_or_insert_with(|| ctx.stores.route_inputs(route));
+        if inputs.is_none() {
+            inputs = Some(ctx.stores.route_inputs(&ctx.client, route).await?);
+        }
+        let Some(inputs) = inputs.as_ref() else {
+            continue;
+        };
         let diagnostics = compile_gateway(&gateway, inputs).diagnostics;
-        ours.insert(gateway_key, diagnostics);
+        let programmed = gateway
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Programmed"))
+            .map(|c| (c.status == "True", c.reason.clone(), c.message.clone()));
+        ours.insert(
+            gateway_key,
+            ParentInput {
+                diagnostics,
+                programmed,
+            },
+        );
     }
     let desired = route_status::desired_parents(route, &ours);
     let existing = route

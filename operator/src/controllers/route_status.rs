@@ -1,6 +1,15 @@
 //! The status of an HTTPRoute towards our Gateways, as a pure function of the compiler's
-//! diagnostics: one `status.parents[]` entry per parentRef to a Gateway of ours, with `Accepted`
-//! and `ResolvedRefs`. Entries of other controllers are kept as they are.
+//! diagnostics and of the Gateways' `Programmed` condition: one `status.parents[]` entry per
+//! parentRef to a Gateway of ours, with `Accepted`, `ResolvedRefs` and `Programmed`. Entries of
+//! other controllers are kept as they are.
+//!
+//! `Programmed` is ours (Gateway API defines no such route condition): `False` with the Gateway's
+//! reason (and a message pointing at the Gateway) when the Gateway's config could not be delivered to its proxy (a
+//! conflicting object, a config too large, a refused write, a config the proxy rejected), so that
+//! a route whose backends never reached the proxy says so where its owner looks, not only on a
+//! Gateway that may live in another team's namespace. A Gateway that is merely `Pending` (its
+//! proxy still loading) leaves routes `True`: that state passes with every change, and flipping a
+//! thousand routes' status on each would cost more than it tells.
 
 use std::collections::BTreeMap;
 
@@ -36,19 +45,30 @@ pub fn gateway_key(route: &HTTPRoute, parent: &ParentReference) -> Option<String
     Some(format!("{namespace}/{}", parent.name))
 }
 
-/// Our entries: one per distinct parentRef naming a Gateway in `ours` (its `namespace/name` →
-/// the diagnostics of compiling it).
+/// What a route's entry for one Gateway of ours is derived from.
+#[derive(Clone, Debug, Default)]
+pub struct ParentInput {
+    /// The diagnostics of compiling the Gateway.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The Gateway's `Programmed` condition (status, reason, message), once it has one.
+    pub programmed: Option<(bool, String, String)>,
+}
+
+/// Our entries: one per distinct parentRef naming a Gateway in `ours` (by `namespace/name`).
 pub fn desired_parents(
     route: &HTTPRoute,
-    ours: &BTreeMap<String, Vec<Diagnostic>>,
+    ours: &BTreeMap<String, ParentInput>,
 ) -> Vec<DesiredParent> {
     let generation = route.metadata.generation;
     let object = ObjectRef::of(route);
     let mut parents: Vec<DesiredParent> = Vec::new();
     for (i, parent) in route.spec.parent_refs.iter().enumerate() {
-        let Some(diagnostics) = gateway_key(route, parent).and_then(|key| ours.get(&key)) else {
+        let Some((gateway, input)) =
+            gateway_key(route, parent).and_then(|key| ours.get(&key).map(|input| (key, input)))
+        else {
             continue;
         };
+        let diagnostics = &input.diagnostics;
         if parents.iter().any(|p| same_parent(&p.parent_ref, parent)) {
             continue;
         }
@@ -115,9 +135,34 @@ pub fn desired_parents(
                 )
             }
         };
+        let mut conditions = vec![accepted, resolved];
+        if let Some((status, reason, _)) = &input.programmed {
+            let delivered = *status || reason == "Pending";
+            conditions.push(if delivered {
+                Desired::new(
+                    "Programmed",
+                    true,
+                    "Programmed",
+                    "the route's config is delivered to the Gateway's proxy",
+                    generation,
+                )
+            } else {
+                // The Gateway's own message can name a config generation that moves with every
+                // change; the route's must not, or each change rewrites every route's status.
+                Desired::new(
+                    "Programmed",
+                    false,
+                    reason.clone(),
+                    format!(
+                        "Gateway {gateway} could not program its proxy ({reason}); its Programmed condition says why"
+                    ),
+                    generation,
+                )
+            });
+        }
         parents.push(DesiredParent {
             parent_ref: parent.clone(),
-            conditions: vec![accepted, resolved],
+            conditions,
         });
     }
     parents
@@ -212,7 +257,7 @@ spec:
         .unwrap()
     }
 
-    fn compile(route: &HTTPRoute, backends: &str) -> BTreeMap<String, Vec<Diagnostic>> {
+    fn compile(route: &HTTPRoute, backends: &str) -> BTreeMap<String, ParentInput> {
         let inputs = Inputs {
             routes: vec![route.clone()],
             backends: if backends.is_empty() {
@@ -224,7 +269,10 @@ spec:
         };
         BTreeMap::from([(
             "infra/gw".to_string(),
-            compile_gateway(&gateway("gw"), &inputs).diagnostics,
+            ParentInput {
+                diagnostics: compile_gateway(&gateway("gw"), &inputs).diagnostics,
+                programmed: None,
+            },
         )])
     }
 
@@ -240,6 +288,40 @@ spec:
 
     fn condition<'a>(parent: &'a DesiredParent, type_: &str) -> &'a Desired {
         parent.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn the_gateways_programmed_condition_is_repeated_on_the_route() {
+        let route = route("[{name: gw, namespace: infra}]", REF);
+        let mut ours = compile(&route, BACKEND);
+        assert!(
+            desired_parents(&route, &ours)[0]
+                .conditions
+                .iter()
+                .all(|c| c.type_ != "Programmed")
+        );
+        ours.get_mut("infra/gw").unwrap().programmed = Some((
+            false,
+            "ConfigTooLarge".into(),
+            "the config is too large".into(),
+        ));
+        let parents = desired_parents(&route, &ours);
+        let programmed = condition(&parents[0], "Programmed");
+        assert!(!programmed.status);
+        assert_eq!(programmed.reason, "ConfigTooLarge");
+        assert_eq!(
+            programmed.message,
+            "Gateway infra/gw could not program its proxy (ConfigTooLarge); its Programmed condition says why"
+        );
+        assert_eq!(programmed.observed_generation, Some(7));
+        for (status, reason) in [(false, "Pending"), (true, "Programmed")] {
+            ours.get_mut("infra/gw").unwrap().programmed =
+                Some((status, reason.into(), "1 of 2 replicas serve g2".into()));
+            let parents = desired_parents(&route, &ours);
+            let programmed = condition(&parents[0], "Programmed");
+            assert!(programmed.status);
+            assert!(!programmed.message.contains("g2"), "stable across changes");
+        }
     }
 
     #[test]

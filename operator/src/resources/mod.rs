@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-pub use config::{config_map, credentials_secret};
+pub use config::{config_map, credentials_secret, generation_of};
 pub use ports::{ListenerPort, listener_ports, port_name};
 pub use rbac::{role, role_binding, service_account};
 pub use workload::{METRICS_PORT, READY_PORT, deployment, service};
@@ -76,7 +76,7 @@ impl Default for ProxySettings {
 
 /// Every object of one Gateway's proxy, in the order they are applied: identity and permissions
 /// first, so the pods find them when they start.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct ProxyObjects {
     /// `<gateway>`.
     pub service_account: ServiceAccount,
@@ -102,11 +102,7 @@ pub fn build(
 ) -> Result<ProxyObjects, Error> {
     let owner = Owner::of(gateway)?;
     let ports = listener_ports(&compiled.config);
-    let config_map =
-        config_map(&owner, &compiled.config).map_err(|source| Error::SerializeConfig {
-            key: owner.key(),
-            source,
-        })?;
+    let config_map = config_map(&owner, &compiled.config, &compiled.credentials)?;
     Ok(ProxyObjects {
         service_account: service_account(&owner),
         role: role(&owner),

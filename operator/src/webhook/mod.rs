@@ -78,7 +78,7 @@ pub async fn start(
     let addr = listener.local_addr().unwrap_or(settings.addr);
     let resolver = CertResolver::new();
     health.expect_webhook(resolver.clone());
-    let secrets = CachedSecrets::new(client.clone());
+    let secrets = CachedSecrets::new();
     let app = agentgateway_webhook::router(WebhookState {
         secrets: secrets.clone(),
         metrics,

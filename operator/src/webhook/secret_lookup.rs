@@ -1,6 +1,10 @@
-//! Answers the validating webhook's "does this Secret exist?" from the operator's Secret cache,
-//! and asks the API server only when the cache says no (it may lag a Secret created a moment ago,
-//! and before the caches are filled there is no cache at all).
+//! Answers the validating webhook's "does this Secret exist, with which keys?" from the operator's
+//! caches only, never with an API call: a review must not cost the API server anything, nor
+//! reveal to whoever may submit a backend what the Secrets of a namespace hold. Existence comes
+//! from the Secret metadata cache; keys are known for the Secrets some backend already refers to
+//! (their data is held for compiling). Before the caches are filled, and for keys of a Secret no
+//! backend refers to yet, the answer is "unknown": the webhook then says nothing, and the
+//! backend's `Accepted` condition reports a missing Secret or key once it is stored.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -9,27 +13,58 @@ use std::sync::{Arc, OnceLock};
 
 use agentgateway_webhook::{SecretLookup, SecretState};
 use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
+
+use crate::referenced::Referenced;
+
+/// The caches the lookup answers from.
+struct Caches {
+    metadata: Store<PartialObjectMeta<Secret>>,
+    referenced: Arc<Referenced>,
+}
 
 /// The Secret lookup of the validating webhook.
+#[derive(Default)]
 pub struct CachedSecrets {
-    client: Client,
-    cache: OnceLock<Store<Secret>>,
+    caches: OnceLock<Caches>,
 }
 
 impl CachedSecrets {
-    /// A lookup that asks the API server until [`CachedSecrets::use_cache`] is called.
-    pub fn new(client: Client) -> Arc<Self> {
-        Arc::new(Self {
-            client,
-            cache: OnceLock::new(),
-        })
+    /// A lookup that answers "unknown" until [`CachedSecrets::use_cache`] is called.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
     }
 
-    /// Answers from `store` from now on (a second call is ignored).
-    pub fn use_cache(&self, store: Store<Secret>) {
-        let _ = self.cache.set(store);
+    /// Answers from the filled caches from now on (a second call is ignored).
+    pub fn use_cache(
+        &self,
+        metadata: Store<PartialObjectMeta<Secret>>,
+        referenced: Arc<Referenced>,
+    ) {
+        let _ = self.caches.set(Caches {
+            metadata,
+            referenced,
+        });
+    }
+
+    fn lookup(&self, namespace: &str, name: &str) -> SecretState {
+        let Some(caches) = self.caches.get() else {
+            return SecretState::Unknown;
+        };
+        if caches
+            .metadata
+            .get(&ObjectRef::new(name).within(namespace))
+            .is_none()
+        {
+            return SecretState::NotFound;
+        }
+        match caches.referenced.secret(namespace, name) {
+            Some(secret) => SecretState::Found {
+                keys: keys(&secret),
+            },
+            None => SecretState::Unknown,
+        }
     }
 }
 
@@ -45,27 +80,29 @@ impl SecretLookup for CachedSecrets {
         namespace: &str,
         name: &str,
     ) -> Pin<Box<dyn Future<Output = SecretState> + Send + '_>> {
-        let cached = self
-            .cache
-            .get()
-            .and_then(|store| store.get(&ObjectRef::new(name).within(namespace)));
-        if let Some(secret) = cached {
-            let keys = keys(&secret);
-            return Box::pin(async move { SecretState::Found { keys } });
-        }
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let name = name.to_string();
-        Box::pin(async move {
-            match api.get_opt(&name).await {
-                Ok(Some(secret)) => SecretState::Found {
-                    keys: keys(&secret),
-                },
-                Ok(None) => SecretState::NotFound,
-                Err(error) => {
-                    tracing::debug!(secret = %name, error = %error, "failed to look up a referenced Secret");
-                    SecretState::Unknown
-                }
-            }
-        })
+        let state = self.lookup(namespace, name);
+        Box::pin(async move { state })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    #[test]
+    fn answers_come_from_the_caches_only() {
+        let lookup = CachedSecrets::new();
+        assert_eq!(lookup.lookup("ns", "key"), SecretState::Unknown);
+        let (store, mut writer) = reflector::store::<PartialObjectMeta<Secret>>();
+        let mut meta = PartialObjectMeta::<Secret>::default();
+        meta.metadata.name = Some("key".into());
+        meta.metadata.namespace = Some("ns".into());
+        writer.apply_watcher_event(&Event::Apply(meta));
+        lookup.use_cache(store, Arc::default());
+        assert_eq!(lookup.lookup("ns", "absent"), SecretState::NotFound);
+        // Exists, but no backend refers to it yet: its keys are not known.
+        assert_eq!(lookup.lookup("ns", "key"), SecretState::Unknown);
     }
 }

@@ -65,13 +65,6 @@ pub enum ProviderBuildError {
         "failed to use the key of provider {provider} of backend {backend}: it is not a valid header value"
     )]
     InvalidKey { backend: String, provider: String },
-    /// The credential the config names is not in the credentials.
-    #[error("failed to find credential {credential} for provider {provider} of backend {backend}")]
-    MissingCredential {
-        backend: String,
-        provider: String,
-        credential: String,
-    },
     /// The HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] ClientBuildError),

@@ -25,6 +25,12 @@ pub trait ConfigSource: Send {
     /// A description for logs (`file examples/tutorial`).
     fn describe(&self) -> String;
 
+    /// The generation of the config the last [`ConfigSource::next`] returned, when the source
+    /// versions its configs (the cluster source: the ConfigMap's annotation).
+    fn generation(&self) -> Option<String> {
+        None
+    }
+
     /// Whether an invalid initial config is fatal (a user's file: fail fast) or to be waited out
     /// (the cluster: the operator's next write fixes it, and the pod stays unready meanwhile).
     fn initial_config_is_fatal(&self) -> bool {

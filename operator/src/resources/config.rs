@@ -167,6 +167,35 @@ mod tests {
     }
 
     #[test]
+    fn a_config_that_does_not_fit_even_compressed_is_refused_naming_the_gateway() {
+        let (_, credentials) = config_with_credential();
+        let mut config = config_of(4_000);
+        // Incompressible models: a xorshift stream in hex.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for backend in config.backends.values_mut() {
+            let model: String = (0..48)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    format!("{state:016x}")
+                })
+                .collect();
+            backend.groups[0].providers[0].model = Some(model);
+        }
+        let Err(error) = config_map(&owner(), &config, &credentials) else {
+            panic!("a config past the limit was accepted");
+        };
+        assert_eq!(error.label(), "ConfigTooLarge");
+        assert!(
+            error
+                .to_string()
+                .starts_with("the config of Gateway agentgateway-system/agentgateway-proxy is "),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_config_past_the_configmap_limit_travels_compressed() {
         let (_, credentials) = config_with_credential();
         let config = config_of(8_000);

@@ -76,7 +76,7 @@ impl Default for ProxySettings {
 
 /// Every object of one Gateway's proxy, in the order they are applied: identity and permissions
 /// first, so the pods find them when they start.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct ProxyObjects {
     /// `<gateway>`.
     pub service_account: ServiceAccount,
@@ -92,6 +92,22 @@ pub struct ProxyObjects {
     pub service: Option<Service>,
     /// `<gateway>`: the proxy.
     pub deployment: Deployment,
+}
+
+/// Names only: the credentials Secret holds provider keys, which never reach a `Debug` output.
+impl std::fmt::Debug for ProxyObjects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |meta: &ObjectMeta| meta.name.clone().unwrap_or_default();
+        f.debug_struct("ProxyObjects")
+            .field("service_account", &name(&self.service_account.metadata))
+            .field("role", &name(&self.role.metadata))
+            .field("role_binding", &name(&self.role_binding.metadata))
+            .field("config_map", &name(&self.config_map.metadata))
+            .field("secret", &name(&self.secret.metadata))
+            .field("service", &self.service.as_ref().map(|s| name(&s.metadata)))
+            .field("deployment", &name(&self.deployment.metadata))
+            .finish()
+    }
 }
 
 /// Builds every object of `gateway`'s proxy.
@@ -253,6 +269,34 @@ pub(crate) mod tests {
     fn a_long_gateway_name_still_makes_a_valid_label_value() {
         let long = format!("{}-x", "a".repeat(62));
         assert_eq!(label_value(&long), "a".repeat(62));
+    }
+
+    #[test]
+    fn the_debug_output_of_the_proxy_objects_shows_no_key() {
+        let gateway: Gateway = serde_yaml::from_str(
+            "
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ns, uid: u}
+spec:
+  gatewayClassName: agentgateway
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+",
+        )
+        .unwrap();
+        let compiled = Compiled {
+            credentials: agentgateway_crds::proxy_config::Credentials::from([(
+                "id".to_string(),
+                "sk-very-secret".to_string(),
+            )]),
+            ..Compiled::default()
+        };
+        let objects = build(&gateway, &compiled, &ProxySettings::default()).unwrap();
+        let debug = format!("{objects:?}");
+        assert!(debug.contains("gw-credentials"), "{debug}");
+        assert!(!debug.contains("sk-very-secret"));
+        // As bytes, too: k8s-openapi prints a ByteString's bytes.
+        assert!(!debug.contains("115, 107, 45"));
     }
 
     #[test]

@@ -41,10 +41,6 @@ impl<K: Resource> Fetched<K> {
         map.get(key).cloned()
     }
 
-    fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// The keys of `wanted` whose data is absent or older than `metadata` says; drops what the
     /// metadata cache no longer has (deleted objects) and, with `prune`, what is not wanted.
     fn stale(
@@ -103,16 +99,6 @@ impl Referenced {
     pub fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
         self.config_maps
             .get(&(namespace.to_string(), name.to_string()))
-    }
-
-    /// How many objects are held (for tests and logs).
-    pub fn len(&self) -> usize {
-        self.secrets.len() + self.config_maps.len()
-    }
-
-    /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Makes the data of `references` current against the metadata caches; with `prune`

@@ -191,6 +191,31 @@ fi
 has "$TMP/np.out" "apiServerCIDRs must list" "NetworkPolicy without CIDRs"
 pass "webhook NetworkPolicy: off by default; admits only the listed API server CIDRs to :9443; refused without CIDRs"
 
+# ---------------------------------------------------------------- operator limited to namespaces
+render "$TMP/scoped.yaml" --set "operator.watchNamespaces={$NS,team-a}"
+docs ClusterRole "$TMP/scoped.yaml" >"$TMP/scoped-cr.yaml"
+has_all "$TMP/scoped-cr.yaml" "scoped ClusterRole" '    resources: ["gatewayclasses"]' '    resources: ["gatewayclasses/status"]' \
+  '    resources: ["customresourcedefinitions"]' '    resourceNames: ["agentgateway-webhook"]'
+for kind in '"secrets"' '"deployments"' '"gateways"' '"httproutes"' '"agentgatewaybackends"' '"events"' '"pods"' '"roles"'; do
+  hasnt "$TMP/scoped-cr.yaml" "$kind" "ClusterRole with operator.watchNamespaces (namespaced kinds belong in the Roles)"
+done
+for ns in "$NS" team-a; do
+  awk -v ns="  namespace: $ns" '/^---/{if (doc ~ /kind: Role\n/ && doc ~ /name: agentgateway-operator-workloads/ && index(doc, ns)) print doc; doc=""; next} {doc = doc $0 "\n"} END{if (doc ~ /kind: Role\n/ && doc ~ /name: agentgateway-operator-workloads/ && index(doc, ns)) print doc}' \
+    "$TMP/scoped.yaml" >"$TMP/scoped-role.yaml"
+  has_all "$TMP/scoped-role.yaml" "Role agentgateway-operator-workloads in $ns" '    resources: ["gateways", "httproutes", "referencegrants"]' \
+    '    resources: ["configmaps", "secrets", "services", "serviceaccounts"]' '    resources: ["deployments"]' \
+    '    resources: ["pods/proxy"]' '  - apiGroups: ["events.k8s.io", ""]'
+done
+[ "$(docs RoleBinding "$TMP/scoped.yaml" | grep -c 'name: agentgateway-operator-workloads')" = 4 ] \
+  || fail "a RoleBinding to agentgateway-operator-workloads in each of the 2 namespaces" "$TMP/scoped.yaml"
+has "$TMP/scoped.yaml" "\"--watch-namespaces=$NS,team-a\"" "operator flag"
+hasnt "$DEFAULT" "--watch-namespaces" "default rendering (every namespace)"
+if "$HELM" template "$REL" "$CHART" -n "$NS" --set 'operator.watchNamespaces={team-a}' >"$TMP/scoped.out" 2>&1; then
+  fail "gateway.create with the release namespace outside operator.watchNamespaces was accepted (its Gateway would get no proxy)" "$TMP/scoped.out"
+fi
+has "$TMP/scoped.out" "leaves out: add it, or set gateway.create=false" "Gateway outside the watched namespaces"
+pass "operator.watchNamespaces: ClusterRole keeps only cluster-scoped kinds; a Role + RoleBinding per namespace; --watch-namespaces; the Gateway's namespace must be listed"
+
 # ---------------------------------------------------------------- schema
 # reject SETTING PATH: helm template fails and its message names the value's path.
 reject() {
@@ -216,6 +241,7 @@ reject proxy.resources.limits.memory=lots /proxy/resources/limits/memory
 reject proxy.resources.requests.cpu=-1 /proxy/resources/requests/cpu
 reject gatewayClass.create=maybe /gatewayClass/create
 reject 'proxy.imagePullSecrets[0].name=Reg_Cred' /proxy/imagePullSecrets/0/name
+reject 'operator.watchNamespaces={Team_A}' /operator/watchNamespaces/0
 
 # accept FLAGS... : edge values that are valid render.
 render "$TMP/edge.yaml" --set proxy.replicas=0 --set gateway.port=65535 --set proxy.resources.limits.cpu=2 \
@@ -236,7 +262,7 @@ pass "imagePullSecrets: operator pods + proxy flag; proxy.imagePullSecrets: prox
 # ---------------------------------------------------------------- RBAC
 # Over every rendering with RBAC: no "*" in apiGroups/resources/verbs, no verb beyond what the
 # operator needs (delete: the proxy objects of a Gateway that leaves the class, and nothing else).
-for f in "$DEFAULT" "$TMP/off.yaml"; do
+for f in "$DEFAULT" "$TMP/off.yaml" "$TMP/scoped.yaml"; do
   { docs ClusterRole "$f"; docs Role "$f"; } >"$TMP/rbac.yaml"
   [ -s "$TMP/rbac.yaml" ] || fail "no ClusterRole/Role rendered" "$f"
   if grep -v '^ *#' "$TMP/rbac.yaml" | grep -n '\*' >"$TMP/wild.out"; then
@@ -251,8 +277,8 @@ for f in "$DEFAULT" "$TMP/off.yaml"; do
   fi
 done
 docs ClusterRole "$DEFAULT" >"$TMP/cr.yaml"
-has_all "$TMP/cr.yaml" "ClusterRole" '    resources: ["gatewayclasses", "gateways", "httproutes", "referencegrants"]' \
-  '    resources: ["gatewayclasses/status", "gateways/status", "httproutes/status"]' \
+has_all "$TMP/cr.yaml" "ClusterRole" '    resources: ["gatewayclasses"]' '    resources: ["gatewayclasses/status"]' \
+  '    resources: ["gateways", "httproutes", "referencegrants"]' '    resources: ["gateways/status", "httproutes/status"]' \
   '    resources: ["gateways/finalizers"]' '    resources: ["agentgatewaybackends/status"]' \
   '    resources: ["configmaps", "secrets", "services", "serviceaccounts"]' \
   '    resources: ["customresourcedefinitions"]' '  - apiGroups: ["events.k8s.io", ""]' \

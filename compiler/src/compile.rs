@@ -78,6 +78,8 @@ pub fn compile_standalone(inputs: &Inputs) -> Result<Compiled, CompileError> {
     if !diagnostics.is_empty() {
         return Err(CompileError::new(diagnostics, &inputs.origins));
     }
+    // Shadowed matches are not errors here: Gateway API's precedence says which one wins, and
+    // the operator reports them on the losing route's status.
     let table = assemble(&listeners, &placed, &backends);
     Ok(Compiled {
         config: table.config,
@@ -113,7 +115,8 @@ pub fn compile_gateway(gateway: &Gateway, inputs: &Inputs) -> GatewayCompilation
     }
     diagnostics.extend(backends.diagnostics(|key| named_backends.contains(key)));
 
-    let table = assemble(&listeners, &placed, &backends);
+    let mut table = assemble(&listeners, &placed, &backends);
+    diagnostics.append(&mut table.conflicts);
     let attached_routes = gateway
         .spec
         .listeners

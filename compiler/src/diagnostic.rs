@@ -36,6 +36,9 @@ pub enum Reason {
     UnsupportedProtocol,
     /// A listener port that is out of range or already used by another listener.
     PortUnavailable,
+    /// A route's match is identical to a match of a route that takes precedence (older, or first
+    /// by `namespace/name`): it never receives traffic.
+    RuleMatchConflict,
 }
 
 impl Reason {
@@ -56,6 +59,7 @@ impl Reason {
             Self::UnsupportedValue => "UnsupportedValue",
             Self::UnsupportedProtocol => "UnsupportedProtocol",
             Self::PortUnavailable => "PortUnavailable",
+            Self::RuleMatchConflict => "RuleMatchConflict",
         }
     }
 }

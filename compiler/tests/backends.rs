@@ -192,12 +192,12 @@ spec:
     groups:
     - providers:
       - {name: a, openai: {}}
-      - {name: b, anthropic: {model: claude}}
+      - {name: b, gemini: {model: gemini-2.0-flash}}
 ",
     );
     assert_eq!(
         error.to_string(),
-        "test.yaml: document 1 (AgentgatewayBackend default/x): spec.ai.groups[0].providers[1].anthropic: provider kind anthropic is not supported by this version of the proxy"
+        "test.yaml: document 1 (AgentgatewayBackend default/x): spec.ai.groups[0].providers[1].gemini: provider kind gemini is not supported by this version of the proxy"
     );
     assert_eq!(error.errors[0].diagnostic.reason, Reason::UnsupportedValue);
 }

@@ -186,7 +186,7 @@ fn compile_gateway_leaves_invalid_things_out_and_reports_them() {
             "HTTPRoute apps/not-allowed spec.parentRefs[0] NotAllowedByListeners",
             "HTTPRoute infra/wrong-host spec.parentRefs[0] NoMatchingListenerHostname",
             "HTTPRoute infra/no-section spec.parentRefs[0] NoMatchingParent",
-            "AgentgatewayBackend apps/claude spec.ai.provider.anthropic UnsupportedValue",
+            "AgentgatewayBackend apps/claude spec.ai.provider.gemini UnsupportedValue",
         ]
     );
 
@@ -340,4 +340,66 @@ fn a_listener_on_the_proxys_admin_ports_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("port 15021 of listener default/g/http is already used by the proxy's readiness endpoint"), "{error}");
+}
+
+/// Two routes with identical matches: the older one wins (Gateway API precedence), and the
+/// operator's compilation reports each losing match on the losing route, not on the winner.
+#[test]
+fn an_identical_match_of_a_younger_route_is_reported_as_a_conflict_on_it() {
+    let route = |name: &str, created: &str, rules: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: {name}, creationTimestamp: '{created}'}}
+spec:
+  parentRefs: [{{name: g}}]
+  rules: {rules}
+---
+"
+        )
+    };
+    let to_a = "backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: a}]";
+    let yaml = backend("a")
+        + &gateway("g", "[{name: http, port: 80, protocol: HTTP}]")
+        + &route(
+            "old",
+            "2026-01-01T00:00:00Z",
+            &format!(
+                "[{{matches: [{{path: {{type: PathPrefix, value: /v1}}, headers: [{{name: x-a, value: '1'}}, {{name: x-b, value: '2'}}]}}], {to_a}}}]"
+            ),
+        )
+        + &route(
+            "young",
+            "2026-02-01T00:00:00Z",
+            // Rule 0 repeats old's match (headers in another order); rule 1 has its own.
+            &format!(
+                "[{{matches: [{{path: {{type: PathPrefix, value: /v1}}, headers: [{{name: x-b, value: '2'}}, {{name: x-a, value: '1'}}]}}], {to_a}}}, {{matches: [{{path: {{type: Exact, value: /v1/models}}}}], {to_a}}}]"
+            ),
+        )
+        + &route(
+            "same-route",
+            "2026-03-01T00:00:00Z",
+            // Identical matches within one route are the author's choice, not a conflict.
+            &format!(
+                "[{{matches: [{{path: {{type: Exact, value: /own}}}}], {to_a}}}, {{matches: [{{path: {{type: Exact, value: /own}}}}], {to_a}}}]"
+            ),
+        );
+    let inputs = common::parse(&yaml).unwrap();
+    let compilation = compile_gateway(&inputs.gateways[0], &inputs);
+    let conflicts: Vec<_> = compilation
+        .diagnostics
+        .iter()
+        .filter(|d| d.reason == Reason::RuleMatchConflict)
+        .map(|d| (d.object.name.as_str(), d.field.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        conflicts,
+        [(
+            "young",
+            "spec.rules[0].matches[0]",
+            "identical to a match of HTTPRoute default/old on listener http, which takes precedence (older, or first by namespace/name): this match receives no traffic"
+        )]
+    );
+    // Standalone mode serves the same inputs: precedence decides, nothing is refused.
+    assert!(compile_standalone(&inputs).is_ok());
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use agentgateway_compiler::{ObjectRef, Origin, compile_gateway, compile_standalone};
+use agentgateway_compiler::{ObjectRef, Origin, Reason, compile_gateway, compile_standalone};
 use agentgateway_crds::proxy_config::{
     BackendConfig, EvictionConfig, GroupConfig, ListenerConfig, MatchConfig, PathMatchConfig,
     ProviderConfig, ProviderKind, ProxyConfig, RuleConfig, WeightedBackend,
@@ -168,7 +168,14 @@ fn creation_timestamps_decide_ties_and_equal_timestamps_fall_back_to_the_name() 
 fn the_operator_compiles_the_tutorial_gateway_with_both_routes_attached() {
     let inputs = parse_fixture("tutorial.yaml");
     let compilation = compile_gateway(&inputs.gateways[0], &inputs);
-    assert_eq!(compilation.diagnostics, vec![]);
+    // Both routes match everything: the first one wins (no creation times here), and the other
+    // is told that it receives no traffic.
+    let problems: Vec<_> = compilation
+        .diagnostics
+        .iter()
+        .map(|d| (d.object.name.as_str(), d.reason))
+        .collect();
+    assert_eq!(problems, [("llm-pool", Reason::RuleMatchConflict)]);
     assert_eq!(compilation.compiled.config, expected_config());
     assert_eq!(compilation.attached_routes.get("http"), Some(&2));
 }

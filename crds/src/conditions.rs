@@ -15,3 +15,43 @@ pub fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
     );
     schema
 }
+
+/// Condition types the operator writes (Gateway API's, and ours where it defines none).
+pub mod types {
+    /// The object is valid and taken on (Gateway, listener, route parent, backend, class).
+    pub const ACCEPTED: &str = "Accepted";
+    /// The proxy serves the object's config (Gateway, listener, route parent).
+    pub const PROGRAMMED: &str = "Programmed";
+    /// Every reference of the object resolves (listener, route parent).
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// Some of a route's matches lose to identical matches of routes that take precedence, so
+    /// they receive no traffic (route parent; as Gateway API's listener condition of that name).
+    pub const CONFLICTED: &str = "Conflicted";
+}
+
+/// Condition reasons the operator writes itself; the compiler's reasons (`InvalidSpec`,
+/// `BackendNotFound`, ...) are its `Reason` enum.
+pub mod reasons {
+    /// `Accepted=True`.
+    pub const ACCEPTED: &str = "Accepted";
+    /// `Programmed=True`: every ready proxy replica serves the config last written.
+    pub const PROGRAMMED: &str = "Programmed";
+    /// `ResolvedRefs=True`.
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// `Conflicted=False`.
+    pub const NO_CONFLICTS: &str = "NoConflicts";
+    /// `Programmed=False`: written, not yet served by every ready replica.
+    pub const PENDING: &str = "Pending";
+    /// `Programmed=False` on a listener that is not accepted.
+    pub const INVALID: &str = "Invalid";
+    /// `Programmed=False`: a proxy replica refused the written config.
+    pub const CONFIG_REJECTED: &str = "ConfigRejected";
+    /// `Programmed=False`: the API server refused a write of the proxy's objects.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// `Programmed=False`: an object the proxy needs exists and is controlled by someone else.
+    pub const RESOURCE_CONFLICT: &str = "ResourceConflict";
+    /// `Programmed=False`: the config does not fit a ConfigMap, even compressed.
+    pub const CONFIG_TOO_LARGE: &str = "ConfigTooLarge";
+    /// Event: a Gateway left our class and its proxy objects were deleted.
+    pub const RELEASED: &str = "Released";
+}

@@ -100,7 +100,7 @@ pub struct MatchConfig {
 }
 
 /// A path condition.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash)]
 #[serde(tag = "type", content = "value")]
 pub enum PathMatchConfig {
     /// The path equals the value.
@@ -116,7 +116,7 @@ impl Default for PathMatchConfig {
 }
 
 /// A name and a value that must match exactly.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NameValue {
     /// The name.
@@ -162,6 +162,9 @@ pub enum ProviderKind {
     #[default]
     #[serde(rename = "openai")]
     OpenAi,
+    /// Anthropic's Messages API: requests and answers are translated.
+    #[serde(rename = "anthropic")]
+    Anthropic,
 }
 
 /// One provider, resolved: endpoint, credentials reference, timeouts and eviction settings.

@@ -4,7 +4,9 @@ use super::*;
 
 /// What every scenario needs: CRDs, the platform objects, the tutorial's model server inside the
 /// netns at `host.docker.internal:8090`, the operator, and a Ready proxy Deployment.
-/// Dropping it stops the operator and the model server.
+/// Dropping it stops the operator and the model server. Each test brings up its own (cheap when the
+/// proxy Deployment is already there): a fixture shared through a static would never be dropped, so
+/// its operator would keep running beside the next test's.
 pub struct Fixture {
     // field order = drop order
     pub operator: Operator,
@@ -36,6 +38,21 @@ impl Fixture {
             ms(took)
         ));
         Fixture { operator, mock }
+    }
+
+    /// Stops the fixture's operator (SIGTERM, up to `grace`, then SIGKILL); the model server and
+    /// what the operator created stay.
+    pub fn stop_operator(&mut self, grace: Duration) {
+        self.operator.proc.stop(grace);
+    }
+
+    /// Stops the fixture's operator (SIGTERM, up to `grace`) and starts one from `opts` in its
+    /// place. The new one belongs to the fixture: like the first, it outlives a [`Cleanup`]
+    /// declared after the fixture, so it reconciles that clean-up's deletions.
+    pub fn restart_operator(&mut self, grace: Duration, opts: OperatorOpts) -> &Operator {
+        self.stop_operator(grace);
+        self.operator = Operator::start(opts);
+        &self.operator
     }
 }
 

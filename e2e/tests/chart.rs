@@ -101,14 +101,82 @@ fn operator_logs() -> String {
 /// nothing here: pullPolicy Never).
 const PROXY_PULL_SECRET: &str = "agentgateway-e2e-pull";
 
-/// The values every install, upgrade and rendering of this scenario uses.
+/// A namespace the chart's operator is not given: a Gateway there must stay untouched.
+const OUTSIDE: &str = "s7-outside";
+
+/// The values every install, upgrade and rendering of this scenario uses: the operator limited to
+/// the release namespace (`operator.watchNamespaces`), its permissions a Role there.
 fn scenario_values() -> Vec<String> {
     let mut values = e2e_image_values();
     values.push("--set".into());
     values.push(format!(
         "proxy.imagePullSecrets[0].name={PROXY_PULL_SECRET}"
     ));
+    values.push("--set".into());
+    values.push(format!("operator.watchNamespaces={{{NS}}}"));
     values
+}
+
+/// The operator works in the release namespace only: its ClusterRole holds no namespaced kind,
+/// and a Gateway of the class in another namespace gets neither a proxy nor a status.
+fn check_namespace_scope() {
+    let cluster_role = kubectl_json(&["get", "clusterrole", "agentgateway-operator"]);
+    let resources: Vec<String> = cluster_role["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .flat_map(|r| r["resources"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    for namespaced in [
+        "secrets",
+        "configmaps",
+        "deployments",
+        "gateways",
+        "httproutes",
+    ] {
+        assert!(
+            !resources.iter().any(|r| r == namespaced),
+            "the ClusterRole grants {namespaced} with operator.watchNamespaces set: {resources:?}"
+        );
+    }
+    let role = kubectl_json(&["get", "role", "agentgateway-operator-workloads", "-n", NS]);
+    assert!(role["rules"].to_string().contains("\"secrets\""), "{role}");
+    kubectl_ok(&["create", "namespace", OUTSIDE], None);
+    apply(&format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: outside, namespace: {OUTSIDE}}}
+spec:
+  gatewayClassName: agentgateway
+  listeners: [{{name: http, port: 80, protocol: HTTP}}]
+"
+    ));
+    // The tutorial's Gateway was programmed within seconds; this one stays untouched for as long.
+    hold_for(
+        "the Gateway outside the watched namespaces stays untouched",
+        secs(10),
+        poll(),
+        || {
+            let gateway = get_json(&["gateway", "outside", "-n", OUTSIDE]).ok_or("no Gateway")?;
+            if !gateway["status"]["conditions"].as_array().is_none_or(|c| {
+                c.iter()
+                    .all(|c| c["reason"] == "Pending" && c["message"] == "Waiting for controller")
+            }) {
+                return Err(format!("status written: {}", gateway["status"]));
+            }
+            // An empty list prints nothing with --ignore-not-found.
+            match get_json(&["deployment", "-n", OUTSIDE]) {
+                None => Ok(()),
+                Some(list) if list["items"].as_array().is_some_and(Vec::is_empty) => Ok(()),
+                Some(list) => Err(format!("a proxy was created: {list}")),
+            }
+        },
+    );
+    delete_namespace(OUTSIDE);
+    say(
+        "operator.watchNamespaces: ClusterRole without namespaced kinds; a Gateway elsewhere untouched for 10 s",
+    );
 }
 
 fn helm_install_args(extra: &[&str]) -> Vec<String> {
@@ -154,6 +222,7 @@ fn s7_helm_chart() {
     // GatewayClass themselves; the chart must own everything it installs.
     let _ = helm(&["uninstall", RELEASE, "-n", NS, "--wait"]);
     delete_namespace(NS);
+    delete_namespace(OUTSIDE);
     kubectl_ok(
         &[
             "delete",
@@ -251,8 +320,9 @@ fn s7_helm_chart() {
         "{refused}"
     );
 
-    // ---- the tutorial, verbatim
+    // ---- the tutorial, verbatim, with the operator limited to the release namespace
     replay_tutorial("s7");
+    check_namespace_scope();
 
     // ---- GitOps: nothing the operator or the webhooks wrote differs from the rendered chart
     let rendered = rendered_chart(&[]);

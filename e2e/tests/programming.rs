@@ -324,10 +324,9 @@ fn s11_a_gateway_leaving_the_class_loses_its_proxy() {
 }
 
 /// Backends and routes of the large scenario: each backend has three providers in two groups,
-/// each route three matches, about 1.45 KB of compiled YAML per pair, so 800 pairs pass a
-/// ConfigMap's 1 MiB as YAML (2,000 plain ones do too, but take this cluster's API server ten
-/// minutes to create).
-const LARGE: usize = 800;
+/// each route three matches, about 1.45 KB of compiled YAML per pair, so the 1,000 pairs the
+/// issue asks for pass a ConfigMap's 1 MiB as YAML.
+const LARGE: usize = 1000;
 /// Parallel `kubectl create`s.
 const CREATORS: usize = 4;
 
@@ -414,7 +413,7 @@ fn rss_mib_of(needle: &str) -> Option<u64> {
     None
 }
 
-/// 800 backends and 800 routes on one Gateway: the compiled config passes a ConfigMap's 1 MiB as
+/// 1,000 backends and 1,000 routes on one Gateway: the compiled config passes a ConfigMap's 1 MiB as
 /// YAML and travels compressed; all are Accepted and served, the Gateway is Programmed
 /// with the generation the ConfigMap names, a burst's ConfigMap writes are coalesced, and a single
 /// backend edit is served quickly. Figures: times, sizes, writes, RSS.
@@ -544,12 +543,18 @@ fn s12_a_config_past_one_mebibyte_reaches_the_proxy() {
     figure(
         "s12",
         format!(
-            "{LARGE} backends Accepted after {} ms, {LARGE} routes Accepted after {} ms, all in the ConfigMap after {} ms, first/middle/last route served after {} ms, Gateway Programmed with the written generation after {} ms (from the start of the create)",
+            "{LARGE} backends Accepted after {} ms, {LARGE} routes Accepted after {} ms, all in the ConfigMap after {} ms, first/middle/last route served after {} ms, Gateway Programmed with the written generation after {} ms (from the start of the create; the create finished at {} ms, so everything was Accepted {} ms and served {} ms after it)",
             ms(backends_at.unwrap_or_default()),
             ms(routes_at.unwrap_or_default()),
             ms(config_at),
             ms(served),
-            ms(programmed_at)
+            ms(programmed_at),
+            ms(created),
+            ms(backends_at
+                .unwrap_or_default()
+                .max(routes_at.unwrap_or_default())
+                .saturating_sub(created)),
+            ms(programmed_at.saturating_sub(created)),
         ),
     );
     figure(

@@ -1,14 +1,18 @@
-//! The end-to-end scenarios, against the real 1.20 cluster `e2e/run.sh` brings up.
+//! The end-to-end scenarios, against the real 1.20 cluster `e2e/run.sh` brings up: the CRDs (s0),
+//! the tutorial (s1), secretRef auth (s2), garbage collection (s3) and scale (s5). The operator's
+//! restart and leader election (s4) are in `operator_lifecycle.rs`, the rolling restart under load
+//! (s8) in `rolling_restart.rs`; every file under `tests/` is a test binary `run.sh` runs.
 //! Run serially (`--test-threads=1`): they share the cluster, the Gateway `agentgateway-proxy` and
 //! the model server address. Each cleans up what it created (also when it fails).
 //! They are `#[ignore]`d so that `cargo test --workspace` skips them; `e2e/run.sh` runs them with
 //! `--ignored`.
+//!
+//! Adding a scenario: one `#[test]` per behaviour, named `sN[a-z]_...` (run filters match the
+//! prefix), starting from its own [`Fixture::up`] (a fixture kept in a static would never be
+//! dropped, leaving its operator running into the next test), waiting with `wait_for`,
+//! `wait_stable` or `hold_for` rather than sleeping.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentgateway_mock_llm::MockLlmConfig;
@@ -17,12 +21,24 @@ use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------- 0
 
+/// The namespace of the s0 objects.
+const CRDS_NS: &str = "e2e-crds";
+
+/// What s0b and s0c start from: the CRDs installed (as every [`Fixture`] does) and the empty test
+/// namespace [`CRDS_NS`], deleted (and waited for) when the returned guard drops.
+fn crds_namespace() -> Cleanup {
+    install_crds();
+    let mut cleanup = Cleanup::new();
+    cleanup.namespace(CRDS_NS);
+    create_test_namespace(CRDS_NS);
+    cleanup
+}
+
 /// The generated Gateway API CRDs install on 1.20 with server-side and with plain `kubectl apply`,
-/// serve v1 and v1beta1, and store the tutorial's HTTPRoute (AgentgatewayBackend backendRefs with
-/// group, kind and namespace) and empty-string fields intact.
+/// and v1 and v1beta1 (and our agentgateway.dev/v1alpha1) are served.
 #[test]
 #[ignore = "needs the e2e cluster: run `bash e2e/run.sh`"]
-fn s0_gateway_api_crds_on_kubernetes_1_20() {
+fn s0a_gateway_api_crds_apply_and_serve_on_kubernetes_1_20() {
     let e = env();
     let file = e.workspace.join("e2e/crds/gateway-api.yaml");
     let file = file.display().to_string();
@@ -51,12 +67,19 @@ fn s0_gateway_api_crds_on_kubernetes_1_20() {
             "{v} not served:\n{versions}"
         );
     }
+    say(
+        "s0a: Gateway API CRDs accepted (server-side and client-side apply); v1 and v1beta1 served",
+    );
+}
 
-    let ns = "e2e-crds";
-    let mut cleanup = Cleanup::new();
-    cleanup.namespace(ns);
-    create_test_namespace(ns);
-
+/// The tutorial's HTTPRoute (AgentgatewayBackend backendRefs with group, kind and namespace) and a
+/// route with empty-string and defaulted fields are stored intact, read as v1 and as v1beta1; the
+/// generated printer columns print.
+#[test]
+#[ignore = "needs the e2e cluster: run `bash e2e/run.sh`"]
+fn s0b_httproutes_stored_intact_on_kubernetes_1_20() {
+    let ns = CRDS_NS;
+    let cleanup = crds_namespace();
     // The tutorial's route, client-side and server-side applied, plus a rule with empty-string and
     // defaulted fields (core group "", Service kind, weight, matches).
     let route = "apiVersion: gateway.networking.k8s.io/v1
@@ -119,6 +142,19 @@ spec:
             );
         }
     }
+    // Printer columns of the generated CRDs.
+    kubectl_show(&["get", "httproute", "-n", ns], None);
+    say("s0b: HTTPRoutes stored intact (v1 and v1beta1)");
+    drop(cleanup);
+}
+
+/// A ReferenceGrant applied as v1beta1 (what agentgateway reads) is stored with the core group ""
+/// intact (read as v1).
+#[test]
+#[ignore = "needs the e2e cluster: run `bash e2e/run.sh`"]
+fn s0c_reference_grant_v1beta1_on_kubernetes_1_20() {
+    let ns = CRDS_NS;
+    let cleanup = crds_namespace();
     // ReferenceGrant: v1beta1 is what agentgateway reads.
     kubectl_ok(
         &["apply", "-f-"],
@@ -144,9 +180,8 @@ spec:
         ns,
     ]);
     assert_eq!(rg["spec"]["to"][0]["group"], "", "ReferenceGrant: {rg}");
-    // Printer columns of the generated CRDs.
-    kubectl_show(&["get", "httproute", "-n", ns], None);
-    say("s0: Gateway API CRDs accepted (server-side and client-side apply); objects stored intact");
+    say("s0c: ReferenceGrant v1beta1 stored intact");
+    drop(cleanup);
 }
 
 // ---------------------------------------------------------------------------------------------- 1
@@ -446,348 +481,6 @@ fn s3_gateway_deletion_garbage_collects() {
         get_json(&["deployment", GATEWAY, "-n", NS]).is_some(),
         "the shared proxy Deployment went away"
     );
-}
-
-// ---------------------------------------------------------------------------------------------- 4
-
-const MANAGED_KINDS: &str = "deployment,service,serviceaccount,role,rolebinding,configmap,secret,gateway,httproute,agentgatewaybackend";
-
-fn snapshot() -> BTreeMap<String, String> {
-    let mut s = resource_versions(MANAGED_KINDS, NS);
-    s.extend(resource_versions("gatewayclass", ""));
-    s
-}
-
-fn lease_holders(ns: &str) -> BTreeMap<String, String> {
-    let list = kubectl_json(&["get", "leases", "-n", ns]);
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| {
-            (
-                l["metadata"]["name"].as_str().unwrap_or("?").to_owned(),
-                l["spec"]["holderIdentity"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned(),
-            )
-        })
-        .collect()
-}
-
-/// The sum of all samples of a metric family in a Prometheus text exposition (`None` if absent).
-fn metric_sum(metrics: &str, family: &str) -> Option<f64> {
-    let values: Vec<f64> = metrics
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(family)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.split_whitespace().last()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
-fn leader_lines(metrics: &str) -> String {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.to_ascii_lowercase().contains("leader"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn accepted(name: &str) -> Result<(), String> {
-    let b = get_json(&["agentgatewaybackend", name, "-n", NS]).ok_or("missing")?;
-    match condition(&b, "Accepted") {
-        Some(c) if c.0 == "True" => Ok(()),
-        other => Err(format!("{other:?}")),
-    }
-}
-
-fn probe_backend(name: &str) -> String {
-    format!(
-        "apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayBackend
-metadata:
-  name: {name}
-  namespace: {NS}
-  labels: {{{TEST_LABEL}: \"true\"}}
-spec:
-  ai:
-    provider:
-      host: host.docker.internal
-      port: 8090
-      openai:
-        model: {MODEL}
-"
-    )
-}
-
-/// Restarting the operator writes nothing; a second replica with leader election stays passive
-/// until the leader's Lease expires, then takes over.
-#[test]
-#[ignore = "needs the e2e cluster: run `bash e2e/run.sh`"]
-fn s4_operator_restart_and_leader_election() {
-    let fx = Fixture::up("s4");
-    let Fixture { operator, mock } = fx;
-    let mut operator = Some(operator);
-    let mut cleanup = Cleanup::new();
-    cleanup.kubectl(&[
-        "delete",
-        "httproute",
-        "e2e-restart",
-        "-n",
-        NS,
-        "--ignore-not-found",
-    ]);
-    cleanup.kubectl(&[
-        "delete",
-        "agentgatewaybackend",
-        "e2e-restart",
-        "e2e-le-1",
-        "e2e-le-2",
-        "-n",
-        NS,
-        "--ignore-not-found",
-    ]);
-    cleanup.kubectl(&[
-        "delete",
-        "namespace",
-        "e2e-leader",
-        "--ignore-not-found",
-        "--wait=false",
-    ]);
-
-    // some state with statuses: a backend + route, served
-    apply(&probe_backend("e2e-restart"));
-    apply(&format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: e2e-restart
-  namespace: {NS}
-  labels: {{{TEST_LABEL}: \"true\"}}
-spec:
-  parentRefs:
-  - name: {GATEWAY}
-  rules:
-  - backendRefs:
-    - {{name: e2e-restart, group: agentgateway.dev, kind: AgentgatewayBackend}}
-"
-    ));
-    wait_for("e2e-restart Accepted", secs(30), poll(), || {
-        accepted("e2e-restart")
-    });
-    let mut pf = PortForward::start(NS, "deployment/agentgateway-proxy", free_port(), 80);
-    wait_served(
-        &mut pf,
-        "e2e-restart served",
-        "/v1/chat/completions",
-        "restart",
-        secs(30),
-        |r| check_completion(r, MODEL, "restart"),
-    );
-    std::thread::sleep(secs(3)); // let the status writes settle
-    let before = snapshot();
-    say(format!(
-        "{} objects recorded before the restart",
-        before.len()
-    ));
-
-    // ---- restart: SIGTERM, start a new one, wait, compare
-    if let Some(mut op) = operator.take() {
-        op.proc.stop(secs(10));
-    }
-    let restarted = Operator::start(OperatorOpts::new("s4-operator-restarted"));
-    std::thread::sleep(secs(10));
-    let after = snapshot();
-    let diff = changed(&before, &after);
-    assert!(
-        diff.is_empty(),
-        "the restarted operator wrote:\n{}",
-        diff.join("\n")
-    );
-    figure(
-        "s4",
-        format!(
-            "operator restart: 0 writes to {} managed objects in 10 s",
-            after.len()
-        ),
-    );
-    wait_served(
-        &mut pf,
-        "still served after the restart",
-        "/v1/chat/completions",
-        "restart",
-        secs(10),
-        |r| check_completion(r, MODEL, "restart"),
-    );
-    let writes = metric_sum(
-        &restarted.metrics().unwrap_or_default(),
-        "agentgateway_operator_writes_total",
-    );
-    say(format!(
-        "the restarted operator's agentgateway_operator_writes_total: {writes:?}"
-    ));
-    assert!(
-        writes.unwrap_or(0.0) == 0.0,
-        "the restarted operator counted {writes:?} writes"
-    );
-    drop(restarted);
-
-    // ---- leader election: A leads, B waits
-    let lease_ns = "e2e-leader";
-    create_test_namespace(lease_ns);
-    let le = |name: &str| OperatorOpts {
-        leader_election: true,
-        lease_namespace: lease_ns.into(),
-        ..OperatorOpts::new(name)
-    };
-    let mut a = Operator::start(le("s4-operator-a"));
-    let holders = wait_for("a Lease held by operator A", secs(60), poll(), || {
-        let h = lease_holders(lease_ns);
-        if h.values().any(|v| !v.is_empty()) {
-            Ok(h)
-        } else {
-            Err(format!("{h:?}"))
-        }
-    });
-    say(format!("leases with A alone: {holders:?}"));
-    apply(&probe_backend("e2e-le-1"));
-    wait_for("A reconciles e2e-le-1", secs(30), poll(), || {
-        accepted("e2e-le-1")
-    });
-    std::thread::sleep(secs(2));
-    let before = snapshot();
-
-    let b = Operator::start(le("s4-operator-b"));
-    std::thread::sleep(secs(10));
-    let after = snapshot();
-    let diff = changed(&before, &after);
-    assert!(
-        diff.is_empty(),
-        "with operator B started, something wrote:\n{}",
-        diff.join("\n")
-    );
-    assert_eq!(
-        lease_holders(lease_ns),
-        holders,
-        "the Lease changed hands while A was alive"
-    );
-    let b_metrics = b.metrics().unwrap_or_default();
-    for family in [
-        "agentgateway_operator_writes_total",
-        "agentgateway_operator_reconcile_total",
-    ] {
-        let n = metric_sum(&b_metrics, family);
-        say(format!("operator B (standing by): {family} = {n:?}"));
-        assert!(
-            n.unwrap_or(0.0) == 0.0,
-            "the passive replica has {family} = {n:?}"
-        );
-    }
-    let a_metrics = a.metrics().unwrap_or_default();
-    say(format!(
-        "A's leader metrics:\n{}\nB's leader metrics:\n{}",
-        leader_lines(&a_metrics),
-        leader_lines(&b_metrics)
-    ));
-    let b_log = b.proc.own_log();
-    let passive_lines: Vec<&str> = b_log
-        .lines()
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            l.contains("leader")
-                || l.contains("lease")
-                || l.contains("standby")
-                || l.contains("follower")
-        })
-        .collect();
-    say(format!(
-        "B's log about leadership:\n{}",
-        passive_lines.join("\n")
-    ));
-    assert!(
-        !leader_lines(&b_metrics).is_empty() || !passive_lines.is_empty(),
-        "operator B neither exposes a leader metric nor logs anything about the Lease"
-    );
-    if let Some(line) = b_metrics
-        .lines()
-        .find(|l| !l.starts_with('#') && l.to_ascii_lowercase().contains("leader"))
-    {
-        let value = line.split_whitespace().last().unwrap_or("");
-        assert!(
-            matches!(value, "0" | "0.0"),
-            "B's leader metric says it leads: {line}"
-        );
-    }
-    figure(
-        "s4",
-        "second replica: passive (no writes in 10 s, Lease unchanged)",
-    );
-
-    // ---- kill A (no chance to release the Lease); B takes over once it expires
-    let t0 = Instant::now();
-    a.proc.kill_now();
-    apply(&probe_backend("e2e-le-2"));
-    let mut took_lease = None;
-    let mut reconciled = None;
-    wait_for(
-        "B to take over and reconcile e2e-le-2",
-        secs(90),
-        Duration::from_millis(200),
-        || {
-            if took_lease.is_none() && lease_holders(lease_ns) != holders {
-                took_lease = Some(t0.elapsed());
-            }
-            if reconciled.is_none() && accepted("e2e-le-2").is_ok() {
-                reconciled = Some(t0.elapsed());
-                // One poll round (two kubectl calls) can take most of a second: look at the
-                // Lease again right away, so a takeover just before the reconcile is not dated
-                // after it. A reconcile under the old holder's Lease still fails below.
-                if took_lease.is_none() && lease_holders(lease_ns) != holders {
-                    took_lease = reconciled;
-                }
-            }
-            match (took_lease, reconciled) {
-                (Some(l), Some(r)) => Ok((l, r)),
-                other => Err(format!("{other:?} leases {:?}", lease_holders(lease_ns))),
-            }
-        },
-    );
-    let (l, r) = (
-        took_lease.unwrap_or_default(),
-        reconciled.unwrap_or_default(),
-    );
-    figure(
-        "s4",
-        format!(
-            "leader killed -> B holds the Lease after {} ms, reconciles after {} ms",
-            ms(l),
-            ms(r)
-        ),
-    );
-    assert!(
-        r + Duration::from_millis(500) >= l,
-        "e2e-le-2 was reconciled ({} ms) before B held the Lease ({} ms)",
-        ms(r),
-        ms(l)
-    );
-    say(format!("leases now: {:?}", lease_holders(lease_ns)));
-    if let Some(line) = b
-        .metrics()
-        .unwrap_or_default()
-        .lines()
-        .find(|l| !l.starts_with('#') && l.to_ascii_lowercase().contains("leader"))
-    {
-        say(format!("B's leader metric after the takeover: {line}"));
-    }
-    drop(pf);
-    drop(cleanup);
-    drop(b);
-    drop(a);
-    drop(mock);
 }
 
 // ---------------------------------------------------------------------------------------------- 5
@@ -1124,411 +817,4 @@ spec:
         "prefixed routes are not served as the tutorial's clients expect:\n{}",
         problems.join("\n")
     );
-}
-
-// ---------------------------------------------------------------------------------------------- 8
-
-/// s8's namespace; its Gateway, hence the proxy Deployment and Service.
-const ROLL_NS: &str = "e2e-rolling";
-const ROLL_GW: &str = "rolling-gw";
-const ROLL_MODEL: &str = "rolling-model";
-/// s8's model server (`host.docker.internal:8093` in the cluster): slow enough that requests and
-/// streams are in flight when a proxy pod gets SIGTERM.
-const ROLL_MOCK_PORT: u16 = 8093;
-const ROLL_MOCK_ARGS: &[&str] = &["--chunk-delay-ms", "150", "--fault", "delay-ms=200"];
-/// Six words: six content chunks, so a stream lasts about 1.5 s.
-const ROLL_REPLY: &str = "one two three four five six";
-/// Concurrent request loops; the odd ones stream.
-const ROLL_WORKERS: usize = 4;
-/// Bounds of every loop, whatever happens to the rollout.
-const ROLL_MAX_REQUESTS_PER_WORKER: u64 = 5_000;
-const ROLL_MAX_LOAD: Duration = Duration::from_secs(360);
-const ROLL_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Failures kept for the assertion message (all are counted).
-const ROLL_FAILURES_KEPT: usize = 50;
-
-fn rolling_yaml() -> String {
-    format!(
-        "apiVersion: agentgateway.dev/v1alpha1
-kind: AgentgatewayBackend
-metadata:
-  name: rolling
-  namespace: {ROLL_NS}
-  labels: {{{TEST_LABEL}: \"true\"}}
-spec:
-  ai:
-    provider:
-      host: host.docker.internal
-      port: {ROLL_MOCK_PORT}
-      openai:
-        model: {ROLL_MODEL}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: rolling
-  namespace: {ROLL_NS}
-  labels: {{{TEST_LABEL}: \"true\"}}
-spec:
-  parentRefs:
-  - name: {ROLL_GW}
-  rules:
-  - backendRefs:
-    - {{name: rolling, group: agentgateway.dev, kind: AgentgatewayBackend}}
-"
-    )
-}
-
-/// One chat completion through the Service, streamed or not, checked completely: a 200 with the
-/// whole answer, and for a stream every chunk, the `stop` finish and the final `[DONE]`. Must run
-/// on a thread inside the cluster's netns.
-fn rolling_request(service: SocketAddr, stream: bool) -> Result<(), String> {
-    let body = serde_json::json!({
-        "model": "",
-        "stream": stream,
-        "messages": [{"role": "user", "content": format!("Reply with exactly: {ROLL_REPLY}")}]
-    })
-    .to_string();
-    let host = format!("{ROLL_GW}.{ROLL_NS}");
-    let r = http_to(
-        service,
-        &host,
-        "POST",
-        "/v1/chat/completions",
-        Some(&body),
-        ROLL_REQUEST_TIMEOUT,
-    )
-    .map_err(|e| format!("{:?}: {e}", e.kind()))?;
-    if stream {
-        check_stream(&r)
-    } else {
-        check_completion(&r, ROLL_MODEL, ROLL_REPLY).map(|_| ())
-    }
-}
-
-/// A complete SSE chat stream: chunks of [`ROLL_MODEL`] whose contents make [`ROLL_REPLY`], a
-/// `stop` finish, `data: [DONE]` last, and no `event: error`.
-fn check_stream(r: &HttpResponse) -> Result<(), String> {
-    let summary = |why: &str| {
-        format!(
-            "{why}: HTTP {} {}",
-            r.status,
-            r.body.chars().take(400).collect::<String>()
-        )
-    };
-    if r.status != 200 {
-        return Err(summary("not a 200"));
-    }
-    let (mut content, mut finished, mut done) = (String::new(), false, false);
-    for line in r.body.lines().filter(|l| !l.trim().is_empty()) {
-        if done {
-            return Err(summary("data after [DONE]"));
-        }
-        if line.starts_with("event:") {
-            return Err(summary("an SSE error event"));
-        }
-        let Some(data) = line.strip_prefix("data:").map(str::trim) else {
-            continue; // comments and other fields
-        };
-        if data == "[DONE]" {
-            done = true;
-            continue;
-        }
-        let chunk: Value =
-            serde_json::from_str(data).map_err(|_| summary("a chunk is not JSON"))?;
-        if chunk["model"] != ROLL_MODEL {
-            return Err(summary("a chunk of another model"));
-        }
-        if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
-            content.push_str(text);
-        }
-        finished |= chunk["choices"][0]["finish_reason"] == "stop";
-    }
-    if !done {
-        return Err(summary("the stream ended without [DONE]"));
-    }
-    if !finished || content != ROLL_REPLY {
-        return Err(summary(&format!(
-            "incomplete answer {content:?} (finish_reason stop: {finished})"
-        )));
-    }
-    Ok(())
-}
-
-/// Runs `f` on a new thread inside the cluster's netns (where Service ClusterIPs are reachable).
-fn in_cluster_thread<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    std::thread::spawn(move || {
-        enter_cluster_netns().unwrap_or_else(|e| panic!("enter netns {NETNS} (root?): {e}"));
-        f()
-    })
-}
-
-/// The names of the pods of a Deployment (including terminating ones).
-fn deployment_pods(ns: &str, name: &str) -> Vec<String> {
-    let dep = kubectl_json(&["get", "deployment", name, "-n", ns]);
-    let selector = label_selector(&dep);
-    let pods = kubectl_json(&["get", "pods", "-n", ns, "-l", &selector]);
-    let mut names: Vec<String> = pods["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
-}
-
-/// Stops the load loops when the scenario ends, also when it fails half-way.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Counts of the load: plain ok/failed, streams ok/failed.
-#[derive(Default)]
-struct RollCounters {
-    plain_ok: AtomicU64,
-    plain_failed: AtomicU64,
-    stream_ok: AtomicU64,
-    stream_failed: AtomicU64,
-}
-
-impl RollCounters {
-    fn snapshot(&self) -> [u64; 4] {
-        [
-            &self.plain_ok,
-            &self.plain_failed,
-            &self.stream_ok,
-            &self.stream_failed,
-        ]
-        .map(|c| c.load(Ordering::Relaxed))
-    }
-}
-
-/// A `kubectl rollout restart` of a 2-replica proxy Deployment under steady load through its
-/// Service loses no request: every completion is a 200 with the whole answer and every stream ends
-/// with `[DONE]`. The load runs from threads inside the cluster's netns to the Service's ClusterIP,
-/// so kube-proxy picks a pod per connection as it does for any in-cluster client (a `kubectl
-/// port-forward`, even to `svc/...`, pins one pod and dies with it). What makes it pass: the
-/// proxy's drain (readiness fails on SIGTERM, it keeps accepting for `--drain-delay` while the
-/// endpoints and kube-proxy catch up, then lets in-flight requests finish within
-/// `--drain-timeout`), a pod grace period that covers both, and a rolling update that keeps both
-/// replicas available (maxUnavailable 25% of 2 = 0).
-#[test]
-#[ignore = "needs the e2e cluster: run `bash e2e/run.sh`"]
-fn s8_rolling_restart_loses_no_request() {
-    // `--proxy-replicas` is the supported knob (chart value `proxy.replicas`); the operator owns
-    // the Deployments' replicas.
-    let opts = OperatorOpts {
-        proxy_replicas: 2,
-        ..OperatorOpts::new("s8-operator")
-    };
-    let _fx = Fixture::up_with(opts, "s8");
-    let _mock = start_mock_llm(
-        "s8-mock-llm",
-        &format!("{NODE_IP}:{ROLL_MOCK_PORT}"),
-        ROLL_MODEL,
-        ROLL_MOCK_ARGS,
-    );
-    let mut cleanup = Cleanup::new();
-    cleanup.namespace(ROLL_NS);
-    create_test_namespace(ROLL_NS);
-    apply(&gateway_yaml(ROLL_NS, ROLL_GW));
-    apply(&rolling_yaml());
-    let took = wait_proxy_ready(ROLL_NS, ROLL_GW, secs(180));
-    say(format!(
-        "{ROLL_NS}/{ROLL_GW}: 2 proxy replicas Ready after {} ms",
-        ms(took)
-    ));
-    let dep = kubectl_json(&["get", "deployment", ROLL_GW, "-n", ROLL_NS]);
-    assert_eq!(dep["spec"]["replicas"], 2, "--proxy-replicas 2 not applied");
-    let pod_spec = &dep["spec"]["template"]["spec"];
-    let grace = pod_spec["terminationGracePeriodSeconds"].as_i64();
-    let args = pod_spec["containers"][0]["args"].clone();
-    say(format!(
-        "proxy pods: terminationGracePeriodSeconds {grace:?}, args {args}"
-    ));
-    assert_eq!(
-        grace,
-        Some(45),
-        "the grace period should cover the drain delay (5 s) and timeout (30 s) plus 10 s"
-    );
-
-    let ip = kubectl_ok(
-        &[
-            "get",
-            "service",
-            ROLL_GW,
-            "-n",
-            ROLL_NS,
-            "-o",
-            "jsonpath={.spec.clusterIP}",
-        ],
-        None,
-    );
-    let ip: IpAddr = ip
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("Service {ROLL_NS}/{ROLL_GW} ClusterIP {ip:?}: {e}"));
-    let service = SocketAddr::new(ip, 80);
-    say(format!(
-        "load goes to Service {ROLL_NS}/{ROLL_GW} at {service} from the cluster's netns"
-    ));
-
-    // Served by both replicas before the load starts: kube-proxy picks a pod per connection, so
-    // 20 successes in a row (both kinds) leave no pod without the route.
-    in_cluster_thread(move || {
-        let mut streak = 0;
-        wait_for(
-            "20 answers in a row through the Service",
-            secs(90),
-            Duration::from_millis(100),
-            || {
-                while streak < 20 {
-                    if let Err(e) = rolling_request(service, streak % 2 == 1) {
-                        streak = 0;
-                        return Err(e);
-                    }
-                    streak += 1;
-                }
-                Ok(())
-            },
-        );
-    })
-    .join()
-    .expect("the warm-up thread");
-
-    // ---- steady load: ROLL_WORKERS loops, bounded in count and time
-    let stop = Arc::new(AtomicBool::new(false));
-    let _stop_on_panic = StopOnDrop(stop.clone());
-    let counters = Arc::new(RollCounters::default());
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let load_start = Instant::now();
-    let workers: Vec<_> = (0..ROLL_WORKERS)
-        .map(|w| {
-            let (stop, counters, failures) = (stop.clone(), counters.clone(), failures.clone());
-            in_cluster_thread(move || {
-                let stream = w % 2 == 1;
-                let (ok, failed) = if stream {
-                    (&counters.stream_ok, &counters.stream_failed)
-                } else {
-                    (&counters.plain_ok, &counters.plain_failed)
-                };
-                let mut sent = 0;
-                while !stop.load(Ordering::Relaxed)
-                    && sent < ROLL_MAX_REQUESTS_PER_WORKER
-                    && load_start.elapsed() < ROLL_MAX_LOAD
-                {
-                    sent += 1;
-                    let at = load_start.elapsed();
-                    match rolling_request(service, stream) {
-                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                        Err(e) => {
-                            let mut kept = failures.lock().unwrap_or_else(|p| p.into_inner());
-                            if kept.len() < ROLL_FAILURES_KEPT {
-                                kept.push(format!(
-                                    "worker {w} ({}) at {} ms: {e}",
-                                    if stream { "stream" } else { "plain" },
-                                    ms(at)
-                                ));
-                            }
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-                sent
-            })
-        })
-        .collect();
-    std::thread::sleep(secs(3));
-
-    // ---- the rolling restart
-    let old_pods = deployment_pods(ROLL_NS, ROLL_GW);
-    assert_eq!(old_pods.len(), 2, "{old_pods:?}");
-    let before = counters.snapshot();
-    let t0 = Instant::now();
-    kubectl_show(
-        &[
-            "rollout",
-            "restart",
-            &format!("deployment/{ROLL_GW}"),
-            "-n",
-            ROLL_NS,
-        ],
-        None,
-    );
-    kubectl_show(
-        &[
-            "rollout",
-            "status",
-            &format!("deployment/{ROLL_GW}"),
-            "-n",
-            ROLL_NS,
-            "--timeout=180s",
-        ],
-        None,
-    );
-    let rolled = t0.elapsed();
-    // `rollout status` returns when the new pods are available; the last old one is still
-    // draining. Keep the load on until it is gone, so its listener closing is covered too.
-    let new_pods = wait_for(
-        "the old proxy pods to finish draining and go",
-        secs(90),
-        poll(),
-        || {
-            let now = deployment_pods(ROLL_NS, ROLL_GW);
-            if now.iter().any(|p| old_pods.contains(p)) {
-                Err(format!("{old_pods:?} -> {now:?}"))
-            } else {
-                Ok(now)
-            }
-        },
-    );
-    let old_gone = t0.elapsed();
-    let during = counters.snapshot();
-    std::thread::sleep(secs(5));
-    stop.store(true, Ordering::Relaxed);
-    let sent: u64 = workers
-        .into_iter()
-        .map(|w| w.join().expect("a load thread panicked"))
-        .sum();
-    let load_time = load_start.elapsed();
-    let [plain_ok, plain_failed, stream_ok, stream_failed] = counters.snapshot();
-    let in_roll: u64 = (0..4).map(|i| during[i] - before[i]).sum();
-    figure(
-        "s8",
-        format!(
-            "rolling restart of 2 proxy replicas under load through the Service: {sent} requests \
-             sent in {} ms ({in_roll} completed during the roll); completions {plain_ok} ok / \
-             {plain_failed} failed, streams {stream_ok} ok / {stream_failed} failed; rollout \
-             status after {} ms, old pods gone after {} ms",
-            ms(load_time),
-            ms(rolled),
-            ms(old_gone)
-        ),
-    );
-    say(format!("proxy pods {old_pods:?} -> {new_pods:?}"));
-    assert_eq!(new_pods.len(), 2, "{new_pods:?}");
-    let failures = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    assert!(
-        plain_failed == 0 && stream_failed == 0,
-        "requests failed during the rolling restart ({plain_failed} completions, \
-         {stream_failed} streams; first {}):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert!(
-        load_time < ROLL_MAX_LOAD,
-        "the load hit its time bound: the roll took too long to judge"
-    );
-    assert!(
-        plain_ok >= 20 && stream_ok >= 5 && in_roll > 0,
-        "too little load to judge: {plain_ok} completions, {stream_ok} streams, {in_roll} during the roll"
-    );
-    drop(cleanup);
 }

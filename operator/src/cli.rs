@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::cache::Scope;
 use crate::resources::ProxySettings;
 use crate::webhook::WebhookSettings;
 
@@ -162,6 +163,18 @@ pub struct Args {
     )]
     pub leader_election_namespace: String,
 
+    /// Work only in these namespaces (comma-separated): Gateways, routes, backends, the
+    /// Secrets and ConfigMaps they refer to and the proxies' objects are watched and written there
+    /// only, so the operator's permissions can be Roles in those namespaces. Empty: every
+    /// namespace.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_OPERATOR_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub watch_namespaces: Vec<String>,
+
     /// Serve the admission webhooks (`--webhook=false` to disable).
     #[arg(
         long,
@@ -276,6 +289,11 @@ impl Args {
             cert_validity: self.webhook_cert_validity,
             shutdown_delay: self.webhook_shutdown_delay,
         })
+    }
+
+    /// The namespaces the operator works in.
+    pub fn scope(&self) -> Scope {
+        Scope::of(self.watch_namespaces.iter().cloned())
     }
 
     /// What every proxy Deployment is built with.

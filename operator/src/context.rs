@@ -2,7 +2,7 @@
 //! settings and the per-object backoff counters.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -10,9 +10,10 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder};
 
 use crate::backoff::Backoff;
+use crate::cache::{Scope, Stores};
 use crate::metrics::Metrics;
 use crate::resources::ProxySettings;
-use crate::stores::Stores;
+use crate::route_views::RouteViews;
 
 /// Shared by every controller.
 pub struct Context {
@@ -20,6 +21,10 @@ pub struct Context {
     pub client: Client,
     /// The caches; every read of a reconcile comes from here, never from a LIST.
     pub stores: Stores,
+    /// The namespaces the operator works in.
+    pub scope: Scope,
+    /// What each Gateway's compile says about its routes, for the route status controller.
+    pub route_views: Arc<RouteViews>,
     /// Publishes Kubernetes Events (events.k8s.io/v1) on the objects users look at.
     pub recorder: Recorder,
     /// Reconcile and write counters.

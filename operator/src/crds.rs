@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+use crate::cache::Scope;
 use crate::shutdown::Shutdown;
 
 const POLL: Duration = Duration::from_secs(2);
@@ -18,24 +20,35 @@ const POLL: Duration = Duration::from_secs(2);
 /// Waits until the AgentgatewayBackend and Gateway API kinds are served. Returns whether
 /// ReferenceGrants are served too (optional: without them, cross-namespace references are
 /// refused), or `None` when shutdown came first.
-pub async fn wait_for_crds(client: &Client, shutdown: &Shutdown) -> Option<bool> {
+/// Namespaced kinds are listed where the operator may read them (`scope`).
+pub async fn wait_for_crds(client: &Client, scope: &Scope, shutdown: &Shutdown) -> Option<bool> {
     let mut reported = BTreeSet::new();
     loop {
         let mut missing = BTreeSet::new();
         check::<AgentgatewayBackend>(
-            client,
+            scoped(client, scope),
             "agentgatewaybackends.agentgateway.dev",
             &mut missing,
         )
         .await;
         check::<GatewayClass>(
-            client,
+            Api::all(client.clone()),
             "gatewayclasses.gateway.networking.k8s.io",
             &mut missing,
         )
         .await;
-        check::<Gateway>(client, "gateways.gateway.networking.k8s.io", &mut missing).await;
-        check::<HTTPRoute>(client, "httproutes.gateway.networking.k8s.io", &mut missing).await;
+        check::<Gateway>(
+            scoped(client, scope),
+            "gateways.gateway.networking.k8s.io",
+            &mut missing,
+        )
+        .await;
+        check::<HTTPRoute>(
+            scoped(client, scope),
+            "httproutes.gateway.networking.k8s.io",
+            &mut missing,
+        )
+        .await;
         if missing.is_empty() {
             break;
         }
@@ -50,7 +63,7 @@ pub async fn wait_for_crds(client: &Client, shutdown: &Shutdown) -> Option<bool>
     }
     let mut missing = BTreeSet::new();
     check::<ReferenceGrant>(
-        client,
+        scoped(client, scope),
         "referencegrants.gateway.networking.k8s.io",
         &mut missing,
     )
@@ -65,12 +78,23 @@ pub async fn wait_for_crds(client: &Client, shutdown: &Shutdown) -> Option<bool>
     Some(grants)
 }
 
+/// The API of a namespaced kind in the first namespace of `scope` (the whole cluster when it is).
+fn scoped<K>(client: &Client, scope: &Scope) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    scope
+        .apis(client)
+        .into_iter()
+        .next()
+        .map_or_else(|| Api::all(client.clone()), |(_, api)| api)
+}
+
 /// Adds `name` to `missing` unless a one-item LIST of `K` succeeds.
-async fn check<K>(client: &Client, name: &'static str, missing: &mut BTreeSet<&'static str>)
+async fn check<K>(api: Api<K>, name: &'static str, missing: &mut BTreeSet<&'static str>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
-    let api: Api<K> = Api::all(client.clone());
     match api.list(&ListParams::default().limit(1)).await {
         Ok(_) => {}
         Err(error) => {

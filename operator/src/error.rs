@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use agentgateway_crds::conditions::reasons;
+
 /// A reconcile failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -136,9 +138,9 @@ impl Error {
     /// A stable label for the `error` label of metrics and the reason of events.
     pub fn label(&self) -> &'static str {
         match self {
-            Self::Apply { .. } | Self::Get { .. } => "ApplyFailed",
-            Self::Conflict { .. } => "ResourceConflict",
-            Self::ConfigTooLarge { .. } => "ConfigTooLarge",
+            Self::Apply { .. } | Self::Get { .. } => reasons::APPLY_FAILED,
+            Self::Conflict { .. } => reasons::RESOURCE_CONFLICT,
+            Self::ConfigTooLarge { .. } => reasons::CONFIG_TOO_LARGE,
             Self::PatchStatus { .. } => "PatchStatusFailed",
             Self::SerializeConfig { .. } => "SerializeConfigFailed",
             Self::HashObject { .. } => "HashObjectFailed",

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod backoff;
+pub mod cache;
 pub mod cli;
 pub mod conditions;
 pub mod context;
@@ -15,16 +16,13 @@ pub mod controllers;
 pub mod crds;
 pub mod error;
 pub mod health;
-pub mod inputs;
 pub mod install_owner;
 pub mod leader;
 pub mod metrics;
 pub mod proxy_report;
-pub mod referenced;
 pub mod resources;
+pub mod route_views;
 pub mod shutdown;
-pub mod stores;
-pub mod triggers;
 pub mod webhook;
 
 use std::sync::{Arc, Mutex};
@@ -32,15 +30,16 @@ use std::sync::{Arc, Mutex};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
+use crate::cache::Stores;
+use crate::cache::triggers::Triggers;
 use crate::cli::{Args, LogFormat};
 use crate::context::Context;
 use crate::error::RunError;
 use crate::health::Health;
 use crate::leader::LeaderElection;
 use crate::metrics::Metrics;
+use crate::route_views::RouteViews;
 use crate::shutdown::Shutdown;
-use crate::stores::Stores;
-use crate::triggers::Triggers;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing(format: LogFormat) {
@@ -128,19 +127,26 @@ async fn run_controllers(
     webhook: Option<&webhook::RunningWebhook>,
     lease_owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 ) -> Result<(), RunError> {
-    let Some(grants) = crds::wait_for_crds(&client, shutdown).await else {
+    let scope = args.scope();
+    let Some(grants) = crds::wait_for_crds(&client, &scope, shutdown).await else {
         return Ok(());
     };
     let triggers = Triggers::default();
-    let stores = Stores::start(&client, grants, &triggers);
+    let route_views = Arc::new(RouteViews::new(triggers.routes.refs.clone()));
+    let forget = Arc::clone(&route_views);
+    let stores = Stores::start(&client, &scope, grants, &triggers, move |gateway| {
+        forget.forget(&controllers::object_key(gateway));
+    });
     tokio::select! {
         synced = stores.wait_until_ready() => synced?,
         _ = shutdown.wait() => return Ok(()),
     }
     if let Some(webhook) = webhook {
-        webhook
-            .secrets
-            .use_cache(stores.secrets.clone(), stores.referenced.clone());
+        webhook.secrets.use_cache(
+            stores.secrets.clone(),
+            stores.referenced.clone(),
+            scope.clone(),
+        );
     }
     health.set_ready();
     tracing::info!("caches synced");
@@ -156,6 +162,8 @@ async fn run_controllers(
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores,
+        scope,
+        route_views,
         recorder,
         metrics: metrics.clone(),
         proxy: args.proxy_settings(),

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use agentgateway_crds::conditions::reasons;
 use agentgateway_crds::proxy_config::READY_PORT;
 use http_body_util::{BodyExt, Limited};
 use k8s_openapi::api::core::v1::Pod;
@@ -110,7 +111,7 @@ pub fn programming(wanted: &str, reports: &[(String, Result<Report, String>)]) -
             && rejected.generation.as_deref() == Some(wanted)
         {
             return Programming::Failed {
-                reason: "ConfigRejected",
+                reason: reasons::CONFIG_REJECTED,
                 message: format!(
                     "proxy replica {pod} rejected config generation {wanted}: {}",
                     rejected.reason

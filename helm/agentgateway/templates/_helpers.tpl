@@ -129,3 +129,66 @@ quantities as strings and refuses a YAML number such as `cpu: 1`.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+What the operator reads and writes in a namespace it works in: Gateways, routes, backends, the
+Secrets and ConfigMaps they refer to and each Gateway's proxy objects. A ClusterRole rule set with
+operator.watchNamespaces empty, a Role in each listed namespace otherwise.
+*/}}
+{{- define "agentgateway.namespacedRules" -}}
+# Gateway API inputs: the Gateways it implements, the HTTPRoutes attached to them, and the
+# ReferenceGrants that permit cross-namespace references.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways", "httproutes", "referencegrants"]
+  verbs: ["get", "list", "watch"]
+# Conditions it reports: Gateway Accepted/Programmed and listener attachedRoutes; HTTPRoute
+# per-parent Accepted/ResolvedRefs/Conflicted/Programmed.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways/status", "httproutes/status"]
+  verbs: ["patch", "update"]
+# The proxy objects it creates are owned by their Gateway with blockOwnerDeletion, which the
+# API server only allows to who may update the owner's finalizers.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways/finalizers"]
+  verbs: ["update"]
+# The backends the routes point at.
+- apiGroups: ["agentgateway.dev"]
+  resources: ["agentgatewaybackends"]
+  verbs: ["get", "list", "watch"]
+# Their Accepted condition.
+- apiGroups: ["agentgateway.dev"]
+  resources: ["agentgatewaybackends/status"]
+  verbs: ["patch", "update"]
+# Per Gateway, in its namespace (server-side apply = patch): the proxy's ServiceAccount, its
+# ConfigMap <gateway>-config, Secret <gateway>-credentials and Service. Reading Secrets also
+# resolves the providers' key references, and holding get/list/watch on ConfigMaps and Secrets
+# is what lets it grant exactly that to the proxy's Role (RBAC escalation check).
+# delete: when a Gateway leaves the agentgateway class, the objects it controls are removed
+# (only those whose controller ownerReference is that Gateway).
+- apiGroups: [""]
+  resources: ["configmaps", "secrets", "services", "serviceaccounts"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# The proxy pods: their readiness, and (through the API server's pod proxy, port 15021 only
+# by use) which config generation each serves, so that `Programmed` means "served", not
+# "written". Creating Deployments already lets the operator run any pod here; reading a pod's
+# /healthz/config adds nothing to that.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/proxy"]
+  verbs: ["get"]
+# The proxy Deployment of every Gateway.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# The proxy's Role + RoleBinding (read of its own ConfigMap and Secret only).
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# Events about the objects it reconciles, in those objects' namespaces (events.k8s.io/v1, and
+# the core group for clients that record them there).
+- apiGroups: ["events.k8s.io", ""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}

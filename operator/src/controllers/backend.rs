@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use agentgateway_compiler::{Diagnostic, backend_problems};
 use agentgateway_crds::AgentgatewayBackend;
+use agentgateway_crds::conditions::{reasons, types};
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
-use super::{instrumented, object_key, on_error, status_body};
-use crate::apply::apply_status;
+use super::status::{StatusWrite, write_status};
+use super::{instrumented, object_key, on_error};
 use crate::conditions::{self, Desired};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -49,28 +50,22 @@ async fn reconcile_backend(
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let memo = format!("AgentgatewayBackend/{key}");
-    let written = format!("{desired:?}");
-    if conditions::up_to_date(existing, std::slice::from_ref(&desired)) {
-        ctx.status_settled(&memo);
-        return Ok(Action::await_change());
-    }
-    if ctx.status_in_flight(&memo, backend.meta().resource_version.as_deref(), &written) {
-        return Ok(Action::await_change());
-    }
-    let merged = conditions::merge(existing, std::slice::from_ref(&desired), Timestamp::now());
-    let body = status_body(backend, serde_json::json!({ "conditions": merged }));
     let namespace = backend.namespace().unwrap_or_default();
     let api: Api<AgentgatewayBackend> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(&api, &backend.name_any(), &body)
-        .await
-        .map_err(|source| Error::PatchStatus {
-            kind: "AgentgatewayBackend",
-            key: key.to_string(),
-            source: Box::new(source),
-        })?;
-    ctx.metrics.wrote("AgentgatewayBackendStatus");
-    ctx.status_written(memo, backend.meta().resource_version.clone(), written);
+    let write = StatusWrite {
+        object: backend,
+        up_to_date: conditions::up_to_date(existing, std::slice::from_ref(&desired)),
+        wanted: format!("{desired:?}"),
+        precondition: false,
+    };
+    let written = write_status(ctx, &api, write, || {
+        let merged = conditions::merge(existing, std::slice::from_ref(&desired), Timestamp::now());
+        serde_json::json!({ "conditions": merged })
+    })
+    .await?;
+    if !written {
+        return Ok(Action::await_change());
+    }
     tracing::info!(
         backend = %key,
         accepted = desired.status,
@@ -95,9 +90,9 @@ async fn reconcile_backend(
 pub fn accepted_condition(generation: Option<i64>, problems: Vec<Diagnostic>) -> Desired {
     let Some(first) = problems.first() else {
         return Desired::new(
-            "Accepted",
+            types::ACCEPTED,
             true,
-            "Accepted",
+            reasons::ACCEPTED,
             "the backend is valid and every reference resolves",
             generation,
         );
@@ -108,7 +103,7 @@ pub fn accepted_condition(generation: Option<i64>, problems: Vec<Diagnostic>) ->
         .collect::<Vec<_>>()
         .join("; ");
     Desired::new(
-        "Accepted",
+        types::ACCEPTED,
         false,
         first.reason.as_str(),
         message,

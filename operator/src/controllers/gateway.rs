@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentgateway_compiler::{GatewayCompilation, compile_gateway};
+use agentgateway_crds::conditions::reasons;
 use agentgateway_crds::gateway_api::Gateway;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
@@ -19,12 +20,14 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource};
 
 use super::gateway_status::{self, Programming};
-use super::{instrumented, object_key, on_error, status_body};
-use crate::apply::{Applied, applied_hash, apply_owned, apply_status, controlled_by};
+use super::status::{StatusWrite, write_status};
+use super::{instrumented, object_key, on_error};
+use crate::apply::{Applied, applied_hash, apply_owned, controlled_by};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::proxy_report;
 use crate::resources::{self, Owner, ProxyObjects};
+use crate::route_views;
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "gateway";
@@ -63,6 +66,10 @@ pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Actio
     // Compile and build: pure.
     let inputs = ctx.stores.gateway_inputs(&ctx.client).await?;
     let compilation = compile_gateway(&gateway, &inputs);
+    // Every attached route's status comes from this one compile (see `route_views`).
+    let routes = route_views::routes_of(&key, &inputs.routes, &compilation);
+    ctx.route_views
+        .publish_compile(&key, route_views::uid(&gateway), routes);
     let objects = resources::build(&gateway, &compilation.compiled, &ctx.proxy);
     // A write that failed is not repeated before its backoff ends, however often unrelated
     // changes wake this Gateway; a changed input is tried at once.
@@ -143,7 +150,9 @@ async fn program(
             (programming, Some(error))
         }
     };
-    let status = write_status(gateway, ctx, key, compilation, &programming).await;
+    ctx.route_views
+        .publish_delivery(key, route_views::uid(gateway), programming.delivery());
+    let status = write_gateway_status(gateway, ctx, key, compilation, &programming).await;
     if let Some(error) = failure {
         if let Err(status_error) = status {
             tracing::warn!(gateway = %key, error = %status_error, "failed to report the failure in the Gateway's status");
@@ -184,7 +193,7 @@ async fn proxy_programming(ctx: &Context, owner: &Owner, generation: &str) -> Pr
 }
 
 /// Writes the Gateway's status unless it already says the same.
-async fn write_status(
+async fn write_gateway_status(
     gateway: &Gateway,
     ctx: &Context,
     key: &str,
@@ -192,16 +201,6 @@ async fn write_status(
     programming: &Programming,
 ) -> Result<()> {
     let desired = gateway_status::desired(gateway, compilation, programming);
-    let memo = format!("Gateway/{key}");
-    let written = format!("{desired:?}");
-    let version = gateway.metadata.resource_version.as_deref();
-    if gateway_status::up_to_date(gateway.status.as_ref(), &desired) {
-        ctx.status_settled(&memo);
-        return Ok(());
-    }
-    if ctx.status_in_flight(&memo, version, &written) {
-        return Ok(());
-    }
     let status = gateway_status::merge(gateway.status.as_ref(), &desired, Timestamp::now());
     let status = serde_json::to_value(&status).map_err(|source| Error::SerializeStatus {
         kind: "Gateway",
@@ -209,18 +208,16 @@ async fn write_status(
         source,
     })?;
     let namespace = gateway.metadata.namespace.clone().unwrap_or_default();
-    let name = gateway.metadata.name.clone().unwrap_or_default();
     let api: Api<Gateway> = Api::namespaced(ctx.client.clone(), &namespace);
-    apply_status(&api, &name, &status_body(gateway, status))
-        .await
-        .map_err(|source| Error::PatchStatus {
-            kind: "Gateway",
-            key: key.to_string(),
-            source: Box::new(source),
-        })?;
-    ctx.metrics.wrote("GatewayStatus");
-    ctx.status_written(memo, version.map(String::from), written);
-    tracing::info!(gateway = %key, programming = ?programming, "gateway status updated");
+    let write = StatusWrite {
+        object: gateway,
+        up_to_date: gateway_status::up_to_date(gateway.status.as_ref(), &desired),
+        wanted: format!("{desired:?}"),
+        precondition: false,
+    };
+    if write_status(ctx, &api, write, || status).await? {
+        tracing::info!(gateway = %key, programming = ?programming, "gateway status updated");
+    }
     Ok(())
 }
 
@@ -228,6 +225,7 @@ async fn write_status(
 /// must not keep running with live credentials under a class that is not ours. Only objects whose
 /// controller is this Gateway (by uid) are deleted.
 async fn release(gateway: &Gateway, ctx: &Context, key: &str) -> Result<Action> {
+    ctx.route_views.forget(key);
     let Ok(owner) = Owner::of(gateway) else {
         return Ok(Action::await_change());
     };
@@ -249,7 +247,7 @@ async fn release(gateway: &Gateway, ctx: &Context, key: &str) -> Result<Action> 
         ctx.publish(
             &gateway.object_ref(&()),
             EventType::Normal,
-            "Released",
+            reasons::RELEASED,
             "Delete",
             format!(
                 "the Gateway's class {} is not agentgateway's: its proxy objects were deleted",

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use agentgateway_crds::CONTROLLER_NAME;
+use agentgateway_crds::conditions::{reasons, types};
 use agentgateway_crds::gateway_api::GatewayClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use super::{instrumented, object_key, on_error, status_body};
-use crate::apply::apply_status;
+use super::status::{StatusWrite, write_status};
+use super::{instrumented, object_key, on_error};
 use crate::conditions::{self, Desired};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -37,27 +38,21 @@ async fn reconcile_class(class: &GatewayClass, ctx: &Context) -> Result<Action> 
         .as_ref()
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
-    let memo = format!("GatewayClass/{}", class.name_any());
-    let written = format!("{desired:?}");
-    if conditions::up_to_date(existing, std::slice::from_ref(&desired)) {
-        ctx.status_settled(&memo);
-        return Ok(Action::await_change());
-    }
-    if ctx.status_in_flight(&memo, class.meta().resource_version.as_deref(), &written) {
-        return Ok(Action::await_change());
-    }
-    let merged = conditions::merge(existing, std::slice::from_ref(&desired), Timestamp::now());
-    let body = status_body(class, serde_json::json!({ "conditions": merged }));
     let api: Api<GatewayClass> = Api::all(ctx.client.clone());
-    apply_status(&api, &class.name_any(), &body)
-        .await
-        .map_err(|source| Error::PatchStatus {
-            kind: "GatewayClass",
-            key: class.name_any(),
-            source: Box::new(source),
-        })?;
-    ctx.metrics.wrote("GatewayClassStatus");
-    ctx.status_written(memo, class.meta().resource_version.clone(), written);
+    let write = StatusWrite {
+        object: class,
+        up_to_date: conditions::up_to_date(existing, std::slice::from_ref(&desired)),
+        wanted: format!("{desired:?}"),
+        precondition: false,
+    };
+    let written = write_status(ctx, &api, write, || {
+        let merged = conditions::merge(existing, std::slice::from_ref(&desired), Timestamp::now());
+        serde_json::json!({ "conditions": merged })
+    })
+    .await?;
+    if !written {
+        return Ok(Action::await_change());
+    }
     tracing::info!(gateway_class = %class.name_any(), "gateway class accepted");
     Ok(Action::await_change())
 }
@@ -66,9 +61,9 @@ async fn reconcile_class(class: &GatewayClass, ctx: &Context) -> Result<Action> 
 pub fn accepted_condition(class: &GatewayClass) -> Option<Desired> {
     (class.spec.controller_name == CONTROLLER_NAME).then(|| {
         Desired::new(
-            "Accepted",
+            types::ACCEPTED,
             true,
-            "Accepted",
+            reasons::ACCEPTED,
             "agentgateway manages Gateways of this class",
             class.meta().generation,
         )

@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 
 use agentgateway_compiler::{GatewayCompilation, ObjectRef};
 use agentgateway_crds::GATEWAY_API_GROUP;
+use agentgateway_crds::conditions::{reasons, types};
 use agentgateway_crds::gateway_api::{Gateway, GatewayStatus, ListenerStatus, RouteGroupKind};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::conditions::{self, Desired};
+use crate::route_views::Delivery;
 
 /// The status of one listener, before times are assigned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,15 +63,25 @@ pub enum Programming {
 }
 
 impl Programming {
+    /// How the routes of the Gateway read this: `Pending` counts as delivered (see
+    /// `route_status`), and both read the same, so that a change passing through `Pending` wakes
+    /// no route.
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            Self::Serving { .. } | Self::Pending(_) => (true, reasons::PROGRAMMED.to_string()),
+            Self::Failed { reason, .. } => (false, reason.to_string()),
+        }
+    }
+
     /// The condition's status, reason and message.
     fn parts(&self) -> (bool, &str, String) {
         match self {
             Self::Serving { generation } => (
                 true,
-                "Programmed",
+                reasons::PROGRAMMED,
                 format!("the proxy serves config generation {generation}"),
             ),
-            Self::Pending(message) => (false, "Pending", message.clone()),
+            Self::Pending(message) => (false, reasons::PENDING, message.clone()),
             Self::Failed { reason, message } => (false, reason, message.clone()),
         }
     }
@@ -100,14 +112,14 @@ pub fn desired(
         });
         let accepted = match problem {
             None => Desired::new(
-                "Accepted",
+                types::ACCEPTED,
                 true,
-                "Accepted",
+                reasons::ACCEPTED,
                 "the listener is served",
                 generation,
             ),
             Some(d) => Desired::new(
-                "Accepted",
+                types::ACCEPTED,
                 false,
                 d.reason.as_str(),
                 d.message.clone(),
@@ -116,24 +128,24 @@ pub fn desired(
         };
         let programmed = match problem {
             None => Desired::new(
-                "Programmed",
+                types::PROGRAMMED,
                 available,
                 programmed_reason,
                 programmed_message.clone(),
                 generation,
             ),
             Some(_) => Desired::new(
-                "Programmed",
+                types::PROGRAMMED,
                 false,
-                "Invalid",
+                reasons::INVALID,
                 "the listener is not served",
                 generation,
             ),
         };
         let resolved = Desired::new(
-            "ResolvedRefs",
+            types::RESOLVED_REFS,
             true,
-            "ResolvedRefs",
+            reasons::RESOLVED_REFS,
             "no references to resolve",
             generation,
         );
@@ -151,14 +163,14 @@ pub fn desired(
     DesiredStatus {
         conditions: vec![
             Desired::new(
-                "Accepted",
+                types::ACCEPTED,
                 true,
-                "Accepted",
+                reasons::ACCEPTED,
                 "accepted by agentgateway",
                 generation,
             ),
             Desired::new(
-                "Programmed",
+                types::PROGRAMMED,
                 available,
                 programmed_reason,
                 programmed_message.clone(),

@@ -8,56 +8,63 @@ pub mod gateway_class;
 pub mod gateway_status;
 pub mod route;
 pub mod route_status;
+pub mod status;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use agentgateway_crds::AgentgatewayBackend;
-use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute};
+use std::fmt::Debug;
+
 use futures_util::StreamExt;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 
+use crate::cache::triggers::{Queue, Triggers};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
-use crate::triggers::{Triggers, notify_stream};
 
-/// Runs every controller until `shutdown`; in-flight reconciles finish first.
+/// Runs every controller until `shutdown`; in-flight reconciles finish first. The controllers
+/// read the caches' stores and are fed by the caches' watches through `triggers` (no controller
+/// watches on its own).
 pub async fn run(ctx: Arc<Context>, triggers: Triggers, shutdown: Shutdown) {
-    let client = ctx.client.clone();
-    let config = watcher::Config::default;
-    let backends = Controller::new(Api::<AgentgatewayBackend>::all(client.clone()), config())
-        .reconcile_all_on(notify_stream(Arc::clone(&triggers.backends)))
-        .reconcile_on(triggers.backend_stream())
-        .graceful_shutdown_on(shutdown.wait())
+    let stores = ctx.stores.clone();
+    let backends = controller(stores.backends, &triggers.backends, &shutdown)
         .run(backend::reconcile, backend::error_policy, Arc::clone(&ctx))
         .for_each(|result| log_result(backend::CONTROLLER, result));
-    let classes = Controller::new(Api::<GatewayClass>::all(client.clone()), config())
-        .graceful_shutdown_on(shutdown.wait())
+    let classes = controller(stores.gateway_classes, &triggers.classes, &shutdown)
         .run(
             gateway_class::reconcile,
             gateway_class::error_policy,
             Arc::clone(&ctx),
         )
         .for_each(|result| log_result(gateway_class::CONTROLLER, result));
-    let gateways = Controller::new(Api::<Gateway>::all(client.clone()), config())
-        .reconcile_all_on(notify_stream(Arc::clone(&triggers.gateways)))
-        .graceful_shutdown_on(shutdown.wait())
+    let gateways = controller(stores.gateways, &triggers.gateways, &shutdown)
         .run(gateway::reconcile, gateway::error_policy, Arc::clone(&ctx))
         .for_each(|result| log_result(gateway::CONTROLLER, result));
-    let routes = Controller::new(Api::<HTTPRoute>::all(client), config())
-        .reconcile_all_on(notify_stream(Arc::clone(&triggers.routes)))
-        .reconcile_on(triggers.route_stream())
-        .graceful_shutdown_on(shutdown.wait())
+    let routes = controller(stores.routes, &triggers.routes, &shutdown)
         .run(route::reconcile, route::error_policy, Arc::clone(&ctx))
         .for_each(|result| log_result(route::CONTROLLER, result));
     tracing::info!("controllers started");
     tokio::join!(backends, classes, gateways, routes);
     tracing::info!("controllers stopped");
+}
+
+/// A controller over the cached `store`, woken only by `queue`.
+fn controller<K>(store: Store<K>, queue: &Queue<K>, shutdown: &Shutdown) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    Controller::for_stream(futures_util::stream::pending(), store)
+        .reconcile_on(queue.stream())
+        .reconcile_all_on(queue.all_stream())
+        .graceful_shutdown_on(shutdown.wait())
 }
 
 /// Failed reconciles are logged by the error policy; this logs the rest of the runtime's output.
@@ -123,21 +130,4 @@ pub(crate) fn on_error(
         tracing::warn!(controller, object = %key, error = %error, "reconcile failed; waiting for the object to change");
         Action::await_change()
     }
-}
-
-/// The body of a server-side apply of `status` to `object`'s status subresource.
-pub(crate) fn status_body<K>(object: &K, status: serde_json::Value) -> serde_json::Value
-where
-    K: Resource<DynamicType = ()>,
-{
-    let mut metadata = serde_json::json!({ "name": object.meta().name });
-    if let Some(namespace) = &object.meta().namespace {
-        metadata["namespace"] = serde_json::Value::String(namespace.clone());
-    }
-    serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "metadata": metadata,
-        "status": status,
-    })
 }

@@ -13,13 +13,15 @@
 
 use std::collections::BTreeMap;
 
-use agentgateway_compiler::{Diagnostic, ObjectRef};
+use agentgateway_compiler::{Diagnostic, ObjectRef, Reason};
+use agentgateway_crds::conditions::{reasons, types};
 use agentgateway_crds::gateway_api::{HTTPRoute, ParentReference, RouteParentStatus};
 use agentgateway_crds::{CONTROLLER_NAME, GATEWAY_API_GROUP};
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 
+use crate::cache::inputs::gateway_key;
 use crate::conditions::{self, Desired};
+use crate::route_views::RouteView;
 
 /// Our entry for one parentRef, before times are assigned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,34 +32,10 @@ pub struct DesiredParent {
     pub conditions: Vec<Desired>,
 }
 
-/// `namespace/name` of the Gateway a parentRef names, or `None` when it names something else.
-pub fn gateway_key(route: &HTTPRoute, parent: &ParentReference) -> Option<String> {
-    let group = parent.group.as_deref().unwrap_or(GATEWAY_API_GROUP);
-    let kind = parent.kind.as_deref().unwrap_or("Gateway");
-    if group != GATEWAY_API_GROUP || kind != "Gateway" {
-        return None;
-    }
-    let namespace = parent
-        .namespace
-        .clone()
-        .or_else(|| route.namespace())
-        .unwrap_or_default();
-    Some(format!("{namespace}/{}", parent.name))
-}
-
-/// What a route's entry for one Gateway of ours is derived from.
-#[derive(Clone, Debug, Default)]
-pub struct ParentInput {
-    /// The diagnostics of compiling the Gateway.
-    pub diagnostics: Vec<Diagnostic>,
-    /// The Gateway's `Programmed` condition (status, reason, message), once it has one.
-    pub programmed: Option<(bool, String, String)>,
-}
-
 /// Our entries: one per distinct parentRef naming a Gateway in `ours` (by `namespace/name`).
 pub fn desired_parents(
     route: &HTTPRoute,
-    ours: &BTreeMap<String, ParentInput>,
+    ours: &BTreeMap<String, RouteView>,
 ) -> Vec<DesiredParent> {
     let generation = route.metadata.generation;
     let object = ObjectRef::of(route);
@@ -72,7 +50,10 @@ pub fn desired_parents(
         if parents.iter().any(|p| same_parent(&p.parent_ref, parent)) {
             continue;
         }
-        let own: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.object == object).collect();
+        let (conflicts, own): (Vec<&Diagnostic>, Vec<&Diagnostic>) = diagnostics
+            .iter()
+            .filter(|d| d.object == object)
+            .partition(|d| d.reason == Reason::RuleMatchConflict);
         let this_parent = format!("spec.parentRefs[{i}]");
         let is_backend_ref = |d: &&&Diagnostic| d.field.contains(".backendRefs[");
         let attach_problem = own.iter().find(|d| d.field == this_parent);
@@ -82,7 +63,7 @@ pub fn desired_parents(
             .find(|d| !is_backend_ref(d));
         let accepted = match (attach_problem, route_problem) {
             (Some(d), _) => Desired::new(
-                "Accepted",
+                types::ACCEPTED,
                 false,
                 d.reason.as_str(),
                 d.message.clone(),
@@ -90,44 +71,63 @@ pub fn desired_parents(
             ),
             // A match the proxy cannot serve is left out; the rest of the route is served.
             (None, Some(d)) if d.field.contains(".matches[") => Desired::new(
-                "Accepted",
+                types::ACCEPTED,
                 false,
-                "UnsupportedValue",
+                Reason::UnsupportedValue.as_str(),
                 format!("{}: {}", d.field, d.message),
                 generation,
             ),
             (None, Some(d)) => Desired::new(
-                "Accepted",
+                types::ACCEPTED,
                 false,
                 d.reason.as_str(),
                 format!("{}: {}", d.field, d.message),
                 generation,
             ),
             (None, None) => Desired::new(
-                "Accepted",
+                types::ACCEPTED,
                 true,
-                "Accepted",
+                reasons::ACCEPTED,
                 "the route is attached",
+                generation,
+            ),
+        };
+        // Matches that lose to another route's identical match are still the route's, attached
+        // and valid; they just never receive traffic, which the route's owner must be told.
+        let conflicted = match conflicts.first() {
+            None => Desired::new(
+                types::CONFLICTED,
+                false,
+                reasons::NO_CONFLICTS,
+                "no match is shadowed by another route's",
+                generation,
+            ),
+            Some(first) => Desired::new(
+                types::CONFLICTED,
+                true,
+                Reason::RuleMatchConflict.as_str(),
+                format!(
+                    "{}: {}{}",
+                    first.field,
+                    first.message,
+                    and_more(conflicts.len())
+                ),
                 generation,
             ),
         };
         let broken: Vec<&&Diagnostic> = own.iter().filter(is_backend_ref).collect();
         let resolved = match broken.first() {
             None => Desired::new(
-                "ResolvedRefs",
+                types::RESOLVED_REFS,
                 true,
-                "ResolvedRefs",
+                reasons::RESOLVED_REFS,
                 "every backendRef resolves",
                 generation,
             ),
             Some(d) => {
-                let more = match broken.len() {
-                    1 => String::new(),
-                    n => format!(" (and {} more)", n - 1),
-                };
-                let message = format!("{}: {}{more}", d.field, d.message);
+                let message = format!("{}: {}{}", d.field, d.message, and_more(broken.len()));
                 Desired::new(
-                    "ResolvedRefs",
+                    types::RESOLVED_REFS,
                     false,
                     d.reason.as_str(),
                     message,
@@ -135,14 +135,13 @@ pub fn desired_parents(
                 )
             }
         };
-        let mut conditions = vec![accepted, resolved];
-        if let Some((status, reason, _)) = &input.programmed {
-            let delivered = *status || reason == "Pending";
-            conditions.push(if delivered {
+        let mut conditions = vec![accepted, resolved, conflicted];
+        if let Some((delivered, reason)) = &input.delivery {
+            conditions.push(if *delivered {
                 Desired::new(
-                    "Programmed",
+                    types::PROGRAMMED,
                     true,
-                    "Programmed",
+                    reasons::PROGRAMMED,
                     "the route's config is delivered to the Gateway's proxy",
                     generation,
                 )
@@ -150,7 +149,7 @@ pub fn desired_parents(
                 // The Gateway's own message can name a config generation that moves with every
                 // change; the route's must not, or each change rewrites every route's status.
                 Desired::new(
-                    "Programmed",
+                    types::PROGRAMMED,
                     false,
                     reason.clone(),
                     format!(
@@ -166,6 +165,14 @@ pub fn desired_parents(
         });
     }
     parents
+}
+
+/// ` (and n more)` after the first of `count` problems.
+fn and_more(count: usize) -> String {
+    match count {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    }
 }
 
 /// Whether two parentRefs name the same parent (group and kind defaulted as the API does).
@@ -257,7 +264,7 @@ spec:
         .unwrap()
     }
 
-    fn compile(route: &HTTPRoute, backends: &str) -> BTreeMap<String, ParentInput> {
+    fn compile(route: &HTTPRoute, backends: &str) -> BTreeMap<String, RouteView> {
         let inputs = Inputs {
             routes: vec![route.clone()],
             backends: if backends.is_empty() {
@@ -269,9 +276,10 @@ spec:
         };
         BTreeMap::from([(
             "infra/gw".to_string(),
-            ParentInput {
+            RouteView {
+                generation: route.metadata.generation,
                 diagnostics: compile_gateway(&gateway("gw"), &inputs).diagnostics,
-                programmed: None,
+                delivery: None,
             },
         )])
     }
@@ -300,11 +308,7 @@ spec:
                 .iter()
                 .all(|c| c.type_ != "Programmed")
         );
-        ours.get_mut("infra/gw").unwrap().programmed = Some((
-            false,
-            "ConfigTooLarge".into(),
-            "the config is too large".into(),
-        ));
+        ours.get_mut("infra/gw").unwrap().delivery = Some((false, "ConfigTooLarge".into()));
         let parents = desired_parents(&route, &ours);
         let programmed = condition(&parents[0], "Programmed");
         assert!(!programmed.status);
@@ -314,14 +318,11 @@ spec:
             "Gateway infra/gw could not program its proxy (ConfigTooLarge); its Programmed condition says why"
         );
         assert_eq!(programmed.observed_generation, Some(7));
-        for (status, reason) in [(false, "Pending"), (true, "Programmed")] {
-            ours.get_mut("infra/gw").unwrap().programmed =
-                Some((status, reason.into(), "1 of 2 replicas serve g2".into()));
-            let parents = desired_parents(&route, &ours);
-            let programmed = condition(&parents[0], "Programmed");
-            assert!(programmed.status);
-            assert!(!programmed.message.contains("g2"), "stable across changes");
-        }
+        ours.get_mut("infra/gw").unwrap().delivery = Some((true, "Programmed".into()));
+        let parents = desired_parents(&route, &ours);
+        let programmed = condition(&parents[0], "Programmed");
+        assert!(programmed.status);
+        assert_eq!(programmed.reason, "Programmed");
     }
 
     #[test]
@@ -341,6 +342,39 @@ spec:
             (false, "BackendNotFound")
         );
         assert_eq!(resolved.observed_generation, Some(7));
+    }
+
+    #[test]
+    fn a_route_whose_match_loses_to_another_routes_stays_accepted_and_is_conflicted() {
+        let mut route = route("[{name: gw, namespace: infra}]", REF);
+        route.metadata.namespace = Some("infra".into());
+        let backend = BACKEND.replace("namespace: apps", "namespace: infra");
+        let mut ours = compile(&route, &backend);
+        let parents = desired_parents(&route, &ours);
+        let conflicted = condition(&parents[0], "Conflicted");
+        assert_eq!(
+            (conflicted.status, conflicted.reason.as_str()),
+            (false, "NoConflicts")
+        );
+        let conflict = Diagnostic {
+            object: ObjectRef::of(&route),
+            field: "spec.rules[0].matches[0]".into(),
+            reason: Reason::RuleMatchConflict,
+            message: "identical to a match of HTTPRoute infra/old".into(),
+        };
+        ours.get_mut("infra/gw").unwrap().diagnostics.push(conflict);
+        let parents = desired_parents(&route, &ours);
+        assert!(condition(&parents[0], "Accepted").status);
+        assert!(condition(&parents[0], "ResolvedRefs").status);
+        let conflicted = condition(&parents[0], "Conflicted");
+        assert_eq!(
+            (conflicted.status, conflicted.reason.as_str()),
+            (true, "RuleMatchConflict")
+        );
+        assert_eq!(
+            conflicted.message,
+            "spec.rules[0].matches[0]: identical to a match of HTTPRoute infra/old"
+        );
     }
 
     #[test]

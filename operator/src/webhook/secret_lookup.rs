@@ -16,12 +16,15 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::referenced::Referenced;
+use crate::cache::Scope;
+use crate::cache::referenced::Referenced;
 
 /// The caches the lookup answers from.
 struct Caches {
     metadata: Store<PartialObjectMeta<Secret>>,
     referenced: Arc<Referenced>,
+    /// Outside these namespaces the caches know nothing (and another install may be in charge).
+    scope: Scope,
 }
 
 /// The Secret lookup of the validating webhook.
@@ -36,20 +39,22 @@ impl CachedSecrets {
         Arc::default()
     }
 
-    /// Answers from the filled caches from now on (a second call is ignored).
+    /// Answers from the filled caches of `scope` from now on (a second call is ignored).
     pub fn use_cache(
         &self,
         metadata: Store<PartialObjectMeta<Secret>>,
         referenced: Arc<Referenced>,
+        scope: Scope,
     ) {
         let _ = self.caches.set(Caches {
             metadata,
             referenced,
+            scope,
         });
     }
 
     fn lookup(&self, namespace: &str, name: &str) -> SecretState {
-        let Some(caches) = self.caches.get() else {
+        let Some(caches) = self.caches.get().filter(|c| c.scope.contains(namespace)) else {
             return SecretState::Unknown;
         };
         if caches
@@ -100,8 +105,10 @@ mod tests {
         meta.metadata.name = Some("key".into());
         meta.metadata.namespace = Some("ns".into());
         writer.apply_watcher_event(&Event::Apply(meta));
-        lookup.use_cache(store, Arc::default());
+        lookup.use_cache(store, Arc::default(), Scope::of(["ns".to_string()]));
         assert_eq!(lookup.lookup("ns", "absent"), SecretState::NotFound);
+        // Outside the operator's namespaces nothing is known: no warning about a missing Secret.
+        assert_eq!(lookup.lookup("elsewhere", "absent"), SecretState::Unknown);
         // Exists, but no backend refers to it yet: its keys are not known.
         assert_eq!(lookup.lookup("ns", "key"), SecretState::Unknown);
     }

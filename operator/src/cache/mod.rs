@@ -1,6 +1,6 @@
-//! The caches every controller reads from: one watch per kind, filled before any reconcile, and
-//! wired to the [`Triggers`] of the controllers that depend on each kind. Secrets and ConfigMaps
-//! are watched as metadata only (memory follows what is referenced, see [`Referenced`]); the
+//! The caches every controller reads from: one watch per kind (the controllers are fed from it
+//! too, they do not watch again), filled before any reconcile, and wired to the [`Triggers`] of
+//! the controllers that depend on each kind. Secrets and ConfigMaps are watched as metadata only (memory follows what is referenced, see [`Referenced`]); the
 //! operator's own objects are watched by label.
 
 use std::sync::Arc;
@@ -15,12 +15,19 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::controllers::route_status::gateway_key;
+pub mod inputs;
+pub mod referenced;
+pub mod scope;
+pub mod triggers;
+pub mod watch;
+
 use crate::error::RunError;
-use crate::inputs::{References, route_names_backend};
-use crate::referenced::Referenced;
 use crate::resources::{MANAGED_BY, MANAGED_BY_LABEL};
-use crate::triggers::{Subscriber, Triggers, refs_where, spawn_reflector, spawn_trimmed_reflector};
+use inputs::References;
+use referenced::Referenced;
+pub use scope::Scope;
+use triggers::{Subscriber, Triggers, refs_where};
+use watch::spawn_reflector;
 
 /// One cache per kind the operator reads.
 #[derive(Clone)]
@@ -61,8 +68,15 @@ fn is_managed<K: Resource>(object: &K) -> bool {
 }
 
 impl Stores {
-    /// Starts one watch per kind; `grants` says whether ReferenceGrants are served.
-    pub fn start(client: &Client, grants: bool, triggers: &Triggers) -> Self {
+    /// Starts one watch per kind (per watched namespace for namespaced kinds); `grants` says
+    /// whether ReferenceGrants are served; `gateway_deleted` hears of every deleted Gateway.
+    pub fn start(
+        client: &Client,
+        scope: &Scope,
+        grants: bool,
+        triggers: &Triggers,
+        gateway_deleted: impl Fn(&Gateway) + Send + Sync + 'static,
+    ) -> Self {
         let (gateway_classes, gateway_classes_writer) = reflector::store();
         let (gateways, gateways_writer) = reflector::store();
         let (routes, routes_writer) = reflector::store();
@@ -96,60 +110,49 @@ impl Stores {
         let managed =
             || watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
         let Triggers {
+            classes,
             gateways: gw,
             routes: rt,
-            route_refs,
-            ..
+            backends: be,
         } = triggers;
 
         spawn_reflector(
             "GatewayClass",
-            Api::all(client.clone()),
+            vec![(None, Api::all(client.clone()))],
             any(),
             gateway_classes_writer,
-            vec![
-                Subscriber::all(gw).spec_only(),
-                Subscriber::all(rt).spec_only(),
-            ],
+            vec![Subscriber::own(classes), Subscriber::all(gw).spec_only()],
+            keep,
         );
-        let routes = stores.routes.clone();
         spawn_reflector(
             "Gateway",
-            Api::all(client.clone()),
+            scope.apis(client),
             any(),
             gateways_writer,
-            vec![
-                // Routes read the Gateway's spec and whether its config reached the proxy.
-                Subscriber::refs(route_refs, rt, move |g: &Gateway| {
-                    routes_of_gateway(&routes, g)
-                })
-                .on_digest_change(route_view_of_gateway),
-            ],
+            vec![Subscriber::own(gw), Subscriber::deletions(gateway_deleted)],
+            keep,
         );
+        // Routes' status comes from their Gateways' compiles (see `route_views`): a route change
+        // wakes the Gateways, whose compile wakes the routes whose status it changed.
         spawn_reflector(
             "HTTPRoute",
-            Api::all(client.clone()),
+            scope.apis(client),
             any(),
             routes_writer,
-            vec![Subscriber::all(gw).spec_only()],
+            vec![Subscriber::own(rt), Subscriber::all(gw).spec_only()],
+            keep,
         );
-        let routes = stores.routes.clone();
         spawn_reflector(
             "AgentgatewayBackend",
-            Api::all(client.clone()),
+            scope.apis(client),
             any(),
             backends_writer,
-            vec![
-                Subscriber::all(gw).spec_only(),
-                Subscriber::refs(route_refs, rt, move |b: &AgentgatewayBackend| {
-                    routes_of_backend(&routes, b)
-                })
-                .spec_only(),
-            ],
+            vec![Subscriber::own(be), Subscriber::all(gw).spec_only()],
+            keep,
         );
-        spawn_trimmed_reflector(
+        spawn_reflector(
             "Secret",
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+            scope.apis::<PartialObjectMeta<Secret>>(client),
             any(),
             secrets_writer,
             dependents(&stores, triggers, |refs, s: &PartialObjectMeta<Secret>| {
@@ -157,9 +160,9 @@ impl Stores {
             }),
             keep_own_annotations,
         );
-        spawn_trimmed_reflector(
+        spawn_reflector(
             "ConfigMap",
-            Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
+            scope.apis::<PartialObjectMeta<ConfigMap>>(client),
             any(),
             config_maps_writer,
             dependents(
@@ -172,53 +175,60 @@ impl Stores {
         if grants {
             spawn_reflector(
                 "ReferenceGrant",
-                Api::all(client.clone()),
+                scope.apis(client),
                 any(),
                 grants_writer,
-                vec![Subscriber::all(gw), Subscriber::all(rt)],
+                vec![Subscriber::all(gw)],
+                keep,
             );
         }
         spawn_reflector(
             "Deployment",
-            Api::all(client.clone()),
+            scope.apis(client),
             managed(),
             deployments_writer,
             vec![Subscriber::all(gw)],
+            keep,
         );
         spawn_reflector(
             "Service",
-            Api::all(client.clone()),
+            scope.apis(client),
             managed(),
             services_writer,
             vec![Subscriber::all(gw)],
+            keep,
         );
         spawn_reflector(
             "ServiceAccount",
-            Api::all(client.clone()),
+            scope.apis(client),
             managed(),
             service_accounts_writer,
             vec![Subscriber::all(gw)],
+            keep,
         );
         spawn_reflector(
             "Role",
-            Api::all(client.clone()),
+            scope.apis(client),
             managed(),
             roles_writer,
             vec![Subscriber::all(gw)],
+            keep,
         );
         spawn_reflector(
             "RoleBinding",
-            Api::all(client.clone()),
+            scope.apis(client),
             managed(),
             role_bindings_writer,
             vec![Subscriber::all(gw)],
+            keep,
         );
         spawn_reflector(
             "Pod",
-            Api::all(client.clone()),
+            scope.apis(client),
             managed(),
             pods_writer,
             vec![Subscriber::all(gw)],
+            keep,
         );
         stores
     }
@@ -278,13 +288,17 @@ fn keep_own_annotations<K: Resource>(object: &mut PartialObjectMeta<K>) {
     }
 }
 
+/// Caches these kinds whole.
+fn keep<K>(_: &mut K) {}
+
 fn key<K: Resource>(object: &K) -> (String, String) {
     (object.namespace().unwrap_or_default(), object.name_any())
 }
 
 /// Subscribers for a Secret or ConfigMap kind: a change to one that a backend refers to
-/// (`referenced`) re-evaluates those backends and the routes that name them, and recompiles the
-/// Gateways; a change to an object the operator manages recompiles the Gateways too (to restore it).
+/// (`referenced`) re-evaluates those backends and recompiles the Gateways (whose compile updates
+/// the routes); a change to an object the operator manages recompiles the Gateways too (to
+/// restore it).
 fn dependents<K>(
     stores: &Stores,
     triggers: &Triggers,
@@ -297,18 +311,6 @@ where
         let backends = stores.backends.clone();
         move |object: &K| refs_where(&backends, |b| referenced(&References::of([b]), object))
     };
-    let routes_of = {
-        let (backends, routes) = (stores.backends.clone(), stores.routes.clone());
-        move |object: &K| {
-            let mut affected = Vec::new();
-            for backend in backends.state() {
-                if referenced(&References::of([backend.as_ref()]), object) {
-                    affected.extend(routes_of_backend(&routes, &backend));
-                }
-            }
-            affected
-        }
-    };
     let backends = stores.backends.clone();
     let gateway_cares = move |object: &K| {
         is_managed(object)
@@ -318,47 +320,7 @@ where
                 .any(|b| referenced(&References::of([b.as_ref()]), object))
     };
     vec![
-        Subscriber::refs(&triggers.backend_refs, &triggers.backends, backends_of),
-        Subscriber::refs(&triggers.route_refs, &triggers.routes, routes_of),
+        Subscriber::refs(&triggers.backends, backends_of),
         Subscriber::when(&triggers.gateways, gateway_cares),
     ]
-}
-
-/// What routes read of a Gateway: its identity, spec and the delivery part of `Programmed`, by
-/// reason only (a `Pending` or `Programmed` Gateway reads the same to them; see `route_status`).
-fn route_view_of_gateway(gateway: &Gateway) -> String {
-    let programmed = gateway
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Programmed"));
-    let delivery = match programmed {
-        None => "unset".to_string(),
-        Some(c) if c.status == "True" || c.reason == "Pending" => "delivered".to_string(),
-        Some(c) => c.reason.clone(),
-    };
-    format!(
-        "{:?}/{:?}/{delivery}",
-        gateway.metadata.uid, gateway.metadata.generation
-    )
-}
-
-/// The routes whose backendRefs name `backend`.
-fn routes_of_backend(
-    routes: &Store<HTTPRoute>,
-    backend: &AgentgatewayBackend,
-) -> Vec<ObjectRef<HTTPRoute>> {
-    let (namespace, name) = key(backend);
-    refs_where(routes, |r| route_names_backend(r, &namespace, &name))
-}
-
-/// The routes with a parentRef to `gateway`.
-fn routes_of_gateway(routes: &Store<HTTPRoute>, gateway: &Gateway) -> Vec<ObjectRef<HTTPRoute>> {
-    let (namespace, name) = key(gateway);
-    let wanted = format!("{namespace}/{name}");
-    refs_where(routes, |r| {
-        r.spec
-            .parent_refs
-            .iter()
-            .any(|p| gateway_key(r, p).as_deref() == Some(wanted.as_str()))
-    })
 }

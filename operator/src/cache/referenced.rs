@@ -17,8 +17,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::inputs::References;
 use crate::error::Error;
-use crate::inputs::References;
 
 /// `(namespace, name)`.
 type Key = (String, String);

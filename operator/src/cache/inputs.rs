@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 
 use agentgateway_compiler::Inputs;
 use agentgateway_crds::AgentgatewayBackend;
+use agentgateway_crds::GATEWAY_API_GROUP;
 use agentgateway_crds::backend::BackendPolicies;
-use agentgateway_crds::gateway_api::HTTPRoute;
+use agentgateway_crds::gateway_api::{HTTPRoute, ParentReference};
 use kube::{Client, ResourceExt};
 
+use super::Stores;
 use crate::error::Error;
-use crate::stores::Stores;
 
 /// Secrets and ConfigMaps that backends refer to, as `(namespace, name)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,15 +64,19 @@ fn all_policies(backend: &AgentgatewayBackend) -> impl Iterator<Item = &BackendP
         .chain(providers.filter_map(|p| p.policies.as_ref()))
 }
 
-/// Whether `route`'s backendRefs name the AgentgatewayBackend `namespace/name`.
-pub fn route_names_backend(route: &HTTPRoute, namespace: &str, name: &str) -> bool {
-    let route_namespace = route.namespace().unwrap_or_default();
-    route
-        .spec
-        .rules
-        .iter()
-        .flat_map(|rule| rule.backend_refs.iter())
-        .any(|r| r.name == name && r.namespace.as_deref().unwrap_or(&route_namespace) == namespace)
+/// `namespace/name` of the Gateway a parentRef names, or `None` when it names something else.
+pub fn gateway_key(route: &HTTPRoute, parent: &ParentReference) -> Option<String> {
+    let group = parent.group.as_deref().unwrap_or(GATEWAY_API_GROUP);
+    let kind = parent.kind.as_deref().unwrap_or("Gateway");
+    if group != GATEWAY_API_GROUP || kind != "Gateway" {
+        return None;
+    }
+    let namespace = parent
+        .namespace
+        .clone()
+        .or_else(|| route.namespace())
+        .unwrap_or_default();
+    Some(format!("{namespace}/{}", parent.name))
 }
 
 impl Stores {
@@ -109,31 +114,6 @@ impl Stores {
         self.refresh(client, &references, true).await?;
         let mut inputs = Inputs {
             routes,
-            backends,
-            reference_grants: self.reference_grants(),
-            ..Inputs::default()
-        };
-        self.add_references(&mut inputs, references);
-        Ok(inputs)
-    }
-
-    /// What compiling a Gateway reads about one route: the route, the backends it names and what
-    /// they refer to. A route's diagnostics depend on nothing else.
-    pub async fn route_inputs(&self, client: &Client, route: &HTTPRoute) -> Result<Inputs, Error> {
-        let mut backends: Vec<AgentgatewayBackend> = self
-            .backends
-            .state()
-            .iter()
-            .filter(|b| {
-                route_names_backend(route, &b.namespace().unwrap_or_default(), &b.name_any())
-            })
-            .map(|b| (**b).clone())
-            .collect();
-        backends.sort_by_key(key);
-        let references = References::of(&backends);
-        self.refresh(client, &references, false).await?;
-        let mut inputs = Inputs {
-            routes: vec![route.clone()],
             backends,
             reference_grants: self.reference_grants(),
             ..Inputs::default()
@@ -225,25 +205,5 @@ spec:
             .map(|(ns, n)| format!("{ns}/{n}"))
             .collect();
         assert_eq!(maps, ["apps/ca"]);
-    }
-
-    #[test]
-    fn a_route_names_backends_in_its_own_namespace_by_default() {
-        let route: HTTPRoute = serde_yaml::from_str(
-            "
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r, namespace: apps}
-spec:
-  rules:
-  - backendRefs:
-    - {group: agentgateway.dev, kind: AgentgatewayBackend, name: local}
-    - {group: agentgateway.dev, kind: AgentgatewayBackend, name: remote, namespace: infra}
-",
-        )
-        .unwrap();
-        assert!(route_names_backend(&route, "apps", "local"));
-        assert!(route_names_backend(&route, "infra", "remote"));
-        assert!(!route_names_backend(&route, "infra", "local"));
     }
 }

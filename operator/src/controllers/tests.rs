@@ -1,0 +1,428 @@
+//! Reconciler tests against a mock API server: each test fills the caches, runs one reconcile
+//! and answers the exact API calls it makes, in order, failing on any call it did not expect.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentgateway_crds::AgentgatewayBackend;
+use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute};
+use futures_util::StreamExt;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use kube::client::Body;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher::Event;
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+use tower_test::mock;
+
+use super::{backend, gateway, route};
+use crate::cache::triggers::Triggers;
+use crate::cache::{Scope, Stores};
+use crate::context::Context;
+use crate::metrics::Metrics;
+use crate::resources::ProxySettings;
+use crate::route_views::{self, RouteViews};
+
+type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+/// The caches' writers a test fills.
+#[derive(Default)]
+struct Objects {
+    classes: Vec<GatewayClass>,
+    gateways: Vec<Gateway>,
+    routes: Vec<HTTPRoute>,
+    backends: Vec<AgentgatewayBackend>,
+    config_maps: Vec<PartialObjectMeta<ConfigMap>>,
+    service_accounts: Vec<ServiceAccount>,
+}
+
+struct Harness {
+    ctx: Arc<Context>,
+    api: Handle,
+    triggers: Triggers,
+}
+
+fn fill<K>(mut writer: Writer<K>, objects: Vec<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    writer.apply_watcher_event(&Event::Init);
+    for object in objects {
+        writer.apply_watcher_event(&Event::InitApply(object));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+}
+
+fn empty<K: Resource<DynamicType = ()> + Clone + 'static>() -> reflector::Store<K> {
+    let (store, writer) = reflector::store();
+    fill(writer, Vec::new());
+    store
+}
+
+fn harness(objects: Objects) -> Harness {
+    let (service, api) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let triggers = Triggers::default();
+    let (gateway_classes, w) = reflector::store();
+    fill(w, objects.classes);
+    let (gateways, w) = reflector::store();
+    fill(w, objects.gateways);
+    let (routes, w) = reflector::store();
+    fill(w, objects.routes);
+    let (backends, w) = reflector::store();
+    fill(w, objects.backends);
+    let (config_maps, w) = reflector::store();
+    fill(w, objects.config_maps);
+    let (service_accounts, w) = reflector::store();
+    fill(w, objects.service_accounts);
+    let stores = Stores {
+        gateway_classes,
+        gateways,
+        routes,
+        backends,
+        secrets: empty(),
+        config_maps,
+        referenced: Arc::default(),
+        reference_grants: None,
+        deployments: empty(),
+        services: empty(),
+        service_accounts,
+        roles: empty(),
+        role_bindings: empty(),
+        pods: empty(),
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "agentgateway-operator".into(),
+            instance: Some("test".into()),
+        },
+    );
+    let ctx = Context {
+        client,
+        stores,
+        scope: Scope::Cluster,
+        route_views: Arc::new(RouteViews::new(triggers.routes.refs.clone())),
+        recorder,
+        metrics: Metrics::registry().1,
+        proxy: ProxySettings::default(),
+        backoff: Mutex::default(),
+        recent_status: Mutex::default(),
+        last_compiled: Mutex::default(),
+    };
+    Harness {
+        ctx: Arc::new(ctx),
+        api,
+        triggers,
+    }
+}
+
+/// Answers the next call, which must be `method` on `path` (query aside), with `answer`; returns
+/// the call's query and JSON body.
+async fn expect(api: &mut Handle, method: &str, path: &str, answer: Value) -> (String, Value) {
+    let next = tokio::time::timeout(Duration::from_secs(5), api.next_request()).await;
+    let (request, respond) = next
+        .unwrap_or_else(|_| panic!("no call; expected {method} {path}"))
+        .expect("the client is gone");
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        (method, path),
+        "unexpected call"
+    );
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let bytes = request.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let response = Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+        .unwrap();
+    respond.send_response(response);
+    (query, body)
+}
+
+/// Fails if the reconcile makes any further call.
+async fn expect_no_call(api: &mut Handle) {
+    let next = tokio::time::timeout(Duration::from_millis(200), api.next_request()).await;
+    if let Ok(Some((request, _))) = next {
+        panic!("unexpected call {} {}", request.method(), request.uri());
+    }
+}
+
+fn yaml<K: serde::de::DeserializeOwned>(text: &str) -> K {
+    serde_yaml::from_str(text).unwrap()
+}
+
+fn class() -> GatewayClass {
+    yaml(
+        "
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: agentgateway}
+spec: {controllerName: agentgateway.dev/agentgateway}
+",
+    )
+}
+
+fn gateway_of(class: &str) -> Gateway {
+    yaml(&format!(
+        "
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: infra, uid: u1, generation: 2, resourceVersion: '10'}}
+spec:
+  gatewayClassName: {class}
+  listeners: [{{name: http, port: 80, protocol: HTTP}}]
+"
+    ))
+}
+
+fn http_route() -> HTTPRoute {
+    yaml(
+        "
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: infra, generation: 4, resourceVersion: '41'}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: llm}]}]
+",
+    )
+}
+
+fn llm_backend() -> AgentgatewayBackend {
+    yaml(
+        "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: llm, namespace: infra, generation: 3, resourceVersion: '7'}
+spec:
+  ai:
+    provider: {host: llm.infra, port: 8000, openai: {}}
+",
+    )
+}
+
+fn controlled_by(uid: &str) -> Value {
+    json!([{
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "name": "gw", "uid": uid, "controller": true,
+    }])
+}
+
+fn types(conditions: &Value) -> Vec<(String, String, String)> {
+    conditions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("type"), text("status"), text("reason"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_valid_backend_gets_accepted_by_one_server_side_apply_and_no_second_write() {
+    let backend = llm_backend();
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        backends: vec![backend.clone()],
+        ..Objects::default()
+    });
+    let task = tokio::spawn(backend::reconcile(
+        Arc::new(backend.clone()),
+        Arc::clone(&ctx),
+    ));
+    let (query, body) = expect(
+        &mut api,
+        "PATCH",
+        "/apis/agentgateway.dev/v1alpha1/namespaces/infra/agentgatewaybackends/llm/status",
+        serde_json::to_value(&backend).unwrap(),
+    )
+    .await;
+    assert!(query.contains("fieldManager=agentgateway-operator") && query.contains("force=true"));
+    assert_eq!(body["kind"], "AgentgatewayBackend");
+    assert_eq!(
+        types(&body["status"]["conditions"]),
+        [("Accepted".into(), "True".into(), "Accepted".into())]
+    );
+    assert_eq!(body["status"]["conditions"][0]["observedGeneration"], 3);
+    assert!(body["metadata"].get("resourceVersion").is_none());
+    assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
+
+    // The cache does not show the write yet: the same reconcile writes nothing again.
+    let task = tokio::spawn(backend::reconcile(Arc::new(backend), Arc::clone(&ctx)));
+    expect_no_call(&mut api).await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_route_waits_for_its_gateways_compile_then_writes_from_it_with_a_precondition() {
+    let route = http_route();
+    let Harness {
+        ctx,
+        mut api,
+        triggers,
+    } = harness(Objects {
+        classes: vec![class()],
+        gateways: vec![gateway_of("agentgateway")],
+        routes: vec![route.clone()],
+        backends: vec![llm_backend()],
+        ..Objects::default()
+    });
+    // Before the Gateway compiled this generation of the route: no call at all.
+    let task = tokio::spawn(route::reconcile(Arc::new(route.clone()), Arc::clone(&ctx)));
+    expect_no_call(&mut api).await;
+    task.await.unwrap().unwrap();
+
+    let key = ("infra".to_string(), "r".to_string());
+    let woken = ctx.route_views.publish_compile(
+        "infra/gw",
+        "u1",
+        [(key.clone(), (Some(4), Vec::new()))].into(),
+    );
+    assert_eq!(woken, 1);
+    ctx.route_views
+        .publish_delivery("infra/gw", "u1", (true, "Programmed".into()));
+    let mut queue = std::pin::pin!(triggers.routes.stream());
+    assert_eq!(queue.next().await.unwrap().name, "r");
+
+    let task = tokio::spawn(route::reconcile(Arc::new(route.clone()), Arc::clone(&ctx)));
+    let (_, body) = expect(
+        &mut api,
+        "PATCH",
+        "/apis/gateway.networking.k8s.io/v1/namespaces/infra/httproutes/r/status",
+        serde_json::to_value(&route).unwrap(),
+    )
+    .await;
+    // status.parents is one list shared with other controllers: written only over the version
+    // it was computed from.
+    assert_eq!(body["metadata"]["resourceVersion"], "41");
+    let parent = &body["status"]["parents"][0];
+    assert_eq!(parent["controllerName"], "agentgateway.dev/agentgateway");
+    assert_eq!(
+        types(&parent["conditions"]),
+        [
+            ("Accepted".into(), "True".into(), "Accepted".into()),
+            ("ResolvedRefs".into(), "True".into(), "ResolvedRefs".into()),
+            ("Conflicted".into(), "False".into(), "NoConflicts".into()),
+            ("Programmed".into(), "True".into(), "Programmed".into()),
+        ]
+    );
+    task.await.unwrap().unwrap();
+
+    // A newer generation of the route than the Gateway compiled waits again.
+    let mut newer = route;
+    newer.metadata.generation = Some(5);
+    newer.metadata.resource_version = Some("42".into());
+    let task = tokio::spawn(route::reconcile(Arc::new(newer), Arc::clone(&ctx)));
+    expect_no_call(&mut api).await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_foreign_object_is_never_written_and_the_gateway_says_resource_conflict() {
+    let gateway = gateway_of("agentgateway");
+    let mut foreign: ServiceAccount = yaml("metadata: {name: gw, namespace: infra}");
+    foreign.metadata.owner_references = serde_json::from_value(controlled_by("other")).unwrap();
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        classes: vec![class()],
+        gateways: vec![gateway.clone()],
+        service_accounts: vec![foreign],
+        ..Objects::default()
+    });
+    let task = tokio::spawn(gateway::reconcile(
+        Arc::new(gateway.clone()),
+        Arc::clone(&ctx),
+    ));
+    let (_, event) = expect(
+        &mut api,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/infra/events",
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+    )
+    .await;
+    assert_eq!(
+        (&event["type"], &event["reason"]),
+        (&json!("Warning"), &json!("ResourceConflict"))
+    );
+    let (_, body) = expect(
+        &mut api,
+        "PATCH",
+        "/apis/gateway.networking.k8s.io/v1/namespaces/infra/gateways/gw/status",
+        serde_json::to_value(&gateway).unwrap(),
+    )
+    .await;
+    let conditions = types(&body["status"]["conditions"]);
+    assert_eq!(
+        conditions[1],
+        (
+            "Programmed".into(),
+            "False".into(),
+            "ResourceConflict".into()
+        )
+    );
+    let message = body["status"]["conditions"][1]["message"].as_str().unwrap();
+    assert!(message.contains("ServiceAccount infra/gw"), "{message}");
+    let result = task.await.unwrap();
+    assert!(result.is_err(), "the conflict is the reconcile's error");
+    expect_no_call(&mut api).await;
+}
+
+#[tokio::test]
+async fn a_gateway_leaving_our_class_deletes_only_what_it_controls_and_wakes_its_routes() {
+    let gateway = gateway_of("someone-else");
+    let mut own: PartialObjectMeta<ConfigMap> =
+        yaml("metadata: {name: gw-config, namespace: infra}");
+    own.metadata.owner_references = serde_json::from_value(controlled_by("u1")).unwrap();
+    let mut foreign: ServiceAccount = yaml("metadata: {name: gw, namespace: infra}");
+    foreign.metadata.owner_references = serde_json::from_value(controlled_by("other")).unwrap();
+    let Harness {
+        ctx,
+        mut api,
+        triggers,
+    } = harness(Objects {
+        gateways: vec![gateway.clone()],
+        config_maps: vec![own],
+        service_accounts: vec![foreign],
+        ..Objects::default()
+    });
+    let key = ("infra".to_string(), "r".to_string());
+    ctx.route_views.publish_compile(
+        "infra/gw",
+        route_views::uid(&gateway),
+        [(key, (Some(4), Vec::new()))].into(),
+    );
+    let mut queue = std::pin::pin!(triggers.routes.stream());
+    assert_eq!(queue.next().await.unwrap().name, "r");
+
+    let task = tokio::spawn(gateway::reconcile(Arc::new(gateway), Arc::clone(&ctx)));
+    expect(
+        &mut api,
+        "DELETE",
+        "/api/v1/namespaces/infra/configmaps/gw-config",
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Success"}),
+    )
+    .await;
+    let (_, event) = expect(
+        &mut api,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/infra/events",
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+    )
+    .await;
+    assert_eq!(event["reason"], "Released");
+    task.await.unwrap().unwrap();
+    expect_no_call(&mut api).await;
+    // Its route is woken to drop its entry for this Gateway.
+    assert_eq!(queue.next().await.unwrap().name, "r");
+}

@@ -122,8 +122,8 @@ pub(crate) fn compile_provider(
 fn served_kind(kind: ProviderKindName) -> Option<(ProviderKind, (&'static str, u16))> {
     match kind {
         ProviderKindName::OpenAi => Some((ProviderKind::OpenAi, ("api.openai.com", 443))),
-        ProviderKindName::Anthropic
-        | ProviderKindName::Gemini
+        ProviderKindName::Anthropic => Some((ProviderKind::Anthropic, ("api.anthropic.com", 443))),
+        ProviderKindName::Gemini
         | ProviderKindName::AzureOpenAi
         | ProviderKindName::Bedrock
         | ProviderKindName::VertexAi => None,

@@ -13,12 +13,14 @@ use thiserror::Error;
 /// stalls. The spec parser rejects such conflicts instead.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Answer with this status and an OpenAI-style error body.
+    /// Answer with this status and an error body in the endpoint's style (OpenAI's, or
+    /// Anthropic's `{"type":"error","error":{..}}` on `/v1/messages`).
     Status {
         status: u16,
         /// Sent verbatim as `Retry-After`, so both delta-seconds and an HTTP-date work.
         retry_after: Option<String>,
-        /// Overrides the error body's `type` and `code` (e.g. `insufficient_quota`).
+        /// Overrides the error body's `type` and `code` (e.g. `insufficient_quota`, or
+        /// `overloaded_error` on `/v1/messages`).
         error_type: Option<String>,
     },
     /// Read the request, then close the socket with a RST and no response.
@@ -28,6 +30,11 @@ pub enum Fault {
     CutAfter(usize),
     /// Read the request and never answer until the client goes away.
     Stall,
+    /// Streaming: send the first N SSE events, then an error event in the endpoint's style
+    /// (Anthropic: `event: error` with an `overloaded_error`; OpenAI: `data: {"error": ..}`) and
+    /// end the stream cleanly. N is clamped so the error at least replaces the stream's terminal
+    /// event (`message_stop` / `[DONE]`). Non-streaming responses are unaffected.
+    ErrorAfter(usize),
     /// Wait before the response headers.
     Delay(Duration),
     /// Wait between SSE events (overrides the instance's `chunk_delay`).
@@ -118,6 +125,7 @@ impl Fault {
             Fault::Reset => plan.action = Some(Action::Reset),
             Fault::CutAfter(n) => plan.action = Some(Action::CutAfter(*n)),
             Fault::Stall => plan.action = Some(Action::Stall),
+            Fault::ErrorAfter(n) => plan.action = Some(Action::ErrorAfter(*n)),
             Fault::Delay(d) => plan.delay = Some(*d),
             Fault::ChunkDelay(d) => plan.chunk_delay = Some(*d),
             Fault::All(v) => v.iter().for_each(|f| f.fill(plan)),
@@ -142,6 +150,7 @@ pub(crate) enum Action<'a> {
     Reset,
     CutAfter(usize),
     Stall,
+    ErrorAfter(usize),
 }
 
 /// Why a fault spec did not parse.
@@ -161,7 +170,9 @@ pub enum FaultParseError {
     Duplicate(String),
     #[error("`{0}` only makes sense together with `status=`")]
     NeedsStatus(&'static str),
-    #[error("`{0}` and `{1}` conflict: use only one of status, reset, cut-after, stall")]
+    #[error(
+        "`{0}` and `{1}` conflict: use only one of status, reset, cut-after, error-after, stall"
+    )]
     Conflict(String, String),
 }
 
@@ -169,7 +180,7 @@ impl FromStr for Fault {
     type Err = FaultParseError;
 
     /// Grammar: `part (';' part)*` with parts `status=N`, `retry-after=V`, `body=TYPE`,
-    /// `delay-ms=N`, `chunk-delay-ms=N`, `cut-after=N`, `reset`, `stall`.
+    /// `delay-ms=N`, `chunk-delay-ms=N`, `cut-after=N`, `error-after=N`, `reset`, `stall`.
     fn from_str(spec: &str) -> Result<Fault, FaultParseError> {
         let mut status: Option<u16> = None;
         let mut retry_after: Option<String> = None;
@@ -229,6 +240,7 @@ impl FromStr for Fault {
                     set_once(&mut chunk_delay, number(value)?, key).map(|_| None)?
                 }
                 "cut-after" => Some(Fault::CutAfter(number(value)? as usize)),
+                "error-after" => Some(Fault::ErrorAfter(number(value)? as usize)),
                 "reset" => no_value().map(|_| Some(Fault::Reset))?,
                 "stall" => no_value().map(|_| Some(Fault::Stall))?,
                 _ => return Err(FaultParseError::UnknownKey(key.to_owned())),
@@ -298,6 +310,7 @@ impl fmt::Display for Fault {
             }
             Fault::Reset => f.write_str("reset"),
             Fault::CutAfter(n) => write!(f, "cut-after={n}"),
+            Fault::ErrorAfter(n) => write!(f, "error-after={n}"),
             Fault::Stall => f.write_str("stall"),
             Fault::Delay(d) => write!(f, "delay-ms={}", d.as_millis()),
             Fault::ChunkDelay(d) => write!(f, "chunk-delay-ms={}", d.as_millis()),

@@ -1,4 +1,5 @@
 //! Routing and the chat/models endpoints, plus the response writers shared by all endpoints.
+//! Anthropic's `/v1/messages` lives in [`crate::messages`].
 
 use std::io;
 use std::time::Duration;
@@ -11,13 +12,15 @@ use crate::openai::{
     Delta, ErrorBody, ErrorDetail, ModelEntry, ModelList, Usage, count_words, reply_pieces,
 };
 use crate::server::Shared;
-use crate::{completions, embeddings};
+use crate::{completions, embeddings, messages};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     Chat,
     Completions,
     Embeddings,
+    /// Anthropic's Messages API; its errors use Anthropic's body shape.
+    Messages,
     Models,
     NotFound,
 }
@@ -29,6 +32,7 @@ pub(crate) fn classify(method: Method, path: &str) -> Route {
         (Method::Post, "/chat/completions") => Route::Chat,
         (Method::Post, "/completions") => Route::Completions,
         (Method::Post, "/embeddings") => Route::Embeddings,
+        (Method::Post, "/messages") => Route::Messages,
         (Method::Get, "/models") => Route::Models,
         _ => Route::NotFound,
     }
@@ -41,11 +45,18 @@ pub(crate) enum Flow {
     Close,
 }
 
+/// Request headers some endpoints need beyond the route.
+pub(crate) struct ApiHeaders<'a> {
+    pub anthropic_version: Option<&'a str>,
+}
+
 /// How to deliver one response.
 pub(crate) struct Ctx {
     pub chunk_delay: Duration,
     /// Streaming: events to send before dropping the connection; otherwise send half the body.
     pub cut_after: Option<usize>,
+    /// Streaming: events to send before an error event that ends the stream.
+    pub error_after: Option<usize>,
     pub close: bool,
 }
 
@@ -54,6 +65,7 @@ impl Ctx {
         Ctx {
             chunk_delay: Duration::ZERO,
             cut_after: None,
+            error_after: None,
             close,
         }
     }
@@ -91,6 +103,7 @@ pub(crate) async fn dispatch(
     shared: &Shared,
     conn: &mut Conn,
     route: Route,
+    headers: &ApiHeaders<'_>,
     body: &[u8],
     ctx: Ctx,
 ) -> io::Result<Flow> {
@@ -98,10 +111,12 @@ pub(crate) async fn dispatch(
         Route::Chat => chat(shared, conn, body, &ctx).await,
         Route::Completions => completions::handle(shared, conn, body, &ctx).await,
         Route::Embeddings => embeddings::handle(shared, conn, body, &ctx).await,
+        Route::Messages => messages::handle(shared, conn, headers, body, &ctx).await,
         Route::Models => send_bytes(conn, 200, &shared.models_json, &shared.json_extra, &ctx).await,
         Route::NotFound => {
             let msg = "unknown endpoint; mock-llm serves POST /v1/chat/completions, \
-                       POST /v1/completions, POST /v1/embeddings and GET /v1/models";
+                       POST /v1/completions, POST /v1/embeddings, POST /v1/messages \
+                       and GET /v1/models";
             let reply = ErrorReply::new(404, msg, "invalid_request_error", "not_found");
             send_error(shared, conn, reply, &ctx).await
         }
@@ -222,6 +237,44 @@ pub(crate) async fn bad_json(
     send_error(shared, conn, reply, ctx).await
 }
 
+/// Sends an error in the route's style: Anthropic's body on `/v1/messages`, OpenAI's elsewhere.
+pub(crate) async fn send_route_error(
+    shared: &Shared,
+    conn: &mut Conn,
+    route: Route,
+    reply: ErrorReply<'_>,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    match route {
+        Route::Messages => messages::send_error(shared, conn, reply, ctx).await,
+        _ => send_error(shared, conn, reply, ctx).await,
+    }
+}
+
+/// Answers an injected `status=` fault; `error_type` overrides the body's `type` (and `code`).
+pub(crate) async fn send_fault_status(
+    shared: &Shared,
+    conn: &mut Conn,
+    route: Route,
+    status: u16,
+    retry_after: Option<&str>,
+    error_type: Option<&str>,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    let (kind, code) = match (error_type, route) {
+        (Some(t), _) => (t, t),
+        (None, Route::Messages) => {
+            let t = crate::anthropic::error_type(status);
+            (t, t)
+        }
+        (None, _) => crate::openai::error_kind(status),
+    };
+    let mut reply = ErrorReply::new(status, "injected fault", kind, code);
+    reply.retry_after = retry_after;
+    send_route_error(shared, conn, route, reply, ctx).await
+}
+
+/// Sends an OpenAI-style error body.
 pub(crate) async fn send_error(
     shared: &Shared,
     conn: &mut Conn,
@@ -234,12 +287,24 @@ pub(crate) async fn send_error(
         code: reply.code,
     };
     let body = serde_json::to_vec(&ErrorBody { error })?;
-    match reply.retry_after {
-        None => send_bytes(conn, reply.status, &body, &shared.json_extra, ctx).await,
+    send_error_body(shared, conn, reply.status, &body, reply.retry_after, ctx).await
+}
+
+/// Sends an already serialized error body, with `Retry-After` when given.
+pub(crate) async fn send_error_body(
+    shared: &Shared,
+    conn: &mut Conn,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<&str>,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    match retry_after {
+        None => send_bytes(conn, status, body, &shared.json_extra, ctx).await,
         Some(retry_after) => {
             let mut extra = shared.json_extra.clone();
             extra.extend_from_slice(format!("Retry-After: {retry_after}\r\n").as_bytes());
-            send_bytes(conn, reply.status, &body, &extra, ctx).await
+            send_bytes(conn, status, body, &extra, ctx).await
         }
     }
 }
@@ -284,6 +349,10 @@ async fn send_bytes(
     Ok(ctx.flow())
 }
 
+/// What an OpenAI stream carries when an `error-after` fault interrupts it.
+const OPENAI_STREAM_ERROR: &[u8] =
+    b"data: {\"error\":{\"message\":\"Overloaded\",\"type\":\"server_error\",\"code\":\"server_error\"}}\n\n";
+
 /// Streams `events` SSE events rendered by `render` (the JSON after `data: `), then `[DONE]`.
 /// Each event goes out in its own write and HTTP chunk, as a real model server's would.
 pub(crate) async fn send_sse(
@@ -291,6 +360,32 @@ pub(crate) async fn send_sse(
     conn: &mut Conn,
     ctx: &Ctx,
     events: usize,
+    mut render: impl FnMut(usize, &mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<Flow> {
+    let total = events + 1;
+    send_events(shared, conn, ctx, total, OPENAI_STREAM_ERROR, |i, event| {
+        event.extend_from_slice(b"data: ");
+        if i < events {
+            render(i, event)?;
+        } else {
+            event.extend_from_slice(b"[DONE]");
+        }
+        event.extend_from_slice(b"\n\n");
+        Ok(())
+    })
+    .await
+}
+
+/// Streams `events` whole SSE events, each rendered by `render` with its framing (`event:`/
+/// `data:` lines and the blank line) and sent in its own write and HTTP chunk. Applies the
+/// context's pacing, `cut_after` (drop the connection after N events, withholding the final
+/// zero-length chunk) and `error_after` (send `error_event` in place of event N, then end).
+pub(crate) async fn send_events(
+    shared: &Shared,
+    conn: &mut Conn,
+    ctx: &Ctx,
+    events: usize,
+    error_event: &[u8],
     mut render: impl FnMut(usize, &mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<Flow> {
     http::write_head(
@@ -301,8 +396,9 @@ pub(crate) async fn send_sse(
         ctx.close,
         &shared.sse_extra,
     );
-    let total = events + 1;
-    for i in 0..total {
+    // The error always comes before the stream's terminal event.
+    let error_at = ctx.error_after.map(|n| n.min(events.saturating_sub(1)));
+    for i in 0..events {
         if ctx.cut_after == Some(i) {
             conn.flush_out().await?;
             return Ok(Flow::Close);
@@ -312,18 +408,30 @@ pub(crate) async fn send_sse(
         }
         let mut event = std::mem::take(&mut conn.scratch);
         event.clear();
-        event.extend_from_slice(b"data: ");
-        if i < events {
-            render(i, &mut event)?;
+        let errored = error_at == Some(i);
+        let rendered = if errored {
+            event.extend_from_slice(error_event);
+            Ok(())
         } else {
-            event.extend_from_slice(b"[DONE]");
+            render(i, &mut event)
+        };
+        // An empty chunk would end the body, so an empty rendering sends nothing.
+        if rendered.is_ok() && !event.is_empty() {
+            http::write_chunk(&mut conn.out, &event);
         }
-        event.extend_from_slice(b"\n\n");
-        http::write_chunk(&mut conn.out, &event);
         conn.scratch = event;
-        if i + 1 == total && ctx.cut_after.is_none() {
+        rendered?;
+        let last = errored || i + 1 == events;
+        if last && ctx.cut_after.is_none() {
             conn.out.extend_from_slice(LAST_CHUNK);
         }
+        conn.flush_out().await?;
+        if last {
+            break;
+        }
+    }
+    if events == 0 && ctx.cut_after.is_none() {
+        conn.out.extend_from_slice(LAST_CHUNK);
         conn.flush_out().await?;
     }
     // A cut beyond the last event still withholds the terminating chunk.

@@ -33,6 +33,8 @@ pub(crate) struct RequestHead<R> {
     pub body: BodyKind,
     pub expect_continue: bool,
     pub fault_spec: Option<String>,
+    /// `anthropic-version`, which `/v1/messages` requires (kept even when not recording).
+    pub anthropic_version: Option<String>,
     /// Only filled when recording, so the fast path allocates nothing for it.
     pub full: Option<FullHead>,
 }
@@ -219,6 +221,7 @@ fn extract<R>(
     let mut chunked = false;
     let mut expect_continue = false;
     let mut fault_spec = None;
+    let mut anthropic_version = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -248,6 +251,8 @@ fn extract<R>(
             expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("x-mock-fault") {
             fault_spec = Some(String::from_utf8_lossy(h.value).into_owned());
+        } else if name.eq_ignore_ascii_case("anthropic-version") {
+            anthropic_version = Some(String::from_utf8_lossy(h.value).trim().to_owned());
         }
     }
     // Chunked wins over Content-Length (RFC 9112 §6.3).
@@ -278,6 +283,7 @@ fn extract<R>(
         body,
         expect_continue,
         fault_spec,
+        anthropic_version,
         full,
     })
 }

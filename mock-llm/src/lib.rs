@@ -1,5 +1,22 @@
-//! `mock-llm`: a deterministic, fast, OpenAI-compatible upstream for tests, benchmarks and demos,
-//! with fault injection (error statuses, delays, resets, cut streams, stalls).
+//! `mock-llm`: a deterministic, fast, OpenAI- and Anthropic-compatible upstream for tests,
+//! benchmarks and demos, with fault injection (error statuses, delays, resets, cut streams,
+//! mid-stream errors, stalls).
+//!
+//! Endpoints (the `/v1` prefix is optional):
+//!
+//! * `POST /v1/chat/completions`, `POST /v1/completions`: the reply is the text after
+//!   `Reply with exactly:` in the last user message/prompt, else [`MockLlmConfig::reply`]; tokens
+//!   are words; `stream: true` sends one word per SSE event, then `[DONE]`.
+//! * `POST /v1/embeddings`: small deterministic vectors.
+//! * `POST /v1/messages`: Anthropic's Messages API with the same reply rule. Requires the
+//!   `anthropic-version` header, validates the body as the API does, answers text or `tool_use`
+//!   (see the `messages` module for the rules), streams Anthropic's event sequence, and sends
+//!   errors (injected ones too) as `{"type":"error","error":{"type":..,"message":..}}`.
+//!   Keys are not checked on any endpoint: `Authorization` and `x-api-key` are only recorded.
+//! * `GET /v1/models`: the configured model.
+//!
+//! Every request, on every endpoint, is kept for [`MockLlm::requests`] (headers and body).
+//! Faults apply to every endpoint alike; see [`Fault`] and its `x-mock-fault` spec form.
 //!
 //! It speaks HTTP/1.1 on raw tokio sockets rather than through hyper so that faults such as a
 //! connection reset or a stream cut mid-body are exactly what goes on the wire.
@@ -16,11 +33,13 @@
 //! # Ok(()) }
 //! ```
 
+mod anthropic;
 mod completions;
 mod embeddings;
 mod faults;
 mod handlers;
 mod http;
+mod messages;
 mod openai;
 mod server;
 

@@ -1,4 +1,5 @@
-//! `mock-llm`: the mock OpenAI-compatible server as a standalone process (demos, benchmarks).
+//! `mock-llm`: the mock OpenAI- and Anthropic-compatible server as a standalone process (demos,
+//! benchmarks).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use clap::Parser;
 #[command(
     name = "mock-llm",
     version,
-    about = "A deterministic OpenAI-compatible test LLM server"
+    about = "A deterministic OpenAI- and Anthropic-compatible test LLM server"
 )]
 struct Args {
     /// Address to listen on.
@@ -29,7 +30,8 @@ struct Args {
     /// Pause between SSE events, in milliseconds.
     #[arg(long, default_value_t = 0)]
     chunk_delay_ms: u64,
-    /// Fault applied to every request, e.g. "status=429;retry-after=3" or "delay-ms=200".
+    /// Fault applied to every request, e.g. "status=429;retry-after=3", "delay-ms=200" or
+    /// "error-after=3".
     #[arg(long)]
     fault: Option<Fault>,
     /// Do not keep requests in memory (for long benchmark runs).

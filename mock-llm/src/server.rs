@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::faults::{Action, Fault};
-use crate::handlers::{self, Ctx, ErrorReply, Flow};
+use crate::handlers::{self, ApiHeaders, Ctx, ErrorReply, Flow};
 use crate::http::{BodyKind, Conn, FullHead, ReadError};
 use crate::{DEFAULT_REPLY, INSTANCE_HEADER, MockLlmConfig, RecordedRequest};
 
@@ -194,7 +194,8 @@ async fn serve_connection(shared: &Shared, stream: TcpStream) {
                 let msg = format!("invalid {}: {e}", crate::FAULT_HEADER);
                 let reply = ErrorReply::new(400, &msg, "invalid_request_error", "invalid_fault");
                 let close = !head.keep_alive;
-                match handlers::send_error(shared, &mut conn, reply, &Ctx::plain(close)).await {
+                let ctx = Ctx::plain(close);
+                match handlers::send_route_error(shared, &mut conn, head.route, reply, &ctx).await {
                     Ok(Flow::KeepAlive) => continue,
                     _ => return,
                 }
@@ -218,24 +219,35 @@ async fn serve_connection(shared: &Shared, stream: TcpStream) {
                 retry_after,
                 error_type,
             }) => {
-                let (kind, code) = match error_type {
-                    Some(t) => (t, t),
-                    None => crate::openai::error_kind(status),
-                };
-                let mut reply = ErrorReply::new(status, "injected fault", kind, code);
-                reply.retry_after = retry_after;
-                handlers::send_error(shared, &mut conn, reply, &Ctx::plain(close)).await
+                let ctx = Ctx::plain(close);
+                handlers::send_fault_status(
+                    shared,
+                    &mut conn,
+                    head.route,
+                    status,
+                    retry_after,
+                    error_type,
+                    &ctx,
+                )
+                .await
             }
-            Some(Action::CutAfter(_)) | None => {
+            Some(Action::CutAfter(_) | Action::ErrorAfter(_)) | None => {
                 let ctx = Ctx {
                     chunk_delay: plan.chunk_delay.unwrap_or(shared.config.chunk_delay),
                     cut_after: match plan.action {
                         Some(Action::CutAfter(n)) => Some(n),
                         _ => None,
                     },
+                    error_after: match plan.action {
+                        Some(Action::ErrorAfter(n)) => Some(n),
+                        _ => None,
+                    },
                     close,
                 };
-                handlers::dispatch(shared, &mut conn, head.route, &body, ctx).await
+                let headers = ApiHeaders {
+                    anthropic_version: head.anthropic_version.as_deref(),
+                };
+                handlers::dispatch(shared, &mut conn, head.route, &headers, &body, ctx).await
             }
         };
         match res {

@@ -12,6 +12,7 @@ fn single_faults_parse() {
     assert_eq!(parse("reset").unwrap(), Fault::Reset);
     assert_eq!(parse("stall").unwrap(), Fault::Stall);
     assert_eq!(parse("cut-after=3").unwrap(), Fault::CutAfter(3));
+    assert_eq!(parse("error-after=2").unwrap(), Fault::ErrorAfter(2));
     assert_eq!(
         parse("delay-ms=500").unwrap(),
         Fault::Delay(Duration::from_millis(500))
@@ -49,6 +50,7 @@ fn combined_specs_become_all_and_display_round_trips() {
         "delay-ms=20;status=500",
         "status=429;retry-after=3;body=insufficient_quota",
         "delay-ms=5;chunk-delay-ms=7;cut-after=2",
+        "chunk-delay-ms=1;error-after=4",
         "reset",
     ] {
         assert_eq!(parse(spec).unwrap().to_string(), spec);
@@ -111,6 +113,13 @@ fn invalid_specs_are_rejected_with_a_reason() {
     assert_eq!(
         parse("reset;stall"),
         Err(FaultParseError::Conflict("reset".into(), "stall".into()))
+    );
+    assert_eq!(
+        parse("cut-after=1;error-after=2"),
+        Err(FaultParseError::Conflict(
+            "cut-after".into(),
+            "error-after".into()
+        ))
     );
     assert!(matches!(
         parse("status=500;cut-after=1"),

@@ -125,6 +125,34 @@ async fn stream_cut_after_three_events_ends_without_terminator() {
 }
 
 #[tokio::test]
+async fn error_after_ends_an_openai_stream_with_an_error_chunk() {
+    let server = start().await;
+    server.push_fault(Fault::ErrorAfter(2));
+    let mut client = Client::connect(server.addr()).await;
+    let resp = client
+        .post("/v1/chat/completions", &chat_stream("hi", false), &[])
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(resp.complete, "the stream ends cleanly after the error");
+    let data = resp.sse_data();
+    assert_eq!(data.len(), 3, "{data:?}");
+    let error: serde_json::Value = serde_json::from_str(&data[2]).unwrap();
+    assert_eq!(error["error"]["type"], "server_error");
+    assert!(!data.iter().any(|d| d == "[DONE]"));
+
+    // N beyond the stream still puts the error before the terminal event.
+    let fault = [("x-mock-fault", "error-after=99")];
+    let resp = client
+        .post("/v1/chat/completions", &chat_stream("hi", false), &fault)
+        .await
+        .unwrap();
+    let data = resp.sse_data();
+    assert!(data.last().unwrap().contains("\"error\""), "{data:?}");
+    assert_eq!(data.len(), 1 + 7 + 1 + 1, "role, words, finish, error");
+}
+
+#[tokio::test]
 async fn cut_after_on_a_non_stream_response_truncates_the_body() {
     let server = start().await;
     let mut client = Client::connect(server.addr()).await;

@@ -27,6 +27,7 @@ use crate::provider::health::Failure;
 use crate::record::RequestRecord;
 use crate::state::BackendRuntime;
 use crate::stream::{Observer, StreamParts, UpstreamStream};
+use crate::translate::{self, ProviderBody};
 use crate::upstream_body::{ClientBodyFault, FaultSlot, UpstreamBody};
 use crate::upstream_request::{UpstreamRequest, build};
 
@@ -210,7 +211,21 @@ impl Attempts<'_> {
             Outcome::Success => Observer::Unread,
         };
         let sse = matches!(observer, Observer::Sse(_));
+        let translation = translate::translation(
+            provider.config.kind,
+            sse,
+            status.is_success(),
+            &self.context.limits,
+        );
         let (mut head, upstream) = response.into_parts();
+        let upstream = match translation {
+            Some(translation) => {
+                // The body is not the provider's: its length does not hold.
+                head.headers.remove(header::CONTENT_LENGTH);
+                ProviderBody::translated(upstream, translation)
+            }
+            None => ProviderBody::native(upstream),
+        };
         let mut stream = Box::new(UpstreamStream::new(
             StreamParts {
                 upstream,

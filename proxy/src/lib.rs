@@ -29,6 +29,7 @@ pub mod route;
 pub mod source;
 pub mod state;
 pub mod stream;
+pub mod translate;
 pub mod upstream;
 pub mod upstream_body;
 pub mod upstream_request;

@@ -16,7 +16,6 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::Body;
-use hyper::body::Incoming;
 use tokio::time::{Instant as TokioInstant, Sleep};
 
 use crate::access_log::client_text;
@@ -28,6 +27,7 @@ use crate::outcome::Observed;
 use crate::provider::health::Failure;
 use crate::provider::{InFlight, ProviderRuntime};
 use crate::record::RequestRecord;
+use crate::translate::ProviderBody;
 
 /// How the body is read on the side.
 pub enum Observer {
@@ -51,7 +51,7 @@ enum Polled {
 
 /// A provider's response body.
 pub struct UpstreamStream {
-    upstream: Incoming,
+    upstream: ProviderBody,
     observer: Observer,
     deadline: Pin<Box<Sleep>>,
     /// The upstream must end with `data: [DONE]` (chat and text completions).
@@ -83,8 +83,8 @@ pub struct BodyCut;
 
 /// What a stream needs from the attempt that produced it.
 pub struct StreamParts {
-    /// The response body.
-    pub upstream: Incoming,
+    /// The response body (in OpenAI's shape: translated for other kinds of providers).
+    pub upstream: ProviderBody,
     /// How it is read.
     pub observer: Observer,
     /// The request's deadline.
@@ -234,10 +234,7 @@ impl UpstreamStream {
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(Polled::Failed(
-                        Observed::Broken,
-                        format!("connection error: {e}"),
-                    ));
+                    return Poll::Ready(Polled::Failed(Observed::Broken, e.to_string()));
                 }
                 Poll::Ready(None) => return Poll::Ready(Polled::End),
             }

@@ -2,6 +2,8 @@
 //! client's headers as the provider may see them, the provider's credential, and the body with the
 //! provider's model spliced in.
 
+use agentgateway_crds::proxy_config::ProviderKind;
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request};
 
@@ -10,7 +12,8 @@ use crate::headers::upstream_headers;
 use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::outcome::Credential;
-use crate::provider::ProviderRuntime;
+use crate::provider::{ProviderRuntime, auth_header_name};
+use crate::translate::anthropic;
 use crate::upstream_body::UpstreamBody;
 
 /// The request for one attempt on one provider.
@@ -30,7 +33,9 @@ pub fn build(
     payload: &Payload,
     operation: Operation,
 ) -> Result<UpstreamRequest, ProxyError> {
+    let kind = provider.config.kind;
     let (body, injects_usage) = match payload {
+        _ if kind == ProviderKind::Anthropic => anthropic_body(provider, payload, operation)?,
         Payload::Json(json) => {
             let model = json
                 .effective_model(provider.config.model.as_deref())
@@ -59,6 +64,7 @@ pub fn build(
     };
     let path = match (&provider.config.path, operation) {
         (Some(path), Operation::ChatCompletions) => Some(path.clone()),
+        _ if kind == ProviderKind::Anthropic => Some(anthropic::MESSAGES_PATH.to_string()),
         _ => operation.provider_path(client.uri.path()),
     };
     let path_and_query = match (path, client.uri.query()) {
@@ -86,9 +92,12 @@ pub fn build(
         // Usage is read from the response: ask for it uncompressed.
         headers.remove(header::ACCEPT_ENCODING);
     }
+    if kind == ProviderKind::Anthropic {
+        anthropic_headers(&mut headers);
+    }
     let credential = match &provider.auth_header {
         Some(auth) => {
-            headers.insert(header::AUTHORIZATION, auth.clone());
+            headers.insert(auth_header_name(kind), auth.clone());
             Credential::Gateway
         }
         None if headers.contains_key(header::AUTHORIZATION)
@@ -118,4 +127,84 @@ pub fn build(
         injects_usage,
         credential,
     })
+}
+
+/// The body for an Anthropic provider: the client's chat completion request as a Messages
+/// request. Only chat completions translate; the client's `stream_options.include_usage` decides
+/// whether the usage chunk the translation always makes reaches it.
+fn anthropic_body(
+    provider: &ProviderRuntime,
+    payload: &Payload,
+    operation: Operation,
+) -> Result<(UpstreamBody, bool), ProxyError> {
+    let Payload::Json(json) = payload else {
+        return Err(unsupported_operation(operation));
+    };
+    if operation != Operation::ChatCompletions {
+        return Err(unsupported_operation(operation));
+    }
+    let model = json
+        .effective_model(provider.config.model.as_deref())
+        .ok_or_else(|| {
+            ProxyError::bad_request(
+                "model_required",
+                "you must provide a model parameter (the backend's provider sets none)",
+            )
+        })?;
+    let request: serde_json::Value = serde_json::from_slice(json.body()).map_err(|e| {
+        ProxyError::bad_request(
+            "invalid_json",
+            format!("the request body is not a valid JSON object: {e}"),
+        )
+    })?;
+    let translated = anthropic::request::to_messages_request(&request, model)?;
+    let client_wants_usage = request
+        .pointer("/stream_options/include_usage")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true);
+    let bytes = serde_json::to_vec(&translated).map_err(|e| {
+        ProxyError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "translation_failed",
+            format!("failed to encode the provider's request: {e}"),
+        )
+    })?;
+    Ok((
+        UpstreamBody::full(Bytes::from(bytes)),
+        json.stream && !client_wants_usage,
+    ))
+}
+
+/// A `400` for an operation the provider's API does not have.
+fn unsupported_operation(operation: Operation) -> ProxyError {
+    ProxyError::bad_request(
+        "unsupported_operation",
+        format!(
+            "{} is not available on this backend's provider (Anthropic's Messages API serves chat completions only)",
+            operation.as_str()
+        ),
+    )
+}
+
+/// The headers Anthropic wants: the API version the translation speaks, and a key of the
+/// client's own (when the gateway has none for the provider) in `x-api-key`, never as a bearer
+/// token.
+fn anthropic_headers(headers: &mut http::HeaderMap) {
+    headers.insert(
+        "anthropic-version",
+        HeaderValue::from_static(anthropic::VERSION),
+    );
+    let bearer = headers.remove(header::AUTHORIZATION).and_then(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string)
+    });
+    if !headers.contains_key("x-api-key")
+        && let Some(mut key) = bearer.and_then(|k| HeaderValue::try_from(k).ok())
+    {
+        key.set_sensitive(true);
+        headers.insert("x-api-key", key);
+    }
 }

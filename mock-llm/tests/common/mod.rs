@@ -49,6 +49,21 @@ impl Response {
             .collect()
     }
 
+    /// Named SSE events (`event: NAME\ndata: JSON`), as Anthropic streams them.
+    pub fn sse_events(&self) -> Vec<(String, Value)> {
+        let text = std::str::from_utf8(&self.body).expect("utf-8 body");
+        text.split_terminator("\n\n")
+            .map(|event| {
+                let (name, data) = event
+                    .strip_prefix("event: ")
+                    .and_then(|e| e.split_once("\ndata: "))
+                    .unwrap_or_else(|| panic!("not a named SSE event: {event:?}"));
+                let data = serde_json::from_str(data).expect("SSE data is JSON");
+                (name.to_owned(), data)
+            })
+            .collect()
+    }
+
     /// The `data:` payloads as JSON, stopping before `[DONE]`.
     pub fn sse_json(&self) -> Vec<Value> {
         self.sse_data()
@@ -211,5 +226,16 @@ pub fn chat_stream(content: &str, include_usage: bool) -> Value {
         "messages": [{"role": "user", "content": content}],
         "stream": true,
         "stream_options": {"include_usage": include_usage},
+    })
+}
+
+/// Headers every Messages API request needs.
+pub const ANTHROPIC: [(&str, &str); 1] = [("anthropic-version", "2023-06-01")];
+
+pub fn message(content: &str) -> Value {
+    serde_json::json!({
+        "model": "claude-test",
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": content}],
     })
 }

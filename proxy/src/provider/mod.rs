@@ -10,9 +10,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use agentgateway_crds::proxy_config::ProviderConfig;
-use http::HeaderValue;
+use agentgateway_crds::proxy_config::{ProviderConfig, ProviderKind};
 use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue};
 
 use self::balancer::Candidate;
 use self::health::{Failure, Health};
@@ -33,7 +33,8 @@ pub struct ProviderRuntime {
     pub authority: Authority,
     /// The model that replaces the request's, shared with metric labels.
     pub model: Option<std::sync::Arc<str>>,
-    /// `Authorization: Bearer <key>`, marked sensitive so it is never logged.
+    /// The value of the key's header ([`auth_header_name`]: `Bearer <key>`, or the key), marked
+    /// sensitive so it is never logged.
     pub auth_header: Option<HeaderValue>,
     /// Pooled connections to the provider.
     pub client: UpstreamClient,
@@ -87,13 +88,13 @@ impl ProviderRuntime {
                 port: config.port,
             }
         })?;
-        let auth_header =
-            key.map(bearer)
-                .transpose()
-                .map_err(|_| ProviderBuildError::InvalidKey {
-                    backend: backend.to_string(),
-                    provider: config.name.clone(),
-                })?;
+        let auth_header = key
+            .map(|key| auth_value(config.kind, key))
+            .transpose()
+            .map_err(|_| ProviderBuildError::InvalidKey {
+                backend: backend.to_string(),
+                provider: config.name.clone(),
+            })?;
         let client = build_client(&config)?;
         Ok(Self {
             name: config.name.as_str().into(),
@@ -143,7 +144,10 @@ impl ProviderRuntime {
     /// Whether this provider is what `config` with `key` would build, so it can be kept.
     pub fn is_same(&self, config: &ProviderConfig, key: Option<&str>) -> bool {
         self.config == *config
-            && match (&self.auth_header, key.map(bearer)) {
+            && match (
+                &self.auth_header,
+                key.map(|key| auth_value(config.kind, key)),
+            ) {
                 (None, None) => true,
                 (Some(have), Some(Ok(want))) => *have == want,
                 _ => false,
@@ -228,8 +232,24 @@ fn authority(host: &str, port: u16) -> Option<Authority> {
     text.parse().ok()
 }
 
-fn bearer(key: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    let mut value = HeaderValue::try_from(format!("Bearer {key}"))?;
+/// The value of the header that carries `key` to a provider of `kind` (see [`auth_header_name`]).
+fn auth_value(
+    kind: ProviderKind,
+    key: &str,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let mut value = match kind {
+        ProviderKind::OpenAi => HeaderValue::try_from(format!("Bearer {key}"))?,
+        ProviderKind::Anthropic => HeaderValue::try_from(key)?,
+    };
     value.set_sensitive(true);
     Ok(value)
+}
+
+/// The header that carries the key to a provider of `kind`: `Authorization: Bearer` for OpenAI,
+/// `x-api-key` for Anthropic.
+pub fn auth_header_name(kind: ProviderKind) -> HeaderName {
+    match kind {
+        ProviderKind::OpenAi => http::header::AUTHORIZATION,
+        ProviderKind::Anthropic => HeaderName::from_static("x-api-key"),
+    }
 }

@@ -1,0 +1,548 @@
+//! An OpenAI chat completion request as an Anthropic Messages request
+//! (<https://docs.anthropic.com/en/api/messages>): system and developer messages become `system`,
+//! tool calls and tool results become `tool_use` and `tool_result` blocks, images become `image`
+//! blocks, and `max_tokens` (required by Anthropic) comes from the request or
+//! [`DEFAULT_MAX_TOKENS`]. A feature Anthropic cannot express is a `400` naming it, never dropped.
+
+use serde_json::{Map, Value, json};
+
+use crate::openai::error::ProxyError;
+
+/// `max_tokens` when the request sets neither `max_completion_tokens` nor `max_tokens`.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// The Anthropic request for `request` (an OpenAI chat completion request), with `model`.
+pub fn to_messages_request(request: &Value, model: &str) -> Result<Value, ProxyError> {
+    let object = request
+        .as_object()
+        .ok_or_else(|| invalid("", "the request body must be a JSON object"))?;
+    refuse_unsupported(object)?;
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    let (system, messages) = messages(object.get("messages"))?;
+    if !system.is_empty() {
+        out.insert("system".into(), json!(system.join("\n\n")));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    out.insert("max_tokens".into(), json!(max_tokens(object)?));
+    if let Some(stop) = object.get("stop").filter(|s| !s.is_null()) {
+        let sequences = match stop {
+            Value::String(s) => vec![json!(s)],
+            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
+            _ => return Err(invalid("stop", "must be a string or an array of strings")),
+        };
+        out.insert("stop_sequences".into(), Value::Array(sequences));
+    }
+    for field in ["temperature", "top_p"] {
+        if let Some(value) = object.get(field).filter(|v| !v.is_null()) {
+            out.insert(field.into(), value.clone());
+        }
+    }
+    if object.get("stream").and_then(Value::as_bool) == Some(true) {
+        out.insert("stream".into(), json!(true));
+    }
+    if let Some(user) = object.get("user").and_then(Value::as_str) {
+        out.insert("metadata".into(), json!({ "user_id": user }));
+    }
+    let tool_choice = tool_choice(object)?;
+    if let Some(tools) = tools(object.get("tools"))? {
+        // With `tool_choice: none` Anthropic still needs the tools the history refers to.
+        out.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = tool_choice {
+        out.insert("tool_choice".into(), choice);
+    }
+    Ok(Value::Object(out))
+}
+
+/// A `400 invalid_request_error` naming `field`.
+fn invalid(field: &str, message: &str) -> ProxyError {
+    let message = if field.is_empty() {
+        message.to_string()
+    } else {
+        format!("{field}: {message}")
+    };
+    ProxyError::bad_request("invalid_request_for_provider", message)
+}
+
+/// A `400` for a feature an Anthropic provider cannot serve.
+fn unsupported(field: &str, why: &str) -> ProxyError {
+    ProxyError::bad_request(
+        "unsupported_parameter",
+        format!("{field}: {why}; this backend's provider speaks Anthropic's Messages API"),
+    )
+}
+
+/// Fields whose meaning Anthropic has no way to express: refused when set to anything but their
+/// default, so a client never gets an answer that silently ignored what it asked for.
+fn refuse_unsupported(object: &Map<String, Value>) -> Result<(), ProxyError> {
+    if let Some(n) = object.get("n").filter(|v| !v.is_null())
+        && n.as_u64() != Some(1)
+    {
+        return Err(unsupported("n", "only one choice per request is supported"));
+    }
+    let set = |field: &str| {
+        object
+            .get(field)
+            .is_some_and(|v| !(v.is_null() || v == &json!(false) || v == &json!(0)))
+    };
+    for (field, why) in [
+        ("logprobs", "log probabilities are not available"),
+        ("top_logprobs", "log probabilities are not available"),
+        ("logit_bias", "logit bias is not available"),
+        ("presence_penalty", "presence penalty is not available"),
+        ("frequency_penalty", "frequency penalty is not available"),
+        ("seed", "seeded sampling is not available"),
+        ("audio", "audio output is not available"),
+        ("prediction", "predicted outputs are not available"),
+    ] {
+        if set(field) {
+            return Err(unsupported(field, why));
+        }
+    }
+    if let Some(modalities) = object.get("modalities").and_then(Value::as_array)
+        && modalities.iter().any(|m| m != "text")
+    {
+        return Err(unsupported("modalities", "only text output is available"));
+    }
+    if let Some(format) = object.get("response_format").filter(|v| !v.is_null())
+        && format.get("type").and_then(Value::as_str) != Some("text")
+    {
+        return Err(unsupported(
+            "response_format",
+            "structured output formats are not available",
+        ));
+    }
+    Ok(())
+}
+
+/// `max_completion_tokens`, else `max_tokens`, else the default.
+fn max_tokens(object: &Map<String, Value>) -> Result<u64, ProxyError> {
+    for field in ["max_completion_tokens", "max_tokens"] {
+        match object.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(value) => {
+                return value
+                    .as_u64()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid(field, "must be a positive integer"));
+            }
+        }
+    }
+    Ok(DEFAULT_MAX_TOKENS)
+}
+
+/// The system prompt parts and the conversation, consecutive messages of one role merged (tool
+/// results follow as `user` content, as Anthropic wants them).
+fn messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), ProxyError> {
+    let messages = messages
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("messages", "must be an array"))?;
+    let mut system = Vec::new();
+    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let field = format!("messages[{i}]");
+        let role = message
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(&format!("{field}.role"), "must be a string"))?;
+        let (role, blocks) = match role {
+            "system" | "developer" => {
+                system.push(text_of(message.get("content"), &field)?);
+                continue;
+            }
+            "user" => ("user", content_blocks(message.get("content"), &field)?),
+            "assistant" => ("assistant", assistant_blocks(message, &field)?),
+            "tool" => ("user", vec![tool_result(message, &field)?]),
+            other => {
+                return Err(invalid(
+                    &format!("{field}.role"),
+                    &format!("role {other:?} is not supported"),
+                ));
+            }
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last, content)) if last == role => content.extend(blocks),
+            _ => out.push((role.to_string(), blocks)),
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid(
+            "messages",
+            "at least one user or assistant message is required",
+        ));
+    }
+    let messages = out
+        .into_iter()
+        .map(|(role, content)| json!({ "role": role, "content": content }))
+        .collect();
+    Ok((system, messages))
+}
+
+/// The text of a string content or of an array of text parts.
+fn text_of(content: Option<&Value>, field: &str) -> Result<String, ProxyError> {
+    match content {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| {
+                part.get("text")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        invalid(
+                            &format!("{field}.content[{j}]"),
+                            "only text parts are allowed here",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|texts| texts.join("\n")),
+        _ => Err(invalid(
+            &format!("{field}.content"),
+            "must be a string or an array of text parts",
+        )),
+    }
+}
+
+/// A user message's content as Anthropic blocks: text and images.
+fn content_blocks(content: Option<&Value>, field: &str) -> Result<Vec<Value>, ProxyError> {
+    match content {
+        Some(Value::String(text)) => Ok(vec![json!({ "type": "text", "text": text })]),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| content_part(part, &format!("{field}.content[{j}]")))
+            .collect(),
+        _ => Err(invalid(
+            &format!("{field}.content"),
+            "must be a string or an array of content parts",
+        )),
+    }
+}
+
+fn content_part(part: &Value, field: &str) -> Result<Value, ProxyError> {
+    match part.get("type").and_then(Value::as_str) {
+        Some("text") => {
+            let text = part
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(&format!("{field}.text"), "must be a string"))?;
+            Ok(json!({ "type": "text", "text": text }))
+        }
+        Some("image_url") => {
+            let url = part
+                .get("image_url")
+                .and_then(|i| i.get("url"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(&format!("{field}.image_url.url"), "must be a string"))?;
+            image_block(url, field)
+        }
+        Some(other) => Err(unsupported(
+            &format!("{field}.type"),
+            &format!("content parts of type {other:?} are not available"),
+        )),
+        None => Err(invalid(&format!("{field}.type"), "must be a string")),
+    }
+}
+
+/// An image from a `data:` URL (base64) or an `http(s)` URL.
+fn image_block(url: &str, field: &str) -> Result<Value, ProxyError> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
+            invalid(
+                &format!("{field}.image_url.url"),
+                "a data URL must be base64",
+            )
+        })?;
+        return Ok(json!({
+            "type": "image",
+            "source": { "type": "base64", "media_type": media_type, "data": data },
+        }));
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
+    }
+    Err(invalid(
+        &format!("{field}.image_url.url"),
+        "must be a data: or http(s) URL",
+    ))
+}
+
+/// An assistant message: its text, then its tool calls as `tool_use` blocks.
+fn assistant_blocks(message: &Value, field: &str) -> Result<Vec<Value>, ProxyError> {
+    let mut blocks = match message.get("content") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) if text.is_empty() => Vec::new(),
+        content => vec![json!({ "type": "text", "text": text_of(content, field)? })],
+    };
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(blocks),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => return Err(invalid(&format!("{field}.tool_calls"), "must be an array")),
+    };
+    for (j, call) in calls.iter().enumerate() {
+        let call_field = format!("{field}.tool_calls[{j}]");
+        let id = call.get("id").and_then(Value::as_str);
+        let function = call.get("function");
+        let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
+        let (Some(id), Some(name)) = (id, name) else {
+            return Err(invalid(&call_field, "needs an id and a function name"));
+        };
+        let arguments = function
+            .and_then(|f| f.get("arguments"))
+            .and_then(Value::as_str)
+            .unwrap_or("{}");
+        let input: Value = serde_json::from_str(if arguments.trim().is_empty() {
+            "{}"
+        } else {
+            arguments
+        })
+        .map_err(|_| {
+            invalid(
+                &format!("{call_field}.function.arguments"),
+                "must be a JSON object",
+            )
+        })?;
+        blocks.push(json!({ "type": "tool_use", "id": id, "name": name, "input": input }));
+    }
+    Ok(blocks)
+}
+
+/// A `tool` message as a `tool_result` block.
+fn tool_result(message: &Value, field: &str) -> Result<Value, ProxyError> {
+    let id = message
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(&format!("{field}.tool_call_id"), "must be a string"))?;
+    let content = text_of(message.get("content"), field)?;
+    Ok(json!({ "type": "tool_result", "tool_use_id": id, "content": content }))
+}
+
+/// OpenAI function tools as Anthropic tools.
+fn tools(tools: Option<&Value>) -> Result<Option<Vec<Value>>, ProxyError> {
+    let tools = match tools {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => return Err(invalid("tools", "must be an array")),
+    };
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let field = format!("tools[{i}]");
+            if tool.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(unsupported(
+                    &format!("{field}.type"),
+                    "only function tools are available",
+                ));
+            }
+            let function = tool.get("function");
+            let name = function
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(&format!("{field}.function.name"), "must be a string"))?;
+            let mut out = json!({
+                "name": name,
+                "input_schema": function
+                    .and_then(|f| f.get("parameters"))
+                    .filter(|p| !p.is_null())
+                    .cloned()
+                    .unwrap_or_else(|| json!({ "type": "object", "properties": {} })),
+            });
+            if let Some(description) = function.and_then(|f| f.get("description")) {
+                out["description"] = description.clone();
+            }
+            Ok(out)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// `tool_choice` (and `parallel_tool_calls: false`) in Anthropic's form.
+fn tool_choice(object: &Map<String, Value>) -> Result<Option<Value>, ProxyError> {
+    let mut choice = match object.get("tool_choice") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(mode)) => Some(match mode.as_str() {
+            "auto" => json!({ "type": "auto" }),
+            "none" => json!({ "type": "none" }),
+            "required" => json!({ "type": "any" }),
+            other => {
+                return Err(invalid(
+                    "tool_choice",
+                    &format!("{other:?} is not auto, none or required"),
+                ));
+            }
+        }),
+        Some(Value::Object(choice)) => {
+            let name = choice
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("tool_choice.function.name", "must be a string"))?;
+            Some(json!({ "type": "tool", "name": name }))
+        }
+        Some(_) => return Err(invalid("tool_choice", "must be a string or an object")),
+    };
+    if object.get("parallel_tool_calls") == Some(&json!(false))
+        && object.get("tools").is_some_and(|t| !t.is_null())
+    {
+        let choice = choice.get_or_insert_with(|| json!({ "type": "auto" }));
+        if choice["type"] != "none" {
+            choice["disable_parallel_tool_use"] = json!(true);
+        }
+    }
+    Ok(choice)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn translate(request: Value) -> Value {
+        to_messages_request(&request, "claude-x").unwrap()
+    }
+
+    #[test]
+    fn system_messages_become_the_system_prompt_and_max_tokens_is_always_set() {
+        let out = translate(json!({
+            "model": "client-model",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "developer", "content": [{"type": "text", "text": "No emoji."}]},
+                {"role": "user", "content": "Hi"},
+            ],
+            "temperature": 0.2, "stop": "END", "user": "u-1", "stream": true,
+            "stream_options": {"include_usage": true},
+        }));
+        assert_eq!(
+            out,
+            json!({
+                "model": "claude-x",
+                "system": "Be brief.\n\nNo emoji.",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+                "max_tokens": DEFAULT_MAX_TOKENS,
+                "stop_sequences": ["END"],
+                "temperature": 0.2,
+                "stream": true,
+                "metadata": {"user_id": "u-1"},
+            })
+        );
+        let out = translate(json!({
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 10, "max_completion_tokens": 20,
+        }));
+        assert_eq!(out["max_tokens"], 20);
+    }
+
+    #[test]
+    fn a_tool_round_trip_becomes_tool_use_and_tool_result_blocks() {
+        let out = translate(json!({
+            "messages": [
+                {"role": "user", "content": "Weather in Paris and Rome?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Rome\"}"}},
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                {"role": "tool", "tool_call_id": "call_2", "content": "rain"},
+            ],
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+            "tool_choice": "required",
+            "parallel_tool_calls": false,
+        }));
+        assert_eq!(
+            out["messages"][1]["content"][1],
+            json!({"type": "tool_use", "id": "call_2", "name": "weather", "input": {"city": "Rome"}})
+        );
+        // Both results in one user message, in order.
+        assert_eq!(out["messages"].as_array().unwrap().len(), 3);
+        assert_eq!(out["messages"][2]["role"], "user");
+        assert_eq!(
+            out["messages"][2]["content"][1],
+            json!({"type": "tool_result", "tool_use_id": "call_2", "content": "rain"})
+        );
+        assert_eq!(
+            out["tools"][0]["input_schema"]["properties"]["city"]["type"],
+            "string"
+        );
+        assert_eq!(out["tools"][0]["description"], "Weather");
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+        let named = translate(json!({
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+        }));
+        assert_eq!(named["tool_choice"], json!({"type": "tool", "name": "f"}));
+        assert_eq!(
+            named["tools"][0]["input_schema"],
+            json!({"type": "object", "properties": {}})
+        );
+    }
+
+    #[test]
+    fn images_from_data_and_http_urls() {
+        let out = translate(json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+        ]}]}));
+        let content = &out["messages"][0]["content"];
+        assert_eq!(
+            content[1],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}})
+        );
+        assert_eq!(
+            content[2],
+            json!({"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}})
+        );
+    }
+
+    #[test]
+    fn what_anthropic_cannot_express_is_a_400_naming_it() {
+        for (field, value) in [
+            ("n", json!(2)),
+            ("logprobs", json!(true)),
+            ("seed", json!(7)),
+            ("presence_penalty", json!(0.5)),
+            ("response_format", json!({"type": "json_object"})),
+            ("modalities", json!(["text", "audio"])),
+        ] {
+            let mut request = json!({"messages": [{"role": "user", "content": "x"}]});
+            request[field] = value;
+            let error = to_messages_request(&request, "m").unwrap_err();
+            assert_eq!(error.status, http::StatusCode::BAD_REQUEST);
+            assert!(
+                error.message.starts_with(&format!("{field}:")),
+                "{}",
+                error.message
+            );
+        }
+        // Defaults are not a request for the feature.
+        let request = json!({"messages": [{"role": "user", "content": "x"}], "n": 1, "logprobs": false, "seed": null, "presence_penalty": 0, "response_format": {"type": "text"}});
+        assert!(to_messages_request(&request, "m").is_ok());
+        let error = to_messages_request(
+            &json!({"messages": [{"role": "system", "content": "only"}]}),
+            "m",
+        )
+        .unwrap_err();
+        assert!(error.message.starts_with("messages:"), "{}", error.message);
+        let error = to_messages_request(
+            &json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}),
+            "m",
+        )
+        .unwrap_err();
+        assert!(
+            error.message.starts_with("max_tokens:"),
+            "{}",
+            error.message
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! One provider of a backend: kind, endpoint, effective policies and credential.
 
 use agentgateway_crds::backend::{BackendPolicies, Provider, ProviderKindName};
-use agentgateway_crds::proxy_config::{AuthConfig, ProviderConfig, ProviderKind};
+use agentgateway_crds::proxy_config::{AuthConfig, AzureConfig, ProviderConfig, ProviderKind};
 
 use crate::auth::{Credential, resolve_auth};
 use crate::diagnostic::{Diagnostic, Reason};
@@ -77,8 +77,12 @@ pub(crate) fn compile_provider(
                 )
             })
         }
+        // Azure's public endpoint is the resource's own host (validation requires it when no
+        // host is given).
         _ => Some((
-            public_endpoint.0.to_string(),
+            azure_endpoint(provider)
+                .unwrap_or(public_endpoint.0)
+                .to_string(),
             public_endpoint.1,
             tls.clone(),
         )),
@@ -105,6 +109,10 @@ pub(crate) fn compile_provider(
                 port,
                 tls,
                 path: provider.path.clone(),
+                azure: provider.azureopenai.as_ref().map(|azure| AzureConfig {
+                    deployment: azure.deployment_name.clone().unwrap_or_default(),
+                    api_version: azure.api_version.clone().unwrap_or_default(),
+                }),
                 auth: credential.as_ref().map(|c| AuthConfig {
                     credential: c.id.clone(),
                 }),
@@ -123,11 +131,18 @@ fn served_kind(kind: ProviderKindName) -> Option<(ProviderKind, (&'static str, u
     match kind {
         ProviderKindName::OpenAi => Some((ProviderKind::OpenAi, ("api.openai.com", 443))),
         ProviderKindName::Anthropic => Some((ProviderKind::Anthropic, ("api.anthropic.com", 443))),
-        ProviderKindName::Gemini
-        | ProviderKindName::AzureOpenAi
-        | ProviderKindName::Bedrock
-        | ProviderKindName::VertexAi => None,
+        // The host is the resource's endpoint (see `azure_endpoint`).
+        ProviderKindName::AzureOpenAi => Some((ProviderKind::AzureOpenAi, ("", 443))),
+        ProviderKindName::Gemini | ProviderKindName::Bedrock | ProviderKindName::VertexAi => None,
     }
+}
+
+/// An `azureopenai` provider's resource endpoint, e.g. `my-resource.openai.azure.com`.
+fn azure_endpoint(provider: &Provider) -> Option<&str> {
+    provider
+        .azureopenai
+        .as_ref()
+        .and_then(|azure| azure.endpoint.as_deref())
 }
 
 /// The provider's port as the config holds it (validation already bounds it).

@@ -392,3 +392,65 @@ spec:
     );
     assert_eq!(error.errors[0].diagnostic.reason, Reason::InvalidSpec);
 }
+
+/// Each served kind's public endpoint over TLS when no host is given: Anthropic's API, the Azure
+/// resource's own endpoint; Azure's deployment and API version travel in the config.
+#[test]
+fn anthropic_and_azure_providers_compile_to_their_public_endpoints() {
+    let compiled = compile(
+        "apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {name: hosted}
+spec:
+  ai:
+    groups:
+    - providers:
+      - {name: claude, anthropic: {model: claude-sonnet-4-5}, policies: {auth: {key: sk-ant}}}
+      - name: azure
+        azureopenai: {endpoint: my-resource.openai.azure.com, deploymentName: gpt-4o, apiVersion: 2024-10-21}
+        policies: {auth: {key: az-key}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: hosted}
+spec:
+  rules: [{backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: hosted}]}]
+",
+    );
+    let providers: Vec<&ProviderConfig> = compiled.config.backends["default/hosted"]
+        .groups
+        .iter()
+        .flat_map(|g| &g.providers)
+        .collect();
+    let claude = providers[0];
+    assert_eq!(
+        claude.kind,
+        agentgateway_crds::proxy_config::ProviderKind::Anthropic
+    );
+    assert_eq!(
+        (claude.host.as_str(), claude.port),
+        ("api.anthropic.com", 443)
+    );
+    assert!(claude.tls.is_some());
+    assert_eq!(claude.azure, None);
+    let azure = providers[1];
+    assert_eq!(
+        azure.kind,
+        agentgateway_crds::proxy_config::ProviderKind::AzureOpenAi
+    );
+    assert_eq!(
+        (azure.host.as_str(), azure.port),
+        ("my-resource.openai.azure.com", 443)
+    );
+    assert!(azure.tls.is_some());
+    let deployment = azure.azure.as_ref().unwrap();
+    assert_eq!(
+        (
+            deployment.deployment.as_str(),
+            deployment.api_version.as_str()
+        ),
+        ("gpt-4o", "2024-10-21")
+    );
+    assert_eq!(compiled.credentials.len(), 2);
+    assert!(compiled.config.validate().is_ok());
+}

@@ -21,6 +21,7 @@ fn self_hosted(name: &str) -> ProviderConfig {
         port: 8090,
         tls: None,
         path: None,
+        azure: None,
         auth: None,
         connect_timeout_ms: 10_000,
         request_timeout_ms: 600_000,

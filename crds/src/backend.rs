@@ -151,10 +151,12 @@ pub struct AzureOpenAiProvider {
     /// The resource endpoint host, e.g. `my-resource.openai.azure.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// The deployment that serves the requests.
+    /// The deployment that serves the requests (`/openai/deployments/{deploymentName}/...`): 1-64
+    /// letters, digits, `-`, `_` or `.`. Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_name: Option<String>,
-    /// The API version, e.g. `2024-10-21`.
+    /// The API version, sent as `?api-version=`: `YYYY-MM-DD`, optionally with a suffix such as
+    /// `-preview` (e.g. `2024-10-21`). Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// The model to use; it replaces the model of every request.

@@ -165,6 +165,19 @@ pub enum ProviderKind {
     /// Anthropic's Messages API: requests and answers are translated.
     #[serde(rename = "anthropic")]
     Anthropic,
+    /// Azure OpenAI: OpenAI's bodies on a deployment's path, with `api-version` and `api-key`.
+    #[serde(rename = "azureopenai")]
+    AzureOpenAi,
+}
+
+/// Where an Azure OpenAI provider serves a deployment.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureConfig {
+    /// The deployment: `/openai/deployments/{deployment}/...`.
+    pub deployment: String,
+    /// The `api-version` query parameter.
+    pub api_version: String,
 }
 
 /// One provider, resolved: endpoint, credentials reference, timeouts and eviction settings.
@@ -188,6 +201,9 @@ pub struct ProviderConfig {
     /// Replaces the request path when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The deployment and API version of an `azureopenai` provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureConfig>,
     /// The credential to send, by id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,

@@ -172,8 +172,21 @@ fn validate_kind_fields(errors: &mut Errors, path: &str, provider: &Provider) {
                 "must be a DNS-1123 hostname",
             );
         }
-        if azure.deployment_name.as_deref().is_none_or(str::is_empty) {
-            missing(errors, format!("{path}.azureopenai.deploymentName"));
+        match azure.deployment_name.as_deref() {
+            None | Some("") => missing(errors, format!("{path}.azureopenai.deploymentName")),
+            Some(name) if !is_azure_deployment(name) => errors.push(
+                format!("{path}.azureopenai.deploymentName"),
+                "must be 1-64 letters, digits, '-', '_' or '.'",
+            ),
+            Some(_) => {}
+        }
+        match azure.api_version.as_deref() {
+            None | Some("") => missing(errors, format!("{path}.azureopenai.apiVersion")),
+            Some(version) if !is_azure_api_version(version) => errors.push(
+                format!("{path}.azureopenai.apiVersion"),
+                "must be a date, optionally with a suffix: YYYY-MM-DD or YYYY-MM-DD-preview",
+            ),
+            Some(_) => {}
         }
     }
     if let Some(bedrock) = &provider.bedrock
@@ -189,6 +202,36 @@ fn validate_kind_fields(errors: &mut Errors, path: &str, provider: &Provider) {
             missing(errors, format!("{path}.vertexai.region"));
         }
     }
+}
+
+/// An Azure OpenAI deployment name, as it goes into the request path.
+pub fn is_azure_deployment(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name != "."
+        && name != ".."
+}
+
+/// An Azure OpenAI `api-version`: `YYYY-MM-DD`, optionally followed by `-` and a lowercase suffix
+/// (`2024-10-21`, `2025-01-01-preview`).
+pub fn is_azure_api_version(version: &str) -> bool {
+    let (date, suffix) = version.split_at(version.len().min(10));
+    let digits = |range: std::ops::Range<usize>| {
+        date.get(range)
+            .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    date.len() == 10
+        && digits(0..4)
+        && date.as_bytes()[4] == b'-'
+        && digits(5..7)
+        && date.as_bytes()[7] == b'-'
+        && digits(8..10)
+        && (suffix.is_empty()
+            || suffix.strip_prefix('-').is_some_and(|s| {
+                !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_lowercase())
+            }))
 }
 
 fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies) {

@@ -134,6 +134,18 @@ fn each_broken_rule_is_reported_with_its_field_path() {
             "ai: {provider: {azureopenai: {endpoint: x.openai.azure.com}}}",
             "spec.ai.provider.azureopenai.deploymentName: required",
         ),
+        (
+            "ai: {provider: {azureopenai: {endpoint: x.openai.azure.com, deploymentName: gpt4o}}}",
+            "spec.ai.provider.azureopenai.apiVersion: required",
+        ),
+        (
+            "ai: {provider: {azureopenai: {endpoint: x.openai.azure.com, deploymentName: 'a/b', apiVersion: 2024-10-21}}}",
+            "spec.ai.provider.azureopenai.deploymentName: must be 1-64 letters, digits, '-', '_' or '.'",
+        ),
+        (
+            "ai: {provider: {azureopenai: {endpoint: x.openai.azure.com, deploymentName: d, apiVersion: latest}}}",
+            "spec.ai.provider.azureopenai.apiVersion: must be a date, optionally with a suffix: YYYY-MM-DD or YYYY-MM-DD-preview",
+        ),
     ];
     for (yaml, expected) in cases {
         let found = errors(yaml);
@@ -142,6 +154,27 @@ fn each_broken_rule_is_reported_with_its_field_path() {
             "{yaml}\n expected {expected:?}\n got {found:?}"
         );
     }
+}
+
+#[test]
+fn azure_api_versions_are_dates_with_an_optional_suffix() {
+    use agentgateway_crds::validation::is_azure_api_version;
+    for good in ["2024-10-21", "2025-01-01-preview"] {
+        assert!(is_azure_api_version(good), "{good}");
+    }
+    for bad in [
+        "",
+        "2024-10",
+        "2024-10-21-",
+        "2024-10-21-Preview",
+        "2024/10/21",
+        "2024-10-21?x=1",
+        "latest",
+    ] {
+        assert!(!is_azure_api_version(bad), "{bad}");
+    }
+    let ok = "ai: {provider: {azureopenai: {endpoint: x.openai.azure.com, deploymentName: gpt-4o.mini_1, apiVersion: 2024-10-21}}}";
+    assert_eq!(errors(ok), Vec::<String>::new());
 }
 
 #[test]

@@ -545,7 +545,8 @@ fn user_text(content: &Value) -> String {
 
 /// A deterministic tool input that fits a JSON schema: properties in sorted order (so the JSON
 /// text is the same whatever order `serde_json` keeps maps in), `const`/first `enum`/`default`
-/// when given, else `"mock <name>"` for strings, 1 for numbers, `true`, one-item arrays.
+/// when given, else `"mock <name>"` for strings, 1 for numbers, `true`, one-item arrays. Type
+/// names match in any case, so Gemini's `OBJECT`/`STRING` schemas work too.
 pub(crate) fn example_input(schema: Option<&Value>) -> Value {
     match schema.map(|s| example_value(s, "value", 0)) {
         Some(v @ Value::Object(_)) => v,
@@ -575,12 +576,13 @@ fn example_value(schema: &Value, name: &str, depth: usize) -> Value {
         Some(Value::Array(types)) => types
             .iter()
             .filter_map(Value::as_str)
-            .find(|t| *t != "null")
+            .find(|t| !t.eq_ignore_ascii_case("null"))
             .unwrap_or("null"),
         _ if schema.get("properties").is_some() => "object",
         _ => "string",
     };
-    match ty {
+    // Gemini's OpenAPI-style schemas spell types in upper case (`OBJECT`).
+    match ty.to_ascii_lowercase().as_str() {
         "object" => {
             let mut out = Map::new();
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {

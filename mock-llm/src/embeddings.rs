@@ -48,10 +48,12 @@ struct EmbeddingUsage {
     total_tokens: u32,
 }
 
+/// `model_override` replaces the model the request names (Azure's deployments).
 pub(crate) async fn handle(
     shared: &Shared,
     conn: &mut Conn,
     body: &[u8],
+    model_override: Option<&str>,
     ctx: &Ctx,
 ) -> io::Result<Flow> {
     let req: EmbeddingRequest = match serde_json::from_slice(body) {
@@ -81,11 +83,12 @@ pub(crate) async fn handle(
             embedding: embed(bytes),
         })
         .collect();
-    let model = req
-        .model
-        .as_deref()
-        .filter(|m| !m.is_empty())
-        .unwrap_or(&shared.config.model);
+    let model = model_override.unwrap_or_else(|| {
+        req.model
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .unwrap_or(&shared.config.model)
+    });
     let usage = EmbeddingUsage {
         prompt_tokens,
         total_tokens: prompt_tokens,

@@ -13,14 +13,17 @@ use thiserror::Error;
 /// stalls. The spec parser rejects such conflicts instead.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Answer with this status and an error body in the endpoint's style (OpenAI's, or
-    /// Anthropic's `{"type":"error","error":{..}}` on `/v1/messages`).
+    /// Answer with this status and an error body in the endpoint's style (OpenAI's, Anthropic's
+    /// `{"type":"error","error":{..}}` on `/v1/messages`, Azure's `{"error":{"code":"429",..}}`
+    /// under `/openai/`, Google's `{"error":{"code":429,..,"status":"RESOURCE_EXHAUSTED"}}` on
+    /// Gemini routes).
     Status {
         status: u16,
         /// Sent verbatim as `Retry-After`, so both delta-seconds and an HTTP-date work.
         retry_after: Option<String>,
         /// Overrides the error body's `type` and `code` (e.g. `insufficient_quota`, or
-        /// `overloaded_error` on `/v1/messages`).
+        /// `overloaded_error` on `/v1/messages`); Azure's `code`; Gemini's `status` when
+        /// upper-case (e.g. `FAILED_PRECONDITION`).
         error_type: Option<String>,
     },
     /// Read the request, then close the socket with a RST and no response.
@@ -31,8 +34,9 @@ pub enum Fault {
     /// Read the request and never answer until the client goes away.
     Stall,
     /// Streaming: send the first N SSE events, then an error event in the endpoint's style
-    /// (Anthropic: `event: error` with an `overloaded_error`; OpenAI: `data: {"error": ..}`) and
-    /// end the stream cleanly. N is clamped so the error at least replaces the stream's terminal
+    /// (Anthropic: `event: error` with an `overloaded_error`; OpenAI and Azure: `data: {"error":
+    /// ..}`; Gemini: `data: {"error":{"code":503,..,"status":"UNAVAILABLE"}}`, or a last array
+    /// element without `alt=sse`) and end the stream cleanly. N is clamped so the error at least replaces the stream's terminal
     /// event (`message_stop` / `[DONE]`). Non-streaming responses are unaffected.
     ErrorAfter(usize),
     /// Wait before the response headers.

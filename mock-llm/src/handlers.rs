@@ -1,18 +1,21 @@
 //! Routing and the chat/models endpoints, plus the response writers shared by all endpoints.
-//! Anthropic's `/v1/messages` lives in [`crate::messages`].
+//! Anthropic's `/v1/messages` lives in [`crate::messages`], Azure OpenAI's deployment routes in
+//! [`crate::azure`] and Gemini's `generateContent` in [`crate::generate_content`].
 
 use std::io;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::http::{self, Conn, LAST_CHUNK, Method};
+use crate::azure::AzureOp;
+use crate::gemini::GeminiOp;
+use crate::http::{self, Conn, LAST_CHUNK, Method, ProviderHead, RouteNeeds};
 use crate::openai::{
     AssistantMessage, CREATED, ChatChoice, ChatChunk, ChatCompletion, ChatRequest, ChunkChoice,
     Delta, ErrorBody, ErrorDetail, ModelEntry, ModelList, Usage, count_words, reply_pieces,
 };
 use crate::server::Shared;
-use crate::{completions, embeddings, messages};
+use crate::{Credential, azure, completions, embeddings, generate_content, messages};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -21,11 +24,27 @@ pub(crate) enum Route {
     Embeddings,
     /// Anthropic's Messages API; its errors use Anthropic's body shape.
     Messages,
+    /// Anything under `/openai/`; errors at the Azure level use Azure's body shape.
+    Azure(AzureOp),
+    /// `/v1beta/models/{model}:{method}` (or `/v1/`); errors use Google's body shape.
+    Gemini(GeminiOp),
     Models,
     NotFound,
 }
 
+impl RouteNeeds for Route {
+    fn needs_provider_head(&self) -> bool {
+        matches!(self, Route::Azure(_) | Route::Gemini(_))
+    }
+}
+
 pub(crate) fn classify(method: Method, path: &str) -> Route {
+    if let Some(op) = azure::classify(method, path) {
+        return Route::Azure(op);
+    }
+    if let Some(op) = crate::gemini::classify(method, path) {
+        return Route::Gemini(op);
+    }
     // Clients configured with a base URL lacking `/v1` should still work.
     let path = path.strip_prefix("/v1").unwrap_or(path);
     match (method, path) {
@@ -48,6 +67,18 @@ pub(crate) enum Flow {
 /// Request headers some endpoints need beyond the route.
 pub(crate) struct ApiHeaders<'a> {
     pub anthropic_version: Option<&'a str>,
+    /// Target and credentials; present on [`Route::Azure`] and [`Route::Gemini`].
+    pub provider: Option<&'a ProviderHead>,
+}
+
+/// The credential a key-checking route accepts from this request, if any.
+pub(crate) fn credential(route: Route, provider: Option<&ProviderHead>) -> Option<Credential> {
+    let provider = provider?;
+    match route {
+        Route::Azure(_) => azure::credential(provider).ok(),
+        Route::Gemini(_) => crate::gemini::credential(provider).ok(),
+        _ => None,
+    }
 }
 
 /// How to deliver one response.
@@ -108,15 +139,19 @@ pub(crate) async fn dispatch(
     ctx: Ctx,
 ) -> io::Result<Flow> {
     match route {
-        Route::Chat => chat(shared, conn, body, &ctx).await,
+        Route::Chat => chat(shared, conn, body, None, &ctx).await,
         Route::Completions => completions::handle(shared, conn, body, &ctx).await,
-        Route::Embeddings => embeddings::handle(shared, conn, body, &ctx).await,
+        Route::Embeddings => embeddings::handle(shared, conn, body, None, &ctx).await,
         Route::Messages => messages::handle(shared, conn, headers, body, &ctx).await,
+        Route::Azure(op) => azure::handle(shared, conn, op, headers, body, &ctx).await,
+        Route::Gemini(op) => generate_content::handle(shared, conn, op, headers, body, &ctx).await,
         Route::Models => send_bytes(conn, 200, &shared.models_json, &shared.json_extra, &ctx).await,
         Route::NotFound => {
             let msg = "unknown endpoint; mock-llm serves POST /v1/chat/completions, \
-                       POST /v1/completions, POST /v1/embeddings, POST /v1/messages \
-                       and GET /v1/models";
+                       POST /v1/completions, POST /v1/embeddings, POST /v1/messages, \
+                       GET /v1/models, POST /openai/deployments/{id}/chat/completions, \
+                       POST /openai/deployments/{id}/embeddings and \
+                       POST /v1beta/models/{model}:generateContent / :streamGenerateContent";
             let reply = ErrorReply::new(404, msg, "invalid_request_error", "not_found");
             send_error(shared, conn, reply, &ctx).await
         }
@@ -137,16 +172,24 @@ pub(crate) fn models_json(model: &str) -> Vec<u8> {
     serde_json::to_vec(&list).unwrap_or_default()
 }
 
-async fn chat(shared: &Shared, conn: &mut Conn, body: &[u8], ctx: &Ctx) -> io::Result<Flow> {
+/// The chat endpoint; `model_override` replaces the model the request names (Azure's deployments).
+pub(crate) async fn chat(
+    shared: &Shared,
+    conn: &mut Conn,
+    body: &[u8],
+    model_override: Option<&str>,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
     let req: ChatRequest<'_> = match serde_json::from_slice(body) {
         Ok(req) => req,
         Err(e) => return bad_json(shared, conn, &e, ctx).await,
     };
-    let model = req
-        .model
-        .as_deref()
-        .filter(|m| !m.is_empty())
-        .unwrap_or(&shared.config.model);
+    let model = model_override.unwrap_or_else(|| {
+        req.model
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .unwrap_or(&shared.config.model)
+    });
     let requested = req.requested_reply();
     let reply = requested.as_deref().unwrap_or(&shared.reply);
     let usage = Usage::new(req.prompt_tokens(), count_words(reply));
@@ -237,7 +280,8 @@ pub(crate) async fn bad_json(
     send_error(shared, conn, reply, ctx).await
 }
 
-/// Sends an error in the route's style: Anthropic's body on `/v1/messages`, OpenAI's elsewhere.
+/// Sends an error in the route's style: Anthropic's body on `/v1/messages`, Azure's under
+/// `/openai/`, Google's on Gemini routes, OpenAI's elsewhere.
 pub(crate) async fn send_route_error(
     shared: &Shared,
     conn: &mut Conn,
@@ -247,6 +291,8 @@ pub(crate) async fn send_route_error(
 ) -> io::Result<Flow> {
     match route {
         Route::Messages => messages::send_error(shared, conn, reply, ctx).await,
+        Route::Azure(_) => azure::send_error(shared, conn, reply, ctx).await,
+        Route::Gemini(_) => generate_content::send_error(shared, conn, reply, ctx).await,
         _ => send_error(shared, conn, reply, ctx).await,
     }
 }
@@ -265,6 +311,12 @@ pub(crate) async fn send_fault_status(
         (Some(t), _) => (t, t),
         (None, Route::Messages) => {
             let t = crate::anthropic::error_type(status);
+            (t, t)
+        }
+        // Azure's `code` is the status number unless the body names one.
+        (None, Route::Azure(_)) => ("", ""),
+        (None, Route::Gemini(_)) => {
+            let t = crate::gemini::status_name(status);
             (t, t)
         }
         (None, _) => crate::openai::error_kind(status),
@@ -307,6 +359,17 @@ pub(crate) async fn send_error_body(
             send_bytes(conn, status, body, &extra, ctx).await
         }
     }
+}
+
+/// Sends an already serialized JSON body.
+pub(crate) async fn send_json_body(
+    shared: &Shared,
+    conn: &mut Conn,
+    status: u16,
+    body: &[u8],
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    send_bytes(conn, status, body, &shared.json_extra, ctx).await
 }
 
 pub(crate) async fn send_json<T: Serialize>(
@@ -388,10 +451,40 @@ pub(crate) async fn send_events(
     error_event: &[u8],
     mut render: impl FnMut(usize, &mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<Flow> {
+    let render = |slot: Slot, event: &mut Vec<u8>| match slot {
+        Slot::Event(i) => render(i, event),
+        Slot::Error(_) => {
+            event.extend_from_slice(error_event);
+            Ok(())
+        }
+    };
+    send_stream(shared, conn, ctx, "text/event-stream", events, render).await
+}
+
+/// Which piece of a stream [`send_stream`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Piece N of the stream.
+    Event(usize),
+    /// An `error_after` fault's error, in place of piece N; nothing follows it.
+    Error(usize),
+}
+
+/// Like [`send_events`] for any chunked body made of `events` pieces of `content_type` (e.g. a
+/// JSON array sent element by element); `render` also writes the error an `error_after` fault
+/// puts in place of a piece, so it can frame it like one.
+pub(crate) async fn send_stream(
+    shared: &Shared,
+    conn: &mut Conn,
+    ctx: &Ctx,
+    content_type: &str,
+    events: usize,
+    mut render: impl FnMut(Slot, &mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<Flow> {
     http::write_head(
         &mut conn.out,
         200,
-        "text/event-stream",
+        content_type,
         None,
         ctx.close,
         &shared.sse_extra,
@@ -409,12 +502,12 @@ pub(crate) async fn send_events(
         let mut event = std::mem::take(&mut conn.scratch);
         event.clear();
         let errored = error_at == Some(i);
-        let rendered = if errored {
-            event.extend_from_slice(error_event);
-            Ok(())
+        let slot = if errored {
+            Slot::Error(i)
         } else {
-            render(i, &mut event)
+            Slot::Event(i)
         };
+        let rendered = render(slot, &mut event);
         // An empty chunk would end the body, so an empty rendering sends nothing.
         if rendered.is_ok() && !event.is_empty() {
             http::write_chunk(&mut conn.out, &event);

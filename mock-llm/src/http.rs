@@ -35,8 +35,55 @@ pub(crate) struct RequestHead<R> {
     pub fault_spec: Option<String>,
     /// `anthropic-version`, which `/v1/messages` requires (kept even when not recording).
     pub anthropic_version: Option<String>,
+    /// The target and credentials, kept (even when not recording) only for routes that check
+    /// keys or read the path and query (Azure OpenAI, Gemini).
+    pub provider: Option<ProviderHead>,
     /// Only filled when recording, so the fast path allocates nothing for it.
     pub full: Option<FullHead>,
+}
+
+/// Tells the head reader which routes need a [`ProviderHead`].
+pub(crate) trait RouteNeeds {
+    fn needs_provider_head(&self) -> bool;
+}
+
+/// What key-checking provider endpoints read from the request head.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProviderHead {
+    /// The request target: path and query string.
+    pub target: String,
+    /// Azure's `api-key` header.
+    pub api_key: Option<String>,
+    pub authorization: Option<String>,
+    /// Gemini's `x-goog-api-key` header.
+    pub goog_api_key: Option<String>,
+}
+
+impl ProviderHead {
+    /// The first query parameter with this name, undecoded (`Some("")` for `?name` or `name=`).
+    pub fn query(&self, name: &str) -> Option<&str> {
+        let (_, query) = self.target.split_once('?')?;
+        query
+            .split('&')
+            .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The path without the query string.
+    pub fn path(&self) -> &str {
+        self.target
+            .split_once('?')
+            .map_or(self.target.as_str(), |(p, _)| p)
+    }
+
+    /// The token of an `Authorization: Bearer TOKEN` header (scheme matched case-insensitively).
+    pub fn bearer(&self) -> Option<&str> {
+        let auth = self.authorization.as_deref()?;
+        let (scheme, token) = auth.split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    }
 }
 
 pub(crate) struct FullHead {
@@ -86,7 +133,7 @@ impl Conn {
     }
 
     /// Reads the next request head; `Ok(None)` when the peer closed cleanly between requests.
-    pub async fn read_head<R>(
+    pub async fn read_head<R: RouteNeeds>(
         &mut self,
         record: bool,
         classify: impl Fn(Method, &str) -> R,
@@ -203,7 +250,7 @@ impl Conn {
     }
 }
 
-fn extract<R>(
+fn extract<R: RouteNeeds>(
     req: &httparse::Request<'_, '_>,
     record: bool,
     classify: &impl Fn(Method, &str) -> R,
@@ -222,6 +269,12 @@ fn extract<R>(
     let mut expect_continue = false;
     let mut fault_spec = None;
     let mut anthropic_version = None;
+    let route_path = path.split_once('?').map_or(path, |(p, _)| p);
+    let route = classify(method, route_path);
+    let mut provider = route.needs_provider_head().then(|| ProviderHead {
+        target: path.to_owned(),
+        ..ProviderHead::default()
+    });
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -253,6 +306,19 @@ fn extract<R>(
             fault_spec = Some(String::from_utf8_lossy(h.value).into_owned());
         } else if name.eq_ignore_ascii_case("anthropic-version") {
             anthropic_version = Some(String::from_utf8_lossy(h.value).trim().to_owned());
+        } else if let Some(p) = provider.as_mut() {
+            let slot = if name.eq_ignore_ascii_case("api-key") {
+                &mut p.api_key
+            } else if name.eq_ignore_ascii_case("authorization") {
+                &mut p.authorization
+            } else if name.eq_ignore_ascii_case("x-goog-api-key") {
+                &mut p.goog_api_key
+            } else {
+                continue;
+            };
+            if slot.is_none() {
+                *slot = Some(String::from_utf8_lossy(h.value).trim().to_owned());
+            }
         }
     }
     // Chunked wins over Content-Length (RFC 9112 §6.3).
@@ -262,7 +328,6 @@ fn extract<R>(
         (false, Some(n)) if n > 0 => BodyKind::Length(n),
         _ => BodyKind::Empty,
     };
-    let route_path = path.split_once('?').map_or(path, |(p, _)| p);
     let full = record.then(|| FullHead {
         method: method_str.to_owned(),
         path: path.to_owned(),
@@ -278,12 +343,13 @@ fn extract<R>(
             .collect(),
     });
     Ok(RequestHead {
-        route: classify(method, route_path),
+        route,
         keep_alive,
         body,
         expect_continue,
         fault_spec,
         anthropic_version,
+        provider,
         full,
     })
 }

@@ -1,6 +1,6 @@
-//! `mock-llm`: a deterministic, fast, OpenAI- and Anthropic-compatible upstream for tests,
-//! benchmarks and demos, with fault injection (error statuses, delays, resets, cut streams,
-//! mid-stream errors, stalls).
+//! `mock-llm`: a deterministic, fast upstream speaking OpenAI's, Azure OpenAI's, Anthropic's and
+//! Gemini's APIs for tests, benchmarks and demos, with fault injection (error statuses, delays,
+//! resets, cut streams, mid-stream errors, stalls).
 //!
 //! Endpoints (the `/v1` prefix is optional):
 //!
@@ -12,8 +12,24 @@
 //!   `anthropic-version` header, validates the body as the API does, answers text or `tool_use`
 //!   (see the `messages` module for the rules), streams Anthropic's event sequence, and sends
 //!   errors (injected ones too) as `{"type":"error","error":{"type":..,"message":..}}`.
-//!   Keys are not checked on any endpoint: `Authorization` and `x-api-key` are only recorded.
+//! * `POST /openai/deployments/{deployment-id}/chat/completions?api-version=V` and
+//!   `POST /openai/deployments/{deployment-id}/embeddings?api-version=V`: Azure OpenAI. The
+//!   OpenAI bodies and answers, with the configured model as `model` (Azure reports the
+//!   deployment's underlying model, whatever the body names). Requires an `api-key` header or
+//!   `Authorization: Bearer` (401 otherwise) and a date-like `api-version` (400 otherwise);
+//!   Azure-level errors (injected ones too) are `{"error":{"code":..,"message":..}}`. See the
+//!   `azure` module.
+//! * `POST /v1beta/models/{model}:generateContent` and `..:streamGenerateContent[?alt=sse]` (also
+//!   under `/v1/`): Google's Gemini API with the same reply rule. Requires `x-goog-api-key`,
+//!   `?key=` or `Authorization: Bearer`, validates the body as the API does, answers text,
+//!   `functionCall` parts, safety blocks and `MAX_TOKENS` cuts, streams SSE with CRLF framing (or
+//!   a JSON array without `alt=sse`), and sends errors (injected ones too) as
+//!   `{"error":{"code":N,"message":..,"status":..}}`. See the `generate_content` module.
 //! * `GET /v1/models`: the configured model.
+//!
+//! Keys are only checked on the Azure and Gemini endpoints, for presence; the credential they
+//! accepted is [`RecordedRequest::credential`]. Elsewhere `Authorization` and `x-api-key` are only
+//! recorded.
 //!
 //! Every request, on every endpoint, is kept for [`MockLlm::requests`] (headers and body).
 //! Faults apply to every endpoint alike; see [`Fault`] and its `x-mock-fault` spec form.
@@ -34,9 +50,12 @@
 //! ```
 
 mod anthropic;
+mod azure;
 mod completions;
 mod embeddings;
 mod faults;
+mod gemini;
+mod generate_content;
 mod handlers;
 mod http;
 mod messages;
@@ -97,6 +116,22 @@ pub struct RecordedRequest {
     /// In arrival order, names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
+    /// On the Azure OpenAI and Gemini endpoints, the credential the server accepted (`None` when
+    /// none was acceptable, and on every other endpoint).
+    pub credential: Option<Credential>,
+}
+
+/// A credential an endpoint that checks keys accepted, in the order it looks for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// Azure's `api-key` header (wins over a bearer token on Azure).
+    ApiKey,
+    /// Gemini's `x-goog-api-key` header.
+    GoogApiKey,
+    /// Gemini's `?key=` query parameter.
+    QueryKey,
+    /// `Authorization: Bearer TOKEN`: an Entra ID token on Azure, an OAuth token on Gemini.
+    Bearer,
 }
 
 impl RecordedRequest {

@@ -1,5 +1,5 @@
-//! `mock-llm`: the mock OpenAI- and Anthropic-compatible server as a standalone process (demos,
-//! benchmarks).
+//! `mock-llm`: the mock OpenAI-, Azure OpenAI-, Anthropic- and Gemini-compatible server as a
+//! standalone process (demos, benchmarks).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use clap::Parser;
 #[command(
     name = "mock-llm",
     version,
-    about = "A deterministic OpenAI- and Anthropic-compatible test LLM server"
+    about = "A deterministic OpenAI-, Azure OpenAI-, Anthropic- and Gemini-compatible test LLM server"
 )]
 struct Args {
     /// Address to listen on.

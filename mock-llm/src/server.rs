@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::faults::{Action, Fault};
 use crate::handlers::{self, ApiHeaders, Ctx, ErrorReply, Flow};
 use crate::http::{BodyKind, Conn, FullHead, ReadError};
-use crate::{DEFAULT_REPLY, INSTANCE_HEADER, MockLlmConfig, RecordedRequest};
+use crate::{Credential, DEFAULT_REPLY, INSTANCE_HEADER, MockLlmConfig, RecordedRequest};
 
 pub(crate) struct Shared {
     pub config: MockLlmConfig,
@@ -102,7 +102,7 @@ impl Shared {
         taken
     }
 
-    fn record(&self, head: Option<FullHead>, body: &[u8]) {
+    fn record(&self, head: Option<FullHead>, body: &[u8], credential: Option<Credential>) {
         self.request_count.fetch_add(1, Ordering::Relaxed);
         if let Some(h) = head {
             // Copied so a kept request does not pin the connection's read buffer.
@@ -112,6 +112,7 @@ impl Shared {
                 path: h.path,
                 headers: h.headers,
                 body,
+                credential,
             };
             lock(&self.requests).push(req);
         }
@@ -186,7 +187,11 @@ async fn serve_connection(shared: &Shared, stream: TcpStream) {
             Ok(body) => body,
             Err(e) => return reject(shared, &mut conn, e).await,
         };
-        shared.record(head.full, &body);
+        let credential = head
+            .full
+            .as_ref()
+            .and_then(|_| handlers::credential(head.route, head.provider.as_ref()));
+        shared.record(head.full, &body, credential);
 
         let fault = match head.fault_spec.as_deref().map(str::parse::<Fault>) {
             Some(Ok(fault)) => Some(fault),
@@ -246,6 +251,7 @@ async fn serve_connection(shared: &Shared, stream: TcpStream) {
                 };
                 let headers = ApiHeaders {
                     anthropic_version: head.anthropic_version.as_deref(),
+                    provider: head.provider.as_ref(),
                 };
                 handlers::dispatch(shared, &mut conn, head.route, &headers, &body, ctx).await
             }

@@ -2,7 +2,7 @@
 //! client's headers as the provider may see them, the provider's credential, and the body with the
 //! provider's model spliced in.
 
-use agentgateway_crds::proxy_config::ProviderKind;
+use agentgateway_crds::proxy_config::{AzureConfig, ProviderKind};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request};
@@ -37,8 +37,15 @@ pub fn build(
     let (body, injects_usage) = match payload {
         _ if kind == ProviderKind::Anthropic => anthropic_body(provider, payload, operation)?,
         Payload::Json(json) => {
+            // An Azure deployment names its model: the body's is informative only.
+            let deployment = provider
+                .config
+                .azure
+                .as_ref()
+                .map(|a| a.deployment.as_str());
             let model = json
                 .effective_model(provider.config.model.as_deref())
+                .or(deployment)
                 .ok_or_else(|| {
                     ProxyError::bad_request(
                         "model_required",
@@ -67,7 +74,21 @@ pub fn build(
         _ if kind == ProviderKind::Anthropic => Some(anthropic::MESSAGES_PATH.to_string()),
         _ => operation.provider_path(client.uri.path()),
     };
-    let path_and_query = match (path, client.uri.query()) {
+    let azure_query;
+    let query = match &provider.config.azure {
+        // Azure names the deployment in the path and the API version in the query; the client's
+        // query (meant for OpenAI's API) does not apply.
+        Some(azure) => {
+            azure_query = format!("api-version={}", azure.api_version);
+            Some(azure_query.as_str())
+        }
+        None => client.uri.query(),
+    };
+    let path = match &provider.config.azure {
+        Some(azure) => Some(azure_path(azure, operation, provider.config.path.clone())?),
+        None => path,
+    };
+    let path_and_query = match (path, query) {
         (Some(path), Some(query)) => format!("{path}?{query}"),
         (Some(path), None) => path,
         (None, _) => client
@@ -207,4 +228,31 @@ fn anthropic_headers(headers: &mut http::HeaderMap) {
         key.set_sensitive(true);
         headers.insert("x-api-key", key);
     }
+}
+
+/// The path of `operation` on an Azure OpenAI deployment (`override_path`, the provider's own
+/// `path`, for chat completions when set).
+fn azure_path(
+    azure: &AzureConfig,
+    operation: Operation,
+    override_path: Option<String>,
+) -> Result<String, ProxyError> {
+    let suffix = match operation {
+        Operation::ChatCompletions => "chat/completions",
+        Operation::Completions => "completions",
+        Operation::Embeddings => "embeddings",
+        Operation::Models | Operation::Other => {
+            return Err(ProxyError::bad_request(
+                "unsupported_operation",
+                format!(
+                    "{} is not available on this backend's provider (an Azure OpenAI deployment serves chat completions, completions and embeddings)",
+                    operation.as_str()
+                ),
+            ));
+        }
+    };
+    Ok(match override_path {
+        Some(path) if operation == Operation::ChatCompletions => path,
+        _ => format!("/openai/deployments/{}/{suffix}", azure.deployment),
+    })
 }

@@ -62,6 +62,7 @@ fn field_name() -> impl Strategy<Value = String> {
         "deletionTimestamp",
         "endpoint",
         "deploymentName",
+        "apiVersion",
         "region",
         "projectId",
         "insecureSkipVerify",

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     BackendConfig, EvictionConfig, ListenerConfig, METRICS_PORT, MatchConfig, PathMatchConfig,
-    ProviderConfig, ProxyConfig, READY_PORT, RuleConfig,
+    ProviderConfig, ProviderKind, ProxyConfig, READY_PORT, RuleConfig,
 };
 use crate::validation::{is_dns_subdomain, is_header_name, is_host, pass_through_prefix_problem};
 
@@ -318,6 +318,29 @@ fn validate_provider(problems: &mut Problems, path: &str, provider: &ProviderCon
     {
         problems.push(format!("{path}.auth.credential"), "must not be empty");
     }
+    match (&provider.azure, provider.kind) {
+        (None, ProviderKind::AzureOpenAi) => {
+            problems.push(format!("{path}.azure"), "is required for kind azureopenai");
+        }
+        (Some(_), kind) if kind != ProviderKind::AzureOpenAi => {
+            problems.push(format!("{path}.azure"), "is only for kind azureopenai");
+        }
+        (Some(azure), _) => {
+            if !crate::validation::is_azure_deployment(&azure.deployment) {
+                problems.push(
+                    format!("{path}.azure.deployment"),
+                    "must be 1-64 letters, digits, '-', '_' or '.'",
+                );
+            }
+            if !crate::validation::is_azure_api_version(&azure.api_version) {
+                problems.push(
+                    format!("{path}.azure.apiVersion"),
+                    "must be YYYY-MM-DD, optionally with a suffix",
+                );
+            }
+        }
+        (None, _) => {}
+    }
     problems.duration(
         format!("{path}.connectTimeoutMs"),
         provider.connect_timeout_ms,
@@ -365,6 +388,7 @@ mod tests {
                 ..TlsConfig::default()
             }),
             path: Some("/v1/chat/completions".to_string()),
+            azure: None,
             auth: Some(AuthConfig {
                 credential: "ns/b/openai".to_string(),
             }),

@@ -64,6 +64,20 @@ impl Response {
             .collect()
     }
 
+    /// Gemini's SSE events (`data: JSON\r\n\r\n`, CRLF framing), as JSON.
+    pub fn sse_crlf_json(&self) -> Vec<Value> {
+        let text = std::str::from_utf8(&self.body).expect("utf-8 body");
+        text.split_terminator("\r\n\r\n")
+            .map(|event| {
+                let data = event
+                    .strip_prefix("data: ")
+                    .unwrap_or_else(|| panic!("not a data event: {event:?}"));
+                assert!(!data.contains('\n'), "one data line per event: {event:?}");
+                serde_json::from_str(data).expect("SSE data is JSON")
+            })
+            .collect()
+    }
+
     /// The `data:` payloads as JSON, stopping before `[DONE]`.
     pub fn sse_json(&self) -> Vec<Value> {
         self.sse_data()
@@ -238,4 +252,25 @@ pub fn message(content: &str) -> Value {
         "max_tokens": 1024,
         "messages": [{"role": "user", "content": content}],
     })
+}
+
+/// An Azure OpenAI chat route with a GA `api-version`.
+pub const AZURE_CHAT: &str =
+    "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21";
+
+/// The key header Azure OpenAI checks.
+pub const AZURE_KEY: [(&str, &str); 1] = [("api-key", "azure-test-key")];
+
+/// Gemini's non-streaming route for `gemini-test`.
+pub const GEMINI: &str = "/v1beta/models/gemini-test:generateContent";
+
+/// Gemini's SSE streaming route for `gemini-test`.
+pub const GEMINI_SSE: &str = "/v1beta/models/gemini-test:streamGenerateContent?alt=sse";
+
+/// The key header Gemini checks.
+pub const GEMINI_KEY: [(&str, &str); 1] = [("x-goog-api-key", "AIza-test-key")];
+
+/// A one-turn Gemini request.
+pub fn gemini(text: &str) -> Value {
+    serde_json::json!({"contents": [{"role": "user", "parts": [{"text": text}]}]})
 }

@@ -48,7 +48,7 @@ pub fn translation(
     limits: &Limits,
 ) -> Option<Translation> {
     match kind {
-        ProviderKind::OpenAi => None,
+        ProviderKind::OpenAi | ProviderKind::AzureOpenAi => None,
         ProviderKind::Anthropic if success && event_stream => Some(Translation::AnthropicStream(
             StreamTranslator::new(unix_now(), limits.max_sse_event),
         )),

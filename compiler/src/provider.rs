@@ -133,7 +133,11 @@ fn served_kind(kind: ProviderKindName) -> Option<(ProviderKind, (&'static str, u
         ProviderKindName::Anthropic => Some((ProviderKind::Anthropic, ("api.anthropic.com", 443))),
         // The host is the resource's endpoint (see `azure_endpoint`).
         ProviderKindName::AzureOpenAi => Some((ProviderKind::AzureOpenAi, ("", 443))),
-        ProviderKindName::Gemini | ProviderKindName::Bedrock | ProviderKindName::VertexAi => None,
+        ProviderKindName::Gemini => Some((
+            ProviderKind::Gemini,
+            ("generativelanguage.googleapis.com", 443),
+        )),
+        ProviderKindName::Bedrock | ProviderKindName::VertexAi => None,
     }
 }
 

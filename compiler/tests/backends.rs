@@ -192,12 +192,12 @@ spec:
     groups:
     - providers:
       - {name: a, openai: {}}
-      - {name: b, gemini: {model: gemini-2.0-flash}}
+      - {name: b, bedrock: {region: us-east-1}}
 ",
     );
     assert_eq!(
         error.to_string(),
-        "test.yaml: document 1 (AgentgatewayBackend default/x): spec.ai.groups[0].providers[1].gemini: provider kind gemini is not supported by this version of the proxy"
+        "test.yaml: document 1 (AgentgatewayBackend default/x): spec.ai.groups[0].providers[1].bedrock: provider kind bedrock is not supported by this version of the proxy"
     );
     assert_eq!(error.errors[0].diagnostic.reason, Reason::UnsupportedValue);
 }
@@ -248,7 +248,7 @@ kind: AgentgatewayBackend
 metadata: {name: a-unsupported}
 spec:
   ai:
-    provider: {gemini: {}}
+    provider: {bedrock: {region: us-east-1}}
 ";
     let error = compile_error(&yaml);
     let lines: Vec<String> = error.to_string().lines().map(str::to_string).collect();
@@ -257,7 +257,7 @@ spec:
         [
             "test.yaml: document 2 (AgentgatewayBackend default/two-problems): spec.ai.provider.host: must be a DNS-1123 hostname or an IP address, without scheme, port, path or whitespace",
             "test.yaml: document 2 (AgentgatewayBackend default/two-problems): spec.ai.provider.port: must be between 1 and 65535",
-            "test.yaml: document 3 (AgentgatewayBackend default/a-unsupported): spec.ai.provider.gemini: provider kind gemini is not supported by this version of the proxy",
+            "test.yaml: document 3 (AgentgatewayBackend default/a-unsupported): spec.ai.provider.bedrock: provider kind bedrock is not supported by this version of the proxy",
         ]
     );
 }

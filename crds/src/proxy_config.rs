@@ -168,6 +168,9 @@ pub enum ProviderKind {
     /// Azure OpenAI: OpenAI's bodies on a deployment's path, with `api-version` and `api-key`.
     #[serde(rename = "azureopenai")]
     AzureOpenAi,
+    /// Google Gemini's generateContent API: requests and answers are translated.
+    #[serde(rename = "gemini")]
+    Gemini,
 }
 
 /// Where an Azure OpenAI provider serves a deployment.

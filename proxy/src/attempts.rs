@@ -211,10 +211,15 @@ impl Attempts<'_> {
             Outcome::Success => Observer::Unread,
         };
         let sse = matches!(observer, Observer::Sse(_));
+        let model = match self.payload {
+            Payload::Json(json) => json.effective_model(provider.config.model.as_deref()),
+            _ => None,
+        };
         let translation = translate::translation(
             provider.config.kind,
             sse,
             status.is_success(),
+            model.unwrap_or_default(),
             &self.context.limits,
         );
         let (mut head, upstream) = response.into_parts();

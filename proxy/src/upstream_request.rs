@@ -13,7 +13,7 @@ use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::outcome::Credential;
 use crate::provider::{ProviderRuntime, auth_header_name};
-use crate::translate::anthropic;
+use crate::translate::{self, anthropic, gemini};
 use crate::upstream_body::UpstreamBody;
 
 /// The request for one attempt on one provider.
@@ -34,8 +34,13 @@ pub fn build(
     operation: Operation,
 ) -> Result<UpstreamRequest, ProxyError> {
     let kind = provider.config.kind;
+    let mut target = None;
     let (body, injects_usage) = match payload {
-        _ if kind == ProviderKind::Anthropic => anthropic_body(provider, payload, operation)?,
+        _ if translate::is_translated(kind) => {
+            let translated = translated(provider, payload, operation)?;
+            target = Some((translated.path, translated.query));
+            (translated.body, translated.injects_usage)
+        }
         Payload::Json(json) => {
             // An Azure deployment names its model: the body's is informative only.
             let deployment = provider
@@ -69,24 +74,21 @@ pub fn build(
             (body, false)
         }
     };
-    let path = match (&provider.config.path, operation) {
-        (Some(path), Operation::ChatCompletions) => Some(path.clone()),
-        _ if kind == ProviderKind::Anthropic => Some(anthropic::MESSAGES_PATH.to_string()),
-        _ => operation.provider_path(client.uri.path()),
-    };
-    let azure_query;
-    let query = match &provider.config.azure {
+    let (path, query) = match (target, &provider.config.azure) {
+        (Some((path, query)), _) => (Some(path), query),
         // Azure names the deployment in the path and the API version in the query; the client's
         // query (meant for OpenAI's API) does not apply.
-        Some(azure) => {
-            azure_query = format!("api-version={}", azure.api_version);
-            Some(azure_query.as_str())
+        (None, Some(azure)) => (
+            Some(azure_path(azure, operation, provider.config.path.clone())?),
+            Some(format!("api-version={}", azure.api_version)),
+        ),
+        (None, None) => {
+            let path = match (&provider.config.path, operation) {
+                (Some(path), Operation::ChatCompletions) => Some(path.clone()),
+                _ => operation.provider_path(client.uri.path()),
+            };
+            (path, client.uri.query().map(str::to_string))
         }
-        None => client.uri.query(),
-    };
-    let path = match &provider.config.azure {
-        Some(azure) => Some(azure_path(azure, operation, provider.config.path.clone())?),
-        None => path,
     };
     let path_and_query = match (path, query) {
         (Some(path), Some(query)) => format!("{path}?{query}"),
@@ -150,14 +152,22 @@ pub fn build(
     })
 }
 
-/// The body for an Anthropic provider: the client's chat completion request as a Messages
-/// request. Only chat completions translate; the client's `stream_options.include_usage` decides
-/// whether the usage chunk the translation always makes reaches it.
-fn anthropic_body(
+/// A request translated for a provider of another API: its body, path and query.
+struct Translated {
+    body: UpstreamBody,
+    injects_usage: bool,
+    path: String,
+    query: Option<String>,
+}
+
+/// The client's chat completion request in the provider's API. Only chat completions translate;
+/// the client's `stream_options.include_usage` decides whether the usage chunk the translation
+/// always makes reaches it.
+fn translated(
     provider: &ProviderRuntime,
     payload: &Payload,
     operation: Operation,
-) -> Result<(UpstreamBody, bool), ProxyError> {
+) -> Result<Translated, ProxyError> {
     let Payload::Json(json) = payload else {
         return Err(unsupported_operation(operation));
     };
@@ -178,12 +188,32 @@ fn anthropic_body(
             format!("the request body is not a valid JSON object: {e}"),
         )
     })?;
-    let translated = anthropic::request::to_messages_request(&request, model)?;
     let client_wants_usage = request
         .pointer("/stream_options/include_usage")
         .and_then(serde_json::Value::as_bool)
         == Some(true);
-    let bytes = serde_json::to_vec(&translated).map_err(|e| {
+    let custom_path = provider.config.path.clone();
+    let (body, path, query) = match provider.config.kind {
+        ProviderKind::Gemini => {
+            if !gemini::is_path_safe(model) {
+                return Err(ProxyError::bad_request(
+                    "invalid_model",
+                    "a Gemini model is letters, digits, '-', '.' and '_' (at most 128)",
+                ));
+            }
+            (
+                gemini::request::to_generate_content(&request)?,
+                custom_path.unwrap_or_else(|| gemini::path(model, json.stream)),
+                json.stream.then(|| "alt=sse".to_string()),
+            )
+        }
+        _ => (
+            anthropic::request::to_messages_request(&request, model)?,
+            custom_path.unwrap_or_else(|| anthropic::MESSAGES_PATH.to_string()),
+            None,
+        ),
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| {
         ProxyError::new(
             http::StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -191,10 +221,12 @@ fn anthropic_body(
             format!("failed to encode the provider's request: {e}"),
         )
     })?;
-    Ok((
-        UpstreamBody::full(Bytes::from(bytes)),
-        json.stream && !client_wants_usage,
-    ))
+    Ok(Translated {
+        body: UpstreamBody::full(Bytes::from(bytes)),
+        injects_usage: json.stream && !client_wants_usage,
+        path,
+        query,
+    })
 }
 
 /// A `400` for an operation the provider's API does not have.
@@ -202,7 +234,7 @@ fn unsupported_operation(operation: Operation) -> ProxyError {
     ProxyError::bad_request(
         "unsupported_operation",
         format!(
-            "{} is not available on this backend's provider (Anthropic's Messages API serves chat completions only)",
+            "{} is not available on this backend's provider (it serves chat completions only)",
             operation.as_str()
         ),
     )

@@ -239,18 +239,21 @@ fn auth_value(
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     let mut value = match kind {
         ProviderKind::OpenAi => HeaderValue::try_from(format!("Bearer {key}"))?,
-        ProviderKind::Anthropic | ProviderKind::AzureOpenAi => HeaderValue::try_from(key)?,
+        ProviderKind::Anthropic | ProviderKind::AzureOpenAi | ProviderKind::Gemini => {
+            HeaderValue::try_from(key)?
+        }
     };
     value.set_sensitive(true);
     Ok(value)
 }
 
 /// The header that carries the key to a provider of `kind`: `Authorization: Bearer` for OpenAI,
-/// `x-api-key` for Anthropic, `api-key` for Azure OpenAI.
+/// `x-api-key` for Anthropic, `api-key` for Azure OpenAI, `x-goog-api-key` for Gemini.
 pub fn auth_header_name(kind: ProviderKind) -> HeaderName {
     match kind {
         ProviderKind::OpenAi => http::header::AUTHORIZATION,
         ProviderKind::Anthropic => HeaderName::from_static("x-api-key"),
         ProviderKind::AzureOpenAi => HeaderName::from_static("api-key"),
+        ProviderKind::Gemini => HeaderName::from_static("x-goog-api-key"),
     }
 }

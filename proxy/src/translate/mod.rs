@@ -5,6 +5,8 @@
 //! OpenAI-compatible providers take none of this: their bodies pass as they are.
 
 pub mod anthropic;
+pub mod gemini;
+pub mod sse;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,11 +17,27 @@ use hyper::body::Incoming;
 
 use agentgateway_crds::proxy_config::ProviderKind;
 
-use self::anthropic::stream::{StreamError, StreamTranslator};
+use self::anthropic::stream::StreamTranslator;
 use crate::limits::Limits;
 
 /// How a provider's answer is turned into OpenAI's shape.
 pub enum Translation {
+    /// A Gemini SSE stream, chunk by chunk.
+    GeminiStream(gemini::stream::StreamTranslator),
+    /// A Gemini response, read whole (at most `limit` bytes), then converted.
+    GeminiMessage {
+        /// The chat completion's `created`.
+        created: u64,
+        /// The model reported when Gemini names none.
+        model: String,
+        /// The most bytes held.
+        limit: usize,
+    },
+    /// A Google error answer, read whole (at most `limit` bytes), then converted.
+    GeminiError {
+        /// The most bytes held.
+        limit: usize,
+    },
     /// An event stream, event by event.
     AnthropicStream(StreamTranslator),
     /// A message, read whole (at most `limit` bytes), then converted.
@@ -39,24 +57,43 @@ pub enum Translation {
 /// The most of an error answer held to translate it.
 const MAX_ERROR_BODY: usize = 64 << 10;
 
+/// Whether requests to a provider of `kind` are translated from OpenAI's API.
+pub fn is_translated(kind: ProviderKind) -> bool {
+    matches!(kind, ProviderKind::Anthropic | ProviderKind::Gemini)
+}
+
 /// How the answer of a provider of `kind` is translated: `None` for an OpenAI-compatible one.
-/// `event_stream`: the answer is an event stream; `success`: a 2xx answer.
+/// `event_stream`: the answer is an event stream; `success`: a 2xx answer; `model`: the model
+/// the request asked for.
 pub fn translation(
     kind: ProviderKind,
     event_stream: bool,
     success: bool,
+    model: &str,
     limits: &Limits,
 ) -> Option<Translation> {
+    let created = unix_now();
     match kind {
         ProviderKind::OpenAi | ProviderKind::AzureOpenAi => None,
         ProviderKind::Anthropic if success && event_stream => Some(Translation::AnthropicStream(
-            StreamTranslator::new(unix_now(), limits.max_sse_event),
+            StreamTranslator::new(created, limits.max_sse_event),
         )),
         ProviderKind::Anthropic if success => Some(Translation::AnthropicMessage {
-            created: unix_now(),
+            created,
             limit: limits.max_response_replay,
         }),
         ProviderKind::Anthropic => Some(Translation::AnthropicError {
+            limit: MAX_ERROR_BODY,
+        }),
+        ProviderKind::Gemini if success && event_stream => Some(Translation::GeminiStream(
+            gemini::stream::StreamTranslator::new(model, created, limits.max_sse_event),
+        )),
+        ProviderKind::Gemini if success => Some(Translation::GeminiMessage {
+            created,
+            model: model.to_string(),
+            limit: limits.max_response_replay,
+        }),
+        ProviderKind::Gemini => Some(Translation::GeminiError {
             limit: MAX_ERROR_BODY,
         }),
     }
@@ -66,6 +103,56 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Why a provider's stream cannot be translated.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StreamError {
+    /// One event was larger than the limit.
+    #[error("an event of the provider's stream is larger than {0} bytes")]
+    EventTooLarge(usize),
+    /// An event's data was not the JSON Anthropic documents.
+    #[error("the provider's stream sent an event that is not valid JSON")]
+    Malformed,
+    /// The provider reported an error mid-stream.
+    #[error("the provider's stream reported {kind}: {message}")]
+    Provider {
+        /// Anthropic's error type (`overloaded_error`, ...).
+        kind: String,
+        /// Its message.
+        message: String,
+    },
+    /// The stream ended before `message_stop`.
+    #[error("the provider's stream ended before message_stop")]
+    Truncated,
+}
+
+/// The end of an OpenAI stream.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// `data: <value>` and the blank line.
+pub fn write_data(out: &mut BytesMut, value: &serde_json::Value) {
+    use bytes::BufMut;
+    out.put_slice(b"data: ");
+    // Serializing a `Value` cannot fail.
+    let _ = serde_json::to_writer((&mut *out).writer(), value);
+    out.put_slice(b"\n\n");
+}
+
+/// One OpenAI chat completion chunk with a single choice (`index` 0).
+pub fn write_chunk(
+    out: &mut BytesMut,
+    id: &str,
+    model: &str,
+    created: u64,
+    delta: serde_json::Value,
+    finish: Option<&str>,
+) {
+    let chunk = serde_json::json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+    });
+    write_data(out, &chunk);
 }
 
 /// Why a provider's body could not be read or translated.
@@ -130,6 +217,14 @@ impl ProviderBody {
             Some(Translation::AnthropicError { .. }) => {
                 Ok(Bytes::from(anthropic::response::to_openai_error(&held)))
             }
+            Some(Translation::GeminiMessage { created, model, .. }) => {
+                gemini::response::to_chat_completion(&held, model, *created)
+                    .map(Bytes::from)
+                    .ok_or(ProviderBodyError::Malformed("Gemini response"))
+            }
+            Some(Translation::GeminiError { .. }) => {
+                Ok(Bytes::from(gemini::response::to_openai_error(&held)))
+            }
             _ => Ok(held.freeze()),
         }
     }
@@ -159,10 +254,19 @@ impl Body for ProviderBody {
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(None) => {
                     this.done = true;
-                    if let Some(Translation::AnthropicStream(stream)) = &mut this.translation {
-                        return Poll::Ready(stream.finish().err().map(|e| Err(e.into())));
-                    }
-                    return Poll::Ready(Some(this.convert_held().map(Frame::data)));
+                    return Poll::Ready(match &mut this.translation {
+                        Some(Translation::AnthropicStream(stream)) => {
+                            stream.finish().err().map(|e| Err(e.into()))
+                        }
+                        // Gemini sends no terminal event: its end is where the last chunks go.
+                        Some(Translation::GeminiStream(stream)) => Some(
+                            stream
+                                .finish()
+                                .map(Frame::data)
+                                .map_err(ProviderBodyError::from),
+                        ),
+                        _ => Some(this.convert_held().map(Frame::data)),
+                    });
                 }
             };
             let Ok(data) = frame.into_data() else {
@@ -177,9 +281,19 @@ impl Body for ProviderBody {
                         return Poll::Ready(Some(Err(e.into())));
                     }
                 },
+                Some(Translation::GeminiStream(stream)) => match stream.feed(&data) {
+                    Ok(out) if out.is_empty() => continue,
+                    Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                    Err(e) => {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
+                },
                 Some(
                     Translation::AnthropicMessage { limit, .. }
-                    | Translation::AnthropicError { limit },
+                    | Translation::AnthropicError { limit }
+                    | Translation::GeminiMessage { limit, .. }
+                    | Translation::GeminiError { limit },
                 ) => {
                     if this.held.len() + data.len() > *limit {
                         this.done = true;

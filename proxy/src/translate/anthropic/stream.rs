@@ -11,28 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::response::{AnthropicUsage, finish_reason};
-
-/// Why a provider's stream cannot be translated.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum StreamError {
-    /// One event was larger than the limit.
-    #[error("an event of the provider's stream is larger than {0} bytes")]
-    EventTooLarge(usize),
-    /// An event's data was not the JSON Anthropic documents.
-    #[error("the provider's stream sent an event that is not valid JSON")]
-    Malformed,
-    /// The provider reported an error mid-stream.
-    #[error("the provider's stream reported {kind}: {message}")]
-    Provider {
-        /// Anthropic's error type (`overloaded_error`, ...).
-        kind: String,
-        /// Its message.
-        message: String,
-    },
-    /// The stream ended before `message_stop`.
-    #[error("the provider's stream ended before message_stop")]
-    Truncated,
-}
+use crate::translate::sse::EventSplitter;
+use crate::translate::{DONE, StreamError, write_chunk, write_data};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -120,9 +100,7 @@ struct ErrorBody {
 
 /// The translation state of one stream.
 pub struct StreamTranslator {
-    max_event: usize,
-    /// Bytes of the event being received.
-    partial: BytesMut,
+    events: EventSplitter,
     id: String,
     model: String,
     created: u64,
@@ -138,8 +116,7 @@ impl StreamTranslator {
     /// `max_event` bytes.
     pub fn new(created: u64, max_event: usize) -> Self {
         Self {
-            max_event,
-            partial: BytesMut::new(),
+            events: EventSplitter::new(max_event),
             id: String::new(),
             model: String::new(),
             created,
@@ -153,17 +130,8 @@ impl StreamTranslator {
     /// The OpenAI SSE bytes for the next piece of the provider's stream (often none).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Bytes, StreamError> {
         let mut out = BytesMut::new();
-        for &byte in bytes {
-            self.partial.put_u8(byte);
-            if self.partial.len() > self.max_event {
-                return Err(StreamError::EventTooLarge(self.max_event));
-            }
-            if byte == b'\n'
-                && (self.partial.ends_with(b"\n\n") || self.partial.ends_with(b"\n\r\n"))
-            {
-                let event = self.partial.split().freeze();
-                self.event(&event, &mut out)?;
-            }
+        for data in self.events.feed(bytes)? {
+            self.event(&data, &mut out)?;
         }
         Ok(out.freeze())
     }
@@ -177,22 +145,12 @@ impl StreamTranslator {
         }
     }
 
-    /// One complete SSE event: its `data` lines joined.
-    fn event(&mut self, raw: &[u8], out: &mut BytesMut) -> Result<(), StreamError> {
-        let text = std::str::from_utf8(raw).map_err(|_| StreamError::Malformed)?;
-        let mut data = String::new();
-        for line in text.lines() {
-            if let Some(value) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(value.strip_prefix(' ').unwrap_or(value));
-            }
-        }
-        if data.is_empty() || self.stopped {
+    /// One event's data.
+    fn event(&mut self, data: &str, out: &mut BytesMut) -> Result<(), StreamError> {
+        if self.stopped {
             return Ok(());
         }
-        let event: Event = serde_json::from_str(&data).map_err(|_| StreamError::Malformed)?;
+        let event: Event = serde_json::from_str(data).map_err(|_| StreamError::Malformed)?;
         match event {
             Event::MessageStart { message } => {
                 self.id = message.id;
@@ -248,7 +206,7 @@ impl StreamTranslator {
                     "model": self.model, "choices": [], "usage": self.usage.to_openai(),
                 });
                 write_data(out, &usage);
-                out.put_slice(b"data: [DONE]\n\n");
+                out.put_slice(DONE);
             }
             Event::Error { error } => {
                 return Err(StreamError::Provider {
@@ -266,20 +224,8 @@ impl StreamTranslator {
     }
 
     fn chunk(&self, out: &mut BytesMut, delta: Value, finish: Option<&str>) {
-        let chunk = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
-        });
-        write_data(out, &chunk);
+        write_chunk(out, &self.id, &self.model, self.created, delta, finish);
     }
-}
-
-fn write_data(out: &mut BytesMut, value: &Value) {
-    out.put_slice(b"data: ");
-    // Serializing a `Value` cannot fail.
-    let _ = serde_json::to_writer((&mut *out).writer(), value);
-    out.put_slice(b"\n\n");
 }
 
 #[cfg(test)]

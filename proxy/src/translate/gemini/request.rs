@@ -1,0 +1,588 @@
+//! An OpenAI chat completion request as a Gemini `generateContent` request
+//! (<https://ai.google.dev/api/generate-content>): system and developer messages become
+//! `systemInstruction`, the conversation `contents` with roles `user` and `model`, tool calls and
+//! results `functionCall` and `functionResponse` parts, sampling settings `generationConfig`.
+//! A feature Gemini cannot express is a `400` naming it, never dropped.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::openai::error::ProxyError;
+
+/// The Gemini request for `request` (an OpenAI chat completion request).
+pub fn to_generate_content(request: &Value) -> Result<Value, ProxyError> {
+    let object = request
+        .as_object()
+        .ok_or_else(|| invalid("", "the request body must be a JSON object"))?;
+    refuse_unsupported(object)?;
+    let mut out = Map::new();
+    let (system, contents) = contents(object.get("messages"))?;
+    if !system.is_empty() {
+        out.insert(
+            "systemInstruction".into(),
+            json!({ "parts": [{ "text": system.join("\n\n") }] }),
+        );
+    }
+    out.insert("contents".into(), Value::Array(contents));
+    let config = generation_config(object)?;
+    if !config.is_empty() {
+        out.insert("generationConfig".into(), Value::Object(config));
+    }
+    if let Some(tools) = tools(object.get("tools"))? {
+        out.insert("tools".into(), json!([{ "functionDeclarations": tools }]));
+    }
+    if let Some(config) = tool_config(object.get("tool_choice"))? {
+        out.insert("toolConfig".into(), config);
+    }
+    Ok(Value::Object(out))
+}
+
+fn invalid(field: &str, message: &str) -> ProxyError {
+    let message = if field.is_empty() {
+        message.to_string()
+    } else {
+        format!("{field}: {message}")
+    };
+    ProxyError::bad_request("invalid_request_for_provider", message)
+}
+
+fn unsupported(field: &str, why: &str) -> ProxyError {
+    ProxyError::bad_request(
+        "unsupported_parameter",
+        format!("{field}: {why}; this backend's provider speaks Gemini's generateContent API"),
+    )
+}
+
+/// Fields Gemini has no way to express, refused unless at their default.
+fn refuse_unsupported(object: &Map<String, Value>) -> Result<(), ProxyError> {
+    let set = |field: &str| {
+        object
+            .get(field)
+            .is_some_and(|v| !(v.is_null() || v == &json!(false) || v == &json!(0)))
+    };
+    for (field, why) in [
+        ("logprobs", "log probabilities are not available"),
+        ("top_logprobs", "log probabilities are not available"),
+        ("logit_bias", "logit bias is not available"),
+        ("audio", "audio output is not available"),
+        ("prediction", "predicted outputs are not available"),
+    ] {
+        if set(field) {
+            return Err(unsupported(field, why));
+        }
+    }
+    // Gemini may always call several functions at once: `true` (OpenAI's default) is its
+    // behaviour, `false` cannot be had.
+    if object.get("parallel_tool_calls") == Some(&json!(false)) {
+        return Err(unsupported(
+            "parallel_tool_calls",
+            "turning parallel tool calls off is not available",
+        ));
+    }
+    if let Some(modalities) = object.get("modalities").and_then(Value::as_array)
+        && modalities.iter().any(|m| m != "text")
+    {
+        return Err(unsupported("modalities", "only text output is available"));
+    }
+    let n = object.get("n").and_then(Value::as_u64).unwrap_or(1);
+    if n > 1 && object.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Err(unsupported(
+            "n",
+            "several choices are not available in a stream",
+        ));
+    }
+    Ok(())
+}
+
+/// `generationConfig` from OpenAI's sampling fields.
+fn generation_config(object: &Map<String, Value>) -> Result<Map<String, Value>, ProxyError> {
+    let mut config = Map::new();
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+        ("seed", "seed"),
+    ] {
+        if let Some(value) = object.get(from).filter(|v| !v.is_null()) {
+            config.insert(to.into(), value.clone());
+        }
+    }
+    for field in ["max_completion_tokens", "max_tokens"] {
+        match object.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(value) => {
+                let max = value
+                    .as_u64()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| invalid(field, "must be a positive integer"))?;
+                config.insert("maxOutputTokens".into(), json!(max));
+                break;
+            }
+        }
+    }
+    if let Some(stop) = object.get("stop").filter(|s| !s.is_null()) {
+        let sequences = match stop {
+            Value::String(s) => vec![json!(s)],
+            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
+            _ => return Err(invalid("stop", "must be a string or an array of strings")),
+        };
+        config.insert("stopSequences".into(), Value::Array(sequences));
+    }
+    if let Some(n) = object.get("n").filter(|v| !v.is_null()) {
+        let n = n
+            .as_u64()
+            .filter(|n| (1..=8).contains(n))
+            .ok_or_else(|| invalid("n", "must be an integer between 1 and 8"))?;
+        if n > 1 {
+            config.insert("candidateCount".into(), json!(n));
+        }
+    }
+    if let Some(format) = object.get("response_format").filter(|v| !v.is_null()) {
+        match format.get("type").and_then(Value::as_str) {
+            Some("text") => {}
+            Some("json_object") => {
+                config.insert("responseMimeType".into(), json!("application/json"));
+            }
+            Some("json_schema") => {
+                let schema = format
+                    .pointer("/json_schema/schema")
+                    .ok_or_else(|| invalid("response_format.json_schema.schema", "is required"))?;
+                config.insert("responseMimeType".into(), json!("application/json"));
+                config.insert("responseJsonSchema".into(), schema.clone());
+            }
+            _ => {
+                return Err(invalid(
+                    "response_format.type",
+                    "must be text, json_object or json_schema",
+                ));
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// The system prompt parts and the conversation; consecutive turns of one role merged.
+fn contents(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), ProxyError> {
+    let messages = messages
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("messages", "must be an array"))?;
+    let mut system = Vec::new();
+    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    // Gemini answers a function call by the function's name, OpenAI by the call's id.
+    let mut call_names: HashMap<String, String> = HashMap::new();
+    for (i, message) in messages.iter().enumerate() {
+        let field = format!("messages[{i}]");
+        let role = message
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(&format!("{field}.role"), "must be a string"))?;
+        let (role, parts) = match role {
+            "system" | "developer" => {
+                system.push(text_of(message.get("content"), &field)?);
+                continue;
+            }
+            "user" => ("user", user_parts(message.get("content"), &field)?),
+            "assistant" => ("model", model_parts(message, &field, &mut call_names)?),
+            "tool" => (
+                "user",
+                vec![function_response(message, &field, &call_names)?],
+            ),
+            other => {
+                return Err(invalid(
+                    &format!("{field}.role"),
+                    &format!("role {other:?} is not supported"),
+                ));
+            }
+        };
+        if parts.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last, content)) if *last == role => content.extend(parts),
+            _ => out.push((role, parts)),
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid(
+            "messages",
+            "at least one user or assistant message is required",
+        ));
+    }
+    let contents = out
+        .into_iter()
+        .map(|(role, parts)| json!({ "role": role, "parts": parts }))
+        .collect();
+    Ok((system, contents))
+}
+
+fn text_of(content: Option<&Value>, field: &str) -> Result<String, ProxyError> {
+    match content {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| {
+                part.get("text")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        invalid(
+                            &format!("{field}.content[{j}]"),
+                            "only text parts are allowed here",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|texts| texts.join("\n")),
+        _ => Err(invalid(
+            &format!("{field}.content"),
+            "must be a string or an array of text parts",
+        )),
+    }
+}
+
+fn user_parts(content: Option<&Value>, field: &str) -> Result<Vec<Value>, ProxyError> {
+    match content {
+        Some(Value::String(text)) => Ok(vec![json!({ "text": text })]),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| {
+                let field = format!("{field}.content[{j}]");
+                match part.get("type").and_then(Value::as_str) {
+                    Some("text") => part
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .map(|text| json!({ "text": text }))
+                        .ok_or_else(|| invalid(&format!("{field}.text"), "must be a string")),
+                    Some("image_url") => {
+                        let url = part
+                            .pointer("/image_url/url")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| {
+                                invalid(&format!("{field}.image_url.url"), "must be a string")
+                            })?;
+                        inline_image(url, &field)
+                    }
+                    Some(other) => Err(unsupported(
+                        &format!("{field}.type"),
+                        &format!("content parts of type {other:?} are not available"),
+                    )),
+                    None => Err(invalid(&format!("{field}.type"), "must be a string")),
+                }
+            })
+            .collect(),
+        _ => Err(invalid(
+            &format!("{field}.content"),
+            "must be a string or an array of content parts",
+        )),
+    }
+}
+
+/// Gemini takes images inline (base64) or as files it hosts: a `data:` URL only.
+fn inline_image(url: &str, field: &str) -> Result<Value, ProxyError> {
+    let Some((mime_type, data)) = url
+        .strip_prefix("data:")
+        .and_then(|rest| rest.split_once(";base64,"))
+    else {
+        return Err(unsupported(
+            &format!("{field}.image_url.url"),
+            "only base64 data: URLs are available (Gemini does not fetch image URLs)",
+        ));
+    };
+    Ok(json!({ "inlineData": { "mimeType": mime_type, "data": data } }))
+}
+
+fn model_parts(
+    message: &Value,
+    field: &str,
+    call_names: &mut HashMap<String, String>,
+) -> Result<Vec<Value>, ProxyError> {
+    let mut parts = match message.get("content") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(text)) if text.is_empty() => Vec::new(),
+        content => vec![json!({ "text": text_of(content, field)? })],
+    };
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(parts),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => return Err(invalid(&format!("{field}.tool_calls"), "must be an array")),
+    };
+    for (j, call) in calls.iter().enumerate() {
+        let call_field = format!("{field}.tool_calls[{j}]");
+        let name = call
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(&call_field, "needs a function name"))?;
+        if let Some(id) = call.get("id").and_then(Value::as_str) {
+            call_names.insert(id.to_string(), name.to_string());
+        }
+        let arguments = call
+            .pointer("/function/arguments")
+            .and_then(Value::as_str)
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or("{}");
+        let args: Value = serde_json::from_str(arguments).map_err(|_| {
+            invalid(
+                &format!("{call_field}.function.arguments"),
+                "must be a JSON object",
+            )
+        })?;
+        parts.push(json!({ "functionCall": { "name": name, "args": args } }));
+    }
+    Ok(parts)
+}
+
+fn function_response(
+    message: &Value,
+    field: &str,
+    call_names: &HashMap<String, String>,
+) -> Result<Value, ProxyError> {
+    let id = message
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(&format!("{field}.tool_call_id"), "must be a string"))?;
+    let name = call_names.get(id).ok_or_else(|| {
+        invalid(
+            &format!("{field}.tool_call_id"),
+            "names no tool call of an earlier assistant message",
+        )
+    })?;
+    let content = text_of(message.get("content"), field)?;
+    // A JSON object result is passed as it is; anything else as `{"content": ...}`.
+    let response = match serde_json::from_str::<Value>(&content) {
+        Ok(Value::Object(object)) => Value::Object(object),
+        _ => json!({ "content": content }),
+    };
+    Ok(json!({ "functionResponse": { "name": name, "response": response } }))
+}
+
+fn tools(tools: Option<&Value>) -> Result<Option<Vec<Value>>, ProxyError> {
+    let tools = match tools {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => return Err(invalid("tools", "must be an array")),
+    };
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let field = format!("tools[{i}]");
+            if tool.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(unsupported(
+                    &format!("{field}.type"),
+                    "only function tools are available",
+                ));
+            }
+            let name = tool
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(&format!("{field}.function.name"), "must be a string"))?;
+            let mut declaration = json!({ "name": name });
+            if let Some(description) = tool.pointer("/function/description") {
+                declaration["description"] = description.clone();
+            }
+            if let Some(parameters) = tool
+                .pointer("/function/parameters")
+                .filter(|p| !p.is_null())
+            {
+                declaration["parameters"] = openapi_schema(parameters);
+            }
+            Ok(declaration)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// A JSON Schema as the OpenAPI subset Gemini's `parameters` take: the keywords it rejects
+/// (`additionalProperties`, `$schema`, `strict`, ...) are left out; they constrain nothing a
+/// function declaration can express.
+fn openapi_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(object) => Value::Object(
+            object
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "additionalProperties"
+                            | "$schema"
+                            | "$id"
+                            | "strict"
+                            | "$defs"
+                            | "definitions"
+                    )
+                })
+                .map(|(k, v)| {
+                    let v = match k.as_str() {
+                        // Property names are data, not keywords.
+                        "properties" => Value::Object(
+                            v.as_object()
+                                .map(|props| {
+                                    props
+                                        .iter()
+                                        .map(|(name, s)| (name.clone(), openapi_schema(s)))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        ),
+                        _ => openapi_schema(v),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(openapi_schema).collect()),
+        other => other.clone(),
+    }
+}
+
+fn tool_config(choice: Option<&Value>) -> Result<Option<Value>, ProxyError> {
+    let (mode, allowed) = match choice {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(mode)) => match mode.as_str() {
+            "auto" => ("AUTO", None),
+            "none" => ("NONE", None),
+            "required" => ("ANY", None),
+            other => {
+                return Err(invalid(
+                    "tool_choice",
+                    &format!("{other:?} is not auto, none or required"),
+                ));
+            }
+        },
+        Some(Value::Object(_)) => {
+            let name = choice
+                .and_then(|c| c.pointer("/function/name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("tool_choice.function.name", "must be a string"))?;
+            ("ANY", Some(name))
+        }
+        Some(_) => return Err(invalid("tool_choice", "must be a string or an object")),
+    };
+    let mut config = json!({ "mode": mode });
+    if let Some(name) = allowed {
+        config["allowedFunctionNames"] = json!([name]);
+    }
+    Ok(Some(json!({ "functionCallingConfig": config })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn translate(request: Value) -> Value {
+        to_generate_content(&request).unwrap()
+    }
+
+    #[test]
+    fn messages_become_contents_and_settings_the_generation_config() {
+        let out = translate(json!({
+            "model": "gemini-x",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": [{"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+            ],
+            "temperature": 0.3, "top_p": 0.9, "max_tokens": 100, "stop": ["END"], "seed": 7,
+            "response_format": {"type": "json_object"}, "user": "u-1",
+        }));
+        assert_eq!(
+            out["systemInstruction"],
+            json!({"parts": [{"text": "Be brief."}]})
+        );
+        assert_eq!(
+            out["contents"][0],
+            json!({"role": "user", "parts": [{"text": "Hi"}]})
+        );
+        assert_eq!(out["contents"][1]["role"], "model");
+        assert_eq!(
+            out["contents"][2]["parts"][1],
+            json!({"inlineData": {"mimeType": "image/png", "data": "AAAA"}})
+        );
+        assert_eq!(
+            out["generationConfig"],
+            json!({"temperature": 0.3, "topP": 0.9, "maxOutputTokens": 100, "stopSequences": ["END"], "seed": 7, "responseMimeType": "application/json"})
+        );
+        assert!(out.get("model").is_none(), "the model goes in the path");
+    }
+
+    #[test]
+    fn tool_calls_and_results_become_function_calls_and_responses_by_name() {
+        let out = translate(json!({
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "{\"sky\":\"clear\"}"},
+            ],
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "Weather",
+                "parameters": {"type": "object", "additionalProperties": false,
+                    "properties": {"city": {"type": "string"}, "additionalProperties": {"type": "string"}}}}}],
+            "tool_choice": {"type": "function", "function": {"name": "weather"}},
+        }));
+        assert_eq!(
+            out["contents"][1]["parts"][0],
+            json!({"functionCall": {"name": "weather", "args": {"city": "Paris"}}})
+        );
+        assert_eq!(
+            out["contents"][2]["parts"][0],
+            json!({"functionResponse": {"name": "weather", "response": {"sky": "clear"}}})
+        );
+        let parameters = &out["tools"][0]["functionDeclarations"][0]["parameters"];
+        assert!(parameters.get("additionalProperties").is_none());
+        // A property that happens to be called so is kept.
+        assert_eq!(
+            parameters["properties"]["additionalProperties"]["type"],
+            "string"
+        );
+        assert_eq!(
+            out["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["weather"]}})
+        );
+    }
+
+    #[test]
+    fn what_gemini_cannot_express_is_a_400_naming_it() {
+        for (field, value, extra) in [
+            ("logprobs", json!(true), json!({})),
+            ("logit_bias", json!({"1": 2}), json!({})),
+            ("parallel_tool_calls", json!(false), json!({})),
+            ("n", json!(2), json!({"stream": true})),
+        ] {
+            let mut request = json!({"messages": [{"role": "user", "content": "x"}]});
+            request[field] = value;
+            for (k, v) in extra.as_object().unwrap() {
+                request[k] = v.clone();
+            }
+            let error = to_generate_content(&request).unwrap_err();
+            assert!(
+                error.message.starts_with(&format!("{field}:")),
+                "{}",
+                error.message
+            );
+        }
+        let url = json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/cat.png"}}]}]});
+        assert!(
+            to_generate_content(&url)
+                .unwrap_err()
+                .message
+                .starts_with("messages[0].content[0].image_url.url:")
+        );
+        let orphan =
+            json!({"messages": [{"role": "tool", "tool_call_id": "nope", "content": "x"}]});
+        assert!(
+            to_generate_content(&orphan)
+                .unwrap_err()
+                .message
+                .starts_with("messages[0].tool_call_id:")
+        );
+        // Several choices without a stream are Gemini's candidateCount.
+        let out = translate(json!({"messages": [{"role": "user", "content": "x"}], "n": 3}));
+        assert_eq!(out["generationConfig"]["candidateCount"], 3);
+    }
+}

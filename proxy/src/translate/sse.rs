@@ -1,0 +1,80 @@
+//! The events of a provider's server-sent-event stream, as they complete: each event's `data`
+//! lines joined, bounded in size, whatever the line endings (LF or CRLF) and however the bytes
+//! are split.
+
+use bytes::{BufMut, BytesMut};
+
+use super::StreamError;
+
+/// Splits a byte stream into events.
+pub struct EventSplitter {
+    max_event: usize,
+    partial: BytesMut,
+}
+
+impl EventSplitter {
+    /// Events of at most `max_event` bytes.
+    pub fn new(max_event: usize) -> Self {
+        Self {
+            max_event,
+            partial: BytesMut::new(),
+        }
+    }
+
+    /// The `data` of each event `bytes` completes, in order (events without data are skipped).
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<String>, StreamError> {
+        let mut events = Vec::new();
+        for &byte in bytes {
+            self.partial.put_u8(byte);
+            if self.partial.len() > self.max_event {
+                return Err(StreamError::EventTooLarge(self.max_event));
+            }
+            if byte == b'\n'
+                && (self.partial.ends_with(b"\n\n") || self.partial.ends_with(b"\n\r\n"))
+            {
+                let event = self.partial.split();
+                let text = std::str::from_utf8(&event).map_err(|_| StreamError::Malformed)?;
+                let mut data = String::new();
+                for line in text.lines() {
+                    if let Some(value) = line.strip_prefix("data:") {
+                        if !data.is_empty() {
+                            data.push('\n');
+                        }
+                        data.push_str(value.strip_prefix(' ').unwrap_or(value));
+                    }
+                }
+                if !data.is_empty() {
+                    events.push(data);
+                }
+            }
+        }
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_complete_at_a_blank_line_whatever_the_line_endings_and_splits() {
+        let stream = b"event: a\ndata: {\"x\":1}\n\ndata: one\r\ndata: two\r\n\r\n: comment\n\n";
+        let mut whole = EventSplitter::new(1024);
+        assert_eq!(whole.feed(stream).unwrap(), ["{\"x\":1}", "one\ntwo"]);
+        let mut split = EventSplitter::new(1024);
+        let mut events = Vec::new();
+        for byte in stream {
+            events.extend(split.feed(&[*byte]).unwrap());
+        }
+        assert_eq!(events, ["{\"x\":1}", "one\ntwo"]);
+    }
+
+    #[test]
+    fn an_event_over_the_limit_is_an_error() {
+        let mut splitter = EventSplitter::new(8);
+        assert_eq!(
+            splitter.feed(b"data: 123456789").unwrap_err(),
+            StreamError::EventTooLarge(8)
+        );
+    }
+}

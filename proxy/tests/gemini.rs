@@ -1,0 +1,237 @@
+//! Gemini providers behind the OpenAI endpoint: the proxy speaks `generateContent` and
+//! `streamGenerateContent?alt=sse` to mock-llm (which checks them as Google documents them) and
+//! answers in OpenAI's shape; failures, retries and failover work as for OpenAI.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod common;
+
+use std::net::SocketAddr;
+
+use agentgateway_mock_llm::{Fault, MockLlm};
+use common::*;
+use serde_json::{Value, json};
+
+fn gemini_backend(gemini: SocketAddr, fallback: Option<SocketAddr>) -> String {
+    let mut yaml = format!(
+        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata:\n  name: gemini\n  namespace: default\nspec:\n  policies:\n    health:\n      eviction: {{duration: 30s}}\n  ai:\n    groups:\n    - providers:\n      - name: gemini\n        host: {}\n        port: {}\n        gemini: {{model: gemini-test}}\n        policies:\n          auth:\n            secretRef: {{name: openai-secret}}\n",
+        gemini.ip(),
+        gemini.port()
+    );
+    if let Some(addr) = fallback {
+        yaml.push_str(&format!(
+            "    - providers:\n      - name: local\n        host: {}\n        port: {}\n        openai: {{model: self-hosted}}\n",
+            addr.ip(),
+            addr.port()
+        ));
+    }
+    config(&[
+        GATEWAY_KEY_SECRET.to_string(),
+        yaml,
+        route("gemini", "gemini", None),
+    ])
+}
+
+async fn gemini_proxy() -> (Proxy, MockLlm) {
+    let llm = mock("gemini").await;
+    (start_proxy(&gemini_backend(llm.addr(), None)).await, llm)
+}
+
+fn data(body: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+        .collect()
+}
+
+fn chunks(body: &[u8]) -> Vec<Value> {
+    data(body)
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chat_completion_is_served_by_generate_content_in_openais_shape() {
+    let (proxy, llm) = gemini_proxy().await;
+    let reply = proxy
+        .chat(
+            json!({"model": "", "max_tokens": 50, "temperature": 0.2, "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Reply with exactly: hello gemini"},
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = reply.json();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["content"], "hello gemini");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert!(
+        body["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+    let seen = &llm.requests()[0];
+    assert_eq!(seen.path, "/v1beta/models/gemini-test:generateContent");
+    assert_eq!(seen.header("x-goog-api-key"), Some("sk-test-123"));
+    assert_eq!(seen.header("authorization"), None);
+    let sent = seen.json().unwrap();
+    assert_eq!(sent["systemInstruction"]["parts"][0]["text"], "Be brief.");
+    assert_eq!(sent["generationConfig"]["maxOutputTokens"], 50);
+    assert_eq!(sent["contents"][0]["role"], "user");
+}
+
+#[tokio::test]
+async fn a_stream_becomes_openai_chunks_ending_in_done() {
+    let (proxy, llm) = gemini_proxy().await;
+    let reply = proxy
+        .chat(
+            json!({"model": "", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "Reply with exactly: one two three four"}]}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(data(&reply.body).last().map(String::as_str), Some("[DONE]"));
+    let chunks = chunks(&reply.body);
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "one two three four");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "stop")
+    );
+    let usage = chunks
+        .iter()
+        .find(|c| c["usage"].is_object())
+        .expect("a usage chunk");
+    assert!(
+        usage["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        "{usage}"
+    );
+    assert_eq!(
+        llm.requests()[0].path,
+        "/v1beta/models/gemini-test:streamGenerateContent?alt=sse"
+    );
+}
+
+#[tokio::test]
+async fn function_calls_and_safety_blocks_map_to_openai() {
+    let (proxy, llm) = gemini_proxy().await;
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "additionalProperties": false, "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let reply = proxy
+        .chat(
+            json!({"model": "", "tools": tools, "tool_choice": "required",
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = reply.json();
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+    let call = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(args.is_object());
+    let sent = llm.requests()[0].json().unwrap();
+    assert_eq!(sent["toolConfig"]["functionCallingConfig"]["mode"], "ANY");
+
+    // The result goes back as a functionResponse under the function's name.
+    let reply = proxy
+        .chat(json!({"model": "", "tools": tools, "messages": [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
+        ]}))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let sent = llm.requests()[1].json().unwrap();
+    assert_eq!(
+        sent["contents"][2]["parts"][0]["functionResponse"]["name"],
+        "get_weather"
+    );
+
+    let reply = proxy
+        .chat(json!({"model": "", "messages": [{"role": "user", "content": "something unsafe"}]}))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        reply.json()["choices"][0]["finish_reason"],
+        "content_filter"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_gemini_fails_over_and_a_refusal_comes_back_in_openais_shape() {
+    let gemini = mock("gemini").await;
+    let local = mock("local").await;
+    let proxy = start_proxy(&gemini_backend(gemini.addr(), Some(local.addr()))).await;
+    gemini.push_fault(Fault::status(429));
+    let reply = proxy.chat(chat("Reply with exactly: served")).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.instance(), "local");
+    assert_eq!(gemini.request_count(), 1);
+
+    let (proxy, llm) = gemini_proxy().await;
+    llm.push_fault(Fault::status(400));
+    let reply = proxy.chat(chat("hi")).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"]["type"], "invalid_request_error");
+    let reply = proxy
+        .chat(
+            json!({"model": "", "logprobs": true, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.error_code(), "unsupported_parameter");
+}
+
+#[tokio::test]
+async fn an_error_mid_stream_cuts_the_clients_stream_with_an_error_event() {
+    let (proxy, llm) = gemini_proxy().await;
+    llm.set_fault(Some(Fault::ErrorAfter(2)));
+    let reply = proxy
+        .chat(json!({"model": "", "stream": true, "messages": [{"role": "user", "content": "Reply with exactly: a b c d e f g h"}]}))
+        .await;
+    assert_eq!(reply.status, 200);
+    let data = data(&reply.body);
+    assert_ne!(data.last().map(String::as_str), Some("[DONE]"));
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(
+        last["error"]["code"], "upstream_stream_interrupted",
+        "{last}"
+    );
+}

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod gemini;
+pub mod openai_request;
 pub mod sse;
 
 use std::pin::Pin;

@@ -21,9 +21,13 @@ impl EventSplitter {
         }
     }
 
-    /// The `data` of each event `bytes` completes, in order (events without data are skipped).
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<String>, StreamError> {
-        let mut events = Vec::new();
+    /// Hands `on_event` the `data` of each event `bytes` completes, as it completes (events
+    /// without data are skipped), so the first failure is the same however the bytes are split.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        mut on_event: impl FnMut(&str) -> Result<(), StreamError>,
+    ) -> Result<(), StreamError> {
         for &byte in bytes {
             self.partial.put_u8(byte);
             if self.partial.len() > self.max_event {
@@ -44,11 +48,11 @@ impl EventSplitter {
                     }
                 }
                 if !data.is_empty() {
-                    events.push(data);
+                    on_event(&data)?;
                 }
             }
         }
-        Ok(events)
+        Ok(())
     }
 }
 
@@ -56,24 +60,36 @@ impl EventSplitter {
 mod tests {
     use super::*;
 
+    fn events(splitter: &mut EventSplitter, bytes: &[u8]) -> Result<Vec<String>, StreamError> {
+        let mut events = Vec::new();
+        splitter.feed(bytes, |data| {
+            events.push(data.to_string());
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
     #[test]
     fn events_complete_at_a_blank_line_whatever_the_line_endings_and_splits() {
         let stream = b"event: a\ndata: {\"x\":1}\n\ndata: one\r\ndata: two\r\n\r\n: comment\n\n";
         let mut whole = EventSplitter::new(1024);
-        assert_eq!(whole.feed(stream).unwrap(), ["{\"x\":1}", "one\ntwo"]);
+        assert_eq!(
+            events(&mut whole, stream).unwrap(),
+            ["{\"x\":1}", "one\ntwo"]
+        );
         let mut split = EventSplitter::new(1024);
-        let mut events = Vec::new();
+        let mut all = Vec::new();
         for byte in stream {
-            events.extend(split.feed(&[*byte]).unwrap());
+            all.extend(events(&mut split, &[*byte]).unwrap());
         }
-        assert_eq!(events, ["{\"x\":1}", "one\ntwo"]);
+        assert_eq!(all, ["{\"x\":1}", "one\ntwo"]);
     }
 
     #[test]
     fn an_event_over_the_limit_is_an_error() {
         let mut splitter = EventSplitter::new(8);
         assert_eq!(
-            splitter.feed(b"data: 123456789").unwrap_err(),
+            events(&mut splitter, b"data: 123456789").unwrap_err(),
             StreamError::EventTooLarge(8)
         );
     }

@@ -7,6 +7,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::openai::error::ProxyError;
+use crate::translate::openai_request::{
+    self, function_tools, invalid, is_set, max_tokens, stop_sequences, text_of, tool_calls,
+};
 
 /// `max_tokens` when the request sets neither `max_completion_tokens` nor `max_tokens`.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -24,13 +27,9 @@ pub fn to_messages_request(request: &Value, model: &str) -> Result<Value, ProxyE
         out.insert("system".into(), json!(system.join("\n\n")));
     }
     out.insert("messages".into(), Value::Array(messages));
-    out.insert("max_tokens".into(), json!(max_tokens(object)?));
-    if let Some(stop) = object.get("stop").filter(|s| !s.is_null()) {
-        let sequences = match stop {
-            Value::String(s) => vec![json!(s)],
-            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
+    let max_tokens = max_tokens(object)?.unwrap_or(DEFAULT_MAX_TOKENS);
+    out.insert("max_tokens".into(), json!(max_tokens));
+    if let Some(sequences) = stop_sequences(object)? {
         out.insert("stop_sequences".into(), Value::Array(sequences));
     }
     for field in ["temperature", "top_p"] {
@@ -55,22 +54,11 @@ pub fn to_messages_request(request: &Value, model: &str) -> Result<Value, ProxyE
     Ok(Value::Object(out))
 }
 
-/// A `400 invalid_request_error` naming `field`.
-fn invalid(field: &str, message: &str) -> ProxyError {
-    let message = if field.is_empty() {
-        message.to_string()
-    } else {
-        format!("{field}: {message}")
-    };
-    ProxyError::bad_request("invalid_request_for_provider", message)
-}
+/// The API named in refusals.
+const API: &str = "Anthropic's Messages API";
 
-/// A `400` for a feature an Anthropic provider cannot serve.
 fn unsupported(field: &str, why: &str) -> ProxyError {
-    ProxyError::bad_request(
-        "unsupported_parameter",
-        format!("{field}: {why}; this backend's provider speaks Anthropic's Messages API"),
-    )
+    openai_request::unsupported(field, why, API)
 }
 
 /// Fields whose meaning Anthropic has no way to express: refused when set to anything but their
@@ -81,11 +69,7 @@ fn refuse_unsupported(object: &Map<String, Value>) -> Result<(), ProxyError> {
     {
         return Err(unsupported("n", "only one choice per request is supported"));
     }
-    let set = |field: &str| {
-        object
-            .get(field)
-            .is_some_and(|v| !(v.is_null() || v == &json!(false) || v == &json!(0)))
-    };
+    let set = |field: &str| is_set(object, field);
     for (field, why) in [
         ("logprobs", "log probabilities are not available"),
         ("top_logprobs", "log probabilities are not available"),
@@ -114,22 +98,6 @@ fn refuse_unsupported(object: &Map<String, Value>) -> Result<(), ProxyError> {
         ));
     }
     Ok(())
-}
-
-/// `max_completion_tokens`, else `max_tokens`, else the default.
-fn max_tokens(object: &Map<String, Value>) -> Result<u64, ProxyError> {
-    for field in ["max_completion_tokens", "max_tokens"] {
-        match object.get(field) {
-            None | Some(Value::Null) => continue,
-            Some(value) => {
-                return value
-                    .as_u64()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| invalid(field, "must be a positive integer"));
-            }
-        }
-    }
-    Ok(DEFAULT_MAX_TOKENS)
 }
 
 /// The system prompt parts and the conversation, consecutive messages of one role merged (tool
@@ -180,33 +148,6 @@ fn messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), Proxy
         .map(|(role, content)| json!({ "role": role, "content": content }))
         .collect();
     Ok((system, messages))
-}
-
-/// The text of a string content or of an array of text parts.
-fn text_of(content: Option<&Value>, field: &str) -> Result<String, ProxyError> {
-    match content {
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .enumerate()
-            .map(|(j, part)| {
-                part.get("text")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        invalid(
-                            &format!("{field}.content[{j}]"),
-                            "only text parts are allowed here",
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|texts| texts.join("\n")),
-        _ => Err(invalid(
-            &format!("{field}.content"),
-            "must be a string or an array of text parts",
-        )),
-    }
 }
 
 /// A user message's content as Anthropic blocks: text and images.
@@ -280,35 +221,13 @@ fn assistant_blocks(message: &Value, field: &str) -> Result<Vec<Value>, ProxyErr
         Some(Value::String(text)) if text.is_empty() => Vec::new(),
         content => vec![json!({ "type": "text", "text": text_of(content, field)? })],
     };
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(blocks),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => return Err(invalid(&format!("{field}.tool_calls"), "must be an array")),
-    };
-    for (j, call) in calls.iter().enumerate() {
-        let call_field = format!("{field}.tool_calls[{j}]");
-        let id = call.get("id").and_then(Value::as_str);
-        let function = call.get("function");
-        let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-        let (Some(id), Some(name)) = (id, name) else {
-            return Err(invalid(&call_field, "needs an id and a function name"));
-        };
-        let arguments = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .unwrap_or("{}");
-        let input: Value = serde_json::from_str(if arguments.trim().is_empty() {
-            "{}"
-        } else {
-            arguments
-        })
-        .map_err(|_| {
-            invalid(
-                &format!("{call_field}.function.arguments"),
-                "must be a JSON object",
-            )
-        })?;
-        blocks.push(json!({ "type": "tool_use", "id": id, "name": name, "input": input }));
+    for call in tool_calls(message, field)? {
+        let id = call
+            .id
+            .ok_or_else(|| invalid(&format!("{field}.tool_calls"), "every call needs an id"))?;
+        blocks.push(
+            json!({ "type": "tool_use", "id": id, "name": call.name, "input": call.arguments }),
+        );
     }
     Ok(blocks)
 }
@@ -325,42 +244,26 @@ fn tool_result(message: &Value, field: &str) -> Result<Value, ProxyError> {
 
 /// OpenAI function tools as Anthropic tools.
 fn tools(tools: Option<&Value>) -> Result<Option<Vec<Value>>, ProxyError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => return Err(invalid("tools", "must be an array")),
+    let Some(tools) = function_tools(tools, API)? else {
+        return Ok(None);
     };
-    tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            let field = format!("tools[{i}]");
-            if tool.get("type").and_then(Value::as_str) != Some("function") {
-                return Err(unsupported(
-                    &format!("{field}.type"),
-                    "only function tools are available",
-                ));
-            }
-            let function = tool.get("function");
-            let name = function
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(&format!("{field}.function.name"), "must be a string"))?;
+    let tools = tools
+        .into_iter()
+        .map(|tool| {
             let mut out = json!({
-                "name": name,
-                "input_schema": function
-                    .and_then(|f| f.get("parameters"))
-                    .filter(|p| !p.is_null())
+                "name": tool.name,
+                "input_schema": tool
+                    .parameters
                     .cloned()
                     .unwrap_or_else(|| json!({ "type": "object", "properties": {} })),
             });
-            if let Some(description) = function.and_then(|f| f.get("description")) {
+            if let Some(description) = tool.description {
                 out["description"] = description.clone();
             }
-            Ok(out)
+            out
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+        .collect();
+    Ok(Some(tools))
 }
 
 /// `tool_choice` (and `parallel_tool_calls: false`) in Anthropic's form.

@@ -9,6 +9,9 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::openai::error::ProxyError;
+use crate::translate::openai_request::{
+    self, function_tools, invalid, is_set, max_tokens, stop_sequences, text_of, tool_calls,
+};
 
 /// The Gemini request for `request` (an OpenAI chat completion request).
 pub fn to_generate_content(request: &Value) -> Result<Value, ProxyError> {
@@ -38,29 +41,16 @@ pub fn to_generate_content(request: &Value) -> Result<Value, ProxyError> {
     Ok(Value::Object(out))
 }
 
-fn invalid(field: &str, message: &str) -> ProxyError {
-    let message = if field.is_empty() {
-        message.to_string()
-    } else {
-        format!("{field}: {message}")
-    };
-    ProxyError::bad_request("invalid_request_for_provider", message)
-}
+/// The API named in refusals.
+const API: &str = "Gemini's generateContent API";
 
 fn unsupported(field: &str, why: &str) -> ProxyError {
-    ProxyError::bad_request(
-        "unsupported_parameter",
-        format!("{field}: {why}; this backend's provider speaks Gemini's generateContent API"),
-    )
+    openai_request::unsupported(field, why, API)
 }
 
 /// Fields Gemini has no way to express, refused unless at their default.
 fn refuse_unsupported(object: &Map<String, Value>) -> Result<(), ProxyError> {
-    let set = |field: &str| {
-        object
-            .get(field)
-            .is_some_and(|v| !(v.is_null() || v == &json!(false) || v == &json!(0)))
-    };
+    let set = |field: &str| is_set(object, field);
     for (field, why) in [
         ("logprobs", "log probabilities are not available"),
         ("top_logprobs", "log probabilities are not available"),
@@ -109,25 +99,10 @@ fn generation_config(object: &Map<String, Value>) -> Result<Map<String, Value>, 
             config.insert(to.into(), value.clone());
         }
     }
-    for field in ["max_completion_tokens", "max_tokens"] {
-        match object.get(field) {
-            None | Some(Value::Null) => continue,
-            Some(value) => {
-                let max = value
-                    .as_u64()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| invalid(field, "must be a positive integer"))?;
-                config.insert("maxOutputTokens".into(), json!(max));
-                break;
-            }
-        }
+    if let Some(max) = max_tokens(object)? {
+        config.insert("maxOutputTokens".into(), json!(max));
     }
-    if let Some(stop) = object.get("stop").filter(|s| !s.is_null()) {
-        let sequences = match stop {
-            Value::String(s) => vec![json!(s)],
-            Value::Array(items) if items.iter().all(Value::is_string) => items.clone(),
-            _ => return Err(invalid("stop", "must be a string or an array of strings")),
-        };
+    if let Some(sequences) = stop_sequences(object)? {
         config.insert("stopSequences".into(), Value::Array(sequences));
     }
     if let Some(n) = object.get("n").filter(|v| !v.is_null()) {
@@ -217,32 +192,6 @@ fn contents(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), Proxy
     Ok((system, contents))
 }
 
-fn text_of(content: Option<&Value>, field: &str) -> Result<String, ProxyError> {
-    match content {
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .enumerate()
-            .map(|(j, part)| {
-                part.get("text")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        invalid(
-                            &format!("{field}.content[{j}]"),
-                            "only text parts are allowed here",
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(|texts| texts.join("\n")),
-        _ => Err(invalid(
-            &format!("{field}.content"),
-            "must be a string or an array of text parts",
-        )),
-    }
-}
-
 fn user_parts(content: Option<&Value>, field: &str) -> Result<Vec<Value>, ProxyError> {
     match content {
         Some(Value::String(text)) => Ok(vec![json!({ "text": text })]),
@@ -305,32 +254,11 @@ fn model_parts(
         Some(Value::String(text)) if text.is_empty() => Vec::new(),
         content => vec![json!({ "text": text_of(content, field)? })],
     };
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(parts),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => return Err(invalid(&format!("{field}.tool_calls"), "must be an array")),
-    };
-    for (j, call) in calls.iter().enumerate() {
-        let call_field = format!("{field}.tool_calls[{j}]");
-        let name = call
-            .pointer("/function/name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&call_field, "needs a function name"))?;
-        if let Some(id) = call.get("id").and_then(Value::as_str) {
-            call_names.insert(id.to_string(), name.to_string());
+    for call in tool_calls(message, field)? {
+        if let Some(id) = call.id {
+            call_names.insert(id.to_string(), call.name.to_string());
         }
-        let arguments = call
-            .pointer("/function/arguments")
-            .and_then(Value::as_str)
-            .filter(|a| !a.trim().is_empty())
-            .unwrap_or("{}");
-        let args: Value = serde_json::from_str(arguments).map_err(|_| {
-            invalid(
-                &format!("{call_field}.function.arguments"),
-                "must be a JSON object",
-            )
-        })?;
-        parts.push(json!({ "functionCall": { "name": name, "args": args } }));
+        parts.push(json!({ "functionCall": { "name": call.name, "args": call.arguments } }));
     }
     Ok(parts)
 }
@@ -360,40 +288,23 @@ fn function_response(
 }
 
 fn tools(tools: Option<&Value>) -> Result<Option<Vec<Value>>, ProxyError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => return Err(invalid("tools", "must be an array")),
+    let Some(tools) = function_tools(tools, API)? else {
+        return Ok(None);
     };
-    tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            let field = format!("tools[{i}]");
-            if tool.get("type").and_then(Value::as_str) != Some("function") {
-                return Err(unsupported(
-                    &format!("{field}.type"),
-                    "only function tools are available",
-                ));
-            }
-            let name = tool
-                .pointer("/function/name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(&format!("{field}.function.name"), "must be a string"))?;
-            let mut declaration = json!({ "name": name });
-            if let Some(description) = tool.pointer("/function/description") {
+    let declarations = tools
+        .into_iter()
+        .map(|tool| {
+            let mut declaration = json!({ "name": tool.name });
+            if let Some(description) = tool.description {
                 declaration["description"] = description.clone();
             }
-            if let Some(parameters) = tool
-                .pointer("/function/parameters")
-                .filter(|p| !p.is_null())
-            {
+            if let Some(parameters) = tool.parameters {
                 declaration["parameters"] = openapi_schema(parameters);
             }
-            Ok(declaration)
+            declaration
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+        .collect();
+    Ok(Some(declarations))
 }
 
 /// A JSON Schema as the OpenAPI subset Gemini's `parameters` take: the keywords it rejects

@@ -43,10 +43,14 @@ impl StreamTranslator {
     /// The OpenAI SSE bytes for the next piece of the provider's stream (often none).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Bytes, StreamError> {
         let mut out = BytesMut::new();
-        for data in self.events.feed(bytes)? {
-            let chunk: Chunk = serde_json::from_str(&data).map_err(|_| StreamError::Malformed)?;
-            self.chunk(chunk, &mut out)?;
-        }
+        // The splitter hands each event to `self` as it completes (see `EventSplitter::feed`).
+        let mut events = std::mem::replace(&mut self.events, EventSplitter::new(0));
+        let fed = events.feed(bytes, |data| {
+            let chunk: Chunk = serde_json::from_str(data).map_err(|_| StreamError::Malformed)?;
+            self.chunk(chunk, &mut out)
+        });
+        self.events = events;
+        fed?;
         Ok(out.freeze())
     }
 

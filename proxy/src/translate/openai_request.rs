@@ -1,0 +1,179 @@
+//! Reading an OpenAI chat completion request for translation, shared by every translated kind:
+//! field errors named by their path, message text, `stop`, the token limit, and tool calls.
+
+use serde_json::{Map, Value, json};
+
+use crate::openai::error::ProxyError;
+
+/// A `400 invalid_request_error` naming `field`.
+pub fn invalid(field: &str, message: &str) -> ProxyError {
+    let message = if field.is_empty() {
+        message.to_string()
+    } else {
+        format!("{field}: {message}")
+    };
+    ProxyError::bad_request("invalid_request_for_provider", message)
+}
+
+/// A `400` for a feature the provider's API (`api`) cannot serve.
+pub fn unsupported(field: &str, why: &str, api: &str) -> ProxyError {
+    ProxyError::bad_request(
+        "unsupported_parameter",
+        format!("{field}: {why}; this backend's provider speaks {api}"),
+    )
+}
+
+/// Whether `field` is set to anything but its default (absent, null, `false` or `0`).
+pub fn is_set(object: &Map<String, Value>, field: &str) -> bool {
+    object
+        .get(field)
+        .is_some_and(|v| !(v.is_null() || v == &json!(false) || v == &json!(0)))
+}
+
+/// The text of a string content or of an array of text parts (joined by newlines).
+pub fn text_of(content: Option<&Value>, field: &str) -> Result<String, ProxyError> {
+    match content {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| {
+                part.get("text")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        invalid(
+                            &format!("{field}.content[{j}]"),
+                            "only text parts are allowed here",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|texts| texts.join("\n")),
+        _ => Err(invalid(
+            &format!("{field}.content"),
+            "must be a string or an array of text parts",
+        )),
+    }
+}
+
+/// `stop` as a list of sequences, when set.
+pub fn stop_sequences(object: &Map<String, Value>) -> Result<Option<Vec<Value>>, ProxyError> {
+    match object.get("stop") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(vec![json!(s)])),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(Some(items.clone())),
+        Some(_) => Err(invalid("stop", "must be a string or an array of strings")),
+    }
+}
+
+/// `max_completion_tokens`, else `max_tokens`, when set.
+pub fn max_tokens(object: &Map<String, Value>) -> Result<Option<u64>, ProxyError> {
+    for field in ["max_completion_tokens", "max_tokens"] {
+        match object.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(value) => {
+                return value
+                    .as_u64()
+                    .filter(|n| *n >= 1)
+                    .map(Some)
+                    .ok_or_else(|| invalid(field, "must be a positive integer"));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// One tool call of an assistant message.
+pub struct ToolCall<'a> {
+    /// The call's id.
+    pub id: Option<&'a str>,
+    /// The function's name.
+    pub name: &'a str,
+    /// The arguments, parsed.
+    pub arguments: Value,
+}
+
+/// The tool calls of an assistant `message` at `field`.
+pub fn tool_calls<'a>(message: &'a Value, field: &str) -> Result<Vec<ToolCall<'a>>, ProxyError> {
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => return Err(invalid(&format!("{field}.tool_calls"), "must be an array")),
+    };
+    calls
+        .iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let call_field = format!("{field}.tool_calls[{j}]");
+            let name = call
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(&call_field, "needs a function name"))?;
+            let arguments = call
+                .pointer("/function/arguments")
+                .and_then(Value::as_str)
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or("{}");
+            let arguments = serde_json::from_str(arguments).map_err(|_| {
+                invalid(
+                    &format!("{call_field}.function.arguments"),
+                    "must be a JSON object",
+                )
+            })?;
+            Ok(ToolCall {
+                id: call.get("id").and_then(Value::as_str),
+                name,
+                arguments,
+            })
+        })
+        .collect()
+}
+
+/// One function tool.
+pub struct FunctionTool<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its description, if any.
+    pub description: Option<&'a Value>,
+    /// Its parameters' JSON Schema, if any.
+    pub parameters: Option<&'a Value>,
+}
+
+/// The request's function tools (`None` without `tools`); other tool types are refused.
+pub fn function_tools<'a>(
+    tools: Option<&'a Value>,
+    api: &str,
+) -> Result<Option<Vec<FunctionTool<'a>>>, ProxyError> {
+    let tools = match tools {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(tools)) => tools,
+        Some(_) => return Err(invalid("tools", "must be an array")),
+    };
+    tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let field = format!("tools[{i}]");
+            if tool.get("type").and_then(Value::as_str) != Some("function") {
+                return Err(unsupported(
+                    &format!("{field}.type"),
+                    "only function tools are available",
+                    api,
+                ));
+            }
+            let name = tool
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(&format!("{field}.function.name"), "must be a string"))?;
+            Ok(FunctionTool {
+                name,
+                description: tool.pointer("/function/description"),
+                parameters: tool
+                    .pointer("/function/parameters")
+                    .filter(|p| !p.is_null()),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}

@@ -1,4 +1,4 @@
-//! The end-to-end harness shared by `tests/scenarios.rs`.
+//! The end-to-end harness shared by the scenario test files in `tests/`.
 //!
 //! The tests drive a real Kubernetes 1.20 cluster (the toolkit in `e2e/testenv/`, brought up by
 //! `e2e/run.sh`) the way a user does: `kubectl` from the host, `kubectl port-forward` to the proxy,

@@ -35,6 +35,8 @@ fn s13_unrelated_secrets_cost_the_operator_no_memory() {
     let mut cleanup = Cleanup::new();
     cleanup.namespace(ns);
     create_test_namespace(ns);
+    // Windows, not waits: the operator exposes no count of cached Secrets to poll for, so the
+    // watch gets a few seconds to deliver the events before RSS is read.
     std::thread::sleep(Duration::from_secs(3));
     let pid = fx.operator.proc.pid();
     let before = rss_mib(pid).unwrap_or_default();

@@ -130,15 +130,21 @@ data: {{owner: someone else}}
             ms(t0.elapsed())
         ),
     );
-    // Nothing was written to them, however often the operator retried meanwhile.
-    std::thread::sleep(Duration::from_secs(3));
-    for ((_, kind, name, _), version) in foreign.iter().zip(&versions) {
-        assert_eq!(
-            &resource_version(kind, name, ns),
-            version,
-            "{kind} {name} was modified"
-        );
-    }
+    // Nothing is written to them, however often the operator retries meanwhile: checked all
+    // through 3 s.
+    hold_for(
+        "the foreign objects stay untouched",
+        secs(3),
+        poll(),
+        || {
+            for ((_, kind, name, _), version) in foreign.iter().zip(&versions) {
+                if &resource_version(kind, name, ns) != version {
+                    return Err(format!("{kind} {name} was modified"));
+                }
+            }
+            Ok(())
+        },
+    );
     let binding = kubectl_json(&["get", "rolebinding", "a", "-n", ns]);
     assert_eq!(binding["roleRef"]["name"], "view");
     assert_eq!(binding["subjects"][0]["name"], "jane");
@@ -245,6 +251,7 @@ spec:
             .sum::<f64>()
     };
     let before = failures();
+    // A measurement window, not a wait: how many attempts the backoff allows in 12 s.
     std::thread::sleep(Duration::from_secs(12));
     let during = failures() - before;
     figure(

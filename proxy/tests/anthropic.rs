@@ -47,14 +47,6 @@ async fn anthropic_proxy() -> (Proxy, MockLlm) {
     (proxy, llm)
 }
 
-/// The `data:` payloads of an SSE body.
-fn data(body: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(body)
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
-        .collect()
-}
-
 fn content_of(chunks: &[String]) -> String {
     chunks
         .iter()
@@ -137,14 +129,10 @@ async fn a_stream_becomes_openai_chunks_with_usage_and_done() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let chunks = data(&reply.body);
+    let chunks = sse_data(&reply.body);
     assert_eq!(chunks.last().map(String::as_str), Some("[DONE]"));
     assert_eq!(content_of(&chunks), "one two three four");
-    let parsed: Vec<Value> = chunks
-        .iter()
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let parsed = sse_chunks(&reply.body);
     assert!(
         parsed
             .iter()
@@ -164,7 +152,7 @@ async fn a_stream_becomes_openai_chunks_with_usage_and_done() {
     let reply = proxy
         .chat(json!({"model": "", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
         .await;
-    let chunks = data(&reply.body);
+    let chunks = sse_data(&reply.body);
     assert!(
         chunks.iter().all(|c| !c.contains("\"usage\"")),
         "{chunks:?}"
@@ -221,11 +209,7 @@ async fn tool_calls_round_trip_streaming_or_not() {
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
-    let chunks: Vec<Value> = data(&reply.body)
-        .iter()
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let chunks = sse_chunks(&reply.body);
     let streamed: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
@@ -327,7 +311,7 @@ async fn an_error_event_after_content_cuts_the_clients_stream_with_an_error_even
         .chat(json!({"model": "", "stream": true, "messages": [{"role": "user", "content": "Reply with exactly: a b c d e f g h"}]}))
         .await;
     assert_eq!(reply.status, 200);
-    let chunks = data(&reply.body);
+    let chunks = sse_data(&reply.body);
     assert!(!content_of(&chunks).is_empty(), "content before the error");
     assert_ne!(chunks.last().map(String::as_str), Some("[DONE]"));
     let last: Value = serde_json::from_str(chunks.last().unwrap()).unwrap();
@@ -359,7 +343,7 @@ async fn an_error_event_before_any_content_is_retried_on_another_provider() {
         .chat(json!({"model": "", "stream": true, "messages": [{"role": "user", "content": "Reply with exactly: fine"}]}))
         .await;
     assert_eq!(reply.status, 200);
-    assert_eq!(content_of(&data(&reply.body)), "fine");
+    assert_eq!(content_of(&sse_data(&reply.body)), "fine");
     assert_eq!(reply.instance(), "local");
     assert_eq!(bad.request_count(), 1);
 }

@@ -36,21 +36,6 @@ async fn gemini_proxy() -> (Proxy, MockLlm) {
     (start_proxy(&gemini_backend(llm.addr(), None)).await, llm)
 }
 
-fn data(body: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(body)
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
-        .collect()
-}
-
-fn chunks(body: &[u8]) -> Vec<Value> {
-    data(body)
-        .iter()
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_chat_completion_is_served_by_generate_content_in_openais_shape() {
     let (proxy, llm) = gemini_proxy().await;
@@ -101,8 +86,11 @@ async fn a_stream_becomes_openai_chunks_ending_in_done() {
         "{}",
         String::from_utf8_lossy(&reply.body)
     );
-    assert_eq!(data(&reply.body).last().map(String::as_str), Some("[DONE]"));
-    let chunks = chunks(&reply.body);
+    assert_eq!(
+        sse_data(&reply.body).last().map(String::as_str),
+        Some("[DONE]")
+    );
+    let chunks = sse_chunks(&reply.body);
     let text: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
@@ -227,7 +215,7 @@ async fn an_error_mid_stream_cuts_the_clients_stream_with_an_error_event() {
         .chat(json!({"model": "", "stream": true, "messages": [{"role": "user", "content": "Reply with exactly: a b c d e f g h"}]}))
         .await;
     assert_eq!(reply.status, 200);
-    let data = data(&reply.body);
+    let data = sse_data(&reply.body);
     assert_ne!(data.last().map(String::as_str), Some("[DONE]"));
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(

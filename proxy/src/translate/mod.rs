@@ -73,6 +73,9 @@ pub fn translation(
     model: &str,
     limits: &Limits,
 ) -> Option<Translation> {
+    if !is_translated(kind) {
+        return None;
+    }
     let created = unix_now();
     match kind {
         ProviderKind::OpenAi | ProviderKind::AzureOpenAi => None,
@@ -123,6 +126,9 @@ pub enum StreamError {
         /// Its message.
         message: String,
     },
+    /// The stream opened more tool calls than one answer may hold.
+    #[error("the provider's stream opened more than {0} tool calls")]
+    TooManyToolCalls(usize),
     /// The stream ended before `message_stop`.
     #[error("the provider's stream ended before message_stop")]
     Truncated,

@@ -57,6 +57,67 @@ pub fn text_of(content: Option<&Value>, field: &str) -> Result<String, ProxyErro
     }
 }
 
+/// How one message of the conversation becomes a turn of the provider's API.
+pub enum Turn {
+    /// A `role` turn with these items (blocks or parts); merged into the previous turn of the
+    /// same role, as both Anthropic and Gemini want alternating turns.
+    Items(&'static str, Vec<Value>),
+    /// The role is not one the provider takes.
+    Unsupported,
+}
+
+/// The system prompt parts (`system` and `developer` messages) and the conversation, each other
+/// message turned by `turn(role, message, field)` into a `{"role", items_key: [...]}` turn.
+pub fn conversation(
+    messages: Option<&Value>,
+    items_key: &str,
+    mut turn: impl FnMut(&str, &Value, &str) -> Result<Turn, ProxyError>,
+) -> Result<(Vec<String>, Vec<Value>), ProxyError> {
+    let messages = messages
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("messages", "must be an array"))?;
+    let mut system = Vec::new();
+    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for (i, message) in messages.iter().enumerate() {
+        let field = format!("messages[{i}]");
+        let role = message
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(&format!("{field}.role"), "must be a string"))?;
+        if matches!(role, "system" | "developer") {
+            system.push(text_of(message.get("content"), &field)?);
+            continue;
+        }
+        let (role, items) = match turn(role, message, &field)? {
+            Turn::Items(role, items) => (role, items),
+            Turn::Unsupported => {
+                return Err(invalid(
+                    &format!("{field}.role"),
+                    &format!("role {role:?} is not supported"),
+                ));
+            }
+        };
+        if items.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last, content)) if *last == role => content.extend(items),
+            _ => out.push((role, items)),
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid(
+            "messages",
+            "at least one user or assistant message is required",
+        ));
+    }
+    let turns = out
+        .into_iter()
+        .map(|(role, items)| json!({ "role": role, items_key: items }))
+        .collect();
+    Ok((system, turns))
+}
+
 /// `stop` as a list of sequences, when set.
 pub fn stop_sequences(object: &Map<String, Value>) -> Result<Option<Vec<Value>>, ProxyError> {
     match object.get("stop") {

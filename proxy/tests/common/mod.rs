@@ -286,3 +286,20 @@ pub fn keyed_backend(addr: SocketAddr) -> String {
         route("keyed", "keyed", None),
     ])
 }
+
+/// The `data:` payloads of an SSE body, `[DONE]` included.
+pub fn sse_data(body: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+        .collect()
+}
+
+/// The JSON chunks of an SSE body (`[DONE]` left out).
+pub fn sse_chunks(body: &[u8]) -> Vec<Value> {
+    sse_data(body)
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}

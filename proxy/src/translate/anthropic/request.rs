@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 
 use crate::openai::error::ProxyError;
 use crate::translate::openai_request::{
-    self, function_tools, invalid, is_set, max_tokens, stop_sequences, text_of, tool_calls,
+    self, Turn, conversation, function_tools, invalid, is_set, max_tokens, stop_sequences, text_of,
+    tool_calls,
 };
 
 /// `max_tokens` when the request sets neither `max_completion_tokens` nor `max_tokens`.
@@ -100,54 +101,17 @@ fn refuse_unsupported(object: &Map<String, Value>) -> Result<(), ProxyError> {
     Ok(())
 }
 
-/// The system prompt parts and the conversation, consecutive messages of one role merged (tool
-/// results follow as `user` content, as Anthropic wants them).
+/// The system prompt parts and the conversation (tool results follow as `user` content, as
+/// Anthropic wants them).
 fn messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), ProxyError> {
-    let messages = messages
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array"))?;
-    let mut system = Vec::new();
-    let mut out: Vec<(String, Vec<Value>)> = Vec::new();
-    for (i, message) in messages.iter().enumerate() {
-        let field = format!("messages[{i}]");
-        let role = message
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{field}.role"), "must be a string"))?;
-        let (role, blocks) = match role {
-            "system" | "developer" => {
-                system.push(text_of(message.get("content"), &field)?);
-                continue;
-            }
-            "user" => ("user", content_blocks(message.get("content"), &field)?),
-            "assistant" => ("assistant", assistant_blocks(message, &field)?),
-            "tool" => ("user", vec![tool_result(message, &field)?]),
-            other => {
-                return Err(invalid(
-                    &format!("{field}.role"),
-                    &format!("role {other:?} is not supported"),
-                ));
-            }
-        };
-        if blocks.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some((last, content)) if last == role => content.extend(blocks),
-            _ => out.push((role.to_string(), blocks)),
-        }
-    }
-    if out.is_empty() {
-        return Err(invalid(
-            "messages",
-            "at least one user or assistant message is required",
-        ));
-    }
-    let messages = out
-        .into_iter()
-        .map(|(role, content)| json!({ "role": role, "content": content }))
-        .collect();
-    Ok((system, messages))
+    conversation(messages, "content", |role, message, field| {
+        Ok(match role {
+            "user" => Turn::Items("user", content_blocks(message.get("content"), field)?),
+            "assistant" => Turn::Items("assistant", assistant_blocks(message, field)?),
+            "tool" => Turn::Items("user", vec![tool_result(message, field)?]),
+            _ => Turn::Unsupported,
+        })
+    })
 }
 
 /// A user message's content as Anthropic blocks: text and images.

@@ -98,6 +98,9 @@ struct ErrorBody {
     message: String,
 }
 
+/// The most tool calls one streamed answer may open.
+pub const MAX_TOOL_CALLS: usize = 1024;
+
 /// The translation state of one stream.
 pub struct StreamTranslator {
     events: EventSplitter,
@@ -164,6 +167,11 @@ impl StreamTranslator {
                 index,
                 content_block: BlockStart::ToolUse { id, name },
             } => {
+                // Each call's block index is kept for its deltas: a hostile stream must not
+                // grow that list (and the lookup per delta) without bound.
+                if self.tool_calls.len() >= MAX_TOOL_CALLS {
+                    return Err(StreamError::TooManyToolCalls(MAX_TOOL_CALLS));
+                }
                 let call = self.tool_calls.len() as u64;
                 self.tool_calls.push((index, call));
                 self.chunk(
@@ -336,6 +344,25 @@ mod tests {
         let mut t = StreamTranslator::new(0, 1 << 16);
         t.feed(start.as_bytes()).unwrap();
         assert_eq!(t.finish().unwrap_err(), StreamError::Truncated);
+    }
+
+    #[test]
+    fn tool_calls_per_stream_are_bounded() {
+        let mut t = StreamTranslator::new(0, 1 << 16);
+        let start = STREAM.split("event: content_block_start").next().unwrap();
+        t.feed(start.as_bytes()).unwrap();
+        let block = |i: usize| {
+            format!(
+                "data: {{\"type\":\"content_block_start\",\"index\":{i},\"content_block\":{{\"type\":\"tool_use\",\"id\":\"t{i}\",\"name\":\"f\"}}}}\n\n"
+            )
+        };
+        for i in 0..MAX_TOOL_CALLS {
+            t.feed(block(i).as_bytes()).unwrap();
+        }
+        assert_eq!(
+            t.feed(block(MAX_TOOL_CALLS).as_bytes()).unwrap_err(),
+            StreamError::TooManyToolCalls(MAX_TOOL_CALLS)
+        );
     }
 
     #[test]

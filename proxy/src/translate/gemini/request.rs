@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 
 use crate::openai::error::ProxyError;
 use crate::translate::openai_request::{
-    self, function_tools, invalid, is_set, max_tokens, stop_sequences, text_of, tool_calls,
+    self, Turn, conversation, function_tools, invalid, is_set, max_tokens, stop_sequences, text_of,
+    tool_calls,
 };
 
 /// The Gemini request for `request` (an OpenAI chat completion request).
@@ -138,58 +139,21 @@ fn generation_config(object: &Map<String, Value>) -> Result<Map<String, Value>, 
     Ok(config)
 }
 
-/// The system prompt parts and the conversation; consecutive turns of one role merged.
+/// The system prompt parts and the conversation.
 fn contents(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), ProxyError> {
-    let messages = messages
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("messages", "must be an array"))?;
-    let mut system = Vec::new();
-    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
     // Gemini answers a function call by the function's name, OpenAI by the call's id.
     let mut call_names: HashMap<String, String> = HashMap::new();
-    for (i, message) in messages.iter().enumerate() {
-        let field = format!("messages[{i}]");
-        let role = message
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(&format!("{field}.role"), "must be a string"))?;
-        let (role, parts) = match role {
-            "system" | "developer" => {
-                system.push(text_of(message.get("content"), &field)?);
-                continue;
-            }
-            "user" => ("user", user_parts(message.get("content"), &field)?),
-            "assistant" => ("model", model_parts(message, &field, &mut call_names)?),
-            "tool" => (
+    conversation(messages, "parts", |role, message, field| {
+        Ok(match role {
+            "user" => Turn::Items("user", user_parts(message.get("content"), field)?),
+            "assistant" => Turn::Items("model", model_parts(message, field, &mut call_names)?),
+            "tool" => Turn::Items(
                 "user",
-                vec![function_response(message, &field, &call_names)?],
+                vec![function_response(message, field, &call_names)?],
             ),
-            other => {
-                return Err(invalid(
-                    &format!("{field}.role"),
-                    &format!("role {other:?} is not supported"),
-                ));
-            }
-        };
-        if parts.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some((last, content)) if *last == role => content.extend(parts),
-            _ => out.push((role, parts)),
-        }
-    }
-    if out.is_empty() {
-        return Err(invalid(
-            "messages",
-            "at least one user or assistant message is required",
-        ));
-    }
-    let contents = out
-        .into_iter()
-        .map(|(role, parts)| json!({ "role": role, "parts": parts }))
-        .collect();
-    Ok((system, contents))
+            _ => Turn::Unsupported,
+        })
+    })
 }
 
 fn user_parts(content: Option<&Value>, field: &str) -> Result<Vec<Value>, ProxyError> {

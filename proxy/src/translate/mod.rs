@@ -327,3 +327,19 @@ impl Body for ProviderBody {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use serde_json::Value;
+
+    /// The JSON chunks of translated OpenAI SSE bytes (`[DONE]` left out).
+    pub(crate) fn chunks(out: &[u8]) -> Vec<Value> {
+        std::str::from_utf8(out)
+            .unwrap()
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect()
+    }
+}

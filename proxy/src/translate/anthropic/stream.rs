@@ -241,6 +241,7 @@ impl StreamTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::translate::tests::chunks;
 
     const STREAM: &str = concat!(
         "event: message_start\n",
@@ -264,16 +265,6 @@ mod tests {
         "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n",
         "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
     );
-
-    fn chunks(out: &[u8]) -> Vec<Value> {
-        std::str::from_utf8(out)
-            .unwrap()
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).unwrap())
-            .collect()
-    }
 
     #[test]
     fn every_event_type_becomes_openai_chunks_whatever_the_split() {

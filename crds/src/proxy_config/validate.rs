@@ -532,6 +532,29 @@ mod tests {
     }
 
     #[test]
+    fn an_azure_provider_needs_a_path_safe_deployment_and_a_dated_api_version() {
+        let azure = |deployment: &str, api_version: &str| super::super::AzureConfig {
+            deployment: deployment.into(),
+            api_version: api_version.into(),
+        };
+        let mut config = valid();
+        let p = first_provider(&mut config);
+        p.kind = ProviderKind::AzureOpenAi;
+        p.azure = Some(azure("gpt-4o", "2024-10-21"));
+        assert_eq!(problems(&config), Vec::<String>::new());
+        first_provider(&mut config).azure = None;
+        only_problem(&config, &format!("{P0}.azure"));
+        first_provider(&mut config).azure = Some(azure("../admin", "2024-10-21"));
+        only_problem(&config, &format!("{P0}.azure.deployment"));
+        first_provider(&mut config).azure = Some(azure("gpt-4o", "2024-10-21&x=1"));
+        only_problem(&config, &format!("{P0}.azure.apiVersion"));
+        // Azure settings on another kind are a mistake, not ignored.
+        let mut config = valid();
+        first_provider(&mut config).azure = Some(azure("gpt-4o", "2024-10-21"));
+        only_problem(&config, &format!("{P0}.azure"));
+    }
+
+    #[test]
     fn u64_max_durations_are_rejected_everywhere() {
         let mut config = valid();
         backend(&mut config).request_timeout_ms = u64::MAX;

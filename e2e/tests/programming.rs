@@ -550,7 +550,7 @@ fn s12_a_config_past_one_mebibyte_reaches_the_proxy() {
     figure(
         "s12",
         format!(
-            "{LARGE} backends Accepted after {} ms, {LARGE} routes Accepted after {} ms, all in the ConfigMap after {} ms, first/middle/last route served after {} ms, Gateway Programmed with the written generation after {} ms (from the start of the create; the create finished at {} ms, so everything was Accepted {} ms and served {} ms after it)",
+            "{LARGE} backends Accepted after {} ms, {LARGE} routes Accepted after {} ms, all in the ConfigMap after {} ms, first/middle/last route served after {} ms, Gateway Programmed with the written generation after {} ms (from the start of the create; the create finished at {} ms, so everything was Accepted {} ms, served {} ms and Programmed {} ms after it)",
             ms(backends_at.unwrap_or_default()),
             ms(routes_at.unwrap_or_default()),
             ms(config_at),
@@ -561,6 +561,7 @@ fn s12_a_config_past_one_mebibyte_reaches_the_proxy() {
                 .unwrap_or_default()
                 .max(routes_at.unwrap_or_default())
                 .saturating_sub(created)),
+            ms(served.saturating_sub(created)),
             ms(programmed_at.saturating_sub(created)),
         ),
     );

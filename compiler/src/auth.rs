@@ -25,72 +25,29 @@ pub(crate) fn resolve_auth(
     auth: &AuthPolicy,
     path: &str,
 ) -> Result<Credential, Diagnostic> {
-    match (&auth.secret_ref, &auth.key) {
-        (Some(secret_ref), None) => {
+    let field = format!("{path}.auth");
+    match (&auth.secret_ref, &auth.key, &auth.aws, &auth.gcp) {
+        (Some(secret_ref), None, None, None) => {
             let key = secret_ref.key.as_deref().unwrap_or(defaults::SECRET_KEY);
-            let field = format!("{path}.auth.secretRef");
-            if let Some(namespace) = secret_ref
-                .namespace
-                .as_deref()
-                .filter(|ns| *ns != backend.namespace)
-            {
-                // A backend may only read keys of its own namespace: anything else would let
-                // whoever can create a backend exfiltrate any Secret through the proxy.
-                return Err(Diagnostic::new(
-                    backend,
-                    format!("{field}.namespace"),
-                    Reason::RefNotPermitted,
-                    format!(
-                        "Secret {namespace}/{} is in another namespace: a backend may only use Secrets of its own namespace ({})",
-                        secret_ref.name, backend.namespace
-                    ),
-                ));
-            }
-            let reference = format!("Secret {}/{}", backend.namespace, secret_ref.name);
-            let secret = index
-                .secret(&backend.namespace, &secret_ref.name)
-                .ok_or_else(|| {
-                    let message = format!("{reference} not found");
-                    Diagnostic::new(
-                        backend,
-                        format!("{field}.name"),
-                        Reason::SecretNotFound,
-                        message,
-                    )
-                })?;
-            let bytes = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .ok_or_else(|| {
-                    let message = format!("{reference} has no key {key:?}");
-                    Diagnostic::new(
-                        backend,
-                        format!("{field}.key"),
-                        Reason::SecretKeyNotFound,
-                        message,
-                    )
-                })?;
-            let invalid = |problem: &str| {
-                let message = format!("key {key:?} of {reference} {problem}");
-                Diagnostic::new(
-                    backend,
-                    format!("{field}.key"),
-                    Reason::InvalidSpec,
-                    message,
-                )
-            };
-            let text = std::str::from_utf8(&bytes.0).map_err(|_| invalid("is not UTF-8 text"))?;
-            let value = normalize_key(text).ok_or_else(|| invalid("is empty"))?;
+            let field = format!("{field}.secretRef");
+            let secret = SecretData::find(
+                index,
+                backend,
+                &secret_ref.name,
+                secret_ref.namespace.as_deref(),
+                &field,
+            )?;
+            let value =
+                normalize_key(secret.text(key)?).ok_or_else(|| secret.invalid(key, "is empty"))?;
             // Namespaces and names never contain `_`, so the id is unambiguous with the key last.
             let id = format!("secret_{}_{}_{key}", backend.namespace, secret_ref.name);
             Ok(Credential { id, key: value })
         }
-        (None, Some(inline)) => {
+        (None, Some(inline), None, None) => {
             let value = normalize_key(inline).ok_or_else(|| {
                 Diagnostic::new(
                     backend,
-                    format!("{path}.auth.key"),
+                    format!("{field}.key"),
                     Reason::InvalidSpec,
                     "must not be empty",
                 )
@@ -98,12 +55,210 @@ pub(crate) fn resolve_auth(
             let id = format!("inline_{}_{}_{provider}", backend.namespace, backend.name);
             Ok(Credential { id, key: value })
         }
+        (None, None, Some(aws), None) => {
+            let field = format!("{field}.aws.secretRef");
+            let secret_ref = &aws.secret_ref;
+            let mut secret = SecretData::find(
+                index,
+                backend,
+                &secret_ref.name,
+                secret_ref.namespace.as_deref(),
+                &field,
+            )?;
+            secret.key_field = format!("{field}.name");
+            let token = if secret.has(AWS_SESSION_TOKEN) {
+                Some(secret.token(AWS_SESSION_TOKEN)?)
+            } else {
+                None
+            };
+            let credentials = serde_json::json!({
+                "accessKeyId": secret.token(AWS_ACCESS_KEY_ID)?,
+                "secretAccessKey": secret.token(AWS_SECRET_ACCESS_KEY)?,
+                "sessionToken": token,
+            });
+            let id = format!("aws_{}_{}", backend.namespace, secret_ref.name);
+            Ok(Credential {
+                id,
+                key: credentials.to_string(),
+            })
+        }
+        (None, None, None, Some(gcp)) => {
+            let field = format!("{field}.gcp.secretRef");
+            let secret_ref = &gcp.secret_ref;
+            let key = secret_ref.key.as_deref().unwrap_or(GCP_SERVICE_ACCOUNT_KEY);
+            let secret = SecretData::find(
+                index,
+                backend,
+                &secret_ref.name,
+                secret_ref.namespace.as_deref(),
+                &field,
+            )?;
+            let account = service_account(secret.text(key)?)
+                .map_err(|problem| secret.invalid(key, &problem))?;
+            let id = format!("gcp_{}_{}_{key}", backend.namespace, secret_ref.name);
+            Ok(Credential { id, key: account })
+        }
         _ => Err(Diagnostic::new(
             backend,
-            format!("{path}.auth"),
+            field,
             Reason::InvalidSpec,
-            "exactly one of secretRef or key must be set",
+            "exactly one of secretRef, key, aws or gcp must be set",
         )),
+    }
+}
+
+/// The Secret data keys of `auth.aws`.
+pub const AWS_ACCESS_KEY_ID: &str = "accessKeyId";
+/// See [`AWS_ACCESS_KEY_ID`].
+pub const AWS_SECRET_ACCESS_KEY: &str = "secretAccessKey";
+/// See [`AWS_ACCESS_KEY_ID`]; optional.
+pub const AWS_SESSION_TOKEN: &str = "sessionToken";
+/// The default data key of `auth.gcp`.
+pub const GCP_SERVICE_ACCOUNT_KEY: &str = "service-account.json";
+/// Google's token endpoint, for a key that names none.
+const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// The parts of a service-account key the proxy needs, checked and re-encoded so that nothing
+/// else of the key travels on. The problem, when the key is not one.
+fn service_account(text: &str) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        client_email: Option<String>,
+        private_key: Option<String>,
+        private_key_id: Option<String>,
+        token_uri: Option<String>,
+    }
+    let key: Key = serde_json::from_str(text).map_err(|_| {
+        "is not a service-account key (JSON with client_email and private_key)".to_string()
+    })?;
+    if key.kind.as_deref().is_some_and(|k| k != "service_account") {
+        return Err("is not a service-account key (its type is not service_account)".into());
+    }
+    let email = key
+        .client_email
+        .filter(|e| e.contains('@') && !e.chars().any(char::is_whitespace))
+        .ok_or("has no valid client_email")?;
+    let private_key = key
+        .private_key
+        .filter(|k| {
+            k.contains("-----BEGIN PRIVATE KEY-----")
+                || k.contains("-----BEGIN RSA PRIVATE KEY-----")
+        })
+        .ok_or("has no PEM private_key")?;
+    let token_uri = key
+        .token_uri
+        .unwrap_or_else(|| GOOGLE_TOKEN_URI.to_string());
+    let scheme_ok = token_uri.starts_with("https://") || token_uri.starts_with("http://");
+    if !scheme_ok
+        || token_uri
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("has a token_uri that is not an http(s) URL".into());
+    }
+    Ok(serde_json::json!({
+        "client_email": email,
+        "private_key": private_key,
+        "private_key_id": key.private_key_id,
+        "token_uri": token_uri,
+    })
+    .to_string())
+}
+
+/// A Secret of the backend's namespace that an `auth` form reads, with the field that names it.
+struct SecretData<'a> {
+    backend: &'a ObjectRef,
+    secret: &'a k8s_openapi::api::core::v1::Secret,
+    reference: String,
+    /// The field blamed for a missing or bad data key: `key` where the user chose the key, the
+    /// Secret's `name` where the keys are fixed.
+    key_field: String,
+}
+
+impl<'a> SecretData<'a> {
+    fn find(
+        index: &'a Index<'_>,
+        backend: &'a ObjectRef,
+        name: &str,
+        namespace: Option<&str>,
+        field: &'a str,
+    ) -> Result<Self, Diagnostic> {
+        if let Some(namespace) = namespace.filter(|ns| *ns != backend.namespace) {
+            // A backend may only read keys of its own namespace: anything else would let
+            // whoever can create a backend exfiltrate any Secret through the proxy.
+            return Err(Diagnostic::new(
+                backend,
+                format!("{field}.namespace"),
+                Reason::RefNotPermitted,
+                format!(
+                    "Secret {namespace}/{name} is in another namespace: a backend may only use Secrets of its own namespace ({})",
+                    backend.namespace
+                ),
+            ));
+        }
+        let reference = format!("Secret {}/{name}", backend.namespace);
+        let secret = index.secret(&backend.namespace, name).ok_or_else(|| {
+            Diagnostic::new(
+                backend,
+                format!("{field}.name"),
+                Reason::SecretNotFound,
+                format!("{reference} not found"),
+            )
+        })?;
+        Ok(Self {
+            backend,
+            secret,
+            reference,
+            key_field: format!("{field}.key"),
+        })
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.secret
+            .data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(key))
+    }
+
+    /// The UTF-8 text under `key`.
+    fn text(&self, key: &str) -> Result<&'a str, Diagnostic> {
+        let bytes = self
+            .secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .ok_or_else(|| {
+                Diagnostic::new(
+                    self.backend,
+                    self.key_field.clone(),
+                    Reason::SecretKeyNotFound,
+                    format!("{} has no key {key:?}", self.reference),
+                )
+            })?;
+        std::str::from_utf8(&bytes.0).map_err(|_| self.invalid(key, "is not UTF-8 text"))
+    }
+
+    /// The text under `key`, trimmed: one token with no inner whitespace.
+    fn token(&self, key: &str) -> Result<String, Diagnostic> {
+        let text = self.text(key)?.trim();
+        if text.is_empty() {
+            return Err(self.invalid(key, "is empty"));
+        }
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(self.invalid(key, "holds whitespace or control characters"));
+        }
+        Ok(text.to_string())
+    }
+
+    fn invalid(&self, key: &str, problem: &str) -> Diagnostic {
+        Diagnostic::new(
+            self.backend,
+            self.key_field.clone(),
+            Reason::InvalidSpec,
+            format!("key {key:?} of {} {problem}", self.reference),
+        )
     }
 }
 

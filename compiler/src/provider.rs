@@ -1,7 +1,9 @@
 //! One provider of a backend: kind, endpoint, effective policies and credential.
 
 use agentgateway_crds::backend::{BackendPolicies, Provider, ProviderKindName};
-use agentgateway_crds::proxy_config::{AuthConfig, AzureConfig, ProviderConfig, ProviderKind};
+use agentgateway_crds::proxy_config::{
+    AuthConfig, AzureConfig, BedrockConfig, ProviderConfig, ProviderKind, VertexConfig,
+};
 
 use crate::auth::{Credential, resolve_auth};
 use crate::diagnostic::{Diagnostic, Reason};
@@ -32,19 +34,7 @@ pub(crate) fn compile_provider(
             "a provider kind must be set",
         )]
     })?;
-    let Some((kind, public_endpoint)) = served_kind(kind_name) else {
-        let message = format!(
-            "provider kind {} is not supported by this version of the proxy",
-            kind_name.field()
-        );
-        let field = format!("{path}.{}", kind_name.field());
-        return Err(vec![Diagnostic::new(
-            backend,
-            field,
-            Reason::UnsupportedValue,
-            message,
-        )]);
-    };
+    let (kind, public_endpoint) = served_kind(kind_name, provider);
     let name = provider
         .name
         .clone()
@@ -77,15 +67,7 @@ pub(crate) fn compile_provider(
                 )
             })
         }
-        // Azure's public endpoint is the resource's own host (validation requires it when no
-        // host is given).
-        _ => Some((
-            azure_endpoint(provider)
-                .unwrap_or(public_endpoint.0)
-                .to_string(),
-            public_endpoint.1,
-            tls.clone(),
-        )),
+        _ => Some((public_endpoint, 443, tls.clone())),
     };
     let credential = layers.auth().and_then(|(auth, auth_path)| {
         keep(
@@ -113,6 +95,13 @@ pub(crate) fn compile_provider(
                     deployment: azure.deployment_name.clone().unwrap_or_default(),
                     api_version: azure.api_version.clone().unwrap_or_default(),
                 }),
+                bedrock: provider.bedrock.as_ref().map(|bedrock| BedrockConfig {
+                    region: bedrock.region.clone().unwrap_or_default(),
+                }),
+                vertex: provider.vertexai.as_ref().map(|vertex| VertexConfig {
+                    project_id: vertex.project_id.clone().unwrap_or_default(),
+                    region: vertex.region.clone().unwrap_or_default(),
+                }),
                 auth: credential.as_ref().map(|c| AuthConfig {
                     credential: c.id.clone(),
                 }),
@@ -126,27 +115,44 @@ pub(crate) fn compile_provider(
     }
 }
 
-/// The kinds this version of the proxy serves, with their public endpoint (used over TLS).
-fn served_kind(kind: ProviderKindName) -> Option<(ProviderKind, (&'static str, u16))> {
+/// The proxy's kind for a provider and its public endpoint (served over TLS on 443). Regional
+/// endpoints take the region validation already checked.
+fn served_kind(kind: ProviderKindName, provider: &Provider) -> (ProviderKind, String) {
     match kind {
-        ProviderKindName::OpenAi => Some((ProviderKind::OpenAi, ("api.openai.com", 443))),
-        ProviderKindName::Anthropic => Some((ProviderKind::Anthropic, ("api.anthropic.com", 443))),
-        // The host is the resource's endpoint (see `azure_endpoint`).
-        ProviderKindName::AzureOpenAi => Some((ProviderKind::AzureOpenAi, ("", 443))),
-        ProviderKindName::Gemini => Some((
+        ProviderKindName::OpenAi => (ProviderKind::OpenAi, "api.openai.com".into()),
+        ProviderKindName::Anthropic => (ProviderKind::Anthropic, "api.anthropic.com".into()),
+        // The resource's own host (validation requires it when no host is given).
+        ProviderKindName::AzureOpenAi => (
+            ProviderKind::AzureOpenAi,
+            provider
+                .azureopenai
+                .as_ref()
+                .and_then(|azure| azure.endpoint.clone())
+                .unwrap_or_default(),
+        ),
+        ProviderKindName::Gemini => (
             ProviderKind::Gemini,
-            ("generativelanguage.googleapis.com", 443),
-        )),
-        ProviderKindName::Bedrock | ProviderKindName::VertexAi => None,
+            "generativelanguage.googleapis.com".into(),
+        ),
+        ProviderKindName::Bedrock => {
+            let region = provider.bedrock.as_ref().and_then(|b| b.region.as_deref());
+            (
+                ProviderKind::Bedrock,
+                format!(
+                    "bedrock-runtime.{}.amazonaws.com",
+                    region.unwrap_or_default()
+                ),
+            )
+        }
+        ProviderKindName::VertexAi => {
+            let region = provider.vertexai.as_ref().and_then(|v| v.region.as_deref());
+            let host = match region {
+                Some("global") => "aiplatform.googleapis.com".to_string(),
+                region => format!("{}-aiplatform.googleapis.com", region.unwrap_or_default()),
+            };
+            (ProviderKind::VertexAi, host)
+        }
     }
-}
-
-/// An `azureopenai` provider's resource endpoint, e.g. `my-resource.openai.azure.com`.
-fn azure_endpoint(provider: &Provider) -> Option<&str> {
-    provider
-        .azureopenai
-        .as_ref()
-        .and_then(|azure| azure.endpoint.as_deref())
 }
 
 /// The provider's port as the config holds it (validation already bounds it).

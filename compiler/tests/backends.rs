@@ -1,4 +1,4 @@
-//! Backends: endpoints, policy overrides and defaults, unsupported kinds, invalid specs, and the
+//! Backends: endpoints, policy overrides and defaults, per-kind requirements, invalid specs, and the
 //! operator's acceptance check.
 
 mod common;
@@ -182,12 +182,13 @@ spec:
 }
 
 #[test]
-fn an_unsupported_provider_kind_is_an_error_naming_its_block() {
+fn a_bedrock_or_vertex_provider_without_its_credential_form_is_an_error_naming_the_field() {
     let error = compile_error(
         "apiVersion: agentgateway.dev/v1alpha1
 kind: AgentgatewayBackend
 metadata: {name: x}
 spec:
+  policies: {auth: {key: sk-1}}
   ai:
     groups:
     - providers:
@@ -197,9 +198,9 @@ spec:
     );
     assert_eq!(
         error.to_string(),
-        "test.yaml: document 1 (AgentgatewayBackend default/x): spec.ai.groups[0].providers[1].bedrock: provider kind bedrock is not supported by this version of the proxy"
+        "test.yaml: document 1 (AgentgatewayBackend default/x): spec.ai.groups[0].providers[1].policies.auth.aws: required: a bedrock provider authenticates with aws credentials (spec.policies.auth has none)"
     );
-    assert_eq!(error.errors[0].diagnostic.reason, Reason::UnsupportedValue);
+    assert_eq!(error.errors[0].diagnostic.reason, Reason::InvalidSpec);
 }
 
 #[test]
@@ -245,7 +246,7 @@ spec:
 ---
 apiVersion: agentgateway.dev/v1alpha1
 kind: AgentgatewayBackend
-metadata: {name: a-unsupported}
+metadata: {name: a-unsigned}
 spec:
   ai:
     provider: {bedrock: {region: us-east-1}}
@@ -257,7 +258,7 @@ spec:
         [
             "test.yaml: document 2 (AgentgatewayBackend default/two-problems): spec.ai.provider.host: must be a DNS-1123 hostname or an IP address, without scheme, port, path or whitespace",
             "test.yaml: document 2 (AgentgatewayBackend default/two-problems): spec.ai.provider.port: must be between 1 and 65535",
-            "test.yaml: document 3 (AgentgatewayBackend default/a-unsupported): spec.ai.provider.bedrock: provider kind bedrock is not supported by this version of the proxy",
+            "test.yaml: document 3 (AgentgatewayBackend default/a-unsigned): spec.ai.provider.policies.auth.aws: required: a bedrock provider authenticates with aws credentials (spec.ai.provider.policies.auth has none)",
         ]
     );
 }

@@ -186,7 +186,7 @@ fn compile_gateway_leaves_invalid_things_out_and_reports_them() {
             "HTTPRoute apps/not-allowed spec.parentRefs[0] NotAllowedByListeners",
             "HTTPRoute infra/wrong-host spec.parentRefs[0] NoMatchingListenerHostname",
             "HTTPRoute infra/no-section spec.parentRefs[0] NoMatchingParent",
-            "AgentgatewayBackend apps/claude spec.ai.provider.bedrock UnsupportedValue",
+            "AgentgatewayBackend apps/claude spec.ai.provider.policies.auth.aws InvalidSpec",
         ]
     );
 

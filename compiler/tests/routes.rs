@@ -244,8 +244,8 @@ spec:
     assert_eq!(
         lines,
         [
-            "test.yaml: document 1 (AgentgatewayBackend default/broken): spec.ai.provider.bedrock: provider kind bedrock is not supported by this version of the proxy",
-            "test.yaml: document 2 (HTTPRoute default/r): spec.rules[0].backendRefs[0]: AgentgatewayBackend default/broken is not accepted: spec.ai.provider.bedrock: provider kind bedrock is not supported by this version of the proxy",
+            "test.yaml: document 1 (AgentgatewayBackend default/broken): spec.ai.provider.policies.auth.aws: required: a bedrock provider authenticates with aws credentials (spec.ai.provider.policies.auth has none)",
+            "test.yaml: document 2 (HTTPRoute default/r): spec.rules[0].backendRefs[0]: AgentgatewayBackend default/broken is not accepted: spec.ai.provider.policies.auth.aws: required: a bedrock provider authenticates with aws credentials (spec.ai.provider.policies.auth has none)",
         ]
     );
 }

@@ -22,6 +22,8 @@ fn self_hosted(name: &str) -> ProviderConfig {
         tls: None,
         path: None,
         azure: None,
+        bedrock: None,
+        vertex: None,
         auth: None,
         connect_timeout_ms: 10_000,
         request_timeout_ms: 600_000,

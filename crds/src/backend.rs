@@ -164,29 +164,37 @@ pub struct AzureOpenAiProvider {
     pub model: Option<String>,
 }
 
-/// An Amazon Bedrock provider.
+/// An Amazon Bedrock provider, served through the Converse and ConverseStream APIs of
+/// `bedrock-runtime.{region}.amazonaws.com`, every request signed with SigV4 (service `bedrock`)
+/// with the credentials of `policies.auth.aws`, which is required.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct BedrockProvider {
-    /// The AWS region, e.g. `us-east-1`.
+    /// The AWS region, e.g. `us-east-1`: lowercase letters, digits and `-`. Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// The model to use; it replaces the model of every request.
+    /// The model id, inference profile id or ARN (e.g. `anthropic.claude-3-5-haiku-20241022-v1:0`);
+    /// it replaces the model of every request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
 }
 
-/// A Google Vertex AI provider.
+/// A Google Vertex AI provider at `{region}-aiplatform.googleapis.com` (`aiplatform.googleapis.com`
+/// for the region `global`). Models named `claude-*` are served through the Anthropic publisher
+/// (`rawPredict` / `streamRawPredict`, Anthropic's Messages format); every other model through the
+/// Google publisher (`generateContent` / `streamGenerateContent`, Gemini's format). Access tokens
+/// come from the service-account key of `policies.auth.gcp`, which is required.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct VertexAiProvider {
-    /// The Google Cloud project.
+    /// The Google Cloud project id: 6 to 30 lowercase letters, digits and `-`. Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
-    /// The region, e.g. `us-central1`.
+    /// The region, e.g. `us-central1`, or `global`. Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// The model to use; it replaces the model of every request.
+    /// The model to use (e.g. `gemini-2.0-flash` or `claude-3-5-haiku@20241022`); it replaces the
+    /// model of every request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
 }
@@ -212,7 +220,8 @@ pub struct BackendPolicies {
     pub retry: Option<RetryPolicy>,
 }
 
-/// Exactly one of `secretRef` or `key`.
+/// Exactly one of `secretRef` or `key` (an API key), `aws` (for `bedrock` providers, which require
+/// it) or `gcp` (for `vertexai` providers, which require it).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthPolicy {
@@ -222,6 +231,46 @@ pub struct AuthPolicy {
     /// The API key inline. Prefer `secretRef`: an inline key is visible to everyone who can read the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// AWS credentials that sign every request with SigV4 (`bedrock` providers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsAuth>,
+    /// A Google Cloud service-account key that obtains OAuth2 access tokens (`vertexai` providers
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<GcpAuth>,
+}
+
+/// AWS credentials from a Secret of the backend's namespace, with the data keys `accessKeyId`,
+/// `secretAccessKey` and, for temporary credentials, `sessionToken`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsAuth {
+    /// The Secret holding the credentials.
+    pub secret_ref: SecretRef,
+}
+
+/// A Google Cloud service-account key (the JSON file `gcloud iam service-accounts keys create`
+/// writes) in a Secret of the backend's namespace. Its `client_email` and `private_key` sign the
+/// OAuth2 JWT-bearer grant sent to its `token_uri`; the access token is cached and refreshed
+/// before it expires.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GcpAuth {
+    /// The Secret and the data key holding the JSON key (the key defaults to
+    /// `service-account.json`).
+    pub secret_ref: SecretKeyRef,
+}
+
+/// A Secret in the referrer's namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The Secret's namespace; only the backend's own namespace is permitted. Defaults to the
+    /// backend's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// A key of a Secret in the referrer's namespace.
@@ -234,7 +283,8 @@ pub struct SecretKeyRef {
     /// the backend `Accepted=False` with reason `RefNotPermitted`). Defaults to the backend's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    /// The data key holding the API key. Defaults to `Authorization`.
+    /// The data key holding the API key. Defaults to `Authorization` (`service-account.json` under
+    /// `auth.gcp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }

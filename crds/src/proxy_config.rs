@@ -171,6 +171,31 @@ pub enum ProviderKind {
     /// Google Gemini's generateContent API: requests and answers are translated.
     #[serde(rename = "gemini")]
     Gemini,
+    /// Amazon Bedrock's Converse API, SigV4-signed: requests and answers are translated.
+    #[serde(rename = "bedrock")]
+    Bedrock,
+    /// Google Vertex AI with OAuth2 access tokens: Gemini models through generateContent,
+    /// `claude-*` models through Anthropic's rawPredict; requests and answers are translated.
+    #[serde(rename = "vertexai")]
+    VertexAi,
+}
+
+/// The region of a `bedrock` provider.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BedrockConfig {
+    /// The AWS region: the SigV4 signing region.
+    pub region: String,
+}
+
+/// Where a `vertexai` provider serves its models.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct VertexConfig {
+    /// The Google Cloud project: `/v1/projects/{projectId}/...`.
+    pub project_id: String,
+    /// The region: `.../locations/{region}/...`.
+    pub region: String,
 }
 
 /// Where an Azure OpenAI provider serves a deployment.
@@ -207,6 +232,12 @@ pub struct ProviderConfig {
     /// The deployment and API version of an `azureopenai` provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure: Option<AzureConfig>,
+    /// The region of a `bedrock` provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<BedrockConfig>,
+    /// The project and region of a `vertexai` provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<VertexConfig>,
     /// The credential to send, by id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
@@ -237,7 +268,9 @@ pub struct TlsConfig {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthConfig {
-    /// A key of [`Credentials`].
+    /// A key of [`Credentials`]. Its value is the API key; for `bedrock`, a JSON object
+    /// `{"accessKeyId", "secretAccessKey", "sessionToken"?}`; for `vertexai`, the
+    /// service-account key JSON.
     pub credential: String,
 }
 

@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use crate::backend::{AgentgatewayBackendSpec, BackendPolicies, PassThrough, Provider};
+use crate::backend::{
+    AgentgatewayBackendSpec, AuthPolicy, BackendPolicies, PassThrough, Provider, SecretKeyRef,
+};
 use crate::duration::parse_duration;
 use crate::proxy_config::limits::{MAX_CONSECUTIVE_FAILURES, MAX_DURATION_MS, MIN_DURATION_MS};
 
@@ -40,10 +42,14 @@ impl std::fmt::Display for FieldError {
 pub fn validate_backend_spec(spec: &AgentgatewayBackendSpec) -> Vec<FieldError> {
     let mut errors = Errors::default();
     match (&spec.ai.provider, &spec.ai.groups) {
-        (Some(provider), None) => {
-            validate_provider(&mut errors, "spec.ai.provider", provider, false)
-        }
-        (None, Some(groups)) => validate_groups(&mut errors, groups),
+        (Some(provider), None) => validate_provider(
+            &mut errors,
+            "spec.ai.provider",
+            provider,
+            false,
+            spec.policies.as_ref(),
+        ),
+        (None, Some(groups)) => validate_groups(&mut errors, groups, spec.policies.as_ref()),
         _ => errors.push("spec.ai", "exactly one of provider or groups must be set"),
     }
     if let Some(pass_through) = &spec.ai.pass_through {
@@ -67,7 +73,11 @@ impl Errors {
     }
 }
 
-fn validate_groups(errors: &mut Errors, groups: &[crate::backend::ProviderGroup]) {
+fn validate_groups(
+    errors: &mut Errors,
+    groups: &[crate::backend::ProviderGroup],
+    backend_policies: Option<&BackendPolicies>,
+) {
     if groups.is_empty() || groups.len() > MAX_GROUPS {
         errors.push(
             "spec.ai.groups",
@@ -96,12 +106,18 @@ fn validate_groups(errors: &mut Errors, groups: &[crate::backend::ProviderGroup]
                     ),
                 );
             }
-            validate_provider(errors, &path, provider, true);
+            validate_provider(errors, &path, provider, true, backend_policies);
         }
     }
 }
 
-fn validate_provider(errors: &mut Errors, path: &str, provider: &Provider, name_required: bool) {
+fn validate_provider(
+    errors: &mut Errors,
+    path: &str,
+    provider: &Provider,
+    name_required: bool,
+    backend_policies: Option<&BackendPolicies>,
+) {
     match &provider.name {
         None if name_required => errors.push(format!("{path}.name"), "required"),
         Some(name) if !is_dns_label(name) => errors.push(
@@ -156,6 +172,7 @@ fn validate_provider(errors: &mut Errors, path: &str, provider: &Provider, name_
     if let Some(policies) = &provider.policies {
         validate_policies(errors, &format!("{path}.policies"), policies);
     }
+    validate_effective_auth(errors, path, provider, backend_policies);
 }
 
 fn validate_kind_fields(errors: &mut Errors, path: &str, provider: &Provider) {
@@ -189,19 +206,50 @@ fn validate_kind_fields(errors: &mut Errors, path: &str, provider: &Provider) {
             Some(_) => {}
         }
     }
-    if let Some(bedrock) = &provider.bedrock
-        && bedrock.region.as_deref().is_none_or(str::is_empty)
-    {
-        missing(errors, format!("{path}.bedrock.region"));
+    if let Some(bedrock) = &provider.bedrock {
+        match bedrock.region.as_deref() {
+            None | Some("") => missing(errors, format!("{path}.bedrock.region")),
+            Some(region) if !is_cloud_region(region) => errors.push(
+                format!("{path}.bedrock.region"),
+                "must be an AWS region: lowercase letters, digits and '-' (e.g. us-east-1)",
+            ),
+            Some(_) => {}
+        }
     }
     if let Some(vertex) = &provider.vertexai {
-        if vertex.project_id.as_deref().is_none_or(str::is_empty) {
-            missing(errors, format!("{path}.vertexai.projectId"));
+        match vertex.project_id.as_deref() {
+            None | Some("") => missing(errors, format!("{path}.vertexai.projectId")),
+            Some(project) if !is_gcp_project_id(project) => errors.push(
+                format!("{path}.vertexai.projectId"),
+                "must be a Google Cloud project id: 6 to 30 lowercase letters, digits and '-', starting with a letter",
+            ),
+            Some(_) => {}
         }
-        if vertex.region.as_deref().is_none_or(str::is_empty) {
-            missing(errors, format!("{path}.vertexai.region"));
+        match vertex.region.as_deref() {
+            None | Some("") => missing(errors, format!("{path}.vertexai.region")),
+            Some(region) if !is_cloud_region(region) => errors.push(
+                format!("{path}.vertexai.region"),
+                "must be a Google Cloud region (e.g. us-central1) or global",
+            ),
+            Some(_) => {}
         }
     }
+}
+
+/// An AWS or Google Cloud region as it goes into a host name: a DNS label of lowercase letters,
+/// digits and `-`, at most 32 characters (`us-east-1`, `europe-west4`, `global`).
+pub fn is_cloud_region(region: &str) -> bool {
+    region.len() <= 32
+        && is_dns_label(region)
+        && region.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+/// A Google Cloud project id: 6 to 30 lowercase letters, digits and `-`, starting with a letter
+/// and not ending with `-`.
+pub fn is_gcp_project_id(project: &str) -> bool {
+    (6..=30).contains(&project.len())
+        && is_dns_label(project)
+        && project.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
 /// An Azure OpenAI deployment name, as it goes into the request path.
@@ -234,43 +282,123 @@ pub fn is_azure_api_version(version: &str) -> bool {
             }))
 }
 
+fn validate_auth(errors: &mut Errors, path: &str, auth: &AuthPolicy) {
+    let forms = [
+        auth.secret_ref.is_some(),
+        auth.key.is_some(),
+        auth.aws.is_some(),
+        auth.gcp.is_some(),
+    ];
+    if forms.iter().filter(|set| **set).count() != 1 {
+        errors.push(
+            path,
+            "exactly one of secretRef, key, aws or gcp must be set",
+        );
+    }
+    if let Some(secret_ref) = &auth.secret_ref {
+        validate_secret_key_ref(errors, &format!("{path}.secretRef"), secret_ref);
+    }
+    if let Some(key) = &auth.key
+        && key.trim().is_empty()
+    {
+        errors.push(format!("{path}.key"), "must not be empty");
+    }
+    if let Some(aws) = &auth.aws {
+        let ref_path = format!("{path}.aws.secretRef");
+        validate_secret_name(
+            errors,
+            &ref_path,
+            &aws.secret_ref.name,
+            aws.secret_ref.namespace.as_deref(),
+        );
+    }
+    if let Some(gcp) = &auth.gcp {
+        validate_secret_key_ref(errors, &format!("{path}.gcp.secretRef"), &gcp.secret_ref);
+    }
+}
+
+fn validate_secret_key_ref(errors: &mut Errors, path: &str, secret_ref: &SecretKeyRef) {
+    validate_secret_name(
+        errors,
+        path,
+        &secret_ref.name,
+        secret_ref.namespace.as_deref(),
+    );
+    if let Some(key) = &secret_ref.key
+        && !is_data_key(key)
+    {
+        errors.push(
+            format!("{path}.key"),
+            "must be a valid data key: letters, digits, '-', '_' or '.'",
+        );
+    }
+}
+
+fn validate_secret_name(errors: &mut Errors, path: &str, name: &str, namespace: Option<&str>) {
+    if let Some(ns) = namespace
+        && !is_dns_label(ns)
+    {
+        errors.push(
+            format!("{path}.namespace"),
+            "must be a valid namespace name (DNS-1123 label)",
+        );
+    }
+    if !is_dns_subdomain(name) {
+        errors.push(
+            format!("{path}.name"),
+            "must be a valid Secret name (DNS-1123 subdomain)",
+        );
+    }
+}
+
+/// The credential form a provider's kind needs, checked against the auth that applies to it (its
+/// own, else the backend's): `bedrock` signs with `aws`, `vertexai` obtains tokens with `gcp`, and
+/// no other kind can use either.
+fn validate_effective_auth(
+    errors: &mut Errors,
+    path: &str,
+    provider: &Provider,
+    backend_policies: Option<&BackendPolicies>,
+) {
+    let own = provider.policies.as_ref().and_then(|p| p.auth.as_ref());
+    let (auth, auth_path) = match (own, backend_policies.and_then(|p| p.auth.as_ref())) {
+        (Some(auth), _) => (Some(auth), format!("{path}.policies.auth")),
+        (None, Some(auth)) => (Some(auth), "spec.policies.auth".to_string()),
+        (None, None) => (None, format!("{path}.policies.auth")),
+    };
+    let needs = if provider.bedrock.is_some() {
+        Some(("aws", "bedrock", auth.is_some_and(|a| a.aws.is_some())))
+    } else if provider.vertexai.is_some() {
+        Some(("gcp", "vertexai", auth.is_some_and(|a| a.gcp.is_some())))
+    } else {
+        None
+    };
+    match needs {
+        Some((_, _, true)) => {}
+        Some((form, kind, false)) => errors.push(
+            format!("{path}.policies.auth.{form}"),
+            format!("required: a {kind} provider authenticates with {form} credentials ({auth_path} has none)"),
+        ),
+        None => {
+            for (set, form) in [
+                (auth.is_some_and(|a| a.aws.is_some()), "aws"),
+                (auth.is_some_and(|a| a.gcp.is_some()), "gcp"),
+            ] {
+                if set {
+                    let kind = provider.kinds().first().map_or("this", |k| k.field());
+                    errors.push(
+                        format!("{auth_path}.{form}"),
+                        format!("applies to {} providers only, not to the {kind} provider at {path}", if form == "aws" { "bedrock" } else { "vertexai" }),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn validate_policies(errors: &mut Errors, path: &str, policies: &BackendPolicies) {
     if let Some(auth) = &policies.auth {
-        match (&auth.secret_ref, &auth.key) {
-            (Some(secret_ref), None) => {
-                if let Some(ns) = &secret_ref.namespace
-                    && !is_dns_label(ns)
-                {
-                    errors.push(
-                        format!("{path}.auth.secretRef.namespace"),
-                        "must be a valid namespace name (DNS-1123 label)",
-                    );
-                }
-                if !is_dns_subdomain(&secret_ref.name) {
-                    errors.push(
-                        format!("{path}.auth.secretRef.name"),
-                        "must be a valid Secret name (DNS-1123 subdomain)",
-                    );
-                }
-                if let Some(key) = &secret_ref.key
-                    && !is_data_key(key)
-                {
-                    errors.push(
-                        format!("{path}.auth.secretRef.key"),
-                        "must be a valid data key: letters, digits, '-', '_' or '.'",
-                    );
-                }
-            }
-            (None, Some(key)) => {
-                if key.trim().is_empty() {
-                    errors.push(format!("{path}.auth.key"), "must not be empty");
-                }
-            }
-            _ => errors.push(
-                format!("{path}.auth"),
-                "exactly one of secretRef or key must be set",
-            ),
-        }
+        validate_auth(errors, &format!("{path}.auth"), auth);
     }
     if let Some(tls) = &policies.tls {
         if let Some(sni) = &tls.sni

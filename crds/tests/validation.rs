@@ -92,7 +92,7 @@ fn each_broken_rule_is_reported_with_its_field_path() {
         ),
         (
             "ai: {provider: {openai: {}, policies: {auth: {}}}}",
-            "spec.ai.provider.policies.auth: exactly one of secretRef or key must be set",
+            "spec.ai.provider.policies.auth: exactly one of secretRef, key, aws or gcp must be set",
         ),
         (
             "ai: {provider: {openai: {}, policies: {auth: {secretRef: {name: Bad_Name}}}}}",
@@ -123,12 +123,28 @@ fn each_broken_rule_is_reported_with_its_field_path() {
             "spec.policies.retry.attempts: must be between 0 and 10",
         ),
         (
-            "ai: {provider: {bedrock: {}}}",
+            "ai: {provider: {bedrock: {}, policies: {auth: {aws: {secretRef: {name: aws}}}}}}",
             "spec.ai.provider.bedrock.region: required",
         ),
         (
-            "ai: {provider: {vertexai: {region: r}}}",
+            "ai: {provider: {bedrock: {region: us-east-1}}}",
+            "spec.ai.provider.policies.auth.aws: required: a bedrock provider authenticates with aws credentials (spec.ai.provider.policies.auth has none)",
+        ),
+        (
+            "ai: {provider: {vertexai: {region: r}, policies: {auth: {gcp: {secretRef: {name: sa}}}}}}",
             "spec.ai.provider.vertexai.projectId: required",
+        ),
+        (
+            "ai: {provider: {vertexai: {projectId: my-project, region: us-central1}, policies: {auth: {key: k}}}}",
+            "spec.ai.provider.policies.auth.gcp: required: a vertexai provider authenticates with gcp credentials (spec.ai.provider.policies.auth has none)",
+        ),
+        (
+            "ai: {provider: {gemini: {}, policies: {auth: {gcp: {secretRef: {name: sa}}}}}}",
+            "spec.ai.provider.policies.auth.gcp: applies to vertexai providers only, not to the gemini provider at spec.ai.provider",
+        ),
+        (
+            "ai: {provider: {openai: {}, policies: {auth: {aws: {secretRef: {name: 'A_B'}}}}}}",
+            "spec.ai.provider.policies.auth.aws.secretRef.name: must be a valid Secret name (DNS-1123 subdomain)",
         ),
         (
             "ai: {provider: {azureopenai: {endpoint: x.openai.azure.com}}}",

@@ -212,6 +212,7 @@ mod tests {
             api_key: api_key.map(str::to_owned),
             authorization: auth.map(str::to_owned),
             goog_api_key: None,
+            ..ProviderHead::default()
         };
         assert_eq!(
             credential(&head(Some("k"), Some("Bearer t"))),

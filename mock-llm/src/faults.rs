@@ -14,16 +14,19 @@ use thiserror::Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     /// Answer with this status and an error body in the endpoint's style (OpenAI's, Anthropic's
-    /// `{"type":"error","error":{..}}` on `/v1/messages`, Azure's `{"error":{"code":"429",..}}`
-    /// under `/openai/`, Google's `{"error":{"code":429,..,"status":"RESOURCE_EXHAUSTED"}}` on
-    /// Gemini routes).
+    /// `{"type":"error","error":{..}}` on `/v1/messages` and Claude on Vertex AI, Azure's
+    /// `{"error":{"code":"429",..}}` under `/openai/`, Google's
+    /// `{"error":{"code":429,..,"status":"RESOURCE_EXHAUSTED"}}` on Gemini and other Vertex AI
+    /// routes, Bedrock's `{"message":..}` with `x-amzn-errortype: ThrottlingException:..` under
+    /// `/model/`, OAuth's `{"error":..,"error_description":..}` on `/token`).
     Status {
         status: u16,
         /// Sent verbatim as `Retry-After`, so both delta-seconds and an HTTP-date work.
         retry_after: Option<String>,
         /// Overrides the error body's `type` and `code` (e.g. `insufficient_quota`, or
         /// `overloaded_error` on `/v1/messages`); Azure's `code`; Gemini's `status` when
-        /// upper-case (e.g. `FAILED_PRECONDITION`).
+        /// upper-case (e.g. `FAILED_PRECONDITION`); Bedrock's exception (e.g.
+        /// `ModelNotReadyException`); OAuth's `error`.
         error_type: Option<String>,
     },
     /// Read the request, then close the socket with a RST and no response.
@@ -33,11 +36,13 @@ pub enum Fault {
     CutAfter(usize),
     /// Read the request and never answer until the client goes away.
     Stall,
-    /// Streaming: send the first N SSE events, then an error event in the endpoint's style
+    /// Streaming: send the first N events, then an error event in the endpoint's style
     /// (Anthropic: `event: error` with an `overloaded_error`; OpenAI and Azure: `data: {"error":
     /// ..}`; Gemini: `data: {"error":{"code":503,..,"status":"UNAVAILABLE"}}`, or a last array
-    /// element without `alt=sse`) and end the stream cleanly. N is clamped so the error at least replaces the stream's terminal
-    /// event (`message_stop` / `[DONE]`). Non-streaming responses are unaffected.
+    /// element without `alt=sse`; Bedrock: an event-stream message with `:message-type`
+    /// `exception` and `:exception-type` `internalServerException`) and end the stream cleanly.
+    /// N is clamped so the error at least replaces the stream's terminal event (`message_stop` /
+    /// `[DONE]` / `metadata`). Non-streaming responses are unaffected.
     ErrorAfter(usize),
     /// Wait before the response headers.
     Delay(Duration),

@@ -1336,6 +1336,7 @@ mod tests {
             api_key: None,
             authorization: auth.map(str::to_owned),
             goog_api_key: key.map(str::to_owned),
+            ..ProviderHead::default()
         };
         let t = "/v1beta/models/m:generateContent";
         let q = "/v1beta/models/m:generateContent?alt=sse&key=abc";

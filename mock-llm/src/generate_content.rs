@@ -1,6 +1,7 @@
 //! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (also under `/v1/`):
 //! Google's Gemini API, answering with the chat endpoint's reply rules (`Reply with exactly: X`
-//! in the last user turn's text parts, else the configured reply).
+//! in the last user turn's text parts, else the configured reply). Gemini on Vertex AI
+//! ([`crate::vertex`]) is answered by [`answer`], past Vertex's own credential check.
 //!
 //! * Credentials, in Google's order: `x-goog-api-key`, `?key=`, `Authorization: Bearer` (OAuth).
 //!   None at all is 403 `PERMISSION_DENIED`, an empty key 400 `INVALID_ARGUMENT` (`API key not
@@ -47,7 +48,7 @@ use crate::gemini::{
 use crate::handlers::{
     ApiHeaders, Ctx, ErrorReply, Flow, Slot, send_error_body, send_json_body, send_stream,
 };
-use crate::http::Conn;
+use crate::http::{Conn, ProviderHead};
 use crate::openai::{count_words, reply_pieces, requested_reply};
 use crate::server::Shared;
 
@@ -85,6 +86,19 @@ pub(crate) async fn handle(
         };
         return send_error(shared, conn, reply(status, msg), ctx).await;
     }
+    answer(shared, conn, op, head, body, ctx).await
+}
+
+/// Validates and answers a `generateContent` (`op` `Generate`) or `streamGenerateContent`
+/// request whose credentials were accepted; Vertex AI's Gemini routes come here directly.
+pub(crate) async fn answer(
+    shared: &Shared,
+    conn: &mut Conn,
+    op: GeminiOp,
+    head: &ProviderHead,
+    body: &[u8],
+    ctx: &Ctx,
+) -> io::Result<Flow> {
     // An empty body is an empty request, which then lacks `contents`.
     let body = if body.trim_ascii().is_empty() {
         &b"{}"[..]
@@ -113,7 +127,7 @@ pub(crate) async fn handle(
         response_id: &response_id,
     };
 
-    if op == GeminiOp::Generate {
+    if op != GeminiOp::Stream {
         let mut body = Vec::with_capacity(512);
         answer.write(&mut body, &answer.parts(), true)?;
         return send_json_body(shared, conn, 200, &body, ctx).await;

@@ -1,6 +1,8 @@
 //! Routing and the chat/models endpoints, plus the response writers shared by all endpoints.
 //! Anthropic's `/v1/messages` lives in [`crate::messages`], Azure OpenAI's deployment routes in
-//! [`crate::azure`] and Gemini's `generateContent` in [`crate::generate_content`].
+//! [`crate::azure`], Gemini's `generateContent` in [`crate::generate_content`], Bedrock's
+//! Converse routes in [`crate::bedrock`], Vertex AI's publisher routes in [`crate::vertex`] and
+//! the OAuth token endpoint in [`crate::oauth`].
 
 use std::io;
 use std::time::Duration;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::azure::AzureOp;
+use crate::bedrock::BedrockOp;
 use crate::gemini::GeminiOp;
 use crate::http::{self, Conn, LAST_CHUNK, Method, ProviderHead, RouteNeeds};
 use crate::openai::{
@@ -15,7 +18,12 @@ use crate::openai::{
     Delta, ErrorBody, ErrorDetail, ModelEntry, ModelList, Usage, count_words, reply_pieces,
 };
 use crate::server::Shared;
-use crate::{Credential, azure, completions, embeddings, generate_content, messages};
+use crate::sigv4::Rejection;
+use crate::vertex::{self, VertexOp};
+use crate::{
+    BedrockCall, Credential, VertexCall, azure, bedrock, completions, embeddings, generate_content,
+    messages, oauth,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
@@ -28,13 +36,31 @@ pub(crate) enum Route {
     Azure(AzureOp),
     /// `/v1beta/models/{model}:{method}` (or `/v1/`); errors use Google's body shape.
     Gemini(GeminiOp),
+    /// Anything under `/model/`: Bedrock's runtime; errors use Bedrock's shape.
+    Bedrock(BedrockOp),
+    /// Anything under `/v1/projects/` (or `/v1beta1/`): Vertex AI; errors use the publisher's
+    /// API's shape.
+    Vertex(VertexOp),
+    /// `POST /token`: Google's OAuth token endpoint; errors use OAuth's shape.
+    Token,
     Models,
     NotFound,
 }
 
 impl RouteNeeds for Route {
     fn needs_provider_head(&self) -> bool {
-        matches!(self, Route::Azure(_) | Route::Gemini(_))
+        matches!(
+            self,
+            Route::Azure(_)
+                | Route::Gemini(_)
+                | Route::Bedrock(_)
+                | Route::Vertex(_)
+                | Route::Token
+        )
+    }
+
+    fn needs_all_headers(&self) -> bool {
+        matches!(self, Route::Bedrock(_))
     }
 }
 
@@ -42,8 +68,17 @@ pub(crate) fn classify(method: Method, path: &str) -> Route {
     if let Some(op) = azure::classify(method, path) {
         return Route::Azure(op);
     }
+    if let Some(op) = bedrock::classify(method, path) {
+        return Route::Bedrock(op);
+    }
+    if let Some(op) = vertex::classify(method, path) {
+        return Route::Vertex(op);
+    }
     if let Some(op) = crate::gemini::classify(method, path) {
         return Route::Gemini(op);
+    }
+    if (method, path) == (Method::Post, "/token") {
+        return Route::Token;
     }
     // Clients configured with a base URL lacking `/v1` should still work.
     let path = path.strip_prefix("/v1").unwrap_or(path);
@@ -64,20 +99,71 @@ pub(crate) enum Flow {
     Close,
 }
 
-/// Request headers some endpoints need beyond the route.
+/// Request headers some endpoints need beyond the route, and what was concluded from them.
 pub(crate) struct ApiHeaders<'a> {
     pub anthropic_version: Option<&'a str>,
-    /// Target and credentials; present on [`Route::Azure`] and [`Route::Gemini`].
+    /// Target and credentials; present on the provider routes (see [`RouteNeeds`]).
     pub provider: Option<&'a ProviderHead>,
+    /// Why a Bedrock request's signature was refused.
+    pub bedrock_denial: Option<&'a Rejection>,
+    /// Why a Vertex AI request's token was refused.
+    pub vertex_denial: Option<vertex::AuthFailure>,
 }
 
-/// The credential a key-checking route accepts from this request, if any.
-pub(crate) fn credential(route: Route, provider: Option<&ProviderHead>) -> Option<Credential> {
-    let provider = provider?;
+/// What the server concludes about a request's credentials and target before answering it:
+/// kept with the recorded request and handed to the handler.
+#[derive(Default)]
+pub(crate) struct Verdict {
+    /// The credential the route accepted (see [`crate::RecordedRequest::credential`]).
+    pub credential: Option<Credential>,
+    pub bedrock_denial: Option<Rejection>,
+    pub vertex_denial: Option<vertex::AuthFailure>,
+    pub bedrock: Option<BedrockCall>,
+    pub vertex: Option<VertexCall>,
+}
+
+/// Checks the credentials of the routes that check them (SigV4 needs the body) and describes
+/// the call for the record.
+pub(crate) fn verdict(
+    shared: &Shared,
+    route: Route,
+    provider: Option<&ProviderHead>,
+    body: &[u8],
+) -> Verdict {
+    let Some(provider) = provider else {
+        return Verdict::default();
+    };
     match route {
-        Route::Azure(_) => azure::credential(provider).ok(),
-        Route::Gemini(_) => crate::gemini::credential(provider).ok(),
-        _ => None,
+        Route::Azure(_) => Verdict {
+            credential: azure::credential(provider).ok(),
+            ..Verdict::default()
+        },
+        Route::Gemini(_) => Verdict {
+            credential: crate::gemini::credential(provider).ok(),
+            ..Verdict::default()
+        },
+        Route::Bedrock(op) => {
+            let (call, credential, denial) = bedrock::authenticate(shared, op, provider, body);
+            Verdict {
+                credential,
+                bedrock_denial: denial,
+                bedrock: Some(call),
+                ..Verdict::default()
+            }
+        }
+        Route::Vertex(_) => {
+            let (credential, denial) = match vertex::authenticate(shared, provider) {
+                Ok(c) => (c, None),
+                Err(failure) => (None, Some(failure)),
+            };
+            Verdict {
+                credential,
+                vertex_denial: denial,
+                vertex: vertex::call_of(provider.path()),
+                ..Verdict::default()
+            }
+        }
+        _ => Verdict::default(),
     }
 }
 
@@ -145,13 +231,21 @@ pub(crate) async fn dispatch(
         Route::Messages => messages::handle(shared, conn, headers, body, &ctx).await,
         Route::Azure(op) => azure::handle(shared, conn, op, headers, body, &ctx).await,
         Route::Gemini(op) => generate_content::handle(shared, conn, op, headers, body, &ctx).await,
+        Route::Bedrock(op) => bedrock::handle(shared, conn, op, headers, body, &ctx).await,
+        Route::Vertex(op) => vertex::handle(shared, conn, op, headers, body, &ctx).await,
+        Route::Token => oauth::handle(shared, conn, headers.provider, body, &ctx).await,
         Route::Models => send_bytes(conn, 200, &shared.models_json, &shared.json_extra, &ctx).await,
         Route::NotFound => {
             let msg = "unknown endpoint; mock-llm serves POST /v1/chat/completions, \
                        POST /v1/completions, POST /v1/embeddings, POST /v1/messages, \
                        GET /v1/models, POST /openai/deployments/{id}/chat/completions, \
-                       POST /openai/deployments/{id}/embeddings and \
-                       POST /v1beta/models/{model}:generateContent / :streamGenerateContent";
+                       POST /openai/deployments/{id}/embeddings, \
+                       POST /v1beta/models/{model}:generateContent / :streamGenerateContent, \
+                       POST /model/{modelId}/converse / converse-stream, \
+                       POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:\
+                       generateContent / :streamGenerateContent, \
+                       POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:\
+                       rawPredict / :streamRawPredict and POST /token";
             let reply = ErrorReply::new(404, msg, "invalid_request_error", "not_found");
             send_error(shared, conn, reply, &ctx).await
         }
@@ -280,8 +374,9 @@ pub(crate) async fn bad_json(
     send_error(shared, conn, reply, ctx).await
 }
 
-/// Sends an error in the route's style: Anthropic's body on `/v1/messages`, Azure's under
-/// `/openai/`, Google's on Gemini routes, OpenAI's elsewhere.
+/// Sends an error in the route's style: Anthropic's body on `/v1/messages` (and Claude on
+/// Vertex), Azure's under `/openai/`, Google's on Gemini and Vertex routes, Bedrock's under
+/// `/model/`, OAuth's on `/token`, OpenAI's elsewhere.
 pub(crate) async fn send_route_error(
     shared: &Shared,
     conn: &mut Conn,
@@ -292,7 +387,12 @@ pub(crate) async fn send_route_error(
     match route {
         Route::Messages => messages::send_error(shared, conn, reply, ctx).await,
         Route::Azure(_) => azure::send_error(shared, conn, reply, ctx).await,
-        Route::Gemini(_) => generate_content::send_error(shared, conn, reply, ctx).await,
+        Route::Gemini(_) | Route::Vertex(VertexOp::Gemini(_) | VertexOp::Unknown) => {
+            generate_content::send_error(shared, conn, reply, ctx).await
+        }
+        Route::Vertex(VertexOp::Claude) => messages::send_error(shared, conn, reply, ctx).await,
+        Route::Bedrock(_) => bedrock::send_error(shared, conn, reply, ctx).await,
+        Route::Token => oauth::send_error(shared, conn, reply, ctx).await,
         _ => send_error(shared, conn, reply, ctx).await,
     }
 }
@@ -309,14 +409,22 @@ pub(crate) async fn send_fault_status(
 ) -> io::Result<Flow> {
     let (kind, code) = match (error_type, route) {
         (Some(t), _) => (t, t),
-        (None, Route::Messages) => {
+        (None, Route::Messages | Route::Vertex(VertexOp::Claude)) => {
             let t = crate::anthropic::error_type(status);
             (t, t)
         }
         // Azure's `code` is the status number unless the body names one.
         (None, Route::Azure(_)) => ("", ""),
-        (None, Route::Gemini(_)) => {
+        (None, Route::Gemini(_) | Route::Vertex(_)) => {
             let t = crate::gemini::status_name(status);
+            (t, t)
+        }
+        (None, Route::Bedrock(_)) => {
+            let t = bedrock::exception_name(status);
+            (t, t)
+        }
+        (None, Route::Token) => {
+            let t = oauth::error_code(status);
             (t, t)
         }
         (None, _) => crate::openai::error_kind(status),
@@ -351,14 +459,40 @@ pub(crate) async fn send_error_body(
     retry_after: Option<&str>,
     ctx: &Ctx,
 ) -> io::Result<Flow> {
-    match retry_after {
-        None => send_bytes(conn, status, body, &shared.json_extra, ctx).await,
-        Some(retry_after) => {
-            let mut extra = shared.json_extra.clone();
-            extra.extend_from_slice(format!("Retry-After: {retry_after}\r\n").as_bytes());
-            send_bytes(conn, status, body, &extra, ctx).await
-        }
+    send_error_with(shared, conn, status, body, retry_after, &[], ctx).await
+}
+
+/// [`send_error_body`] with more header lines (each ending in CRLF).
+pub(crate) async fn send_error_with(
+    shared: &Shared,
+    conn: &mut Conn,
+    status: u16,
+    body: &[u8],
+    retry_after: Option<&str>,
+    headers: &[u8],
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    if retry_after.is_none() && headers.is_empty() {
+        return send_bytes(conn, status, body, &shared.json_extra, ctx).await;
     }
+    let mut extra = shared.json_extra.clone();
+    extra.extend_from_slice(headers);
+    if let Some(retry_after) = retry_after {
+        extra.extend_from_slice(format!("Retry-After: {retry_after}\r\n").as_bytes());
+    }
+    send_bytes(conn, status, body, &extra, ctx).await
+}
+
+/// Sends an already serialized JSON body with more header lines (each ending in CRLF).
+pub(crate) async fn send_json_with(
+    shared: &Shared,
+    conn: &mut Conn,
+    status: u16,
+    body: &[u8],
+    headers: &[u8],
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    send_error_with(shared, conn, status, body, None, headers, ctx).await
 }
 
 /// Sends an already serialized JSON body.
@@ -479,16 +613,29 @@ pub(crate) async fn send_stream(
     ctx: &Ctx,
     content_type: &str,
     events: usize,
+    render: impl FnMut(Slot, &mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<Flow> {
+    send_stream_with(shared, conn, ctx, content_type, &[], events, render).await
+}
+
+/// [`send_stream`] with more header lines (each ending in CRLF).
+pub(crate) async fn send_stream_with(
+    shared: &Shared,
+    conn: &mut Conn,
+    ctx: &Ctx,
+    content_type: &str,
+    headers: &[u8],
+    events: usize,
     mut render: impl FnMut(Slot, &mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<Flow> {
-    http::write_head(
-        &mut conn.out,
-        200,
-        content_type,
-        None,
-        ctx.close,
-        &shared.sse_extra,
-    );
+    let extra;
+    let extra = if headers.is_empty() {
+        &shared.sse_extra
+    } else {
+        extra = [shared.sse_extra.as_slice(), headers].concat();
+        &extra
+    };
+    http::write_head(&mut conn.out, 200, content_type, None, ctx.close, extra);
     // The error always comes before the stream's terminal event.
     let error_at = ctx.error_after.map(|n| n.min(events.saturating_sub(1)));
     for i in 0..events {

@@ -45,6 +45,11 @@ pub(crate) struct RequestHead<R> {
 /// Tells the head reader which routes need a [`ProviderHead`].
 pub(crate) trait RouteNeeds {
     fn needs_provider_head(&self) -> bool;
+
+    /// Whether [`ProviderHead::headers`] must hold every header (SigV4 signs any of them).
+    fn needs_all_headers(&self) -> bool {
+        false
+    }
 }
 
 /// What key-checking provider endpoints read from the request head.
@@ -57,6 +62,11 @@ pub(crate) struct ProviderHead {
     pub authorization: Option<String>,
     /// Gemini's `x-goog-api-key` header.
     pub goog_api_key: Option<String>,
+    /// `Host`, which names the URL the client addressed (an OAuth token audience).
+    pub host: Option<String>,
+    /// Every header in arrival order, names lower-cased; only for routes that
+    /// [need them all](RouteNeeds::needs_all_headers).
+    pub headers: Vec<(String, String)>,
 }
 
 impl ProviderHead {
@@ -75,6 +85,14 @@ impl ProviderHead {
         self.target
             .split_once('?')
             .map_or(self.target.as_str(), |(p, _)| p)
+    }
+
+    /// All values of a header (name lower-case), in arrival order; only with [`Self::headers`].
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The token of an `Authorization: Bearer TOKEN` header (scheme matched case-insensitively).
@@ -275,8 +293,13 @@ fn extract<R: RouteNeeds>(
         target: path.to_owned(),
         ..ProviderHead::default()
     });
+    let all_headers = route.needs_all_headers();
     for h in req.headers.iter() {
         let name = h.name;
+        if all_headers && let Some(p) = provider.as_mut() {
+            let value = String::from_utf8_lossy(h.value).into_owned();
+            p.headers.push((name.to_ascii_lowercase(), value));
+        }
         if name.eq_ignore_ascii_case("content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
@@ -313,6 +336,8 @@ fn extract<R: RouteNeeds>(
                 &mut p.authorization
             } else if name.eq_ignore_ascii_case("x-goog-api-key") {
                 &mut p.goog_api_key
+            } else if name.eq_ignore_ascii_case("host") {
+                &mut p.host
             } else {
                 continue;
             };

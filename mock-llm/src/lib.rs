@@ -1,6 +1,7 @@
-//! `mock-llm`: a deterministic, fast upstream speaking OpenAI's, Azure OpenAI's, Anthropic's and
-//! Gemini's APIs for tests, benchmarks and demos, with fault injection (error statuses, delays,
-//! resets, cut streams, mid-stream errors, stalls).
+//! `mock-llm`: a deterministic, fast upstream speaking OpenAI's, Azure OpenAI's, Anthropic's,
+//! Gemini's, Amazon Bedrock's and Vertex AI's APIs for tests, benchmarks and demos, with fault
+//! injection (error statuses, delays, resets, cut streams, mid-stream errors, stalls) and the
+//! providers' credential checks (SigV4 on Bedrock, OAuth service-account grants on Vertex AI).
 //!
 //! Endpoints (the `/v1` prefix is optional):
 //!
@@ -25,11 +26,27 @@
 //!   `functionCall` parts, safety blocks and `MAX_TOKENS` cuts, streams SSE with CRLF framing (or
 //!   a JSON array without `alt=sse`), and sends errors (injected ones too) as
 //!   `{"error":{"code":N,"message":..,"status":..}}`. See the `generate_content` module.
+//! * `POST /model/{modelId}/converse` and `POST /model/{modelId}/converse-stream`: Amazon
+//!   Bedrock's Converse API with the Anthropic endpoint's turn rules (the `reply` module):
+//!   Bedrock's validation (`ValidationException`), JSON answers, the binary AWS event stream, and
+//!   errors as `{"message":..}` with `x-amzn-errortype`. With [`MockLlmConfig::aws`] set, every request
+//!   must be SigV4-signed with those credentials (403 otherwise). See the `bedrock` module.
+//! * `POST /token`: Google's OAuth token endpoint for service-account JWT grants; with
+//!   [`MockLlmConfig::vertex_service_account`] set the JWT is verified against that key. Issued
+//!   tokens are remembered ([`MockLlm::token_grants`], [`MockLlm::expire_vertex_tokens`]).
+//! * `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent` (and
+//!   `:streamGenerateContent`): Gemini on Vertex AI, the Gemini handlers;
+//!   `.../publishers/anthropic/models/{m}:rawPredict` (and `:streamRawPredict`): Claude on Vertex
+//!   AI, the Messages handlers with Vertex's body rules. With a service account configured, the
+//!   bearer token must be one `/token` issued and still live (401 otherwise). See the `vertex`
+//!   module.
 //! * `GET /v1/models`: the configured model.
 //!
-//! Keys are only checked on the Azure and Gemini endpoints, for presence; the credential they
-//! accepted is [`RecordedRequest::credential`]. Elsewhere `Authorization` and `x-api-key` are only
-//! recorded.
+//! Keys are checked on the Azure and Gemini endpoints for presence, Bedrock signatures and
+//! Vertex AI tokens against the configured credentials; the credential a route accepted is
+//! [`RecordedRequest::credential`], and Bedrock and Vertex AI calls are described by
+//! [`RecordedRequest::bedrock`] and [`RecordedRequest::vertex`]. Elsewhere `Authorization` and
+//! `x-api-key` are only recorded.
 //!
 //! Every request, on every endpoint, is kept for [`MockLlm::requests`] (headers and body).
 //! Faults apply to every endpoint alike; see [`Fault`] and its `x-mock-fault` spec form.
@@ -51,26 +68,44 @@
 
 mod anthropic;
 mod azure;
+mod bedrock;
 mod completions;
+mod converse;
+mod converse_reply;
 mod embeddings;
 mod faults;
 mod gemini;
 mod generate_content;
 mod handlers;
 mod http;
+mod jwt_grant;
 mod messages;
+mod oauth;
 mod openai;
+mod percent;
+mod reply;
 mod server;
+mod service_account;
+mod sigv4;
+mod tokens;
+mod vertex;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use faults::{Fault, FaultParseError};
+pub use jwt_grant::CLOUD_PLATFORM;
+pub use service_account::{GOOGLE_TOKEN_URI, ServiceAccountError, ServiceAccountKey};
+pub use sigv4::{AwsCredentials, SERVICE as BEDROCK_SIGNING_NAME};
+pub use vertex::ANTHROPIC_VERSION as VERTEX_ANTHROPIC_VERSION;
+
+/// How long `/token`'s access tokens live by default, as Google's do.
+pub const DEFAULT_VERTEX_TOKEN_TTL: Duration = Duration::from_secs(3599);
 
 /// The default reply when the prompt does not ask for `Reply with exactly: X`.
 pub const DEFAULT_REPLY: &str = "This is a deterministic reply from mock-llm.";
@@ -93,6 +128,13 @@ pub struct MockLlmConfig {
     pub chunk_delay: Duration,
     /// Keep every request for [`MockLlm::requests`]; benchmarks turn it off.
     pub record: bool,
+    /// When set, Bedrock requests must be SigV4-signed with these credentials.
+    pub aws: Option<AwsCredentials>,
+    /// When set, `/token` verifies JWT grants against this key and Vertex AI routes require a
+    /// token it issued.
+    pub vertex_service_account: Option<ServiceAccountKey>,
+    /// The life (and `expires_in`) of `/token`'s access tokens.
+    pub vertex_token_ttl: Duration,
 }
 
 impl Default for MockLlmConfig {
@@ -103,6 +145,9 @@ impl Default for MockLlmConfig {
             reply: None,
             chunk_delay: Duration::ZERO,
             record: true,
+            aws: None,
+            vertex_service_account: None,
+            vertex_token_ttl: DEFAULT_VERTEX_TOKEN_TTL,
         }
     }
 }
@@ -116,9 +161,40 @@ pub struct RecordedRequest {
     /// In arrival order, names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
-    /// On the Azure OpenAI and Gemini endpoints, the credential the server accepted (`None` when
-    /// none was acceptable, and on every other endpoint).
+    /// On the Azure OpenAI, Gemini, Bedrock and Vertex AI endpoints, the credential the server
+    /// accepted (`None` when none was acceptable, and on every other endpoint). Without
+    /// configured credentials Bedrock and Vertex AI accept whatever signature or bearer token came.
     pub credential: Option<Credential>,
+    /// On Bedrock's routes, the call as the server understood it.
+    pub bedrock: Option<BedrockCall>,
+    /// On Vertex AI's publisher model routes, the call as the server understood it.
+    pub vertex: Option<VertexCall>,
+}
+
+/// A Bedrock request's target and signer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BedrockCall {
+    /// The `{modelId}` path segment, percent-decoded (a model id, an ARN, an inference profile).
+    pub model_id: String,
+    /// The path after the model id: `converse` or `converse-stream`.
+    pub operation: String,
+    /// The region of the request's SigV4 credential scope, when it carried a parseable one.
+    pub region: Option<String>,
+    /// The access key id of that scope.
+    pub access_key_id: Option<String>,
+}
+
+/// A Vertex AI publisher model request's target, each part percent-decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VertexCall {
+    pub project: String,
+    /// The `locations/{region}` segment (`us-central1`, `global`, ...).
+    pub region: String,
+    /// `google` or `anthropic`.
+    pub publisher: String,
+    pub model: String,
+    /// `generateContent`, `streamGenerateContent`, `rawPredict` or `streamRawPredict`.
+    pub method: String,
 }
 
 /// A credential an endpoint that checks keys accepted, in the order it looks for them.
@@ -130,8 +206,11 @@ pub enum Credential {
     GoogApiKey,
     /// Gemini's `?key=` query parameter.
     QueryKey,
-    /// `Authorization: Bearer TOKEN`: an Entra ID token on Azure, an OAuth token on Gemini.
+    /// `Authorization: Bearer TOKEN`: an Entra ID token on Azure, an OAuth token on Gemini and
+    /// Vertex AI.
     Bearer,
+    /// A SigV4 `Authorization: AWS4-HMAC-SHA256 ...` signature, on Bedrock.
+    SigV4,
 }
 
 impl RecordedRequest {
@@ -178,7 +257,7 @@ impl MockLlm {
         config: MockLlmConfig,
     ) -> std::io::Result<MockLlm> {
         let addr = listener.local_addr()?;
-        let shared = Arc::new(server::Shared::new(config));
+        let shared = Arc::new(server::Shared::new(config, addr));
         let (shutdown, rx) = watch::channel(false);
         tokio::spawn(server::accept_loop(listener, shared.clone(), rx));
         Ok(MockLlm {
@@ -232,6 +311,23 @@ impl MockLlm {
         self.inner.shared.clear_requests();
     }
 
+    /// `http://127.0.0.1:PORT/token`, the OAuth token endpoint (a service-account key's
+    /// `token_uri` in tests).
+    pub fn token_url(&self) -> String {
+        self.inner.shared.token_url.clone()
+    }
+
+    /// Access tokens `/token` has issued (successful grants), recording on or off.
+    pub fn token_grants(&self) -> usize {
+        self.inner.shared.tokens.grants()
+    }
+
+    /// Ends the life of every access token issued so far, as if their hour had passed: Vertex
+    /// AI routes then answer 401 until the client fetches a new one.
+    pub fn expire_vertex_tokens(&self) {
+        self.inner.shared.tokens.expire_all();
+    }
+
     /// Stops accepting and closes open connections (also happens when the last clone drops).
     pub fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
@@ -245,4 +341,11 @@ impl std::fmt::Debug for MockLlm {
             .field("name", &self.inner.shared.config.name)
             .finish_non_exhaustive()
     }
+}
+
+/// The server's clock as Unix seconds (SigV4 dates and JWT times are in seconds).
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

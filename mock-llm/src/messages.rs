@@ -4,20 +4,15 @@
 //! * The `anthropic-version` header is required (400 `invalid_request_error` otherwise), the body
 //!   is validated as the API does (400 naming the field), and errors use Anthropic's shape
 //!   `{"type":"error","error":{"type":..,"message":..}}` — injected `status=` faults included.
-//! * Tool use: with `tools` given, `tool_choice` `any`/`tool` (or `auto` and the word `weather` in
-//!   the last user text) answers with a `tool_use` block for the chosen (else first) tool, whose
-//!   input is [`anthropic::example_input`] of its schema, and `stop_reason: tool_use`. A forced
-//!   choice gets no text block before it (the API prefills the turn), `auto` gets the reply text
-//!   first.
-//! * Tokens are words: `input_tokens` counts tool names and descriptions, system and message
-//!   text, minus `cache_read_input_tokens` (the prefix up to the last `cache_control`); output
-//!   counts the text's words plus one per `input_json_delta` piece. `max_tokens` below that cuts
-//!   the text (or drops the tool call) with `stop_reason: max_tokens`; a `stop_sequences` entry
-//!   found in the reply cuts it there with `stop_reason: stop_sequence`.
+//! * The turn (text, `tool_use`, stop reason, output tokens) follows [`crate::reply`].
+//!   `input_tokens` counts tool names and descriptions, system and message text, minus
+//!   `cache_read_input_tokens` (the prefix up to the last `cache_control`).
 //! * Streaming sends Anthropic's documented events: `message_start`, per block
 //!   `content_block_start`/`content_block_delta`*/`content_block_stop` (a `ping` after the first
 //!   start), `message_delta` and `message_stop`; one word per `text_delta`, the tool input JSON
 //!   in 8-byte `input_json_delta` pieces.
+//! * Claude on Vertex AI ([`crate::vertex`]) is answered by [`respond`] once its body has been
+//!   brought to this API's form; its ids carry `vrtx` as Vertex's do.
 
 use std::io;
 
@@ -25,15 +20,16 @@ use serde_json::{Map, Value};
 
 use crate::anthropic::{
     self, Block, BlockDelta, DeltaUsage, ErrorBody, ErrorDetail, Message, MessageDelta,
-    MessagesRequest, StreamEvent, Tool, ToolChoice, Usage,
+    StreamEvent, Usage,
 };
 use crate::handlers::{ApiHeaders, Ctx, ErrorReply, Flow, send_error_body, send_events, send_json};
 use crate::http::Conn;
-use crate::openai::{count_words, reply_pieces, requested_reply};
+use crate::openai::{reply_pieces, requested_reply};
+use crate::reply::{self, Ask, json_pieces};
 use crate::server::Shared;
 
-/// Longest `partial_json` piece, in bytes (longer only to reach a char boundary).
-const JSON_PIECE: usize = 8;
+/// What the ids of Anthropic's own API carry (`msg_mock_N`, `toolu_mock_N`).
+const ID_TAG: &str = "mock";
 
 pub(crate) async fn handle(
     shared: &Shared,
@@ -53,22 +49,43 @@ pub(crate) async fn handle(
         }
         Some(_) => {}
     }
-    let value: Value = match serde_json::from_slice(body) {
+    let value = match parse_json(body) {
         Ok(v) => v,
-        Err(e) => {
-            let msg = format!("invalid JSON body: {e}");
-            return invalid(shared, conn, &msg, ctx).await;
-        }
+        Err(msg) => return invalid(shared, conn, &msg, ctx).await,
     };
-    let req = match anthropic::parse_request(&value) {
+    respond(shared, conn, &value, ID_TAG, ctx).await
+}
+
+/// The body as JSON, or the 400 message for it.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))
+}
+
+/// Validates a Messages API body and answers it; `id_tag` goes into the message and tool ids
+/// (`msg_{id_tag}_N`).
+pub(crate) async fn respond(
+    shared: &Shared,
+    conn: &mut Conn,
+    value: &Value,
+    id_tag: &str,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    let req = match anthropic::parse_request(value) {
         Ok(req) => req,
         Err(msg) => return invalid(shared, conn, &msg, ctx).await,
     };
     let reply = requested_reply(&req.last_user_text).unwrap_or(&shared.reply);
-    let outcome = plan(&req, reply);
+    let ask = Ask {
+        max_tokens: req.max_tokens,
+        stop_sequences: &req.stop_sequences,
+        tools: &req.tools,
+        tool_choice: req.tool_choice,
+        last_user_text: &req.last_user_text,
+    };
+    let outcome = reply::plan(&ask, reply);
     let n = shared.next_id();
-    let id = format!("msg_mock_{n}");
-    let tool_id = format!("toolu_mock_{n}");
+    let id = format!("msg_{id_tag}_{n}");
+    let tool_id = format!("toolu_{id_tag}_{n}");
     let usage = Usage {
         input_tokens: req.prompt_tokens.saturating_sub(req.cached_tokens),
         output_tokens: outcome.output_tokens,
@@ -201,211 +218,13 @@ pub(crate) async fn send_error(
     send_error_body(shared, conn, reply.status, &body, reply.retry_after, ctx).await
 }
 
-async fn invalid(shared: &Shared, conn: &mut Conn, msg: &str, ctx: &Ctx) -> io::Result<Flow> {
+/// A 400 `invalid_request_error` in Anthropic's shape.
+pub(crate) async fn invalid(
+    shared: &Shared,
+    conn: &mut Conn,
+    msg: &str,
+    ctx: &Ctx,
+) -> io::Result<Flow> {
     let kind = "invalid_request_error";
     send_error(shared, conn, ErrorReply::new(400, msg, kind, kind), ctx).await
-}
-
-/// What the assistant turn contains and why it stopped.
-struct Outcome<'a> {
-    text: Option<&'a str>,
-    tool: Option<ToolCall<'a>>,
-    stop_reason: &'static str,
-    stop_sequence: Option<&'a str>,
-    output_tokens: u32,
-}
-
-struct ToolCall<'a> {
-    name: &'a str,
-    input: Value,
-    /// `input` as sent in the `input_json_delta` pieces.
-    json: String,
-}
-
-fn plan<'a>(req: &'a MessagesRequest<'a>, reply: &'a str) -> Outcome<'a> {
-    let max = req.max_tokens;
-    let tool = chosen_tool(req);
-    let forced = matches!(req.tool_choice, ToolChoice::Any | ToolChoice::Tool(_));
-    let mut out = Outcome {
-        text: None,
-        tool: None,
-        stop_reason: "end_turn",
-        stop_sequence: None,
-        output_tokens: 0,
-    };
-    let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-    let mut used = 0u64;
-    if !(forced && tool.is_some()) {
-        let (text, stop_sequence) = match first_stop(reply, &req.stop_sequences) {
-            Some((at, seq)) => (&reply[..at], Some(seq)),
-            None => (reply, None),
-        };
-        let words = u64::from(count_words(text));
-        if words > max {
-            // Every piece holds exactly one word here, so `max` pieces are `max` tokens.
-            let end: usize = reply_pieces(text)
-                .iter()
-                .take(usize::try_from(max).unwrap_or(usize::MAX))
-                .map(|p| p.len())
-                .sum();
-            out.text = Some(&text[..end]);
-            out.stop_reason = "max_tokens";
-            out.output_tokens = clamp(max);
-            return out;
-        }
-        out.text = Some(text);
-        used = words;
-        if stop_sequence.is_some() {
-            out.stop_reason = "stop_sequence";
-            out.stop_sequence = stop_sequence;
-            out.output_tokens = clamp(used);
-            return out;
-        }
-    }
-    if let Some(tool) = tool {
-        let input = anthropic::example_input(tool.input_schema);
-        let json = input.to_string();
-        let pieces = json_pieces(&json).len() as u64;
-        if used + pieces > max {
-            // The budget runs out inside the call: it is dropped rather than sent half-formed.
-            out.stop_reason = "max_tokens";
-            out.output_tokens = clamp(max);
-            return out;
-        }
-        used += pieces;
-        out.stop_reason = "tool_use";
-        out.tool = Some(ToolCall {
-            name: tool.name,
-            input,
-            json,
-        });
-    }
-    out.output_tokens = clamp(used);
-    out
-}
-
-fn chosen_tool<'r, 'a>(req: &'r MessagesRequest<'a>) -> Option<&'r Tool<'a>> {
-    match req.tool_choice {
-        ToolChoice::None => None,
-        ToolChoice::Tool(name) => req.tools.iter().find(|t| t.name == name),
-        ToolChoice::Any => req.tools.first(),
-        ToolChoice::Auto if mentions_weather(&req.last_user_text) => req.tools.first(),
-        ToolChoice::Auto => None,
-    }
-}
-
-fn mentions_weather(text: &str) -> bool {
-    text.split(|c: char| !c.is_alphanumeric())
-        .any(|w| w.eq_ignore_ascii_case("weather"))
-}
-
-/// The earliest stop sequence in `text` (the first listed wins a tie), and where it starts.
-fn first_stop<'s>(text: &str, sequences: &[&'s str]) -> Option<(usize, &'s str)> {
-    sequences
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s).map(|at| (at, *s)))
-        .min_by_key(|(at, _)| *at)
-}
-
-/// Splits JSON text into pieces of at most [`JSON_PIECE`] bytes, on char boundaries.
-fn json_pieces(json: &str) -> Vec<&str> {
-    let mut pieces = Vec::with_capacity(json.len() / JSON_PIECE + 1);
-    let mut rest = json;
-    while !rest.is_empty() {
-        let mut end = JSON_PIECE.min(rest.len());
-        while !rest.is_char_boundary(end) {
-            end += 1;
-        }
-        let (piece, tail) = rest.split_at(end);
-        pieces.push(piece);
-        rest = tail;
-    }
-    pieces
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn request(extra: Value) -> Value {
-        let mut body = json!({"model": "m", "max_tokens": 100,
-                              "messages": [{"role": "user", "content": "hi"}]});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        body
-    }
-
-    #[test]
-    fn json_pieces_concatenate_back_and_respect_char_boundaries() {
-        let json = r#"{"city":"Zürich","note":"ünïcödé"}"#;
-        let pieces = json_pieces(json);
-        assert_eq!(pieces.concat(), json);
-        assert!(
-            pieces
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= JSON_PIECE + 3)
-        );
-        assert!(json_pieces("").is_empty());
-    }
-
-    #[test]
-    fn max_tokens_truncates_the_reply_by_words() {
-        let body = request(json!({"max_tokens": 3}));
-        let req = anthropic::parse_request(&body).unwrap();
-        let out = plan(&req, "one two three four five");
-        assert_eq!(out.text, Some("one two three"));
-        assert_eq!((out.stop_reason, out.output_tokens), ("max_tokens", 3));
-    }
-
-    #[test]
-    fn the_earliest_stop_sequence_cuts_the_reply() {
-        let body = request(json!({"stop_sequences": ["four", "two"]}));
-        let req = anthropic::parse_request(&body).unwrap();
-        let out = plan(&req, "one two three four");
-        assert_eq!(out.text, Some("one "));
-        assert_eq!(out.stop_reason, "stop_sequence");
-        assert_eq!(out.stop_sequence, Some("two"));
-        assert_eq!(out.output_tokens, 1);
-    }
-
-    #[test]
-    fn weather_with_tools_calls_the_first_tool_unless_choice_is_none() {
-        let tools = json!([
-            {"name": "get_weather", "input_schema": {"type": "object",
-                "properties": {"location": {"type": "string"}}}},
-            {"name": "other", "input_schema": {"type": "object"}},
-        ]);
-        let body = request(json!({"tools": tools,
-            "messages": [{"role": "user", "content": "What's the Weather?"}]}));
-        let req = anthropic::parse_request(&body).unwrap();
-        let out = plan(&req, "Let me check.");
-        assert_eq!(out.text, Some("Let me check."));
-        let tool = out.tool.as_ref().unwrap();
-        assert_eq!(tool.name, "get_weather");
-        assert_eq!(tool.json, r#"{"location":"mock location"}"#);
-        assert_eq!(out.stop_reason, "tool_use");
-        assert_eq!(out.output_tokens, 3 + json_pieces(&tool.json).len() as u32);
-
-        let mut body = body;
-        body["tool_choice"] = json!({"type": "none"});
-        let req = anthropic::parse_request(&body).unwrap();
-        let out = plan(&req, "Let me check.");
-        assert!(out.tool.is_none());
-        assert_eq!(out.stop_reason, "end_turn");
-
-        body["tool_choice"] = json!({"type": "tool", "name": "other"});
-        body["max_tokens"] = json!(1);
-        let req = anthropic::parse_request(&body).unwrap();
-        let out = plan(&req, "Let me check.");
-        assert_eq!(out.text, None, "a forced tool call has no text block");
-        assert_eq!(
-            out.tool.as_ref().map(|t| t.json.as_str()),
-            Some("{}"),
-            "`{{}}` is one piece, within max_tokens 1"
-        );
-    }
 }

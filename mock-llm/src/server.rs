@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -11,9 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::faults::{Action, Fault};
-use crate::handlers::{self, ApiHeaders, Ctx, ErrorReply, Flow};
+use crate::handlers::{self, ApiHeaders, Ctx, ErrorReply, Flow, Verdict};
 use crate::http::{BodyKind, Conn, FullHead, ReadError};
-use crate::{Credential, DEFAULT_REPLY, INSTANCE_HEADER, MockLlmConfig, RecordedRequest};
+use crate::tokens::TokenStore;
+use crate::{DEFAULT_REPLY, INSTANCE_HEADER, MockLlmConfig, RecordedRequest};
 
 pub(crate) struct Shared {
     pub config: MockLlmConfig,
@@ -28,6 +30,10 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     request_count: AtomicUsize,
     next_id: AtomicU64,
+    /// The OAuth tokens `/token` issued, for Vertex AI routes to check.
+    pub tokens: TokenStore,
+    /// `http://{bound address}/token`, an audience JWT grants may name.
+    pub token_url: String,
 }
 
 #[derive(Default)]
@@ -36,13 +42,13 @@ struct FaultState {
     queue: VecDeque<Fault>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panicking test thread must not wedge the server for the remaining requests.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
-    pub fn new(config: MockLlmConfig) -> Shared {
+    pub fn new(config: MockLlmConfig, addr: SocketAddr) -> Shared {
         // A name with CR/LF would let a test config forge headers; keep the line well-formed.
         let name: String = config
             .name
@@ -67,6 +73,8 @@ impl Shared {
             requests: Mutex::default(),
             request_count: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
+            tokens: TokenStore::default(),
+            token_url: format!("http://{addr}/token"),
         }
     }
 
@@ -102,7 +110,7 @@ impl Shared {
         taken
     }
 
-    fn record(&self, head: Option<FullHead>, body: &[u8], credential: Option<Credential>) {
+    fn record(&self, head: Option<FullHead>, body: &[u8], verdict: &Verdict) {
         self.request_count.fetch_add(1, Ordering::Relaxed);
         if let Some(h) = head {
             // Copied so a kept request does not pin the connection's read buffer.
@@ -112,7 +120,9 @@ impl Shared {
                 path: h.path,
                 headers: h.headers,
                 body,
-                credential,
+                credential: verdict.credential,
+                bedrock: verdict.bedrock.clone(),
+                vertex: verdict.vertex.clone(),
             };
             lock(&self.requests).push(req);
         }
@@ -187,11 +197,9 @@ async fn serve_connection(shared: &Shared, stream: TcpStream) {
             Ok(body) => body,
             Err(e) => return reject(shared, &mut conn, e).await,
         };
-        let credential = head
-            .full
-            .as_ref()
-            .and_then(|_| handlers::credential(head.route, head.provider.as_ref()));
-        shared.record(head.full, &body, credential);
+        // Checked before faults apply so the record shows what came even when a fault answers.
+        let verdict = handlers::verdict(shared, head.route, head.provider.as_ref(), &body);
+        shared.record(head.full, &body, &verdict);
 
         let fault = match head.fault_spec.as_deref().map(str::parse::<Fault>) {
             Some(Ok(fault)) => Some(fault),
@@ -252,6 +260,8 @@ async fn serve_connection(shared: &Shared, stream: TcpStream) {
                 let headers = ApiHeaders {
                     anthropic_version: head.anthropic_version.as_deref(),
                     provider: head.provider.as_ref(),
+                    bedrock_denial: verdict.bedrock_denial.as_ref(),
+                    vertex_denial: verdict.vertex_denial,
                 };
                 handlers::dispatch(shared, &mut conn, head.route, &headers, &body, ctx).await
             }

@@ -21,9 +21,10 @@ use crate::openai::operation::Operation;
 use crate::openai::request::JsonRequest;
 use crate::openai::sse::SseObserver;
 use crate::outcome::{Credential, Observed, Outcome, Phase, Signal, classify};
-use crate::provider::ProviderRuntime;
 use crate::provider::balancer::choose;
+use crate::provider::google_token::TokenError;
 use crate::provider::health::Failure;
+use crate::provider::{CloudAuth, ProviderRuntime};
 use crate::record::RequestRecord;
 use crate::state::BackendRuntime;
 use crate::stream::{Observer, StreamParts, UpstreamStream};
@@ -148,11 +149,41 @@ impl Attempts<'_> {
     ) -> Result<Attempt, ProxyError> {
         let started = Instant::now();
         let in_flight = provider.start_request();
+        let access_token = match &provider.cloud_auth {
+            Some(CloudAuth::Google(tokens)) => {
+                let deadline = TokioInstant::from_std(self.deadline);
+                match tokio::time::timeout_at(deadline, tokens.bearer()).await {
+                    Ok(Ok(bearer)) => Some(bearer),
+                    Ok(Err(e)) => {
+                        let failure = match e {
+                            TokenError::Refused {
+                                status: 400..=403, ..
+                            } => Failure::CredentialsRejected,
+                            _ => Failure::Connect,
+                        };
+                        return Ok(Attempt::Retry(failure, format!("no access token: {e}")));
+                    }
+                    Err(_) => {
+                        return Ok(Attempt::Retry(
+                            Failure::Timeout,
+                            "no access token before the timeout".into(),
+                        ));
+                    }
+                }
+            }
+            _ => None,
+        };
         let UpstreamRequest {
             request,
             injects_usage,
             credential,
-        } = build(provider, self.parts, self.payload, self.operation)?;
+        } = build(
+            provider,
+            self.parts,
+            self.payload,
+            self.operation,
+            access_token,
+        )?;
         let attempt_deadline = self.deadline.min(
             started
                 .checked_add(Duration::from_millis(provider.config.request_timeout_ms))
@@ -181,11 +212,22 @@ impl Attempts<'_> {
                 Ok(Ok(response)) => response,
             };
         let status = response.status();
+        let kind = provider.config.kind;
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let event_stream = translate::is_event_stream(kind, content_type);
         let mut signal = Signal {
             quota_exhausted: false,
             retry_after: retry_after(response.headers()),
         };
         let gateway_key = credential == Credential::Gateway;
+        if status == StatusCode::UNAUTHORIZED
+            && let Some(CloudAuth::Google(tokens)) = &provider.cloud_auth
+        {
+            tokens.invalidate();
+        }
         let observer = match verdict(Observed::Status(status.as_u16()), signal) {
             Outcome::ProviderFailure { .. } => {
                 let bytes = read_limited(response.into_body(), MAX_ERROR_BODY, deadline).await;
@@ -204,9 +246,10 @@ impl Attempts<'_> {
             }
             // 400, 404, 422, the client's own key refused ...: passed on as it is, not retried.
             Outcome::ClientFault => Observer::Unread,
-            Outcome::Success if is_event_stream(response.headers()) => Observer::Sse(
-                SseObserver::new(injects_usage, self.context.limits.max_sse_event),
-            ),
+            Outcome::Success if event_stream => Observer::Sse(SseObserver::new(
+                injects_usage,
+                self.context.limits.max_sse_event,
+            )),
             Outcome::Success if self.operation.has_json_model() => Observer::Json(Box::default()),
             Outcome::Success => Observer::Unread,
         };
@@ -215,10 +258,17 @@ impl Attempts<'_> {
             Payload::Json(json) => json.effective_model(provider.config.model.as_deref()),
             _ => None,
         };
+        let answer = translate::Answer {
+            event_stream: sse,
+            success: status.is_success(),
+            aws_error_type: response
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok()),
+        };
         let translation = translate::translation(
-            provider.config.kind,
-            sse,
-            status.is_success(),
+            kind,
+            &answer,
             model.unwrap_or_default(),
             &self.context.limits,
         );
@@ -227,6 +277,13 @@ impl Attempts<'_> {
             Some(translation) => {
                 // The body is not the provider's: its length does not hold.
                 head.headers.remove(header::CONTENT_LENGTH);
+                if sse {
+                    // Bedrock's binary event stream becomes OpenAI's SSE.
+                    head.headers.insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static("text/event-stream"),
+                    );
+                }
                 ProviderBody::translated(upstream, translation)
             }
             None => ProviderBody::native(upstream),
@@ -388,15 +445,4 @@ async fn read_limited(body: Incoming, limit: usize, deadline: TokioInstant) -> B
         Ok(Ok(collected)) => collected.to_bytes(),
         _ => Bytes::new(),
     }
-}
-
-fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        })
 }

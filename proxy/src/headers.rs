@@ -5,8 +5,18 @@
 use http::HeaderMap;
 use http::header::{self, HeaderName};
 
-/// Client headers that select an account at OpenAI: meaningless (or harmful) with the gateway's key.
-const CLIENT_ACCOUNT_HEADERS: [&str; 3] = ["openai-organization", "openai-project", "x-api-key"];
+/// Client headers that carry a credential or select an account: meaningless (or harmful) with the
+/// gateway's key.
+const CLIENT_ACCOUNT_HEADERS: [&str; 4] = [
+    "openai-organization",
+    "openai-project",
+    "x-api-key",
+    "api-key",
+];
+/// Prefixes of the clouds' credential and account headers (`x-amz-security-token`, `x-amz-date`,
+/// `x-goog-api-key`, `x-goog-user-project`, ...), which a client must not add to the gateway's
+/// signature or token.
+const CLIENT_CLOUD_PREFIXES: [&str; 2] = ["x-amz-", "x-goog-"];
 /// Provider answers about the account of the gateway's key.
 const PROVIDER_ACCOUNT_HEADERS: [&str; 4] = [
     "set-cookie",
@@ -69,7 +79,10 @@ pub fn upstream_headers(client: &HeaderMap, gateway_key: bool) -> HeaderMap {
             || name == header::CONTENT_LENGTH
             || (gateway_key
                 && (name == header::AUTHORIZATION
-                    || CLIENT_ACCOUNT_HEADERS.contains(&name.as_str())))
+                    || CLIENT_ACCOUNT_HEADERS.contains(&name.as_str())
+                    || CLIENT_CLOUD_PREFIXES
+                        .iter()
+                        .any(|prefix| name.as_str().starts_with(prefix))))
         {
             continue;
         }
@@ -110,6 +123,11 @@ mod tests {
             ("x-api-key", "client"),
             ("openai-organization", "org-client"),
             ("openai-project", "proj-client"),
+            ("api-key", "azure-client"),
+            ("x-amz-security-token", "client-session"),
+            ("x-amz-date", "20200101T000000Z"),
+            ("x-goog-user-project", "client-billing"),
+            ("x-goog-api-key", "client"),
             ("x-request-id", "r1"),
             ("connection", "keep-alive, x-secret-hop"),
             ("x-secret-hop", "1"),
@@ -125,6 +143,9 @@ mod tests {
             "x-api-key",
             "openai-organization",
             "openai-project",
+            "api-key",
+            "x-amz-security-token",
+            "x-goog-user-project",
         ] {
             assert!(keyless.contains_key(kept), "{kept}");
         }

@@ -12,8 +12,8 @@ use crate::headers::upstream_headers;
 use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::outcome::Credential;
-use crate::provider::{ProviderRuntime, auth_header_name};
-use crate::translate::{self, anthropic, gemini};
+use crate::provider::{CloudAuth, ProviderRuntime, auth_header_name};
+use crate::translate::{self, anthropic, bedrock, gemini, vertex};
 use crate::upstream_body::UpstreamBody;
 
 /// The request for one attempt on one provider.
@@ -26,20 +26,28 @@ pub struct UpstreamRequest {
     pub credential: Credential,
 }
 
-/// Builds the request `client` becomes on `provider`.
+/// Builds the request `client` becomes on `provider`; `access_token` is a `vertexai`
+/// provider's `Authorization` value.
 pub fn build(
     provider: &ProviderRuntime,
     client: &http::request::Parts,
     payload: &Payload,
     operation: Operation,
+    access_token: Option<HeaderValue>,
 ) -> Result<UpstreamRequest, ProxyError> {
     let kind = provider.config.kind;
     let mut target = None;
+    // The bytes a Bedrock signature covers.
+    let mut translated_body = None;
     let (body, injects_usage) = match payload {
         _ if translate::is_translated(kind) => {
             let translated = translated(provider, payload, operation)?;
             target = Some((translated.path, translated.query));
-            (translated.body, translated.injects_usage)
+            translated_body = Some(translated.body.clone());
+            (
+                UpstreamBody::full(translated.body),
+                translated.injects_usage,
+            )
         }
         Payload::Json(json) => {
             // An Azure deployment names its model: the body's is informative only.
@@ -109,7 +117,7 @@ pub fn build(
                 format!("failed to build the upstream URI: {e}"),
             )
         })?;
-    let gateway_key = provider.auth_header.is_some();
+    let gateway_key = provider.has_gateway_credential();
     let mut headers = upstream_headers(&client.headers, gateway_key);
     if matches!(payload, Payload::Json(_)) {
         // Usage is read from the response: ask for it uncompressed.
@@ -118,17 +126,38 @@ pub fn build(
     if kind == ProviderKind::Anthropic {
         anthropic_headers(&mut headers);
     }
-    let credential = match &provider.auth_header {
-        Some(auth) => {
+    if translated_body.is_some() {
+        // The translation wrote JSON, and reads JSON or the provider's event stream back.
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let accept = match (kind, payload) {
+            (ProviderKind::Bedrock, Payload::Json(json)) if json.stream => {
+                bedrock::EVENT_STREAM_CONTENT_TYPE
+            }
+            (_, Payload::Json(json)) if json.stream => "text/event-stream",
+            _ => "application/json",
+        };
+        headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
+    }
+    let credential = match (&provider.auth_header, access_token) {
+        (_, Some(token)) => {
+            headers.insert(header::AUTHORIZATION, token);
+            Credential::Gateway
+        }
+        // Signed below, once the request is whole.
+        (_, None) if provider.cloud_auth.is_some() => Credential::Gateway,
+        (Some(auth), None) => {
             headers.insert(auth_header_name(kind), auth.clone());
             Credential::Gateway
         }
-        None if headers.contains_key(header::AUTHORIZATION)
-            || headers.contains_key("x-api-key") =>
+        (None, None)
+            if headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key") =>
         {
             Credential::Client
         }
-        None => Credential::None,
+        (None, None) => Credential::None,
     };
     if let Ok(host) = HeaderValue::from_str(provider.authority.as_str()) {
         headers.insert(header::HOST, host);
@@ -145,6 +174,16 @@ pub fn build(
     *request.method_mut() = client.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
+    if let (Some(CloudAuth::Aws(signer)), Some(bytes)) = (&provider.cloud_auth, &translated_body) {
+        signer.sign(&mut request, bytes).map_err(|e| {
+            ProxyError::new(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "signing_failed",
+                e.to_string(),
+            )
+        })?;
+    }
     Ok(UpstreamRequest {
         request,
         injects_usage,
@@ -154,7 +193,7 @@ pub fn build(
 
 /// A request translated for a provider of another API: its body, path and query.
 struct Translated {
-    body: UpstreamBody,
+    body: Bytes,
     injects_usage: bool,
     path: String,
     query: Option<String>,
@@ -194,6 +233,43 @@ fn translated(
         == Some(true);
     let custom_path = provider.config.path.clone();
     let (body, path, query) = match provider.config.kind {
+        ProviderKind::Bedrock => (
+            bedrock::request::to_converse_request(&request)?,
+            custom_path.unwrap_or_else(|| bedrock::converse_path(model, json.stream)),
+            None,
+        ),
+        ProviderKind::VertexAi => {
+            let vertex_config = provider.config.vertex.as_ref().ok_or_else(|| {
+                ProxyError::new(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "provider_misconfigured",
+                    "the vertexai provider has no project and region".into(),
+                )
+            })?;
+            if !vertex::is_path_safe(model) {
+                return Err(ProxyError::bad_request(
+                    "invalid_model",
+                    "a Vertex AI model is letters, digits, '-', '.', '_' and '@' (at most 128)",
+                ));
+            }
+            let path =
+                custom_path.unwrap_or_else(|| vertex::path(vertex_config, model, json.stream));
+            match vertex::publisher(model) {
+                vertex::Publisher::Google => (
+                    gemini::request::to_generate_content(&request)?,
+                    path,
+                    json.stream.then(|| "alt=sse".to_string()),
+                ),
+                vertex::Publisher::Anthropic => (
+                    vertex::anthropic_body(anthropic::request::to_messages_request(
+                        &request, model,
+                    )?),
+                    path,
+                    None,
+                ),
+            }
+        }
         ProviderKind::Gemini => {
             if !gemini::is_path_safe(model) {
                 return Err(ProxyError::bad_request(
@@ -222,7 +298,7 @@ fn translated(
         )
     })?;
     Ok(Translated {
-        body: UpstreamBody::full(Bytes::from(bytes)),
+        body: Bytes::from(bytes),
         injects_usage: json.stream && !client_wants_usage,
         path,
         query,

@@ -1,11 +1,16 @@
 //! Property tests: no provider stream or body, however malformed or split, panics the
-//! translators of the Anthropic and Gemini providers, and a split never changes their output.
+//! translators of the Anthropic, Gemini and Bedrock providers, and a split never changes their
+//! output.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use agentgateway_proxy::translate::anthropic::response as anthropic_response;
 use agentgateway_proxy::translate::anthropic::stream::StreamTranslator as AnthropicStream;
+use agentgateway_proxy::translate::bedrock::response as bedrock_response;
+use agentgateway_proxy::translate::bedrock::stream::StreamTranslator as BedrockStream;
 use agentgateway_proxy::translate::gemini::response as gemini_response;
 use agentgateway_proxy::translate::gemini::stream::StreamTranslator as GeminiStream;
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use proptest::prelude::*;
 
 /// Byte strings biased towards the syntax of both providers' streams.
@@ -26,9 +31,111 @@ fn provider_stream() -> impl Strategy<Value = Vec<u8>> {
         Just(br#"{"candidates":[{"content":{"parts":[{"text":"x"},{"functionCall":{"name":"f","args":null}}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":18446744073709551615,"candidatesTokenCount":18446744073709551615}}"#.to_vec()),
         Just(br#"{"promptFeedback":{"blockReason":"SAFETY"}}"#.to_vec()),
         Just(br#"{"error":{"code":503,"status":"UNAVAILABLE","message":"x"}}"#.to_vec()),
+        Just(br#"{"output":{"message":{"role":"assistant","content":[{"text":"x"},{"toolUse":{"toolUseId":"t","name":"f","input":null}}]}},"stopReason":"tool_use","usage":{"inputTokens":18446744073709551615,"outputTokens":1,"cacheReadInputTokens":18446744073709551615,"cacheWriteInputTokens":18446744073709551615}}"#.to_vec()),
+        Just(br#"{"__type":"a#ValidationException:x","Message":"x"}"#.to_vec()),
         prop::collection::vec(any::<u8>(), 0..16),
     ];
     prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
+}
+
+/// One Bedrock event-stream frame, well framed (valid lengths and CRCs) but otherwise arbitrary:
+/// any message and event type, headers missing or of the wrong type, payloads biased towards
+/// Converse's events.
+fn bedrock_frame() -> impl Strategy<Value = Vec<u8>> {
+    let message_type = prop_oneof![
+        4 => Just("event"),
+        1 => Just("exception"),
+        1 => Just("error"),
+        1 => Just("other"),
+    ];
+    let event_type = prop_oneof![
+        Just("messageStart"),
+        Just("contentBlockStart"),
+        Just("contentBlockDelta"),
+        Just("contentBlockStop"),
+        Just("messageStop"),
+        Just("metadata"),
+        Just("somethingNew"),
+    ];
+    let payload = prop_oneof![
+        Just(br#"{"role":"assistant","p":"ab"}"#.to_vec()),
+        Just(br#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"t","name":"f"}}}"#.to_vec()),
+        Just(br#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a"}}}"#.to_vec()),
+        Just(br#"{"contentBlockIndex":0,"delta":{"text":"hi"}}"#.to_vec()),
+        Just(br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"hm"}}}"#.to_vec()),
+        Just(br#"{"stopReason":"end_turn"}"#.to_vec()),
+        Just(br#"{"usage":{"inputTokens":18446744073709551615,"outputTokens":18446744073709551615,"cacheReadInputTokens":18446744073709551615}}"#.to_vec()),
+        Just(br#"{"message":"slow down"}"#.to_vec()),
+        Just(br#"{"contentBlockIndex":-1}"#.to_vec()),
+        prop::collection::vec(any::<u8>(), 0..24),
+    ];
+    (message_type, event_type, payload, 0u8..8).prop_map(
+        |(message_type, event_type, payload, shape)| {
+            let mut message = Message::new(payload);
+            let string = |v: &str| HeaderValue::String(v.to_string().into());
+            // Most frames carry every header as a string; some lack one, or hold a number.
+            if shape != 1 {
+                let value = if shape == 2 {
+                    HeaderValue::Int32(7)
+                } else {
+                    string(message_type)
+                };
+                message = message.add_header(Header::new(":message-type", value));
+            }
+            if shape != 3 {
+                message = message.add_header(Header::new(":event-type", string(event_type)));
+                message = message.add_header(Header::new(
+                    ":exception-type",
+                    string("throttlingException"),
+                ));
+                message = message.add_header(Header::new(":error-code", string("InternalFailure")));
+            }
+            let mut out = Vec::new();
+            write_message_to(&message, &mut out).unwrap();
+            out
+        },
+    )
+}
+
+/// Bedrock event streams: well-framed events, now and then a few arbitrary bytes.
+fn bedrock_stream() -> impl Strategy<Value = Vec<u8>> {
+    let pieces = prop_oneof![
+        8 => bedrock_frame(),
+        1 => prop::collection::vec(any::<u8>(), 0..8),
+    ];
+    prop::collection::vec(pieces, 0..30).prop_map(|v| v.concat())
+}
+
+/// Feeds `stream` whole and cut at `cuts` to two Bedrock translators: the same output, or the
+/// same first error, and (without an error) the same end.
+fn bedrock_whole_and_split(
+    stream: &[u8],
+    cuts: &[prop::sample::Index],
+    max: usize,
+) -> Result<(), TestCaseError> {
+    let mut whole = BedrockStream::new("m", 1, max);
+    let expected = run(&[stream.to_vec()], |b| {
+        whole.feed(b).map(|o| o.to_vec()).map_err(|e| e.to_string())
+    });
+    let expected_end = whole
+        .finish()
+        .map(|b| b.to_vec())
+        .map_err(|e| e.to_string());
+    let mut split = BedrockStream::new("m", 1, max);
+    let got = run(&cut(stream, cuts), |b| {
+        split.feed(b).map(|o| o.to_vec()).map_err(|e| e.to_string())
+    });
+    prop_assert_eq!(&got, &expected);
+    if got.is_ok() {
+        prop_assert_eq!(
+            split
+                .finish()
+                .map(|b| b.to_vec())
+                .map_err(|e| e.to_string()),
+            expected_end
+        );
+    }
+    Ok(())
 }
 
 /// `stream` cut at the given points, in order.
@@ -91,10 +198,34 @@ proptest! {
     }
 
     #[test]
-    fn whole_bodies_never_panic_the_converters(body in provider_stream()) {
+    fn the_bedrock_stream_translator_never_panics_on_arbitrary_bytes(
+        stream in prop_oneof![provider_stream(), prop::collection::vec(any::<u8>(), 0..512)],
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        max in 0usize..4096,
+    ) {
+        bedrock_whole_and_split(&stream, &cuts, max)?;
+    }
+
+    #[test]
+    fn the_bedrock_stream_translator_never_panics_on_well_framed_events_and_ignores_splits(
+        stream in bedrock_stream(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+        max in prop_oneof![1 => 0usize..64, 4 => 64usize..4096],
+    ) {
+        bedrock_whole_and_split(&stream, &cuts, max)?;
+    }
+
+    #[test]
+    fn whole_bodies_never_panic_the_converters(
+        body in provider_stream(),
+        error_type in proptest::option::of(".{0,40}"),
+    ) {
         let _ = anthropic_response::to_chat_completion(&body, 1);
         let _ = anthropic_response::to_openai_error(&body);
         let _ = gemini_response::to_chat_completion(&body, "m", 1);
         let _ = gemini_response::to_openai_error(&body);
+        let _ = bedrock_response::to_chat_completion(&body, "m", 1);
+        let error = bedrock_response::to_openai_error(&body, error_type.as_deref());
+        prop_assert!(serde_json::from_slice::<serde_json::Value>(&error).is_ok());
     }
 }

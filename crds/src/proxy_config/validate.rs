@@ -341,6 +341,50 @@ fn validate_provider(problems: &mut Problems, path: &str, provider: &ProviderCon
         }
         (None, _) => {}
     }
+    match (&provider.bedrock, provider.kind) {
+        (None, ProviderKind::Bedrock) => {
+            problems.push(format!("{path}.bedrock"), "is required for kind bedrock");
+        }
+        (Some(_), kind) if kind != ProviderKind::Bedrock => {
+            problems.push(format!("{path}.bedrock"), "is only for kind bedrock");
+        }
+        (Some(bedrock), _) if !crate::validation::is_cloud_region(&bedrock.region) => {
+            problems.push(format!("{path}.bedrock.region"), "must be an AWS region");
+        }
+        _ => {}
+    }
+    match (&provider.vertex, provider.kind) {
+        (None, ProviderKind::VertexAi) => {
+            problems.push(format!("{path}.vertex"), "is required for kind vertexai");
+        }
+        (Some(_), kind) if kind != ProviderKind::VertexAi => {
+            problems.push(format!("{path}.vertex"), "is only for kind vertexai");
+        }
+        (Some(vertex), _) => {
+            if !crate::validation::is_gcp_project_id(&vertex.project_id) {
+                problems.push(
+                    format!("{path}.vertex.projectId"),
+                    "must be a Google Cloud project id",
+                );
+            }
+            if !crate::validation::is_cloud_region(&vertex.region) {
+                problems.push(format!("{path}.vertex.region"), "must be a region");
+            }
+        }
+        _ => {}
+    }
+    if matches!(
+        provider.kind,
+        ProviderKind::Bedrock | ProviderKind::VertexAi
+    ) && provider.auth.is_none()
+    {
+        // Neither API answers an unauthenticated request, and the client's own header cannot
+        // stand in for a signature or an access token.
+        problems.push(
+            format!("{path}.auth"),
+            "is required for kinds bedrock and vertexai",
+        );
+    }
     problems.duration(
         format!("{path}.connectTimeoutMs"),
         provider.connect_timeout_ms,
@@ -389,6 +433,8 @@ mod tests {
             }),
             path: Some("/v1/chat/completions".to_string()),
             azure: None,
+            bedrock: None,
+            vertex: None,
             auth: Some(AuthConfig {
                 credential: "ns/b/openai".to_string(),
             }),

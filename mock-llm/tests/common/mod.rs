@@ -122,6 +122,28 @@ impl Client {
         self.read_response().await
     }
 
+    /// POSTs `body` verbatim (tests that sign requests need the exact bytes) with `Host: mock`.
+    pub async fn post_bytes(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> io::Result<Response> {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: mock\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            req.push_str(&format!("{name}: {value}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.send_raw(&bytes).await?;
+        self.read_response().await
+    }
+
     pub async fn get(&mut self, path: &str) -> io::Result<Response> {
         self.send_raw(format!("GET {path} HTTP/1.1\r\nHost: mock\r\n\r\n").as_bytes())
             .await?;
@@ -273,4 +295,76 @@ pub const GEMINI_KEY: [(&str, &str); 1] = [("x-goog-api-key", "AIza-test-key")];
 /// A one-turn Gemini request.
 pub fn gemini(text: &str) -> Value {
     serde_json::json!({"contents": [{"role": "user", "parts": [{"text": text}]}]})
+}
+
+/// One message of an AWS event stream, with its string headers.
+#[derive(Debug)]
+pub struct Frame {
+    pub headers: Vec<(String, String)>,
+    pub payload: Value,
+}
+
+impl Frame {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `:event-type` (or `:exception-type` for an exception).
+    pub fn kind(&self) -> &str {
+        self.header(":event-type")
+            .or_else(|| self.header(":exception-type"))
+            .expect("an event or exception type")
+    }
+}
+
+/// Decodes a whole `application/vnd.amazon.eventstream` body with the AWS SDK's decoder; panics
+/// on trailing bytes or a frame that does not decode (CRC mismatch included).
+pub fn event_stream(body: &[u8]) -> Vec<Frame> {
+    use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+    let mut buf = bytes::Bytes::copy_from_slice(body);
+    let mut decoder = MessageFrameDecoder::new();
+    let mut frames = Vec::new();
+    while !buf.is_empty() {
+        match decoder
+            .decode_frame(&mut buf)
+            .expect("a valid event-stream frame")
+        {
+            DecodedFrame::Complete(message) => {
+                let headers = message
+                    .headers()
+                    .iter()
+                    .map(|h| {
+                        let value = h.value().as_string().expect("string header");
+                        (h.name().as_str().to_owned(), value.as_str().to_owned())
+                    })
+                    .collect();
+                let payload = serde_json::from_slice(message.payload()).expect("JSON payload");
+                frames.push(Frame { headers, payload });
+            }
+            DecodedFrame::Incomplete => panic!("the stream ends inside a frame"),
+        }
+    }
+    frames
+}
+
+/// Bedrock's Converse route for a model id, percent-encoded as the AWS SDK encodes it.
+pub fn bedrock_path(model_id: &str, operation: &str) -> String {
+    let encoded: String = model_id
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("/model/{encoded}/{operation}")
+}
+
+/// A one-turn Converse request.
+pub fn converse(text: &str) -> Value {
+    serde_json::json!({"messages": [{"role": "user", "content": [{"text": text}]}]})
 }

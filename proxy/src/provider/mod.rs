@@ -3,7 +3,9 @@
 //! that leave the provider unchanged, so what was learned is kept.
 
 pub mod balancer;
+pub mod google_token;
 pub mod health;
+pub mod sigv4;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -15,7 +17,9 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue};
 
 use self::balancer::Candidate;
+use self::google_token::{GoogleTokens, TokenError};
 use self::health::{Failure, Health};
+use self::sigv4::{AwsSigner, SigningError};
 use crate::metrics::{Label, Metrics, ProviderLabels};
 use crate::upstream::{ClientBuildError, UpstreamClient, build_client};
 
@@ -36,6 +40,10 @@ pub struct ProviderRuntime {
     /// The value of the key's header ([`auth_header_name`]: `Bearer <key>`, or the key), marked
     /// sensitive so it is never logged.
     pub auth_header: Option<HeaderValue>,
+    /// How a `bedrock` or `vertexai` provider authenticates each request.
+    pub cloud_auth: Option<CloudAuth>,
+    /// The credential `cloud_auth` was built from, to tell whether a reload changed it.
+    cloud_credential: Option<String>,
     /// Pooled connections to the provider.
     pub client: UpstreamClient,
     health: Mutex<Health>,
@@ -66,9 +74,79 @@ pub enum ProviderBuildError {
         "failed to use the key of provider {provider} of backend {backend}: it is not a valid header value"
     )]
     InvalidKey { backend: String, provider: String },
+    /// A `bedrock` provider's AWS credential is unusable.
+    #[error(
+        "failed to use the AWS credential of provider {provider} of backend {backend}: {source}"
+    )]
+    AwsCredential {
+        backend: String,
+        provider: String,
+        source: SigningError,
+    },
+    /// A `vertexai` provider's service-account key is unusable.
+    #[error(
+        "failed to use the service-account key of provider {provider} of backend {backend}: {source}"
+    )]
+    ServiceAccount {
+        backend: String,
+        provider: String,
+        source: TokenError,
+    },
+    /// A `bedrock` or `vertexai` provider has no credential.
+    #[error(
+        "provider {provider} of backend {backend} has no credential: kinds bedrock and vertexai need one"
+    )]
+    MissingCloudCredential { backend: String, provider: String },
     /// The HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] ClientBuildError),
+}
+
+/// The per-request authentication of the clouds' APIs, which a static header cannot do.
+#[derive(Debug)]
+pub enum CloudAuth {
+    /// Bedrock: every request signed with SigV4.
+    Aws(AwsSigner),
+    /// Vertex AI: an OAuth2 access token from a service-account key.
+    Google(GoogleTokens),
+}
+
+impl CloudAuth {
+    fn new(
+        config: &ProviderConfig,
+        key: Option<&str>,
+        backend: &str,
+    ) -> Result<Option<Self>, ProviderBuildError> {
+        let missing = || ProviderBuildError::MissingCloudCredential {
+            backend: backend.to_string(),
+            provider: config.name.clone(),
+        };
+        match config.kind {
+            ProviderKind::Bedrock => {
+                let region = config.bedrock.as_ref().map_or("", |b| b.region.as_str());
+                let signer =
+                    AwsSigner::new(key.ok_or_else(missing)?, region).map_err(|source| {
+                        ProviderBuildError::AwsCredential {
+                            backend: backend.to_string(),
+                            provider: config.name.clone(),
+                            source,
+                        }
+                    })?;
+                Ok(Some(Self::Aws(signer)))
+            }
+            ProviderKind::VertexAi => {
+                let tokens = GoogleTokens::new(key.ok_or_else(missing)?).map_err(|source| {
+                    ProviderBuildError::ServiceAccount {
+                        backend: backend.to_string(),
+                        provider: config.name.clone(),
+                        source,
+                    }
+                })?;
+                Ok(Some(Self::Google(tokens)))
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 impl ProviderRuntime {
@@ -88,7 +166,9 @@ impl ProviderRuntime {
                 port: config.port,
             }
         })?;
+        let cloud_auth = CloudAuth::new(&config, key, &backend)?;
         let auth_header = key
+            .filter(|_| cloud_auth.is_none())
             .map(|key| auth_value(config.kind, key))
             .transpose()
             .map_err(|_| ProviderBuildError::InvalidKey {
@@ -107,6 +187,8 @@ impl ProviderRuntime {
             },
             authority,
             auth_header,
+            cloud_credential: cloud_auth.as_ref().and(key).map(str::to_string),
+            cloud_auth,
             client,
             config,
             health: Mutex::new(Health::default()),
@@ -143,15 +225,26 @@ impl ProviderRuntime {
 
     /// Whether this provider is what `config` with `key` would build, so it can be kept.
     pub fn is_same(&self, config: &ProviderConfig, key: Option<&str>) -> bool {
-        self.config == *config
-            && match (
-                &self.auth_header,
-                key.map(|key| auth_value(config.kind, key)),
-            ) {
-                (None, None) => true,
-                (Some(have), Some(Ok(want))) => *have == want,
-                _ => false,
-            }
+        if self.config != *config {
+            return false;
+        }
+        if self.cloud_auth.is_some() {
+            return self.cloud_credential.as_deref() == key;
+        }
+        match (
+            &self.auth_header,
+            key.map(|key| auth_value(config.kind, key)),
+        ) {
+            (None, None) => true,
+            (Some(have), Some(Ok(want))) => *have == want,
+            _ => false,
+        }
+    }
+
+    /// Whether requests carry the gateway's credential (a key, a signature or a token), so the
+    /// client's own credential headers are not forwarded.
+    pub fn has_gateway_credential(&self) -> bool {
+        self.auth_header.is_some() || self.cloud_auth.is_some()
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -239,9 +332,11 @@ fn auth_value(
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     let mut value = match kind {
         ProviderKind::OpenAi => HeaderValue::try_from(format!("Bearer {key}"))?,
-        ProviderKind::Anthropic | ProviderKind::AzureOpenAi | ProviderKind::Gemini => {
-            HeaderValue::try_from(key)?
-        }
+        ProviderKind::Anthropic
+        | ProviderKind::AzureOpenAi
+        | ProviderKind::Gemini
+        | ProviderKind::Bedrock
+        | ProviderKind::VertexAi => HeaderValue::try_from(key)?,
     };
     value.set_sensitive(true);
     Ok(value)
@@ -251,7 +346,10 @@ fn auth_value(
 /// `x-api-key` for Anthropic, `api-key` for Azure OpenAI, `x-goog-api-key` for Gemini.
 pub fn auth_header_name(kind: ProviderKind) -> HeaderName {
     match kind {
-        ProviderKind::OpenAi => http::header::AUTHORIZATION,
+        // Vertex AI's access token is a bearer token; Bedrock's signature is `authorization` too.
+        ProviderKind::OpenAi | ProviderKind::Bedrock | ProviderKind::VertexAi => {
+            http::header::AUTHORIZATION
+        }
         ProviderKind::Anthropic => HeaderName::from_static("x-api-key"),
         ProviderKind::AzureOpenAi => HeaderName::from_static("api-key"),
         ProviderKind::Gemini => HeaderName::from_static("x-goog-api-key"),

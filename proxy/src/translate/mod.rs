@@ -2,12 +2,16 @@
 //! the client's OpenAI request, and the provider's answer is translated back to OpenAI's shape
 //! as it arrives ([`ProviderBody`]), below the observers that read usage and the stream's first
 //! content, so retries, eviction, deadlines and usage work exactly as for an OpenAI provider.
-//! OpenAI-compatible providers take none of this: their bodies pass as they are.
+//! OpenAI-compatible providers take none of this: their bodies pass as they are. Vertex AI
+//! serves each publisher's own format (Gemini's for Google's models, Anthropic's for Claude), so
+//! it reuses those translators.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai_request;
 pub mod sse;
+pub mod vertex;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -23,6 +27,30 @@ use crate::limits::Limits;
 
 /// How a provider's answer is turned into OpenAI's shape.
 pub enum Translation {
+    /// A Bedrock ConverseStream event stream, frame by frame.
+    BedrockStream(bedrock::stream::StreamTranslator),
+    /// A Bedrock Converse answer, read whole (at most `limit` bytes), then converted.
+    BedrockMessage {
+        /// The chat completion's `created`.
+        created: u64,
+        /// The model reported (Bedrock names none).
+        model: String,
+        /// The most bytes held.
+        limit: usize,
+    },
+    /// An AWS error answer, read whole (at most `limit` bytes), then converted.
+    BedrockError {
+        /// The `x-amzn-errortype` response header.
+        error_type: Option<String>,
+        /// The most bytes held.
+        limit: usize,
+    },
+    /// A Vertex AI error answer: Anthropic's shape from the Anthropic publisher, Google's from
+    /// everything in front of it.
+    VertexError {
+        /// The most bytes held.
+        limit: usize,
+    },
     /// A Gemini SSE stream, chunk by chunk.
     GeminiStream(gemini::stream::StreamTranslator),
     /// A Gemini response, read whole (at most `limit` bytes), then converted.
@@ -60,25 +88,66 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 
 /// Whether requests to a provider of `kind` are translated from OpenAI's API.
 pub fn is_translated(kind: ProviderKind) -> bool {
-    matches!(kind, ProviderKind::Anthropic | ProviderKind::Gemini)
+    !matches!(kind, ProviderKind::OpenAi | ProviderKind::AzureOpenAi)
+}
+
+/// What a provider's answer is, as far as translating it goes.
+pub struct Answer<'a> {
+    /// It is an event stream (SSE, or Bedrock's binary event stream).
+    pub event_stream: bool,
+    /// A 2xx answer.
+    pub success: bool,
+    /// AWS's `x-amzn-errortype` header.
+    pub aws_error_type: Option<&'a str>,
+}
+
+/// Whether an answer with `content_type` from a provider of `kind` is an event stream.
+pub fn is_event_stream(kind: ProviderKind, content_type: Option<&str>) -> bool {
+    let Some(content_type) = content_type else {
+        return false;
+    };
+    let content_type = content_type.trim_start().to_ascii_lowercase();
+    content_type.starts_with("text/event-stream")
+        || (kind == ProviderKind::Bedrock
+            && content_type.starts_with(bedrock::EVENT_STREAM_CONTENT_TYPE))
 }
 
 /// How the answer of a provider of `kind` is translated: `None` for an OpenAI-compatible one.
-/// `event_stream`: the answer is an event stream; `success`: a 2xx answer; `model`: the model
-/// the request asked for.
+/// `model`: the model the request asked for (on Vertex AI it also decides the publisher).
 pub fn translation(
     kind: ProviderKind,
-    event_stream: bool,
-    success: bool,
+    answer: &Answer<'_>,
     model: &str,
     limits: &Limits,
 ) -> Option<Translation> {
-    if !is_translated(kind) {
-        return None;
-    }
+    let (event_stream, success) = (answer.event_stream, answer.success);
     let created = unix_now();
+    let kind = match kind {
+        ProviderKind::VertexAi if !success => {
+            return Some(Translation::VertexError {
+                limit: MAX_ERROR_BODY,
+            });
+        }
+        ProviderKind::VertexAi => match vertex::publisher(model) {
+            vertex::Publisher::Anthropic => ProviderKind::Anthropic,
+            vertex::Publisher::Google => ProviderKind::Gemini,
+        },
+        kind => kind,
+    };
     match kind {
-        ProviderKind::OpenAi | ProviderKind::AzureOpenAi => None,
+        ProviderKind::OpenAi | ProviderKind::AzureOpenAi | ProviderKind::VertexAi => None,
+        ProviderKind::Bedrock if success && event_stream => Some(Translation::BedrockStream(
+            bedrock::stream::StreamTranslator::new(model, created, limits.max_sse_event),
+        )),
+        ProviderKind::Bedrock if success => Some(Translation::BedrockMessage {
+            created,
+            model: model.to_string(),
+            limit: limits.max_response_replay,
+        }),
+        ProviderKind::Bedrock => Some(Translation::BedrockError {
+            error_type: answer.aws_error_type.map(str::to_string),
+            limit: MAX_ERROR_BODY,
+        }),
         ProviderKind::Anthropic if success && event_stream => Some(Translation::AnthropicStream(
             StreamTranslator::new(created, limits.max_sse_event),
         )),
@@ -232,6 +301,17 @@ impl ProviderBody {
             Some(Translation::GeminiError { .. }) => {
                 Ok(Bytes::from(gemini::response::to_openai_error(&held)))
             }
+            Some(Translation::BedrockMessage { created, model, .. }) => {
+                bedrock::response::to_chat_completion(&held, model, *created)
+                    .map(Bytes::from)
+                    .ok_or(ProviderBodyError::Malformed("Bedrock Converse answer"))
+            }
+            Some(Translation::BedrockError { error_type, .. }) => Ok(Bytes::from(
+                bedrock::response::to_openai_error(&held, error_type.as_deref()),
+            )),
+            Some(Translation::VertexError { .. }) => {
+                Ok(Bytes::from(vertex::to_openai_error(&held)))
+            }
             _ => Ok(held.freeze()),
         }
     }
@@ -272,6 +352,11 @@ impl Body for ProviderBody {
                                 .map(Frame::data)
                                 .map_err(ProviderBodyError::from),
                         ),
+                        Some(Translation::BedrockStream(stream)) => match stream.finish() {
+                            Ok(out) if out.is_empty() => None,
+                            Ok(out) => Some(Ok(Frame::data(out))),
+                            Err(e) => Some(Err(e.into())),
+                        },
                         _ => Some(this.convert_held().map(Frame::data)),
                     });
                 }
@@ -296,11 +381,22 @@ impl Body for ProviderBody {
                         return Poll::Ready(Some(Err(e.into())));
                     }
                 },
+                Some(Translation::BedrockStream(stream)) => match stream.feed(&data) {
+                    Ok(out) if out.is_empty() => continue,
+                    Ok(out) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                    Err(e) => {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
+                },
                 Some(
                     Translation::AnthropicMessage { limit, .. }
                     | Translation::AnthropicError { limit }
                     | Translation::GeminiMessage { limit, .. }
-                    | Translation::GeminiError { limit },
+                    | Translation::GeminiError { limit }
+                    | Translation::BedrockMessage { limit, .. }
+                    | Translation::BedrockError { limit, .. }
+                    | Translation::VertexError { limit },
                 ) => {
                     if this.held.len() + data.len() > *limit {
                         this.done = true;

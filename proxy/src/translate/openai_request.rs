@@ -57,6 +57,62 @@ pub fn text_of(content: Option<&Value>, field: &str) -> Result<String, ProxyErro
     }
 }
 
+/// Refuses what neither Anthropic's Messages API nor Bedrock's Converse API can express (`api`
+/// names the one refusing): several choices, log probabilities, logit bias, penalties, seeds,
+/// audio, predicted outputs, non-text modalities and structured output formats. Each is refused
+/// only when set to something but its default, so a client never gets an answer that silently
+/// ignored what it asked for, and a client that spells out defaults is still served.
+pub fn refuse_unexpressible(object: &Map<String, Value>, api: &str) -> Result<(), ProxyError> {
+    if let Some(n) = object.get("n").filter(|v| !v.is_null())
+        && n.as_u64() != Some(1)
+    {
+        return Err(unsupported(
+            "n",
+            "only one choice per request is supported",
+            api,
+        ));
+    }
+    for (field, why) in [
+        ("logprobs", "log probabilities are not available"),
+        ("top_logprobs", "log probabilities are not available"),
+        ("logit_bias", "logit bias is not available"),
+        ("presence_penalty", "presence penalty is not available"),
+        ("frequency_penalty", "frequency penalty is not available"),
+        ("seed", "seeded sampling is not available"),
+        ("audio", "audio output is not available"),
+        ("prediction", "predicted outputs are not available"),
+    ] {
+        if is_set(object, field) {
+            return Err(unsupported(field, why, api));
+        }
+    }
+    if let Some(modalities) = object.get("modalities").and_then(Value::as_array)
+        && modalities.iter().any(|m| m != "text")
+    {
+        return Err(unsupported(
+            "modalities",
+            "only text output is available",
+            api,
+        ));
+    }
+    if let Some(format) = object.get("response_format").filter(|v| !v.is_null())
+        && format.get("type").and_then(Value::as_str) != Some("text")
+    {
+        return Err(unsupported(
+            "response_format",
+            "structured output formats are not available",
+            api,
+        ));
+    }
+    Ok(())
+}
+
+/// The media type and the base64 data of a `data:<media type>;base64,<data>` URL; `None` for
+/// any other URL (an `http(s)` one, or a data URL that is not base64).
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    url.strip_prefix("data:")?.split_once(";base64,")
+}
+
 /// How one message of the conversation becomes a turn of the provider's API.
 pub enum Turn {
     /// A `role` turn with these items (blocks or parts); merged into the previous turn of the
@@ -176,12 +232,17 @@ pub fn tool_calls<'a>(message: &'a Value, field: &str) -> Result<Vec<ToolCall<'a
                 .and_then(Value::as_str)
                 .filter(|a| !a.trim().is_empty())
                 .unwrap_or("{}");
-            let arguments = serde_json::from_str(arguments).map_err(|_| {
-                invalid(
-                    &format!("{call_field}.function.arguments"),
-                    "must be a JSON object",
-                )
-            })?;
+            // Every translated API takes a call's input as an object (Anthropic's `input`,
+            // Gemini's `args`, Bedrock's `toolUse.input`): anything else is refused here, by name.
+            let arguments = serde_json::from_str::<Value>(arguments)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{call_field}.function.arguments"),
+                        "must be a JSON object",
+                    )
+                })?;
             Ok(ToolCall {
                 id: call.get("id").and_then(Value::as_str),
                 name,
@@ -237,4 +298,107 @@ pub fn function_tools<'a>(
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
+}
+
+/// OpenAI's `tool_choice`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolChoice<'a> {
+    /// `auto`: the model decides.
+    Auto,
+    /// `none`: no tool may be called.
+    None,
+    /// `required`: some tool must be called.
+    Required,
+    /// `{"type": "function", "function": {"name"}}`: this function must be called.
+    Function(&'a str),
+}
+
+/// `tool_choice`, when set.
+pub fn tool_choice(object: &Map<String, Value>) -> Result<Option<ToolChoice<'_>>, ProxyError> {
+    match object.get("tool_choice") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(mode)) => match mode.as_str() {
+            "auto" => Ok(Some(ToolChoice::Auto)),
+            "none" => Ok(Some(ToolChoice::None)),
+            "required" => Ok(Some(ToolChoice::Required)),
+            other => Err(invalid(
+                "tool_choice",
+                &format!("{other:?} is not auto, none or required"),
+            )),
+        },
+        Some(choice @ Value::Object(_)) => choice
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .map(|name| Some(ToolChoice::Function(name)))
+            .ok_or_else(|| invalid("tool_choice.function.name", "must be a string")),
+        Some(_) => Err(invalid("tool_choice", "must be a string or an object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn tool_choice_reads_every_form_and_names_what_is_wrong() {
+        for (choice, expected) in [
+            (json!("auto"), Some(ToolChoice::Auto)),
+            (json!("none"), Some(ToolChoice::None)),
+            (json!("required"), Some(ToolChoice::Required)),
+            (
+                json!({"type": "function", "function": {"name": "f"}}),
+                Some(ToolChoice::Function("f")),
+            ),
+            (Value::Null, None),
+        ] {
+            let request = object(json!({ "tool_choice": choice }));
+            assert_eq!(tool_choice(&request).unwrap(), expected);
+        }
+        for (choice, field) in [
+            (json!("sometimes"), "tool_choice:"),
+            (json!({"type": "function"}), "tool_choice.function.name:"),
+            (json!(3), "tool_choice:"),
+        ] {
+            let request = object(json!({ "tool_choice": choice }));
+            let error = tool_choice(&request).unwrap_err();
+            assert!(error.message.starts_with(field), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn data_urls_split_into_media_type_and_data() {
+        assert_eq!(
+            data_url("data:image/png;base64,AAAA"),
+            Some(("image/png", "AAAA"))
+        );
+        assert_eq!(data_url("data:image/png,raw"), None);
+        assert_eq!(data_url("https://example.com/cat.png"), None);
+    }
+
+    #[test]
+    fn tool_call_arguments_must_be_an_object() {
+        let message = json!({"tool_calls": [
+            {"id": "a", "function": {"name": "f", "arguments": ""}},
+            {"id": "b", "function": {"name": "f", "arguments": "{\"x\":1}"}},
+        ]});
+        let calls = tool_calls(&message, "messages[0]").unwrap();
+        assert_eq!(calls[0].arguments, json!({}));
+        assert_eq!(calls[1].arguments, json!({"x": 1}));
+        for arguments in ["[1]", "null", "{", "3"] {
+            let message =
+                json!({"tool_calls": [{"function": {"name": "f", "arguments": arguments}}]});
+            let error = tool_calls(&message, "messages[0]").err().unwrap();
+            assert!(
+                error
+                    .message
+                    .starts_with("messages[0].tool_calls[0].function.arguments:"),
+                "{}",
+                error.message
+            );
+        }
+    }
 }

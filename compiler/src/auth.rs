@@ -4,7 +4,9 @@
 //! [`Credentials`]: agentgateway_crds::proxy_config::Credentials
 
 use agentgateway_crds::backend::AuthPolicy;
-use agentgateway_crds::proxy_config::defaults;
+use agentgateway_crds::proxy_config::defaults::{
+    self, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, GCP_SERVICE_ACCOUNT_KEY,
+};
 
 use crate::diagnostic::{Diagnostic, Reason};
 use crate::index::Index;
@@ -107,14 +109,6 @@ pub(crate) fn resolve_auth(
     }
 }
 
-/// The Secret data keys of `auth.aws`.
-pub const AWS_ACCESS_KEY_ID: &str = "accessKeyId";
-/// See [`AWS_ACCESS_KEY_ID`].
-pub const AWS_SECRET_ACCESS_KEY: &str = "secretAccessKey";
-/// See [`AWS_ACCESS_KEY_ID`]; optional.
-pub const AWS_SESSION_TOKEN: &str = "sessionToken";
-/// The default data key of `auth.gcp`.
-pub const GCP_SERVICE_ACCOUNT_KEY: &str = "service-account.json";
 /// Google's token endpoint, for a key that names none.
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 

@@ -240,6 +240,17 @@ pub struct AuthPolicy {
     pub gcp: Option<GcpAuth>,
 }
 
+impl AuthPolicy {
+    /// The Secret this auth reads, whichever form names it.
+    pub fn secret_name(&self) -> Option<&str> {
+        self.secret_ref
+            .as_ref()
+            .map(|r| r.name.as_str())
+            .or_else(|| self.aws.as_ref().map(|aws| aws.secret_ref.name.as_str()))
+            .or_else(|| self.gcp.as_ref().map(|gcp| gcp.secret_ref.name.as_str()))
+    }
+}
+
 /// AWS credentials from a Secret of the backend's namespace, with the data keys `accessKeyId`,
 /// `secretAccessKey` and, for temporary credentials, `sessionToken`.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]

@@ -302,6 +302,15 @@ pub mod defaults {
     pub const RETRY_ATTEMPTS: u32 = 2;
     /// `policies.auth.secretRef.key`.
     pub const SECRET_KEY: &str = "Authorization";
+    /// `policies.auth.gcp.secretRef.key`.
+    pub const GCP_SERVICE_ACCOUNT_KEY: &str = "service-account.json";
+    /// The data keys of the Secret `policies.auth.aws.secretRef` names; the session token is
+    /// optional.
+    pub const AWS_ACCESS_KEY_ID: &str = "accessKeyId";
+    /// See [`AWS_ACCESS_KEY_ID`].
+    pub const AWS_SECRET_ACCESS_KEY: &str = "secretAccessKey";
+    /// See [`AWS_ACCESS_KEY_ID`].
+    pub const AWS_SESSION_TOKEN: &str = "sessionToken";
     /// `policies.tls.caCertificateRef.key`.
     pub const CA_CERTIFICATE_KEY: &str = "ca.crt";
 }

@@ -136,3 +136,148 @@ fn s14_an_anthropic_provider_behind_the_tutorial_gateway() {
     );
     say("s14: anthropic provider answered a chat completion and a stream in OpenAI's shape");
 }
+
+/// The port of the cloud providers' test server in the netns (8090 is the tutorial's model, 8091
+/// another scenario's).
+const CLOUD_PORT: u16 = 8093;
+const AWS_KEY_ID: &str = "AKIDE2ETEST";
+const AWS_SECRET: &str = "e2e/aws+secret";
+const SERVICE_ACCOUNT: &str = include_str!("../../mock-llm/testdata/vertex-service-account.json");
+
+fn cloud_manifests(service_account: &str) -> String {
+    let service_account = serde_json::to_string(service_account).expect("a JSON string");
+    format!(
+        "apiVersion: v1
+kind: Secret
+metadata: {{name: e2e-aws, namespace: {NS}}}
+stringData: {{accessKeyId: {AWS_KEY_ID}, secretAccessKey: '{AWS_SECRET}'}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: e2e-vertex-sa, namespace: {NS}}}
+stringData:
+  service-account.json: {service_account}
+---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {{name: e2e-bedrock, namespace: {NS}}}
+spec:
+  ai:
+    provider:
+      host: host.docker.internal
+      port: {CLOUD_PORT}
+      bedrock: {{region: eu-west-3, model: 'anthropic.claude-e2e-v1:0'}}
+      policies: {{auth: {{aws: {{secretRef: {{name: e2e-aws}}}}}}}}
+---
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayBackend
+metadata: {{name: e2e-vertex, namespace: {NS}}}
+spec:
+  ai:
+    groups:
+    - providers:
+      - name: gemini
+        host: host.docker.internal
+        port: {CLOUD_PORT}
+        vertexai: {{projectId: agw-test-project, region: us-central1, model: gemini-e2e}}
+        policies: {{auth: {{gcp: {{secretRef: {{name: e2e-vertex-sa}}}}}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: e2e-clouds, namespace: {NS}}}
+spec:
+  parentRefs: [{{name: {GATEWAY}, namespace: {NS}}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /bedrock}}}}]
+    backendRefs: [{{name: e2e-bedrock, group: agentgateway.dev, kind: AgentgatewayBackend}}]
+  - matches: [{{path: {{type: PathPrefix, value: /vertex}}}}]
+    backendRefs: [{{name: e2e-vertex, group: agentgateway.dev, kind: AgentgatewayBackend}}]
+"
+    )
+}
+
+/// A `bedrock` and a `vertexai` provider behind the tutorial's Gateway: the operator reads the
+/// AWS keys and the service-account key from their Secrets into the proxy's credentials (never
+/// the ConfigMap), and the proxy signs with SigV4 and obtains a token with the JWT grant, both
+/// verified by the test server.
+#[test]
+#[ignore = "needs the e2e cluster: run `bash e2e/run.sh`"]
+fn s14_cloud_providers_sign_and_get_tokens_behind_the_tutorial_gateway() {
+    let _fx = Fixture::up("s14c");
+    let mut key: serde_json::Value =
+        serde_json::from_str(SERVICE_ACCOUNT).expect("the test key is JSON");
+    key["token_uri"] = format!("http://host.docker.internal:{CLOUD_PORT}/token").into();
+    let key_file = std::env::temp_dir().join("s14-vertex-service-account.json");
+    std::fs::write(&key_file, key.to_string()).expect("write the test key");
+    let key_path = key_file.to_string_lossy().to_string();
+    let _cloud = start_mock_llm(
+        "s14-cloud-mock-llm",
+        &format!("{NODE_IP}:{CLOUD_PORT}"),
+        MODEL,
+        &[
+            "--aws-access-key-id",
+            AWS_KEY_ID,
+            "--aws-secret-access-key",
+            AWS_SECRET,
+            "--vertex-service-account",
+            &key_path,
+        ],
+    );
+    let mut cleanup = Cleanup::new();
+    cleanup.kubectl(&[
+        "delete",
+        "httproute",
+        "e2e-clouds",
+        "-n",
+        NS,
+        "--ignore-not-found",
+    ]);
+    for backend in ["e2e-bedrock", "e2e-vertex"] {
+        cleanup.kubectl(&[
+            "delete",
+            "agentgatewaybackend",
+            backend,
+            "-n",
+            NS,
+            "--ignore-not-found",
+        ]);
+    }
+    for secret in ["e2e-aws", "e2e-vertex-sa"] {
+        cleanup.kubectl(&["delete", "secret", secret, "-n", NS, "--ignore-not-found"]);
+    }
+    apply(&cloud_manifests(&key.to_string()));
+    let mut pf = PortForward::start(NS, &format!("deployment/{GATEWAY}"), free_port(), 80);
+    for (path, model, text) in [
+        (
+            "/bedrock",
+            "anthropic.claude-e2e-v1:0",
+            "signed for bedrock",
+        ),
+        ("/vertex", "gemini-e2e", "granted on vertex"),
+    ] {
+        let (took, reply) = wait_served(
+            &mut pf,
+            path,
+            &format!("{path}/v1/chat/completions"),
+            text,
+            secs(90),
+            |r| check_completion(r, model, text),
+        );
+        figure(
+            "s14",
+            format!(
+                "{path} served through the tutorial Gateway {} ms after the apply; usage {}",
+                ms(took),
+                reply["usage"]
+            ),
+        );
+    }
+    let config_maps = kubectl_ok(&["get", "configmaps", "-n", NS, "-o", "json"], None);
+    for secret in [AWS_SECRET, "BEGIN PRIVATE KEY"] {
+        assert!(
+            !config_maps.contains(secret),
+            "a credential reached a ConfigMap"
+        );
+    }
+    say("s14: bedrock (SigV4) and vertexai (JWT grant, bearer token) served in the cluster");
+}

@@ -13,8 +13,23 @@ use serde_json::{Map, Value};
 
 use crate::openai::count_words;
 
-/// The `anthropic-version` values the API accepts.
+/// The `anthropic-version` values Anthropic documents.
 pub(crate) const VERSIONS: [&str; 2] = ["2023-06-01", "2023-01-01"];
+
+/// Whether the API takes `version`: a documented one, or a later date (the version newer SDKs
+/// send, e.g. the `anthropic` Python SDK 2.x); anything else is refused as Anthropic refuses it.
+pub(crate) fn is_accepted_version(version: &str) -> bool {
+    let bytes = version.as_bytes();
+    let dated = bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    VERSIONS.contains(&version) || (dated && version > VERSIONS[0])
+}
 
 const TOP_LEVEL: &[&str] = &[
     "model",
@@ -738,6 +753,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn documented_and_later_dated_versions_are_accepted() {
+        for ok in ["2023-06-01", "2023-01-01", "2026-10-21"] {
+            assert!(is_accepted_version(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "latest",
+            "2022-12-31",
+            "2023-6-1",
+            "2023-06-01x",
+            "20230-6-01",
+        ] {
+            assert!(!is_accepted_version(bad), "{bad}");
+        }
+    }
 
     fn error(body: Value) -> String {
         match parse_request(&body) {

@@ -1,5 +1,6 @@
-//! Amazon Bedrock's runtime routes: `POST /model/{modelId}/converse` and
-//! `POST /model/{modelId}/converse-stream`.
+//! Amazon Bedrock's runtime routes: `POST /model/{modelId}/converse`,
+//! `POST /model/{modelId}/converse-stream` and `POST /model/{modelId}/invoke` (Titan text
+//! embeddings only, [`crate::titan`]).
 //!
 //! * `{modelId}` arrives percent-encoded (ARNs hold `:` and `/`) and is decoded for the record;
 //!   it must be 1 to 2048 characters.
@@ -23,7 +24,7 @@ use crate::handlers::{ApiHeaders, Ctx, ErrorReply, Flow, send_error_with};
 use crate::http::{Conn, Method, ProviderHead};
 use crate::server::Shared;
 use crate::sigv4::{self, Rejection};
-use crate::{BedrockCall, Credential, converse_reply, percent};
+use crate::{BedrockCall, Credential, converse_reply, percent, titan};
 
 const PREFIX: &str = "/model/";
 const MAX_MODEL_ID: usize = 2048;
@@ -43,6 +44,8 @@ const FRONT_END_ERRORS: &[&str] = &[
 pub(crate) enum BedrockOp {
     Converse,
     ConverseStream,
+    /// `InvokeModel`, for Titan text embeddings.
+    Invoke,
     /// Any other method or path under `/model/`.
     Unknown,
 }
@@ -57,6 +60,7 @@ pub(crate) fn classify(method: Method, path: &str) -> Option<BedrockOp> {
     Some(match op {
         "converse" => BedrockOp::Converse,
         "converse-stream" => BedrockOp::ConverseStream,
+        "invoke" => BedrockOp::Invoke,
         _ => BedrockOp::Unknown,
     })
 }
@@ -105,7 +109,7 @@ pub(crate) fn authenticate(
     let Some(creds) = &shared.config.aws else {
         return (call, scope.map(|_| Credential::SigV4), None);
     };
-    // Only the two operations are POSTs worth verifying; anything else is a 404 regardless.
+    // Only the known operations are POSTs worth verifying; anything else is a 404 regardless.
     if op == BedrockOp::Unknown {
         return (call, None, None);
     }
@@ -133,8 +137,8 @@ pub(crate) async fn handle(
         .await;
     };
     if op == BedrockOp::Unknown {
-        let msg = "mock-llm serves only POST /model/{modelId}/converse and \
-                   /model/{modelId}/converse-stream";
+        let msg = "mock-llm serves only POST /model/{modelId}/converse, \
+                   /model/{modelId}/converse-stream and /model/{modelId}/invoke";
         return send_error(
             shared,
             conn,
@@ -153,6 +157,9 @@ pub(crate) async fn handle(
             return send_error(shared, conn, reply(400, "ValidationException", &msg), ctx).await;
         }
     };
+    if op == BedrockOp::Invoke {
+        return titan::handle(shared, conn, &model, body, ctx).await;
+    }
     let stream = op == BedrockOp::ConverseStream;
     converse_reply::handle(shared, conn, &model, stream, body, ctx).await
 }
@@ -239,7 +246,11 @@ mod tests {
             classify(p, "/model/amazon.nova-lite-v1%3A0/converse-stream"),
             Some(BedrockOp::ConverseStream)
         );
-        assert_eq!(classify(p, "/model/m/invoke"), Some(BedrockOp::Unknown));
+        assert_eq!(classify(p, "/model/m/invoke"), Some(BedrockOp::Invoke));
+        assert_eq!(
+            classify(p, "/model/m/invoke-with-response-stream"),
+            Some(BedrockOp::Unknown)
+        );
         assert_eq!(classify(p, "/model//converse"), Some(BedrockOp::Unknown));
         assert_eq!(classify(p, "/model/a/b/converse"), Some(BedrockOp::Unknown));
         assert_eq!(classify(Method::Get, ARN), Some(BedrockOp::Unknown));

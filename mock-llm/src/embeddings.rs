@@ -9,7 +9,8 @@ use crate::http::Conn;
 use crate::openai::count_words;
 use crate::server::Shared;
 
-const DIMENSIONS: usize = 8;
+/// The size of every vector the OpenAI route answers, and the default of the native routes.
+pub(crate) const DIMENSIONS: usize = 8;
 
 #[derive(Deserialize)]
 struct EmbeddingRequest {
@@ -109,10 +110,19 @@ fn tokens(toks: &[u64]) -> (Vec<u8>, u32) {
 
 /// FNV-1a seeds a splitmix64 stream; the vector is normalised so cosine similarity behaves.
 pub(crate) fn embed(input: &[u8]) -> [f32; DIMENSIONS] {
+    let mut v = [0f32; DIMENSIONS];
+    v.copy_from_slice(&vector(input, DIMENSIONS));
+    v
+}
+
+/// [`embed`] with `dimensions` values (the native embeddings routes' `outputDimensionality` and
+/// `dimensions`): the same stream, longer or shorter, normalised over its own length. The first
+/// [`DIMENSIONS`]-value vector of an input is the OpenAI route's, so tests can compare routes.
+pub(crate) fn vector(input: &[u8], dimensions: usize) -> Vec<f32> {
     let mut state = input.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
-    let mut v = [0f32; DIMENSIONS];
+    let mut v = vec![0f32; dimensions];
     for x in &mut v {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;

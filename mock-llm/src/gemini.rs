@@ -38,8 +38,8 @@ const TOP_LEVEL: &[&str] = &[
     "generationConfig",
     "cachedContent",
 ];
-const CONTENT_FIELDS: &[&str] = &["parts", "role"];
-const PART_FIELDS: &[&str] = &[
+pub(crate) const CONTENT_FIELDS: &[&str] = &["parts", "role"];
+pub(crate) const PART_FIELDS: &[&str] = &[
     "text",
     "inlineData",
     "fileData",
@@ -54,7 +54,7 @@ const PART_FIELDS: &[&str] = &[
     "partMetadata",
 ];
 /// The members of `Part`'s `data` oneof, in proto order.
-const DATA_FIELDS: &[&str] = &[
+pub(crate) const DATA_FIELDS: &[&str] = &[
     "text",
     "inlineData",
     "functionCall",
@@ -175,12 +175,14 @@ const THRESHOLDS: &[&str] = &[
 pub(crate) enum GeminiOp {
     Generate,
     Stream,
+    /// `batchEmbedContents`: embeddings ([`crate::embed_content`]).
+    BatchEmbed,
     /// Any other method or path under `/v1beta/`.
     Unknown,
 }
 
-/// `Some` for every path under `/v1beta/`, and for `POST /v1/models/{model}:generateContent` and
-/// `:streamGenerateContent`; other `/v1/` paths are OpenAI's.
+/// `Some` for every path under `/v1beta/`, and for `POST /v1/models/{model}:generateContent`,
+/// `:streamGenerateContent` and `:batchEmbedContents`; other `/v1/` paths are OpenAI's.
 pub(crate) fn classify(method: Method, path: &str) -> Option<GeminiOp> {
     let (beta, rest) = match path.strip_prefix("/v1beta/") {
         Some(rest) => (true, rest),
@@ -193,6 +195,7 @@ pub(crate) fn classify(method: Method, path: &str) -> Option<GeminiOp> {
         _ if model.is_empty() || model.contains('/') => GeminiOp::Unknown,
         (Method::Post, "generateContent") => GeminiOp::Generate,
         (Method::Post, "streamGenerateContent") => GeminiOp::Stream,
+        (Method::Post, "batchEmbedContents") => GeminiOp::BatchEmbed,
         _ => GeminiOp::Unknown,
     };
     // Under `/v1/` only the exact methods are Gemini's: OpenAI model ids hold colons too
@@ -303,7 +306,7 @@ pub(crate) struct Thinking {
     pub include_thoughts: bool,
 }
 
-type Check<T> = Result<T, String>;
+pub(crate) type Check<T> = Result<T, String>;
 
 fn snake(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
@@ -319,14 +322,14 @@ fn snake(name: &str) -> String {
 }
 
 /// A present, non-null field, under its lowerCamelCase or snake_case name.
-fn field<'v>(obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
+pub(crate) fn field<'v>(obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
     obj.get(name)
         .or_else(|| obj.get(&snake(name)))
         .filter(|v| !v.is_null())
 }
 
 /// The proto path of a field: `path.snake_name`.
-fn at(path: &str, name: &str) -> String {
+pub(crate) fn at(path: &str, name: &str) -> String {
     let name = snake(name);
     if path.is_empty() {
         name
@@ -335,7 +338,7 @@ fn at(path: &str, name: &str) -> String {
     }
 }
 
-fn idx(path: &str, i: usize) -> String {
+pub(crate) fn idx(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
@@ -344,11 +347,11 @@ fn invalid(path: &str, msg: &str) -> String {
     format!("* GenerateContentRequest.{path}: {msg}\n")
 }
 
-fn bad_value(path: &str, ty: &str, v: &Value) -> String {
+pub(crate) fn bad_value(path: &str, ty: &str, v: &Value) -> String {
     format!("Invalid value at '{path}' ({ty}), {v}")
 }
 
-fn known(obj: &Map<String, Value>, allowed: &[&str], path: &str) -> Check<()> {
+pub(crate) fn known(obj: &Map<String, Value>, allowed: &[&str], path: &str) -> Check<()> {
     let unknown = obj
         .keys()
         .find(|k| !allowed.iter().any(|a| a == k || snake(a) == **k));
@@ -367,7 +370,7 @@ fn known(obj: &Map<String, Value>, allowed: &[&str], path: &str) -> Check<()> {
 }
 
 /// A message-typed field (`ty` names the proto message, e.g. `Content`).
-fn want_msg<'v>(v: &'v Value, path: &str, ty: &str) -> Check<&'v Map<String, Value>> {
+pub(crate) fn want_msg<'v>(v: &'v Value, path: &str, ty: &str) -> Check<&'v Map<String, Value>> {
     v.as_object()
         .ok_or_else(|| bad_value(path, &format!("{TYPE_PREFIX}{ty}"), v))
 }
@@ -377,7 +380,7 @@ fn want_struct<'v>(v: &'v Value, path: &str) -> Check<&'v Map<String, Value>> {
 }
 
 /// A repeated field; a non-list is reported against the element type, as Google does.
-fn want_list<'v>(v: &'v Value, path: &str, element: &str) -> Check<&'v [Value]> {
+pub(crate) fn want_list<'v>(v: &'v Value, path: &str, element: &str) -> Check<&'v [Value]> {
     v.as_array().map(Vec::as_slice).ok_or_else(|| {
         let ty = match element {
             e if e.starts_with("TYPE_") => e.to_owned(),
@@ -387,16 +390,16 @@ fn want_list<'v>(v: &'v Value, path: &str, element: &str) -> Check<&'v [Value]> 
     })
 }
 
-fn want_str<'v>(v: &'v Value, path: &str) -> Check<&'v str> {
+pub(crate) fn want_str<'v>(v: &'v Value, path: &str) -> Check<&'v str> {
     v.as_str().ok_or_else(|| bad_value(path, "TYPE_STRING", v))
 }
 
-fn want_bool(v: &Value, path: &str) -> Check<bool> {
+pub(crate) fn want_bool(v: &Value, path: &str) -> Check<bool> {
     v.as_bool().ok_or_else(|| bad_value(path, "TYPE_BOOL", v))
 }
 
 /// An `int32`: a JSON integer (or integral float) or a string holding one, as proto3 JSON allows.
-fn want_int(v: &Value, path: &str) -> Check<i64> {
+pub(crate) fn want_int(v: &Value, path: &str) -> Check<i64> {
     let n = match v {
         Value::Number(n) => n
             .as_i64()
@@ -418,7 +421,7 @@ fn want_float(v: &Value, path: &str) -> Check<f64> {
 }
 
 /// An enum given by name; `ty` names the proto enum.
-fn want_enum<'v>(v: &'v Value, path: &str, ty: &str, values: &[&str]) -> Check<&'v str> {
+pub(crate) fn want_enum<'v>(v: &'v Value, path: &str, ty: &str, values: &[&str]) -> Check<&'v str> {
     match v.as_str() {
         Some(s) if values.contains(&s) => Ok(s),
         _ => Err(bad_value(path, &format!("{TYPE_PREFIX}{ty}"), v)),
@@ -1305,6 +1308,10 @@ mod tests {
         assert_eq!(
             c(p, "/v1/models/gemini-2.5-flash:streamGenerateContent"),
             Some(GeminiOp::Stream)
+        );
+        assert_eq!(
+            c(p, "/v1beta/models/text-embedding-004:batchEmbedContents"),
+            Some(GeminiOp::BatchEmbed)
         );
         assert_eq!(
             c(p, "/v1beta/models/m:countTokens"),

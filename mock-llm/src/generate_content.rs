@@ -1,6 +1,7 @@
 //! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent` (also under `/v1/`):
 //! Google's Gemini API, answering with the chat endpoint's reply rules (`Reply with exactly: X`
-//! in the last user turn's text parts, else the configured reply). Gemini on Vertex AI
+//! in the last user turn's text parts, else the configured reply); `:batchEmbedContents` is
+//! answered by [`crate::embed_content`] past the same key check. Gemini on Vertex AI
 //! ([`crate::vertex`]) is answered by [`answer`], past Vertex's own credential check.
 //!
 //! * Credentials, in Google's order: `x-goog-api-key`, `?key=`, `Authorization: Bearer` (OAuth).
@@ -41,6 +42,7 @@ use std::io;
 use serde_json::Value;
 
 use crate::anthropic::example_input;
+use crate::embed_content;
 use crate::gemini::{
     self, AuthFailure, BLOCKED_RATINGS, Candidate, Content, ErrorBody, ErrorDetail, FunctionCall,
     GeminiOp, GenerateRequest, Mode, Part, PromptFeedback, Response, STREAM_ERROR, UsageMetadata,
@@ -74,8 +76,8 @@ pub(crate) async fn handle(
         return send_error(shared, conn, reply(500, "missing request head"), ctx).await;
     };
     if op == GeminiOp::Unknown {
-        let msg = "mock-llm serves only POST /v1beta/models/{model}:generateContent and \
-                   :streamGenerateContent";
+        let msg = "mock-llm serves only POST /v1beta/models/{model}:generateContent, \
+                   :streamGenerateContent and :batchEmbedContents";
         return send_error(shared, conn, reply(404, msg), ctx).await;
     }
     if let Err(failure) = gemini::credential(head) {
@@ -85,6 +87,9 @@ pub(crate) async fn handle(
             AuthFailure::BadAuthorization => (401, BAD_AUTHORIZATION),
         };
         return send_error(shared, conn, reply(status, msg), ctx).await;
+    }
+    if op == GeminiOp::BatchEmbed {
+        return embed_content::handle(shared, conn, head, body, ctx).await;
     }
     answer(shared, conn, op, head, body, ctx).await
 }

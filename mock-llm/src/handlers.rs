@@ -240,10 +240,11 @@ pub(crate) async fn dispatch(
                        POST /v1/completions, POST /v1/embeddings, POST /v1/messages, \
                        GET /v1/models, POST /openai/deployments/{id}/chat/completions, \
                        POST /openai/deployments/{id}/embeddings, \
-                       POST /v1beta/models/{model}:generateContent / :streamGenerateContent, \
-                       POST /model/{modelId}/converse / converse-stream, \
+                       POST /v1beta/models/{model}:generateContent / :streamGenerateContent / \
+                       :batchEmbedContents, \
+                       POST /model/{modelId}/converse / converse-stream / invoke, \
                        POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:\
-                       generateContent / :streamGenerateContent, \
+                       generateContent / :streamGenerateContent / :predict, \
                        POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:\
                        rawPredict / :streamRawPredict and POST /token";
             let reply = ErrorReply::new(404, msg, "invalid_request_error", "not_found");
@@ -387,7 +388,8 @@ pub(crate) async fn send_route_error(
     match route {
         Route::Messages => messages::send_error(shared, conn, reply, ctx).await,
         Route::Azure(_) => azure::send_error(shared, conn, reply, ctx).await,
-        Route::Gemini(_) | Route::Vertex(VertexOp::Gemini(_) | VertexOp::Unknown) => {
+        Route::Gemini(_)
+        | Route::Vertex(VertexOp::Gemini(_) | VertexOp::Predict | VertexOp::Unknown) => {
             generate_content::send_error(shared, conn, reply, ctx).await
         }
         Route::Vertex(VertexOp::Claude) => messages::send_error(shared, conn, reply, ctx).await,

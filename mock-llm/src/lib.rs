@@ -26,18 +26,28 @@
 //!   `functionCall` parts, safety blocks and `MAX_TOKENS` cuts, streams SSE with CRLF framing (or
 //!   a JSON array without `alt=sse`), and sends errors (injected ones too) as
 //!   `{"error":{"code":N,"message":..,"status":..}}`. See the `generate_content` module.
+//!   `..:batchEmbedContents`, past the same key check, answers `{"embeddings":[{"values":[..]}]}`
+//!   with the embeddings route's vectors (`outputDimensionality` values, 8 by default) after
+//!   validating the batch as Gemini does (at most 100 requests, each naming the URL's model).
+//!   See the `embed_content` module.
 //! * `POST /model/{modelId}/converse` and `POST /model/{modelId}/converse-stream`: Amazon
 //!   Bedrock's Converse API with the Anthropic endpoint's turn rules (the `reply` module):
 //!   Bedrock's validation (`ValidationException`), JSON answers, the binary AWS event stream, and
 //!   errors as `{"message":..}` with `x-amzn-errortype`. With [`MockLlmConfig::aws`] set, every request
 //!   must be SigV4-signed with those credentials (403 otherwise). See the `bedrock` module.
+//! * `POST /model/{modelId}/invoke`: Bedrock's `InvokeModel` for Amazon Titan Text Embeddings
+//!   (`amazon.titan-embed-text-v1`, `-v2:0`), signed as Converse is: the model's schema validated
+//!   as Bedrock does, `{"embedding":[..],"inputTextTokenCount":N}` answered. See the `titan`
+//!   module.
 //! * `POST /token`: Google's OAuth token endpoint for service-account JWT grants; with
 //!   [`MockLlmConfig::vertex_service_account`] set the JWT is verified against that key. Issued
 //!   tokens are remembered ([`MockLlm::token_grants`], [`MockLlm::expire_vertex_tokens`]).
 //! * `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent` (and
 //!   `:streamGenerateContent`): Gemini on Vertex AI, the Gemini handlers;
 //!   `.../publishers/anthropic/models/{m}:rawPredict` (and `:streamRawPredict`): Claude on Vertex
-//!   AI, the Messages handlers with Vertex's body rules. With a service account configured, the
+//!   AI, the Messages handlers with Vertex's body rules; `.../publishers/google/models/{m}:predict`
+//!   on an embedding model: the text embeddings API (`instances` of `content`, predictions with
+//!   `statistics.token_count`, see the `vertex_predict` module). With a service account configured, the
 //!   bearer token must be one `/token` issued and still live (401 otherwise). See the `vertex`
 //!   module.
 //! * `GET /v1/models`: the configured model.
@@ -72,6 +82,7 @@ mod bedrock;
 mod completions;
 mod converse;
 mod converse_reply;
+mod embed_content;
 mod embeddings;
 mod faults;
 mod gemini;
@@ -87,8 +98,10 @@ mod reply;
 mod server;
 mod service_account;
 mod sigv4;
+mod titan;
 mod tokens;
 mod vertex;
+mod vertex_predict;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -176,7 +189,7 @@ pub struct RecordedRequest {
 pub struct BedrockCall {
     /// The `{modelId}` path segment, percent-decoded (a model id, an ARN, an inference profile).
     pub model_id: String,
-    /// The path after the model id: `converse` or `converse-stream`.
+    /// The path after the model id: `converse`, `converse-stream` or `invoke`.
     pub operation: String,
     /// The region of the request's SigV4 credential scope, when it carried a parseable one.
     pub region: Option<String>,
@@ -193,7 +206,7 @@ pub struct VertexCall {
     /// `google` or `anthropic`.
     pub publisher: String,
     pub model: String,
-    /// `generateContent`, `streamGenerateContent`, `rawPredict` or `streamRawPredict`.
+    /// `generateContent`, `streamGenerateContent`, `predict`, `rawPredict` or `streamRawPredict`.
     pub method: String,
 }
 

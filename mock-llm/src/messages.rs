@@ -40,7 +40,7 @@ pub(crate) async fn handle(
 ) -> io::Result<Flow> {
     match headers.anthropic_version {
         None => return invalid(shared, conn, "anthropic-version: header is required", ctx).await,
-        Some(v) if !anthropic::VERSIONS.contains(&v) => {
+        Some(v) if !anthropic::is_accepted_version(v) => {
             let msg = format!(
                 "anthropic-version: \"{v}\" is not a valid version; use one of {}",
                 anthropic::VERSIONS.join(", ")

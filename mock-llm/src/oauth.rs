@@ -96,7 +96,13 @@ fn grant(
     };
     // The URL the client posted to, as it named it (`Host`), and as the server is bound.
     let named_url = head.and_then(|h| Some(format!("http://{}{}", h.host.as_deref()?, h.path())));
-    let mut audiences = vec![key.token_uri.as_str(), shared.token_url.as_str()];
+    // Google's documented audience is its token endpoint whatever URL the grant is posted to
+    // (google-auth always sends it); the others are what clients of private endpoints send.
+    let mut audiences = vec![
+        crate::GOOGLE_TOKEN_URI,
+        key.token_uri.as_str(),
+        shared.token_url.as_str(),
+    ];
     audiences.extend(named_url.as_deref());
     jwt_grant::verify(key, assertion, &audiences, crate::unix_now())
         .map(|g| g.cloud_platform)

@@ -3,6 +3,8 @@
 //!
 //! * `publishers/google`, `:generateContent` and `:streamGenerateContent[?alt=sse]`: exactly the
 //!   Gemini API's handlers ([`crate::generate_content`]), without its API-key rules.
+//! * `publishers/google`, `:predict` on an embedding model: the text embeddings API
+//!   ([`crate::vertex_predict`]).
 //! * `publishers/anthropic`, `:rawPredict` and `:streamRawPredict`: Anthropic's Messages API
 //!   ([`crate::messages`]) with Vertex's differences: no `model` in the body (the URL names it;
 //!   400 `model: Extra inputs are not permitted`), a required `"anthropic_version":
@@ -25,7 +27,7 @@ use crate::handlers::{ApiHeaders, Ctx, ErrorReply, Flow};
 use crate::http::{Conn, Method, ProviderHead};
 use crate::server::Shared;
 use crate::tokens::TokenState;
-use crate::{Credential, VertexCall, gemini, generate_content, messages, percent};
+use crate::{Credential, VertexCall, gemini, generate_content, messages, percent, vertex_predict};
 
 /// The `anthropic_version` Claude on Vertex AI requires in the body.
 pub const ANTHROPIC_VERSION: &str = "vertex-2023-10-16";
@@ -42,6 +44,8 @@ const INSUFFICIENT_SCOPES: &str = "Request had insufficient authentication scope
 pub(crate) enum VertexOp {
     /// `publishers/google`: Gemini's methods.
     Gemini(GeminiOp),
+    /// `publishers/google`: `predict` (text embeddings).
+    Predict,
     /// `publishers/anthropic`: `rawPredict` or `streamRawPredict`.
     Claude,
     /// Any other method or path under `projects/`.
@@ -106,6 +110,7 @@ pub(crate) fn classify(method: Method, path: &str) -> Option<VertexOp> {
     Some(match (s.publisher, s.method) {
         ("google", "generateContent") => VertexOp::Gemini(GeminiOp::Generate),
         ("google", "streamGenerateContent") => VertexOp::Gemini(GeminiOp::Stream),
+        ("google", "predict") => VertexOp::Predict,
         ("anthropic", "rawPredict" | "streamRawPredict") => VertexOp::Claude,
         _ => VertexOp::Unknown,
     })
@@ -168,11 +173,12 @@ pub(crate) async fn handle(
     }
     match op {
         VertexOp::Gemini(op) => generate_content::answer(shared, conn, op, head, body, ctx).await,
+        VertexOp::Predict => vertex_predict::handle(shared, conn, head, body, ctx).await,
         VertexOp::Claude => claude(shared, conn, head, body, ctx).await,
         VertexOp::Unknown => {
             let msg = "mock-llm serves only POST .../publishers/google/models/{model}:\
-                       generateContent and :streamGenerateContent, and .../publishers/anthropic/\
-                       models/{model}:rawPredict and :streamRawPredict";
+                       generateContent, :streamGenerateContent and :predict, and \
+                       .../publishers/anthropic/models/{model}:rawPredict and :streamRawPredict";
             google_error(shared, conn, 404, msg, ctx).await
         }
     }
@@ -253,6 +259,13 @@ mod tests {
             ),
             Some(VertexOp::Gemini(GeminiOp::Stream))
         );
+        assert_eq!(
+            classify(
+                p,
+                "/v1/projects/p/locations/us-central1/publishers/google/models/text-embedding-005:predict"
+            ),
+            Some(VertexOp::Predict)
+        );
         for m in ["rawPredict", "streamRawPredict"] {
             let path = format!(
                 "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-x@2025:{m}"
@@ -262,6 +275,7 @@ mod tests {
         for unknown in [
             "/v1/projects/p/locations/l/publishers/google/models/m:rawPredict",
             "/v1/projects/p/locations/l/publishers/anthropic/models/m:generateContent",
+            "/v1/projects/p/locations/l/publishers/anthropic/models/m:predict",
             "/v1/projects/p/locations/l/publishers/google/models/:generateContent",
             "/v1/projects/p/locations/l/models/m:generateContent",
             "/v1/projects//locations/l/publishers/google/models/m:generateContent",

@@ -315,7 +315,11 @@ async fn malformed_requests_are_validation_exceptions() {
         .unwrap();
     bedrock_error(&resp, 400, "SerializationException");
     let resp = client
-        .post(&bedrock_path(MODEL, "invoke"), &converse("hi"), &[])
+        .post(
+            &bedrock_path(MODEL, "invoke-with-response-stream"),
+            &converse("hi"),
+            &[],
+        )
         .await
         .unwrap();
     bedrock_error(&resp, 404, "UnknownOperationException");
@@ -683,4 +687,98 @@ async fn without_credentials_nothing_is_checked_but_the_scope_is_recorded() {
     let call = r.bedrock.as_ref().unwrap();
     assert_eq!(call.region.as_deref(), Some("ap-south-1"));
     assert_eq!(call.access_key_id.as_deref(), Some("AKIDANYONE"));
+}
+
+const TITAN: &str = "amazon.titan-embed-text-v2:0";
+
+#[tokio::test]
+async fn titan_invoke_embeds_one_text_signed_as_converse_is() {
+    let creds = creds();
+    let server = start_signed(creds.clone()).await;
+    let mut client = Client::connect(server.addr()).await;
+    let path = bedrock_path(TITAN, "invoke");
+    let body = body_of(&json!({"inputText": "hello world", "dimensions": 256, "normalize": true}));
+    let signed = sign_headers(&creds, "us-east-1", &path, &body, SystemTime::now());
+    let resp = post_signed(&mut client, &path, &body, &signed).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let v = resp.json();
+    assert_eq!(v["embedding"].as_array().unwrap().len(), 256);
+    assert_eq!(v["inputTextTokenCount"], 2);
+    assert!(v.get("embeddingsByType").is_none());
+    assert_eq!(resp.header("x-amzn-bedrock-input-token-count"), Some("2"));
+    assert!(resp.header("x-amzn-requestid").is_some());
+    let recorded = &server.requests()[0];
+    assert_eq!(recorded.credential, Some(Credential::SigV4));
+    assert_eq!(
+        recorded
+            .bedrock
+            .as_ref()
+            .map(|c| (c.model_id.as_str(), c.operation.as_str())),
+        Some((TITAN, "invoke"))
+    );
+
+    // Unsigned: refused as Converse is.
+    let resp = client
+        .post_bytes(&path, "application/json", &body, &[])
+        .await
+        .expect("a response");
+    bedrock_error(&resp, 403, "MissingAuthenticationTokenException");
+}
+
+#[tokio::test]
+async fn titan_invoke_validates_the_models_schema() {
+    let server = start().await;
+    let mut client = Client::connect(server.addr()).await;
+    let path = bedrock_path(TITAN, "invoke");
+    // Eight values by default, the OpenAI route's vector; the types asked for.
+    let body = json!({"inputText": "hello world", "embeddingTypes": ["float", "binary"]});
+    let resp = client.post(&path, &body, &[]).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let v = resp.json();
+    let openai = client
+        .post("/v1/embeddings", &json!({"input": "hello world"}), &[])
+        .await
+        .unwrap();
+    assert_eq!(v["embedding"], openai.json()["data"][0]["embedding"]);
+    assert_eq!(v["embeddingsByType"]["float"], v["embedding"]);
+    assert_eq!(v["embeddingsByType"]["binary"].as_array().unwrap().len(), 8);
+
+    let v1 = bedrock_path("amazon.titan-embed-text-v1", "invoke");
+    for (path, body, needle) in [
+        (
+            &path,
+            json!({"texts": ["a"]}),
+            "#: extraneous key [texts] is not permitted",
+        ),
+        (
+            &path,
+            json!({"dimensions": 256}),
+            "#: required key [inputText] not found",
+        ),
+        (
+            &path,
+            json!({"inputText": "x", "dimensions": 100}),
+            "#/dimensions: 100 is not a valid enum value",
+        ),
+        (
+            &v1,
+            json!({"inputText": "x", "dimensions": 256}),
+            "#: extraneous key [dimensions]",
+        ),
+        (
+            &bedrock_path(MODEL, "invoke"),
+            json!({"inputText": "x"}),
+            "Titan Text Embeddings models only",
+        ),
+    ] {
+        let resp = client.post(path, &body, &[]).await.unwrap();
+        let msg = bedrock_error(&resp, 400, "ValidationException");
+        assert!(msg.contains(needle), "{msg}");
+    }
+    server.push_fault(Fault::status(429));
+    let resp = client
+        .post(&path, &json!({"inputText": "x"}), &[])
+        .await
+        .unwrap();
+    bedrock_error(&resp, 429, "ThrottlingException");
 }

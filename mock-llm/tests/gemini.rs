@@ -697,3 +697,98 @@ async fn error_after_and_cut_after_interrupt_gemini_streams() {
     assert_eq!(text_of(&resp.sse_crlf_json()), "This is");
     assert!(client.closed_without_data().await);
 }
+
+const EMBED: &str = "/v1beta/models/gemini-embedding-001:batchEmbedContents";
+
+fn embed_request(text: &str) -> Value {
+    json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": text}]}})
+}
+
+#[tokio::test]
+async fn batch_embed_contents_answers_the_openai_routes_vectors_in_order() {
+    let server = start().await;
+    let mut client = Client::connect(server.addr()).await;
+    let mut sized = embed_request("second text");
+    sized["outputDimensionality"] = json!(4);
+    sized["taskType"] = json!("RETRIEVAL_DOCUMENT");
+    let body = json!({"requests": [embed_request("hello world"), sized]});
+    let resp = client.post(EMBED, &body, &GEMINI_KEY).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let v = resp.json();
+    assert_eq!(
+        v.as_object().map(|o| o.len()),
+        Some(1),
+        "only embeddings: {v}"
+    );
+    let embeddings = v["embeddings"].as_array().unwrap();
+    assert_eq!(embeddings.len(), 2);
+    assert_eq!(embeddings[0]["values"].as_array().unwrap().len(), 8);
+    assert_eq!(embeddings[1]["values"].as_array().unwrap().len(), 4);
+    let recorded = &server.requests()[0];
+    assert_eq!(recorded.credential, Some(Credential::GoogApiKey));
+
+    // The same text has the OpenAI route's vector.
+    let openai = client
+        .post("/v1/embeddings", &json!({"input": "hello world"}), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        openai.json()["data"][0]["embedding"],
+        embeddings[0]["values"]
+    );
+    // Under /v1/ too.
+    let v1 = "/v1/models/gemini-embedding-001:batchEmbedContents";
+    let resp = client.post(v1, &body, &GEMINI_KEY).await.unwrap();
+    assert_eq!(resp.json(), v);
+}
+
+#[tokio::test]
+async fn batch_embed_contents_is_validated_and_keyed_as_gemini_does() {
+    let server = start().await;
+    let mut client = Client::connect(server.addr()).await;
+    let resp = client
+        .post(EMBED, &json!({"requests": [embed_request("x")]}), &[])
+        .await
+        .unwrap();
+    google_error(&resp, 403, "PERMISSION_DENIED");
+
+    let many: Vec<Value> = (0..101).map(|_| embed_request("x")).collect();
+    let mut other_model = embed_request("x");
+    other_model["model"] = json!("models/text-embedding-004");
+    for (body, needle) in [
+        (
+            json!({"requests": many}),
+            "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch",
+        ),
+        (
+            json!({"requests": [other_model]}),
+            "requests[0].model: the model of every request",
+        ),
+        (
+            json!({"requests": [{"model": "models/gemini-embedding-001"}]}),
+            "requests[0].content: content is not specified",
+        ),
+        (
+            json!({"requests": [embed_request("x")], "model": "m"}),
+            "Unknown name \"model\"",
+        ),
+    ] {
+        let resp = client.post(EMBED, &body, &GEMINI_KEY).await.unwrap();
+        let msg = google_error(&resp, 400, "INVALID_ARGUMENT");
+        assert!(msg.contains(needle), "{msg}");
+    }
+
+    server.push_fault(Fault::status(429));
+    let resp = client
+        .post(
+            EMBED,
+            &json!({"requests": [embed_request("x")]}),
+            &GEMINI_KEY,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        google_error(&resp, 429, "RESOURCE_EXHAUSTED"),
+        "injected fault"
+    );
+}

@@ -56,12 +56,12 @@ async fn missing_or_unknown_anthropic_version_is_a_400() {
         .post(
             "/v1/messages",
             &message("hi"),
-            &[("anthropic-version", "2099-01-01")],
+            &[("anthropic-version", "2022-12-31")],
         )
         .await
         .unwrap();
     let msg = anthropic_error(&resp, 400, "invalid_request_error");
-    assert!(msg.contains("2099-01-01"), "{msg}");
+    assert!(msg.contains("2022-12-31"), "{msg}");
 
     // Without /v1 and with a query string it is the same endpoint.
     let resp = client

@@ -573,3 +573,82 @@ async fn without_a_service_account_nothing_is_checked() {
     assert_eq!(recorded[1].credential, None);
     assert_eq!(recorded[2].credential, Some(Credential::Bearer));
 }
+
+const PREDICT: &str = "/v1/projects/agw-test-project/locations/us-central1/publishers/google/models/text-embedding-005:predict";
+
+#[tokio::test]
+async fn predict_embeds_instances_with_token_counts_behind_the_token_check() {
+    let server = start().await;
+    let mut client = Client::connect(server.addr()).await;
+    let body = json!({"instances": [{"content": "hello world"}, {"content": "one two three", "task_type": "RETRIEVAL_QUERY"}],
+        "parameters": {"outputDimensionality": 16, "autoTruncate": true}});
+    let resp = client.post(PREDICT, &body, &[]).await.unwrap();
+    google_error(&resp, 401, "UNAUTHENTICATED");
+
+    let auth = bearer(&token(&server, &mut client).await);
+    let headers = [("authorization", auth.as_str())];
+    let resp = client.post(PREDICT, &body, &headers).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let v = resp.json();
+    let predictions = v["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 2);
+    let first = &predictions[0]["embeddings"];
+    assert_eq!(first["values"].as_array().unwrap().len(), 16);
+    assert_eq!(
+        first["statistics"],
+        json!({"truncated": false, "token_count": 2})
+    );
+    assert_eq!(predictions[1]["embeddings"]["statistics"]["token_count"], 3);
+    assert_eq!(v["metadata"]["billableCharacterCount"], 24);
+    let call = server.requests().into_iter().last().unwrap();
+    assert_eq!(call.credential, Some(Credential::Bearer));
+    assert_eq!(call.vertex.unwrap().method, "predict");
+
+    // Eight values by default: the OpenAI route's vector of the same text.
+    let plain = json!({"instances": [{"content": "hello world"}]});
+    let resp = client.post(PREDICT, &plain, &headers).await.unwrap();
+    let openai = client
+        .post("/v1/embeddings", &json!({"input": "hello world"}), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.json()["predictions"][0]["embeddings"]["values"],
+        openai.json()["data"][0]["embedding"]
+    );
+}
+
+#[tokio::test]
+async fn predict_refuses_what_the_embeddings_api_refuses() {
+    let server = start().await;
+    let mut client = Client::connect(server.addr()).await;
+    let auth = bearer(&token(&server, &mut client).await);
+    let headers = [("authorization", auth.as_str())];
+    for (path, body, needle) in [
+        (PREDICT, json!({"instances": []}), "at least one instance"),
+        (
+            PREDICT,
+            json!({"instances": [{"text": "x"}]}),
+            "unknown field \"text\"",
+        ),
+        (
+            PREDICT,
+            json!({"instances": [{"content": "x"}], "parameters": {"outputDimensionality": 0}}),
+            "outputDimensionality",
+        ),
+        (
+            "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash:predict",
+            json!({"instances": [{"content": "x"}]}),
+            "embedding models only",
+        ),
+    ] {
+        let resp = client.post(path, &body, &headers).await.unwrap();
+        let msg = google_error(&resp, 400, "INVALID_ARGUMENT");
+        assert!(msg.contains(needle), "{msg}");
+    }
+    server.push_fault(Fault::status(503));
+    let resp = client
+        .post(PREDICT, &json!({"instances": [{"content": "x"}]}), &headers)
+        .await
+        .unwrap();
+    assert_eq!(google_error(&resp, 503, "UNAVAILABLE"), "injected fault");
+}

@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use agentgateway_crds::proxy_config::ProviderKind;
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Response, StatusCode};
@@ -177,6 +178,7 @@ impl Attempts<'_> {
             request,
             injects_usage,
             credential,
+            embeddings,
         } = build(
             provider,
             self.parts,
@@ -261,10 +263,11 @@ impl Attempts<'_> {
         let answer = translate::Answer {
             event_stream: sse,
             success: status.is_success(),
-            aws_error_type: response
-                .headers()
-                .get("x-amzn-errortype")
+            aws_error_type: (kind == ProviderKind::Bedrock)
+                .then(|| response.headers().get("x-amzn-errortype"))
+                .flatten()
                 .and_then(|v| v.to_str().ok()),
+            embeddings: embeddings.as_ref(),
         };
         let translation = translate::translation(
             kind,

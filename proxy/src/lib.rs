@@ -30,6 +30,7 @@ pub mod source;
 pub mod state;
 pub mod stream;
 pub mod translate;
+pub mod translated_request;
 pub mod upstream;
 pub mod upstream_body;
 pub mod upstream_request;

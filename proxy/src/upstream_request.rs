@@ -1,9 +1,9 @@
 //! The request one attempt sends to one provider: the provider's URI for the operation, the
 //! client's headers as the provider may see them, the provider's credential, and the body with the
-//! provider's model spliced in.
+//! provider's model spliced in (or, for a provider of another API, the body and target
+//! [`crate::translated_request`] makes).
 
 use agentgateway_crds::proxy_config::{AzureConfig, ProviderKind};
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request};
 
@@ -13,7 +13,9 @@ use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::outcome::Credential;
 use crate::provider::{CloudAuth, ProviderRuntime, auth_header_name};
-use crate::translate::{self, anthropic, bedrock, gemini, vertex};
+use crate::translate::embeddings::Expected;
+use crate::translate::{self, anthropic, bedrock};
+use crate::translated_request::translated;
 use crate::upstream_body::UpstreamBody;
 
 /// The request for one attempt on one provider.
@@ -24,6 +26,8 @@ pub struct UpstreamRequest {
     pub injects_usage: bool,
     /// Whose credential it carries.
     pub credential: Credential,
+    /// What an embeddings answer must hold (translated embeddings only).
+    pub embeddings: Option<Expected>,
 }
 
 /// Builds the request `client` becomes on `provider`; `access_token` is a `vertexai`
@@ -39,11 +43,16 @@ pub fn build(
     let mut target = None;
     // The bytes a Bedrock signature covers.
     let mut translated_body = None;
+    // Whether a translated request asks for a stream, and what its embeddings answer holds.
+    let mut translated_stream = false;
+    let mut embeddings = None;
     let (body, injects_usage) = match payload {
         _ if translate::is_translated(kind) => {
             let translated = translated(provider, payload, operation)?;
             target = Some((translated.path, translated.query));
             translated_body = Some(translated.body.clone());
+            translated_stream = translated.stream;
+            embeddings = translated.embeddings;
             (
                 UpstreamBody::full(translated.body),
                 translated.injects_usage,
@@ -132,11 +141,9 @@ pub fn build(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let accept = match (kind, payload) {
-            (ProviderKind::Bedrock, Payload::Json(json)) if json.stream => {
-                bedrock::EVENT_STREAM_CONTENT_TYPE
-            }
-            (_, Payload::Json(json)) if json.stream => "text/event-stream",
+        let accept = match kind {
+            ProviderKind::Bedrock if translated_stream => bedrock::EVENT_STREAM_CONTENT_TYPE,
+            _ if translated_stream => "text/event-stream",
             _ => "application/json",
         };
         headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
@@ -188,132 +195,8 @@ pub fn build(
         request,
         injects_usage,
         credential,
+        embeddings,
     })
-}
-
-/// A request translated for a provider of another API: its body, path and query.
-struct Translated {
-    body: Bytes,
-    injects_usage: bool,
-    path: String,
-    query: Option<String>,
-}
-
-/// The client's chat completion request in the provider's API. Only chat completions translate;
-/// the client's `stream_options.include_usage` decides whether the usage chunk the translation
-/// always makes reaches it.
-fn translated(
-    provider: &ProviderRuntime,
-    payload: &Payload,
-    operation: Operation,
-) -> Result<Translated, ProxyError> {
-    let Payload::Json(json) = payload else {
-        return Err(unsupported_operation(operation));
-    };
-    if operation != Operation::ChatCompletions {
-        return Err(unsupported_operation(operation));
-    }
-    let model = json
-        .effective_model(provider.config.model.as_deref())
-        .ok_or_else(|| {
-            ProxyError::bad_request(
-                "model_required",
-                "you must provide a model parameter (the backend's provider sets none)",
-            )
-        })?;
-    let request: serde_json::Value = serde_json::from_slice(json.body()).map_err(|e| {
-        ProxyError::bad_request(
-            "invalid_json",
-            format!("the request body is not a valid JSON object: {e}"),
-        )
-    })?;
-    let client_wants_usage = request
-        .pointer("/stream_options/include_usage")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true);
-    let custom_path = provider.config.path.clone();
-    let (body, path, query) = match provider.config.kind {
-        ProviderKind::Bedrock => (
-            bedrock::request::to_converse_request(&request)?,
-            custom_path.unwrap_or_else(|| bedrock::converse_path(model, json.stream)),
-            None,
-        ),
-        ProviderKind::VertexAi => {
-            let vertex_config = provider.config.vertex.as_ref().ok_or_else(|| {
-                ProxyError::new(
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "provider_misconfigured",
-                    "the vertexai provider has no project and region".into(),
-                )
-            })?;
-            if !vertex::is_path_safe(model) {
-                return Err(ProxyError::bad_request(
-                    "invalid_model",
-                    "a Vertex AI model is letters, digits, '-', '.', '_' and '@' (at most 128)",
-                ));
-            }
-            let path =
-                custom_path.unwrap_or_else(|| vertex::path(vertex_config, model, json.stream));
-            match vertex::publisher(model) {
-                vertex::Publisher::Google => (
-                    gemini::request::to_generate_content(&request)?,
-                    path,
-                    json.stream.then(|| "alt=sse".to_string()),
-                ),
-                vertex::Publisher::Anthropic => (
-                    vertex::anthropic_body(anthropic::request::to_messages_request(
-                        &request, model,
-                    )?),
-                    path,
-                    None,
-                ),
-            }
-        }
-        ProviderKind::Gemini => {
-            if !gemini::is_path_safe(model) {
-                return Err(ProxyError::bad_request(
-                    "invalid_model",
-                    "a Gemini model is letters, digits, '-', '.' and '_' (at most 128)",
-                ));
-            }
-            (
-                gemini::request::to_generate_content(&request)?,
-                custom_path.unwrap_or_else(|| gemini::path(model, json.stream)),
-                json.stream.then(|| "alt=sse".to_string()),
-            )
-        }
-        _ => (
-            anthropic::request::to_messages_request(&request, model)?,
-            custom_path.unwrap_or_else(|| anthropic::MESSAGES_PATH.to_string()),
-            None,
-        ),
-    };
-    let bytes = serde_json::to_vec(&body).map_err(|e| {
-        ProxyError::new(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "translation_failed",
-            format!("failed to encode the provider's request: {e}"),
-        )
-    })?;
-    Ok(Translated {
-        body: Bytes::from(bytes),
-        injects_usage: json.stream && !client_wants_usage,
-        path,
-        query,
-    })
-}
-
-/// A `400` for an operation the provider's API does not have.
-fn unsupported_operation(operation: Operation) -> ProxyError {
-    ProxyError::bad_request(
-        "unsupported_operation",
-        format!(
-            "{} is not available on this backend's provider (it serves chat completions only)",
-            operation.as_str()
-        ),
-    )
 }
 
 /// The headers Anthropic wants: the API version the translation speaks, and a key of the

@@ -31,11 +31,21 @@ async fn bedrock_mock(name: &str) -> MockLlm {
 /// Backend `bedrock` (one provider at `addr`, signing with `secret_key`), an optional self-hosted
 /// group, and its route.
 fn bedrock_backend(addr: SocketAddr, secret_key: &str, fallback: Option<SocketAddr>) -> String {
+    model_backend(addr, secret_key, fallback, MODEL)
+}
+
+/// [`bedrock_backend`] serving `model`.
+fn model_backend(
+    addr: SocketAddr,
+    secret_key: &str,
+    fallback: Option<SocketAddr>,
+    model: &str,
+) -> String {
     let secret = format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: aws, namespace: default}}\nstringData: {{accessKeyId: AKIDGATEWAYTEST, secretAccessKey: '{secret_key}', sessionToken: session-tok}}\n"
     );
     let mut yaml = format!(
-        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: bedrock, namespace: default}}\nspec:\n  policies: {{health: {{eviction: {{duration: 30s}}}}}}\n  ai:\n    groups:\n    - providers:\n      - name: bedrock\n        host: {}\n        port: {}\n        bedrock: {{region: eu-west-3, model: '{MODEL}'}}\n        policies: {{auth: {{aws: {{secretRef: {{name: aws}}}}}}}}\n",
+        "apiVersion: agentgateway.dev/v1alpha1\nkind: AgentgatewayBackend\nmetadata: {{name: bedrock, namespace: default}}\nspec:\n  policies: {{health: {{eviction: {{duration: 30s}}}}}}\n  ai:\n    groups:\n    - providers:\n      - name: bedrock\n        host: {}\n        port: {}\n        bedrock: {{region: eu-west-3, model: '{model}'}}\n        policies: {{auth: {{aws: {{secretRef: {{name: aws}}}}}}}}\n",
         addr.ip(),
         addr.port()
     );
@@ -286,4 +296,104 @@ async fn an_exception_frame_after_content_cuts_the_clients_stream_with_an_error_
         !text.contains("[DONE]"),
         "a cut stream never ends as if complete: {text}"
     );
+}
+
+const TITAN: &str = "amazon.titan-embed-text-v2:0";
+
+async fn titan_proxy() -> (Proxy, MockLlm) {
+    let llm = bedrock_mock("bedrock").await;
+    let config = model_backend(llm.addr(), "gateway/secret+key", None, TITAN);
+    (start_proxy(&config).await, llm)
+}
+
+#[tokio::test]
+async fn embeddings_are_a_signed_titan_invoke_answered_in_openais_shape() {
+    let (proxy, llm) = titan_proxy().await;
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": "hello titan world"}))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = reply.json();
+    assert_eq!(embeddings_of(&body, 1)[0].len(), 8);
+    assert_eq!(body["model"], TITAN);
+    assert_eq!(body["usage"]["prompt_tokens"], 3, "inputTextTokenCount");
+    let seen = &llm.requests()[0];
+    assert_eq!(
+        seen.credential,
+        Some(Credential::SigV4),
+        "the mock verified the signature"
+    );
+    let call = seen.bedrock.as_ref().unwrap();
+    assert_eq!(
+        (call.model_id.as_str(), call.operation.as_str()),
+        (TITAN, "invoke")
+    );
+    assert_eq!(seen.path, "/model/amazon.titan-embed-text-v2%3A0/invoke");
+    assert_eq!(
+        seen.json().unwrap(),
+        json!({"inputText": "hello titan world"})
+    );
+
+    // An array of one string, at a Titan size.
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": ["one two"], "dimensions": 256}))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(embeddings_of(&reply.json(), 1)[0].len(), 256);
+    assert_eq!(
+        llm.requests()[1].json().unwrap(),
+        json!({"inputText": "one two", "dimensions": 256})
+    );
+    let metrics = proxy.metrics().await;
+    assert_eq!(input_tokens(&metrics, "bedrock"), 5.0, "{metrics}");
+}
+
+#[tokio::test]
+async fn titan_embeds_one_text_per_call_and_its_validation_comes_back_in_openais_shape() {
+    let (proxy, llm) = titan_proxy().await;
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": ["a", "b"]}))
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.error_code(), "unsupported_parameter");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.starts_with("input:"), "{message}");
+    assert!(message.contains("one text per call"), "{message}");
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": vec!["x"; 2049]}))
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("input")
+    );
+    assert_eq!(llm.request_count(), 0, "nothing was sent");
+
+    // A size Titan does not make: Bedrock's ValidationException, not retried.
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": "x", "dimensions": 8}))
+        .await;
+    assert_eq!(reply.status, 400);
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "ValidationException", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("#/dimensions"),
+        "{error}"
+    );
+    assert_eq!(llm.request_count(), 1);
 }

@@ -223,3 +223,154 @@ async fn an_error_mid_stream_cuts_the_clients_stream_with_an_error_event() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn embeddings_are_served_by_batch_embed_contents_in_openais_shape() {
+    use base64::Engine as _;
+    let (proxy, llm) = gemini_proxy().await;
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": "hello world", "user": "u-1"}))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = reply.json();
+    let hello = embeddings_of(&body, 1).remove(0);
+    assert_eq!(hello.len(), 8, "mock-llm's default size");
+    assert_eq!(body["model"], "gemini-test");
+    // Gemini's answer counts no tokens.
+    assert_eq!(body["usage"]["prompt_tokens"], 0);
+    let seen = &llm.requests()[0];
+    assert_eq!(seen.path, "/v1beta/models/gemini-test:batchEmbedContents");
+    assert_eq!(seen.header("x-goog-api-key"), Some("sk-test-123"));
+    assert_eq!(
+        seen.json().unwrap(),
+        json!({"requests": [{"model": "models/gemini-test", "content": {"parts": [{"text": "hello world"}]}}]})
+    );
+
+    // An array, each input its own request, in order, at the asked size.
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": ["a", "hello world", "c"], "dimensions": 16}))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let vectors = embeddings_of(&reply.json(), 3);
+    assert!(vectors.iter().all(|v| v.len() == 16));
+    assert_ne!(vectors[0], vectors[2]);
+    let sent = llm.requests()[1].json().unwrap();
+    assert_eq!(sent["requests"][1]["outputDimensionality"], 16);
+    assert_eq!(sent["requests"][2]["content"]["parts"][0]["text"], "c");
+
+    // base64: the little-endian f32 bytes of the same vector, as OpenAI writes them.
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": "hello world", "encoding_format": "base64"}))
+        .await;
+    assert_eq!(reply.status, 200);
+    let encoded = reply.json()["data"][0]["embedding"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    let floats: Vec<f32> = bytes
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let expected: Vec<f32> = hello.iter().map(|v| *v as f32).collect();
+    assert_eq!(floats, expected);
+}
+
+#[tokio::test]
+async fn embeddings_gemini_cannot_serve_are_refused_naming_input_and_its_own_limits_come_back() {
+    let (proxy, llm) = gemini_proxy().await;
+    for (input, code) in [
+        (json!(vec!["x"; 2049]), "invalid_request_for_provider"),
+        (json!([1, 2, 3]), "unsupported_parameter"),
+        (json!([[1, 2], [3]]), "unsupported_parameter"),
+        (json!(""), "invalid_request_for_provider"),
+        (json!([]), "invalid_request_for_provider"),
+    ] {
+        let reply = proxy.embeddings(json!({"model": "", "input": input})).await;
+        assert_eq!(reply.status, 400);
+        assert_eq!(reply.error_code(), code);
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(message.starts_with("input"), "{message}");
+    }
+    assert_eq!(llm.request_count(), 0, "nothing was sent");
+    // Gemini's own batch limit (100) is Gemini's answer, in OpenAI's shape.
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": vec!["x"; 101]}))
+        .await;
+    assert_eq!(reply.status, 400);
+    let error = &reply.json()["error"];
+    assert_eq!(error["type"], "invalid_request_error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 100 requests can be in one batch"),
+        "{error}"
+    );
+    // Completions have no Gemini counterpart.
+    let reply = proxy
+        .post("/v1/completions", json!({"model": "", "prompt": "x"}), &[])
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.error_code(), "unsupported_operation");
+}
+
+#[tokio::test]
+async fn an_unavailable_gemini_fails_over_for_embeddings_too() {
+    let gemini = mock("gemini").await;
+    let local = mock("local").await;
+    let proxy = start_proxy(&gemini_backend(gemini.addr(), Some(local.addr()))).await;
+    gemini.push_fault(Fault::status(503));
+    let reply = proxy.embeddings(json!({"model": "", "input": "hi"})).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.instance(), "local");
+    embeddings_of(&reply.json(), 1);
+    assert_eq!(gemini.request_count(), 1);
+}
+
+#[tokio::test]
+async fn an_embeddings_answer_beyond_the_replay_limit_fails_without_being_held() {
+    let llm = mock("gemini").await;
+    let limits = agentgateway_proxy::limits::Limits {
+        max_response_replay: 16 << 10,
+        ..Default::default()
+    };
+    let proxy = start_proxy_with(&gemini_backend(llm.addr(), None), limits).await;
+    let small = proxy.embeddings(json!({"model": "", "input": "x"})).await;
+    assert_eq!(small.status, 200);
+    // About 3 x 3072 values of ~11 bytes: far beyond 16 KiB.
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": ["a", "b", "c"], "dimensions": 3072}))
+        .await;
+    assert_eq!(
+        reply.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains("larger than 16384 bytes"), "{message}");
+}

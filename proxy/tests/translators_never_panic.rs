@@ -1,17 +1,19 @@
 //! Property tests: no provider stream or body, however malformed or split, panics the
-//! translators of the Anthropic, Gemini and Bedrock providers, and a split never changes their
-//! output.
+//! translators of the Anthropic, Gemini and Bedrock providers (chat and embeddings), and a split
+//! never changes their output; no client embeddings request panics their request translation.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 use agentgateway_proxy::translate::anthropic::response as anthropic_response;
 use agentgateway_proxy::translate::anthropic::stream::StreamTranslator as AnthropicStream;
 use agentgateway_proxy::translate::bedrock::response as bedrock_response;
 use agentgateway_proxy::translate::bedrock::stream::StreamTranslator as BedrockStream;
+use agentgateway_proxy::translate::embeddings::{self, Api, Encoding, Expected};
 use agentgateway_proxy::translate::gemini::response as gemini_response;
 use agentgateway_proxy::translate::gemini::stream::StreamTranslator as GeminiStream;
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use proptest::prelude::*;
+use serde_json::json;
 
 /// Byte strings biased towards the syntax of both providers' streams.
 fn provider_stream() -> impl Strategy<Value = Vec<u8>> {
@@ -33,6 +35,9 @@ fn provider_stream() -> impl Strategy<Value = Vec<u8>> {
         Just(br#"{"error":{"code":503,"status":"UNAVAILABLE","message":"x"}}"#.to_vec()),
         Just(br#"{"output":{"message":{"role":"assistant","content":[{"text":"x"},{"toolUse":{"toolUseId":"t","name":"f","input":null}}]}},"stopReason":"tool_use","usage":{"inputTokens":18446744073709551615,"outputTokens":1,"cacheReadInputTokens":18446744073709551615,"cacheWriteInputTokens":18446744073709551615}}"#.to_vec()),
         Just(br#"{"__type":"a#ValidationException:x","Message":"x"}"#.to_vec()),
+        Just(br#"{"embeddings":[{"values":[0.5,-1e300,3]},{"values":[]}]}"#.to_vec()),
+        Just(br#"{"predictions":[{"embeddings":{"values":[1e38,1e39],"statistics":{"token_count":1e300,"truncated":false}}}]}"#.to_vec()),
+        Just(br#"{"embedding":[-0.0,5e-324],"inputTextTokenCount":-18446744073709551615}"#.to_vec()),
         prop::collection::vec(any::<u8>(), 0..16),
     ];
     prop::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
@@ -227,5 +232,55 @@ proptest! {
         let _ = bedrock_response::to_chat_completion(&body, "m", 1);
         let error = bedrock_response::to_openai_error(&body, error_type.as_deref());
         prop_assert!(serde_json::from_slice::<serde_json::Value>(&error).is_ok());
+        for api in [Api::Gemini, Api::Vertex, Api::Titan] {
+            for encoding in [Encoding::Float, Encoding::Base64] {
+                for inputs in [1, 2] {
+                    let expected = Expected { api, inputs, encoding };
+                    if let Some(out) = embeddings::to_openai(&body, "m", &expected) {
+                        let list: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                        prop_assert_eq!(list["data"].as_array().map(Vec::len), Some(inputs));
+                    }
+                }
+            }
+        }
     }
+
+    #[test]
+    fn embeddings_requests_never_panic_the_request_translation(
+        input in json_value(),
+        dimensions in json_value(),
+        encoding in prop_oneof![Just(json!("float")), Just(json!("base64")), json_value()],
+    ) {
+        let request = json!({"model": "m", "input": input, "dimensions": dimensions, "encoding_format": encoding});
+        for api in [Api::Gemini, Api::Vertex, Api::Titan] {
+            let Ok(read) = embeddings::read(&request, api) else { continue };
+            prop_assert!(!read.inputs.is_empty() && read.inputs.len() <= embeddings::MAX_INPUTS);
+            let _ = embeddings::gemini::to_batch_embed(&read, "m");
+            let _ = embeddings::vertex::to_predict(&read);
+            if let Ok(body) = embeddings::titan::to_invoke(&read) {
+                prop_assert!(body["inputText"].is_string());
+            }
+        }
+    }
+}
+
+/// Any JSON value, biased towards what an embeddings request holds.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        any::<f64>()
+            .prop_filter("JSON numbers are finite", |f| f.is_finite())
+            .prop_map(serde_json::Value::from),
+        "\\PC{0,8}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 48, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map("[a-z_]{1,6}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
 }

@@ -237,3 +237,95 @@ async fn a_grant_the_token_endpoint_refuses_is_a_credentials_failure_naming_the_
         "no model call without a token"
     );
 }
+
+#[tokio::test]
+async fn google_embedding_models_are_served_by_predict_with_usage_counted() {
+    let llm = vertex_mock(Duration::from_secs(3599)).await;
+    let proxy = start_proxy(&vertex_config(&llm, "text-embedding-005", KEY)).await;
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": "hello vertex world"}))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = reply.json();
+    assert_eq!(embeddings_of(&body, 1)[0].len(), 8);
+    assert_eq!(body["model"], "text-embedding-005");
+    assert_eq!(body["usage"]["prompt_tokens"], 3, "the token_count");
+
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": ["one two", "three"], "dimensions": 32}))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let body = reply.json();
+    let vectors = embeddings_of(&body, 2);
+    assert!(vectors.iter().all(|v| v.len() == 32));
+    assert_eq!(
+        body["usage"]["prompt_tokens"], 3,
+        "the sum of the token_counts"
+    );
+    let calls: Vec<_> = llm
+        .requests()
+        .into_iter()
+        .filter(|r| r.vertex.is_some())
+        .collect();
+    assert_eq!(calls.len(), 2);
+    let call = calls[1].vertex.as_ref().unwrap();
+    assert_eq!(
+        (
+            call.publisher.as_str(),
+            call.model.as_str(),
+            call.method.as_str()
+        ),
+        ("google", "text-embedding-005", "predict")
+    );
+    assert_eq!(calls[1].credential, Some(Credential::Bearer));
+    assert_eq!(
+        calls[1].json().unwrap(),
+        json!({"instances": [{"content": "one two"}, {"content": "three"}], "parameters": {"outputDimensionality": 32}})
+    );
+    assert_eq!(llm.token_grants(), 1, "the chat token serves embeddings");
+    let metrics = proxy.metrics().await;
+    assert_eq!(input_tokens(&metrics, "vertex"), 6.0, "{metrics}");
+}
+
+#[tokio::test]
+async fn embeddings_on_claude_models_and_refusals_of_vertex_come_back_in_openais_shape() {
+    let llm = vertex_mock(Duration::from_secs(3599)).await;
+    let proxy = start_proxy(&vertex_config(&llm, "claude-3-5-haiku@20241022", KEY)).await;
+    let reply = proxy.embeddings(json!({"model": "", "input": "x"})).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.error_code(), "unsupported_operation");
+    assert!(
+        llm.requests().iter().all(|r| r.vertex.is_none()),
+        "no model call"
+    );
+
+    // A Google model without embeddings: Vertex AI's refusal, in OpenAI's shape.
+    let llm = vertex_mock(Duration::from_secs(3599)).await;
+    let proxy = start_proxy(&vertex_config(&llm, "gemini-2.0-flash", KEY)).await;
+    let reply = proxy.embeddings(json!({"model": "", "input": "x"})).await;
+    assert_eq!(reply.status, 400);
+    let error = &reply.json()["error"];
+    assert_eq!(error["type"], "invalid_request_error", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("embedding models only"),
+        "{error}"
+    );
+    let reply = proxy
+        .embeddings(json!({"model": "", "input": [5, 6]}))
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.error_code(), "unsupported_parameter");
+}

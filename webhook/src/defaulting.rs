@@ -100,14 +100,20 @@ impl Defaulter {
         self.secret_key(&policies);
     }
 
-    /// `auth.secretRef.key` under the policies at `policies`, when a `secretRef` object is there.
+    /// `auth.secretRef.key` and `auth.gcp.secretRef.key` under the policies at `policies`, when
+    /// that `secretRef` object is there.
     fn secret_key(&mut self, policies: &[String]) {
-        let secret_ref = join(policies, &["auth", "secretRef"]);
-        if matches!(get(&self.doc, &secret_ref), Some(Value::Object(_))) {
-            self.set_if_absent(
-                &join(&secret_ref, &["key"]),
-                Value::from(defaults::SECRET_KEY),
-            );
+        for (form, default) in [
+            (&["auth", "secretRef"][..], defaults::SECRET_KEY),
+            (
+                &["auth", "gcp", "secretRef"][..],
+                defaults::GCP_SERVICE_ACCOUNT_KEY,
+            ),
+        ] {
+            let secret_ref = join(policies, form);
+            if matches!(get(&self.doc, &secret_ref), Some(Value::Object(_))) {
+                self.set_if_absent(&join(&secret_ref, &["key"]), Value::from(default));
+            }
         }
     }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use agentgateway_crds::AgentgatewayBackendSpec;
-use agentgateway_crds::backend::{BackendPolicies, SecretKeyRef};
+use agentgateway_crds::backend::BackendPolicies;
 use agentgateway_crds::proxy_config::defaults;
 use agentgateway_crds::validation::validate_backend_spec;
 use serde_json::Value;
@@ -126,11 +126,46 @@ fn describe(object: &Value) -> String {
     }
 }
 
-/// Every `secretRef` of a valid spec, with the path it was written at.
-fn secret_refs(spec: &AgentgatewayBackendSpec) -> Vec<(String, &SecretKeyRef)> {
-    fn of(path: String, policies: Option<&BackendPolicies>) -> Option<(String, &SecretKeyRef)> {
-        let secret_ref = policies?.auth.as_ref()?.secret_ref.as_ref()?;
-        Some((format!("{path}.auth.secretRef"), secret_ref))
+/// A Secret a valid spec reads: the path of its reference, its name and namespace, and the data
+/// keys that must be in it.
+struct SecretUse<'a> {
+    path: String,
+    name: &'a str,
+    namespace: Option<&'a str>,
+    keys: Vec<&'a str>,
+}
+
+/// Every Secret of a valid spec (`auth.secretRef`, `auth.aws.secretRef`, `auth.gcp.secretRef`).
+fn secret_uses(spec: &AgentgatewayBackendSpec) -> Vec<SecretUse<'_>> {
+    fn of(path: String, policies: Option<&BackendPolicies>) -> Option<SecretUse<'_>> {
+        let auth = policies?.auth.as_ref()?;
+        if let Some(r) = &auth.secret_ref {
+            return Some(SecretUse {
+                path: format!("{path}.auth.secretRef"),
+                name: &r.name,
+                namespace: r.namespace.as_deref(),
+                keys: vec![r.key.as_deref().unwrap_or(defaults::SECRET_KEY)],
+            });
+        }
+        if let Some(aws) = &auth.aws {
+            return Some(SecretUse {
+                path: format!("{path}.auth.aws.secretRef"),
+                name: &aws.secret_ref.name,
+                namespace: aws.secret_ref.namespace.as_deref(),
+                keys: vec![defaults::AWS_ACCESS_KEY_ID, defaults::AWS_SECRET_ACCESS_KEY],
+            });
+        }
+        let r = &auth.gcp.as_ref()?.secret_ref;
+        Some(SecretUse {
+            path: format!("{path}.auth.gcp.secretRef"),
+            name: &r.name,
+            namespace: r.namespace.as_deref(),
+            keys: vec![
+                r.key
+                    .as_deref()
+                    .unwrap_or(defaults::GCP_SERVICE_ACCOUNT_KEY),
+            ],
+        })
     }
     let mut refs = Vec::new();
     refs.extend(of("spec.policies".into(), spec.policies.as_ref()));
@@ -158,13 +193,14 @@ async fn secret_warnings(
 ) -> Vec<String> {
     let mut states: BTreeMap<&str, SecretState> = BTreeMap::new();
     let mut warnings = Vec::new();
-    for (path, secret_ref) in secret_refs(spec) {
-        let name = secret_ref.name.as_str();
-        if let Some(other) = secret_ref
-            .namespace
-            .as_deref()
-            .filter(|ns| *ns != namespace)
-        {
+    for SecretUse {
+        path,
+        name,
+        namespace: secret_namespace,
+        keys,
+    } in secret_uses(spec)
+    {
+        if let Some(other) = secret_namespace.filter(|ns| *ns != namespace) {
             warnings.push(format!(
                 "{path}.namespace: Secret \"{other}/{name}\" is in another namespace, which is not permitted; the backend stays Accepted=False"
             ));
@@ -174,14 +210,17 @@ async fn secret_warnings(
             let state = secrets.secret(namespace, name).await;
             states.insert(name, state);
         }
-        let key = secret_ref.key.as_deref().unwrap_or(defaults::SECRET_KEY);
         match states.get(name) {
             Some(SecretState::NotFound) => warnings.push(format!(
                 "{path}: Secret \"{namespace}/{name}\" not found; the backend stays Accepted=False until it exists"
             )),
-            Some(SecretState::Found { keys }) if !keys.contains(key) => warnings.push(format!(
-                "{path}: Secret \"{namespace}/{name}\" has no key \"{key}\"; the backend stays Accepted=False until it does"
-            )),
+            Some(SecretState::Found { keys: held }) => {
+                for key in keys.iter().filter(|key| !held.contains(**key)) {
+                    warnings.push(format!(
+                        "{path}: Secret \"{namespace}/{name}\" has no key \"{key}\"; the backend stays Accepted=False until it does"
+                    ));
+                }
+            }
             _ => {}
         }
     }

@@ -119,6 +119,28 @@ fn every_secret_ref_without_a_key_gets_the_default_key_and_no_other_provider_fie
 }
 
 #[test]
+fn a_service_account_ref_gets_its_default_key_and_aws_refs_have_none_to_get() {
+    let object = backend(json!({
+        "ai": {"groups": [{"providers": [
+            {"name": "v", "vertexai": {"projectId": "my-project", "region": "us-central1"},
+             "policies": {"auth": {"gcp": {"secretRef": {"name": "sa"}}}}},
+            {"name": "w", "vertexai": {"projectId": "my-project", "region": "us-central1"},
+             "policies": {"auth": {"gcp": {"secretRef": {"name": "sa", "key": "k.json"}}}}},
+            {"name": "b", "bedrock": {"region": "us-east-1"},
+             "policies": {"auth": {"aws": {"secretRef": {"name": "aws"}}}}},
+        ]}]},
+        "policies": fully_set_backend_policies(),
+    }));
+    assert_eq!(
+        patch_json(&object),
+        json!([add(
+            "/spec/ai/groups/0/providers/0/policies/auth/gcp/secretRef/key",
+            json!("service-account.json")
+        )])
+    );
+}
+
+#[test]
 fn the_backend_and_single_provider_secret_refs_get_the_default_key() {
     let mut policies = fully_set_backend_policies();
     policies["auth"] = json!({"secretRef": {"name": "backend-key"}});

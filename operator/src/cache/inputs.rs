@@ -17,7 +17,7 @@ use crate::error::Error;
 /// Secrets and ConfigMaps that backends refer to, as `(namespace, name)`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct References {
-    /// Secrets holding provider keys (`policies.auth.secretRef`).
+    /// Secrets holding provider credentials (`policies.auth.secretRef`, `.aws`, `.gcp`).
     pub secrets: BTreeSet<(String, String)>,
     /// ConfigMaps holding CA bundles (`policies.tls.caCertificateRef`).
     pub config_maps: BTreeSet<(String, String)>,
@@ -30,10 +30,10 @@ impl References {
         for backend in backends {
             let namespace = backend.namespace().unwrap_or_default();
             for policies in all_policies(backend) {
-                if let Some(secret) = policies.auth.as_ref().and_then(|a| a.secret_ref.as_ref()) {
+                if let Some(secret) = policies.auth.as_ref().and_then(|a| a.secret_name()) {
                     references
                         .secrets
-                        .insert((namespace.clone(), secret.name.clone()));
+                        .insert((namespace.clone(), secret.to_string()));
                 }
                 let ca = policies
                     .tls
@@ -190,6 +190,12 @@ spec:
           tls: {caCertificateRef: {name: ca}}
       - name: b
         openai: {}
+      - name: c
+        bedrock: {region: us-east-1}
+        policies: {auth: {aws: {secretRef: {name: aws-keys}}}}
+      - name: d
+        vertexai: {projectId: my-project, region: us-central1}
+        policies: {auth: {gcp: {secretRef: {name: vertex-sa, key: key.json}}}}
 ",
         );
         let references = References::of([&backend]);
@@ -198,7 +204,10 @@ spec:
             .iter()
             .map(|(ns, n)| format!("{ns}/{n}"))
             .collect();
-        assert_eq!(secrets, ["apps/own", "apps/shared"]);
+        assert_eq!(
+            secrets,
+            ["apps/aws-keys", "apps/own", "apps/shared", "apps/vertex-sa"]
+        );
         let maps: Vec<_> = references
             .config_maps
             .iter()

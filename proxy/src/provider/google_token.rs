@@ -1,7 +1,8 @@
 //! Vertex AI access tokens from a service-account key: the OAuth2 JWT-bearer grant (RFC 7523,
 //! as Google documents it for service accounts). A JWT signed RS256 with the key's
-//! `private_key` (`iss` = `client_email`, `aud` = `token_uri`, the `cloud-platform` scope, one
-//! hour) is exchanged at `token_uri` for an access token, sent as `Authorization: Bearer`.
+//! `private_key` (`iss` = `client_email`, `aud` = Google's token endpoint, the `cloud-platform`
+//! scope, one hour) is exchanged at the key's `token_uri` for an access token, sent as
+//! `Authorization: Bearer`.
 //!
 //! The token is cached and refreshed before it expires: once a quarter of its lifetime (at most
 //! five minutes) remains, the next request starts one refresh in the background and keeps using
@@ -23,6 +24,9 @@ use crate::upstream_body::UpstreamBody;
 
 /// The scope every Vertex AI call needs.
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// The `aud` of every grant: Google documents it as always its token endpoint, wherever the grant
+/// is posted (google-auth does the same).
+const AUDIENCE: &str = "https://oauth2.googleapis.com/token";
 /// The grant type of RFC 7523.
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// The lifetime asked for in the assertion: Google's maximum.
@@ -299,11 +303,10 @@ impl Inner {
             .map_or(0, |d| d.as_secs());
         let mut header = Header::new(Algorithm::RS256);
         header.kid = self.key_id.clone();
-        let audience = self.token_uri.to_string();
         let claims = Claims {
             iss: &self.email,
             scope: SCOPE,
-            aud: &audience,
+            aud: AUDIENCE,
             iat: now,
             exp: now + ASSERTION_LIFETIME_S,
         };

@@ -4,10 +4,12 @@
 //! content, so retries, eviction, deadlines and usage work exactly as for an OpenAI provider.
 //! OpenAI-compatible providers take none of this: their bodies pass as they are. Vertex AI
 //! serves each publisher's own format (Gemini's for Google's models, Anthropic's for Claude), so
-//! it reuses those translators.
+//! it reuses those translators. Embeddings translate on the kinds that have an embeddings API
+//! ([`embeddings`]): Gemini, Vertex AI's Google models and Amazon Titan on Bedrock.
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod embeddings;
 pub mod gemini;
 pub mod openai_request;
 pub mod sse;
@@ -81,6 +83,16 @@ pub enum Translation {
         /// The most bytes held.
         limit: usize,
     },
+    /// An embeddings answer (any provider's), read whole (at most `limit` bytes), then
+    /// converted; its errors are the provider kind's error translation.
+    Embeddings {
+        /// What the answer must hold, as the request decided it.
+        expected: embeddings::Expected,
+        /// The model reported (no provider names one in its embeddings answer).
+        model: String,
+        /// The most bytes held.
+        limit: usize,
+    },
 }
 
 /// The most of an error answer held to translate it.
@@ -99,6 +111,8 @@ pub struct Answer<'a> {
     pub success: bool,
     /// AWS's `x-amzn-errortype` header.
     pub aws_error_type: Option<&'a str>,
+    /// What an embeddings answer must hold (`None` for a chat completion).
+    pub embeddings: Option<&'a embeddings::Expected>,
 }
 
 /// Whether an answer with `content_type` from a provider of `kind` is an event stream.
@@ -120,7 +134,18 @@ pub fn translation(
     model: &str,
     limits: &Limits,
 ) -> Option<Translation> {
+    if !is_translated(kind) {
+        // OpenAI's own shape: nothing to do, not even a clock read.
+        return None;
+    }
     let (event_stream, success) = (answer.event_stream, answer.success);
+    if success && let Some(expected) = answer.embeddings {
+        return Some(Translation::Embeddings {
+            expected: expected.clone(),
+            model: model.to_string(),
+            limit: limits.max_response_replay,
+        });
+    }
     let created = unix_now();
     let kind = match kind {
         ProviderKind::VertexAi if !success => {
@@ -312,6 +337,11 @@ impl ProviderBody {
             Some(Translation::VertexError { .. }) => {
                 Ok(Bytes::from(vertex::to_openai_error(&held)))
             }
+            Some(Translation::Embeddings {
+                expected, model, ..
+            }) => embeddings::to_openai(&held, model, expected)
+                .map(Bytes::from)
+                .ok_or(ProviderBodyError::Malformed(expected.api.answer_name())),
             _ => Ok(held.freeze()),
         }
     }
@@ -396,7 +426,8 @@ impl Body for ProviderBody {
                     | Translation::GeminiError { limit }
                     | Translation::BedrockMessage { limit, .. }
                     | Translation::BedrockError { limit, .. }
-                    | Translation::VertexError { limit },
+                    | Translation::VertexError { limit }
+                    | Translation::Embeddings { limit, .. },
                 ) => {
                     if this.held.len() + data.len() > *limit {
                         this.done = true;

@@ -90,6 +90,10 @@ impl Proxy {
         self.post("/v1/chat/completions", body, &[]).await
     }
 
+    pub async fn embeddings(&self, body: Value) -> Reply {
+        self.post("/v1/embeddings", body, &[]).await
+    }
+
     pub async fn post(&self, path: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
         self.send("POST", path, Bytes::from(body.to_string()), headers)
             .await
@@ -302,4 +306,57 @@ pub fn sse_chunks(body: &[u8]) -> Vec<Value> {
         .filter(|d| *d != "[DONE]")
         .map(|d| serde_json::from_str(d).unwrap())
         .collect()
+}
+
+/// The vectors of an OpenAI embeddings answer, once its official shape is checked: exactly
+/// `object: "list"`, `data`, `model` and `usage`; `inputs` items, each exactly `object:
+/// "embedding"`, its `index` (in order) and a float `embedding`; `usage` exactly
+/// `prompt_tokens` = `total_tokens`.
+pub fn embeddings_of(body: &Value, inputs: usize) -> Vec<Vec<f64>> {
+    let keys = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(body), ["data", "model", "object", "usage"], "{body}");
+    assert_eq!(body["object"], "list");
+    assert!(body["model"].is_string(), "{body}");
+    assert_eq!(
+        keys(&body["usage"]),
+        ["prompt_tokens", "total_tokens"],
+        "{body}"
+    );
+    assert_eq!(
+        body["usage"]["prompt_tokens"],
+        body["usage"]["total_tokens"]
+    );
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), inputs, "{body}");
+    data.iter()
+        .enumerate()
+        .map(|(i, item)| {
+            assert_eq!(keys(item), ["embedding", "index", "object"], "{item}");
+            assert_eq!(item["object"], "embedding");
+            assert_eq!(item["index"], i);
+            item["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// The input tokens the metrics counted on backend `default/{backend}`.
+pub fn input_tokens(metrics: &str, backend: &str) -> f64 {
+    let label = format!("backend=\"default/{backend}\"");
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("agentgateway_gen_ai_client_token_usage_sum{gen_ai_token_type=\"input\"")
+                && l.contains(&label)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

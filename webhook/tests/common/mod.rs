@@ -62,6 +62,13 @@ pub fn known_secrets() -> StaticSecrets {
         secret("agentgateway-system", "openai-secret", &["Authorization"]),
         secret("team-a", "openai-secret", &["Authorization"]),
         secret("team-a", "anthropic-secret", &["api-key"]),
+        secret(
+            "team-a",
+            "bedrock-credentials",
+            &["accessKeyId", "secretAccessKey"],
+        ),
+        secret("team-a", "vertex-service-account", &["key.json"]),
+        secret("team-a", "aws-half", &["accessKeyId"]),
     ])
 }
 

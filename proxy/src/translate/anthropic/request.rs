@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use crate::openai::error::ProxyError;
 use crate::translate::openai_request::{
-    self, Turn, conversation, function_tools, invalid, is_set, max_tokens, stop_sequences, text_of,
-    tool_calls,
+    self, ToolChoice, Turn, conversation, function_tools, invalid, max_tokens, stop_sequences,
+    text_of, tool_calls,
 };
 
 /// `max_tokens` when the request sets neither `max_completion_tokens` nor `max_tokens`.
@@ -20,7 +20,7 @@ pub fn to_messages_request(request: &Value, model: &str) -> Result<Value, ProxyE
     let object = request
         .as_object()
         .ok_or_else(|| invalid("", "the request body must be a JSON object"))?;
-    refuse_unsupported(object)?;
+    openai_request::refuse_unexpressible(object, API)?;
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
     let (system, messages) = messages(object.get("messages"))?;
@@ -60,45 +60,6 @@ const API: &str = "Anthropic's Messages API";
 
 fn unsupported(field: &str, why: &str) -> ProxyError {
     openai_request::unsupported(field, why, API)
-}
-
-/// Fields whose meaning Anthropic has no way to express: refused when set to anything but their
-/// default, so a client never gets an answer that silently ignored what it asked for.
-fn refuse_unsupported(object: &Map<String, Value>) -> Result<(), ProxyError> {
-    if let Some(n) = object.get("n").filter(|v| !v.is_null())
-        && n.as_u64() != Some(1)
-    {
-        return Err(unsupported("n", "only one choice per request is supported"));
-    }
-    let set = |field: &str| is_set(object, field);
-    for (field, why) in [
-        ("logprobs", "log probabilities are not available"),
-        ("top_logprobs", "log probabilities are not available"),
-        ("logit_bias", "logit bias is not available"),
-        ("presence_penalty", "presence penalty is not available"),
-        ("frequency_penalty", "frequency penalty is not available"),
-        ("seed", "seeded sampling is not available"),
-        ("audio", "audio output is not available"),
-        ("prediction", "predicted outputs are not available"),
-    ] {
-        if set(field) {
-            return Err(unsupported(field, why));
-        }
-    }
-    if let Some(modalities) = object.get("modalities").and_then(Value::as_array)
-        && modalities.iter().any(|m| m != "text")
-    {
-        return Err(unsupported("modalities", "only text output is available"));
-    }
-    if let Some(format) = object.get("response_format").filter(|v| !v.is_null())
-        && format.get("type").and_then(Value::as_str) != Some("text")
-    {
-        return Err(unsupported(
-            "response_format",
-            "structured output formats are not available",
-        ));
-    }
-    Ok(())
 }
 
 /// The system prompt parts and the conversation (tool results follow as `user` content, as
@@ -157,8 +118,8 @@ fn content_part(part: &Value, field: &str) -> Result<Value, ProxyError> {
 
 /// An image from a `data:` URL (base64) or an `http(s)` URL.
 fn image_block(url: &str, field: &str) -> Result<Value, ProxyError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (media_type, data) = rest.split_once(";base64,").ok_or_else(|| {
+    if url.starts_with("data:") {
+        let (media_type, data) = openai_request::data_url(url).ok_or_else(|| {
             invalid(
                 &format!("{field}.image_url.url"),
                 "a data URL must be base64",
@@ -232,29 +193,12 @@ fn tools(tools: Option<&Value>) -> Result<Option<Vec<Value>>, ProxyError> {
 
 /// `tool_choice` (and `parallel_tool_calls: false`) in Anthropic's form.
 fn tool_choice(object: &Map<String, Value>) -> Result<Option<Value>, ProxyError> {
-    let mut choice = match object.get("tool_choice") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(mode)) => Some(match mode.as_str() {
-            "auto" => json!({ "type": "auto" }),
-            "none" => json!({ "type": "none" }),
-            "required" => json!({ "type": "any" }),
-            other => {
-                return Err(invalid(
-                    "tool_choice",
-                    &format!("{other:?} is not auto, none or required"),
-                ));
-            }
-        }),
-        Some(Value::Object(choice)) => {
-            let name = choice
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("tool_choice.function.name", "must be a string"))?;
-            Some(json!({ "type": "tool", "name": name }))
-        }
-        Some(_) => return Err(invalid("tool_choice", "must be a string or an object")),
-    };
+    let mut choice = openai_request::tool_choice(object)?.map(|choice| match choice {
+        ToolChoice::Auto => json!({ "type": "auto" }),
+        ToolChoice::None => json!({ "type": "none" }),
+        ToolChoice::Required => json!({ "type": "any" }),
+        ToolChoice::Function(name) => json!({ "type": "tool", "name": name }),
+    });
     if object.get("parallel_tool_calls") == Some(&json!(false))
         && object.get("tools").is_some_and(|t| !t.is_null())
     {

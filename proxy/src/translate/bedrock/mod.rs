@@ -24,6 +24,12 @@ pub fn converse_path(model_id: &str, stream: bool) -> String {
     format!("/model/{}/{method}", percent_encode(model_id))
 }
 
+/// The path of `model_id`'s `InvokeModel` (Titan's embeddings), the id encoded as for
+/// [`converse_path`].
+pub fn invoke_path(model_id: &str) -> String {
+    format!("/model/{}/invoke", percent_encode(model_id))
+}
+
 /// `text` with every byte outside the unreserved set as `%XX`; the dots of `.` and `..` too, as
 /// those whole segments mean "this" and "parent" directory to whoever normalizes the path.
 fn percent_encode(text: &str) -> String {
@@ -65,5 +71,9 @@ mod tests {
         assert_eq!(path.matches('/').count(), 3);
         assert_eq!(converse_path("..", false), "/model/%2E%2E/converse");
         assert_eq!(converse_path(".", true), "/model/%2E/converse-stream");
+        assert_eq!(
+            invoke_path("amazon.titan-embed-text-v2:0"),
+            "/model/amazon.titan-embed-text-v2%3A0/invoke"
+        );
     }
 }

@@ -196,10 +196,7 @@ fn user_parts(content: Option<&Value>, field: &str) -> Result<Vec<Value>, ProxyE
 
 /// Gemini takes images inline (base64) or as files it hosts: a `data:` URL only.
 fn inline_image(url: &str, field: &str) -> Result<Value, ProxyError> {
-    let Some((mime_type, data)) = url
-        .strip_prefix("data:")
-        .and_then(|rest| rest.split_once(";base64,"))
-    else {
+    let Some((mime_type, data)) = openai_request::data_url(url) else {
         return Err(unsupported(
             &format!("{field}.image_url.url"),
             "only base64 data: URLs are available (Gemini does not fetch image URLs)",

@@ -73,12 +73,7 @@ async fn a_chat_completion_is_served_by_the_messages_api_and_answered_in_openais
             "max_tokens": 50,
         }))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], "claude-test");
@@ -173,12 +168,7 @@ async fn tool_calls_round_trip_streaming_or_not() {
             "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     let message = &body["choices"][0]["message"];
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
@@ -203,12 +193,7 @@ async fn tool_calls_round_trip_streaming_or_not() {
             {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
         ]}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let chunks = sse_chunks(&reply.body);
     let streamed: String = chunks
         .iter()
@@ -282,12 +267,7 @@ async fn overloaded_anthropic_fails_over_to_the_next_group_and_back() {
     claude.set_fault(Some(Fault::status(529)));
     for _ in 0..3 {
         let reply = proxy.chat(chat("Reply with exactly: served")).await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.assert_ok();
         assert_eq!(reply.json()["choices"][0]["message"]["content"], "served");
         assert_eq!(reply.instance(), "local");
     }

@@ -35,12 +35,7 @@ async fn chat_and_embeddings_go_to_the_deployment_with_api_version_and_api_key()
             &[("authorization", "Bearer client-key")],
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(
         reply.json()["choices"][0]["message"]["content"],
         "from azure"
@@ -52,12 +47,7 @@ async fn chat_and_embeddings_go_to_the_deployment_with_api_version_and_api_key()
             &[],
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(reply.json()["object"], "list");
     let seen = llm.requests();
     assert_eq!(

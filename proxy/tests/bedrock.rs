@@ -82,12 +82,7 @@ async fn a_chat_completion_is_a_signed_converse_call_answered_in_openais_shape()
             ],
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["model"], MODEL);
@@ -127,21 +122,13 @@ async fn a_stream_is_decoded_from_the_event_stream_into_openai_chunks() {
             "messages": [{"role": "user", "content": "Reply with exactly: one two three four"}]}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(
         reply.headers.get("content-type").unwrap(),
         "text/event-stream"
     );
     let chunks = sse_chunks(&reply.body);
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let content = sse_content(&reply.body);
     assert_eq!(content, "one two three four");
     assert!(
         chunks
@@ -174,12 +161,7 @@ async fn tool_calls_round_trip_through_tool_use_blocks() {
                 "messages": [{"role": "user", "content": "Weather in Paris?"}]}),
             )
             .await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.assert_ok();
         let (name, arguments, finish) = if stream {
             let chunks = sse_chunks(&reply.body);
             let call = chunks
@@ -261,12 +243,7 @@ async fn throttling_fails_over_and_errors_come_back_in_openais_shape() {
     .await;
     llm.set_fault(Some(Fault::status(429)));
     let reply = proxy.chat(chat("Reply with exactly: served")).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(reply.instance(), "local");
 
     // A validation error is the request's fault: AWS's message in OpenAI's shape, not retried.
@@ -312,12 +289,7 @@ async fn embeddings_are_a_signed_titan_invoke_answered_in_openais_shape() {
     let reply = proxy
         .embeddings(json!({"model": "", "input": "hello titan world"}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     assert_eq!(embeddings_of(&body, 1)[0].len(), 8);
     assert_eq!(body["model"], TITAN);
@@ -343,12 +315,7 @@ async fn embeddings_are_a_signed_titan_invoke_answered_in_openais_shape() {
     let reply = proxy
         .embeddings(json!({"model": "", "input": ["one two"], "dimensions": 256}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(embeddings_of(&reply.json(), 1)[0].len(), 256);
     assert_eq!(
         llm.requests()[1].json().unwrap(),

@@ -47,12 +47,7 @@ async fn a_chat_completion_is_served_by_generate_content_in_openais_shape() {
             ]}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     assert_eq!(body["object"], "chat.completion");
     assert_eq!(body["choices"][0]["message"]["content"], "hello gemini");
@@ -80,21 +75,13 @@ async fn a_stream_becomes_openai_chunks_ending_in_done() {
             "messages": [{"role": "user", "content": "Reply with exactly: one two three four"}]}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(
         sse_data(&reply.body).last().map(String::as_str),
         Some("[DONE]")
     );
     let chunks = sse_chunks(&reply.body);
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let text = sse_content(&reply.body);
     assert_eq!(text, "one two three four");
     assert!(
         chunks
@@ -126,12 +113,7 @@ async fn function_calls_and_safety_blocks_map_to_openai() {
             "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
     let call = &body["choices"][0]["message"]["tool_calls"][0];
@@ -150,12 +132,7 @@ async fn function_calls_and_safety_blocks_map_to_openai() {
             {"role": "tool", "tool_call_id": call["id"], "content": "sunny"},
         ]}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let sent = llm.requests()[1].json().unwrap();
     assert_eq!(
         sent["contents"][2]["parts"][0]["functionResponse"]["name"],
@@ -165,12 +142,7 @@ async fn function_calls_and_safety_blocks_map_to_openai() {
     let reply = proxy
         .chat(json!({"model": "", "messages": [{"role": "user", "content": "something unsafe"}]}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(
         reply.json()["choices"][0]["finish_reason"],
         "content_filter"
@@ -184,12 +156,7 @@ async fn a_rate_limited_gemini_fails_over_and_a_refusal_comes_back_in_openais_sh
     let proxy = start_proxy(&gemini_backend(gemini.addr(), Some(local.addr()))).await;
     gemini.push_fault(Fault::status(429));
     let reply = proxy.chat(chat("Reply with exactly: served")).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(reply.instance(), "local");
     assert_eq!(gemini.request_count(), 1);
 
@@ -231,12 +198,7 @@ async fn embeddings_are_served_by_batch_embed_contents_in_openais_shape() {
     let reply = proxy
         .embeddings(json!({"model": "", "input": "hello world", "user": "u-1"}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     let hello = embeddings_of(&body, 1).remove(0);
     assert_eq!(hello.len(), 8, "mock-llm's default size");
@@ -255,12 +217,7 @@ async fn embeddings_are_served_by_batch_embed_contents_in_openais_shape() {
     let reply = proxy
         .embeddings(json!({"model": "", "input": ["a", "hello world", "c"], "dimensions": 16}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let vectors = embeddings_of(&reply.json(), 3);
     assert!(vectors.iter().all(|v| v.len() == 16));
     assert_ne!(vectors[0], vectors[2]);
@@ -337,12 +294,7 @@ async fn an_unavailable_gemini_fails_over_for_embeddings_too() {
     let proxy = start_proxy(&gemini_backend(gemini.addr(), Some(local.addr()))).await;
     gemini.push_fault(Fault::status(503));
     let reply = proxy.embeddings(json!({"model": "", "input": "hi"})).await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(reply.instance(), "local");
     embeddings_of(&reply.json(), 1);
     assert_eq!(gemini.request_count(), 1);

@@ -51,22 +51,13 @@ async fn all_succeed(proxy: &Proxy, n: usize, word: &str) -> Vec<String> {
             .chat(json!({"model": "", "stream": stream,
                 "messages": [{"role": "user", "content": format!("Reply with exactly: {word}")}]}))
             .await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.assert_ok();
         let content = if stream {
-            let chunks = sse_chunks(&reply.body);
             assert_eq!(
                 sse_data(&reply.body).last().map(String::as_str),
                 Some("[DONE]")
             );
-            chunks
-                .iter()
-                .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-                .collect::<String>()
+            sse_content(&reply.body)
         } else {
             reply.json()["choices"][0]["message"]["content"]
                 .as_str()

@@ -56,12 +56,7 @@ async fn gemini_models_use_the_google_publisher_with_one_cached_token() {
         let reply = proxy
             .chat(chat(&format!("Reply with exactly: vertex {i}")))
             .await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.assert_ok();
         assert_eq!(content(&reply), format!("vertex {i}"));
     }
     assert_eq!(llm.token_grants(), 1, "the token is cached");
@@ -96,14 +91,7 @@ async fn gemini_models_use_the_google_publisher_with_one_cached_token() {
             "messages": [{"role": "user", "content": "Reply with exactly: streamed vertex"}]}))
         .await;
     assert_eq!(reply.status, 200);
-    let text: String = sse_chunks(&reply.body)
-        .iter()
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
+    let text = sse_content(&reply.body);
     assert_eq!(text, "streamed vertex");
     let last = llm.requests().into_iter().last().unwrap();
     assert_eq!(last.vertex.unwrap().method, "streamGenerateContent");
@@ -117,12 +105,7 @@ async fn claude_models_use_the_anthropic_publisher_in_messages_format() {
     let reply = proxy
         .chat(chat("Reply with exactly: claude on vertex"))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(content(&reply), "claude on vertex");
     let reply = proxy
         .chat(
@@ -130,21 +113,9 @@ async fn claude_models_use_the_anthropic_publisher_in_messages_format() {
             "messages": [{"role": "user", "content": "Reply with exactly: streamed claude"}]}),
         )
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let chunks = sse_chunks(&reply.body);
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| {
-            c["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
+    let text = sse_content(&reply.body);
     assert_eq!(text, "streamed claude");
     assert!(
         chunks
@@ -245,12 +216,7 @@ async fn google_embedding_models_are_served_by_predict_with_usage_counted() {
     let reply = proxy
         .embeddings(json!({"model": "", "input": "hello vertex world"}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     assert_eq!(embeddings_of(&body, 1)[0].len(), 8);
     assert_eq!(body["model"], "text-embedding-005");
@@ -259,12 +225,7 @@ async fn google_embedding_models_are_served_by_predict_with_usage_counted() {
     let reply = proxy
         .embeddings(json!({"model": "", "input": ["one two", "three"], "dimensions": 32}))
         .await;
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     let body = reply.json();
     let vectors = embeddings_of(&body, 2);
     assert!(vectors.iter().all(|v| v.len() == 32));

@@ -177,6 +177,12 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Fails the test, showing the body, unless the status is 200.
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.status, 200, "{}", String::from_utf8_lossy(&self.body));
+        self
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
@@ -296,6 +302,18 @@ pub fn sse_data(body: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(body)
         .lines()
         .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+        .collect()
+}
+
+/// The text of a streamed chat completion: its chunks' `content` deltas, joined.
+pub fn sse_content(body: &[u8]) -> String {
+    sse_chunks(body)
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect()
 }
 

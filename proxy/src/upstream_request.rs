@@ -40,25 +40,19 @@ pub fn build(
     access_token: Option<HeaderValue>,
 ) -> Result<UpstreamRequest, ProxyError> {
     let kind = provider.config.kind;
-    let mut target = None;
-    // The bytes a Bedrock signature covers.
-    let mut translated_body = None;
-    // Whether a translated request asks for a stream, and what its embeddings answer holds.
-    let mut translated_stream = false;
-    let mut embeddings = None;
-    let (body, injects_usage) = match payload {
-        _ if translate::is_translated(kind) => {
-            let translated = translated(provider, payload, operation)?;
-            target = Some((translated.path, translated.query));
-            translated_body = Some(translated.body.clone());
-            translated_stream = translated.stream;
-            embeddings = translated.embeddings;
-            (
-                UpstreamBody::full(translated.body),
-                translated.injects_usage,
-            )
-        }
-        Payload::Json(json) => {
+    // A provider of another API: its body, path and query (and the bytes a Bedrock signature
+    // covers).
+    let translated = if translate::is_translated(kind) {
+        Some(translated(provider, payload, operation)?)
+    } else {
+        None
+    };
+    let (body, injects_usage) = match (&translated, payload) {
+        (Some(translated), _) => (
+            UpstreamBody::full(translated.body.clone()),
+            translated.injects_usage,
+        ),
+        (None, Payload::Json(json)) => {
             // An Azure deployment names its model: the body's is informative only.
             let deployment = provider
                 .config
@@ -77,8 +71,8 @@ pub fn build(
             let inject = json.injects_usage();
             (json.encode(model, inject), inject)
         }
-        Payload::Raw(bytes) => (UpstreamBody::full(bytes.clone()), false),
-        Payload::Streamed { body, .. } => {
+        (None, Payload::Raw(bytes)) => (UpstreamBody::full(bytes.clone()), false),
+        (None, Payload::Streamed { body, .. }) => {
             let taken = body.lock().ok().and_then(|mut b| b.take());
             let body = taken.ok_or_else(|| {
                 ProxyError::new(
@@ -91,8 +85,8 @@ pub fn build(
             (body, false)
         }
     };
-    let (path, query) = match (target, &provider.config.azure) {
-        (Some((path, query)), _) => (Some(path), query),
+    let (path, query) = match (&translated, &provider.config.azure) {
+        (Some(translated), _) => (Some(translated.path.clone()), translated.query.clone()),
         // Azure names the deployment in the path and the API version in the query; the client's
         // query (meant for OpenAI's API) does not apply.
         (None, Some(azure)) => (
@@ -135,15 +129,15 @@ pub fn build(
     if kind == ProviderKind::Anthropic {
         anthropic_headers(&mut headers);
     }
-    if translated_body.is_some() {
+    if let Some(translated) = &translated {
         // The translation wrote JSON, and reads JSON or the provider's event stream back.
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         let accept = match kind {
-            ProviderKind::Bedrock if translated_stream => bedrock::EVENT_STREAM_CONTENT_TYPE,
-            _ if translated_stream => "text/event-stream",
+            ProviderKind::Bedrock if translated.stream => bedrock::EVENT_STREAM_CONTENT_TYPE,
+            _ if translated.stream => "text/event-stream",
             _ => "application/json",
         };
         headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
@@ -181,8 +175,8 @@ pub fn build(
     *request.method_mut() = client.method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    if let (Some(CloudAuth::Aws(signer)), Some(bytes)) = (&provider.cloud_auth, &translated_body) {
-        signer.sign(&mut request, bytes).map_err(|e| {
+    if let (Some(CloudAuth::Aws(signer)), Some(translated)) = (&provider.cloud_auth, &translated) {
+        signer.sign(&mut request, &translated.body).map_err(|e| {
             ProxyError::new(
                 http::StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -195,7 +189,7 @@ pub fn build(
         request,
         injects_usage,
         credential,
-        embeddings,
+        embeddings: translated.and_then(|t| t.embeddings),
     })
 }
 

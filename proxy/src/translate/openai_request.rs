@@ -113,6 +113,56 @@ pub fn data_url(url: &str) -> Option<(&str, &str)> {
     url.strip_prefix("data:")?.split_once(";base64,")
 }
 
+/// A user message's `content` as the provider's items: a string is one text item, an array of
+/// parts one item per part, `text(text)` for a `text` part and `image(url, field)` for an
+/// `image_url` part (`field` names the URL). Any other part type is refused in `api`'s words.
+pub fn user_content(
+    content: Option<&Value>,
+    field: &str,
+    api: &str,
+    text: impl Fn(&str) -> Value,
+    image: impl Fn(&str, &str) -> Result<Value, ProxyError>,
+) -> Result<Vec<Value>, ProxyError> {
+    let parts = match content {
+        Some(Value::String(content)) => return Ok(vec![text(content)]),
+        Some(Value::Array(parts)) => parts,
+        _ => {
+            return Err(invalid(
+                &format!("{field}.content"),
+                "must be a string or an array of content parts",
+            ));
+        }
+    };
+    parts
+        .iter()
+        .enumerate()
+        .map(|(j, part)| {
+            let field = format!("{field}.content[{j}]");
+            match part.get("type").and_then(Value::as_str) {
+                Some("text") => part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .map(&text)
+                    .ok_or_else(|| invalid(&format!("{field}.text"), "must be a string")),
+                Some("image_url") => {
+                    let url_field = format!("{field}.image_url.url");
+                    let url = part
+                        .pointer("/image_url/url")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| invalid(&url_field, "must be a string"))?;
+                    image(url, &url_field)
+                }
+                Some(other) => Err(unsupported(
+                    &format!("{field}.type"),
+                    &format!("content parts of type {other:?} are not available"),
+                    api,
+                )),
+                None => Err(invalid(&format!("{field}.type"), "must be a string")),
+            }
+        })
+        .collect()
+}
+
 /// How one message of the conversation becomes a turn of the provider's API.
 pub enum Turn {
     /// A `role` turn with these items (blocks or parts); merged into the previous turn of the

@@ -58,16 +58,21 @@ pub fn to_messages_request(request: &Value, model: &str) -> Result<Value, ProxyE
 /// The API named in refusals.
 const API: &str = "Anthropic's Messages API";
 
-fn unsupported(field: &str, why: &str) -> ProxyError {
-    openai_request::unsupported(field, why, API)
-}
-
 /// The system prompt parts and the conversation (tool results follow as `user` content, as
 /// Anthropic wants them).
 fn messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), ProxyError> {
     conversation(messages, "content", |role, message, field| {
         Ok(match role {
-            "user" => Turn::Items("user", content_blocks(message.get("content"), field)?),
+            "user" => Turn::Items(
+                "user",
+                openai_request::user_content(
+                    message.get("content"),
+                    field,
+                    API,
+                    |text| json!({ "type": "text", "text": text }),
+                    image_block,
+                )?,
+            ),
             "assistant" => Turn::Items("assistant", assistant_blocks(message, field)?),
             "tool" => Turn::Items("user", vec![tool_result(message, field)?]),
             _ => Turn::Unsupported,
@@ -75,56 +80,11 @@ fn messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), Proxy
     })
 }
 
-/// A user message's content as Anthropic blocks: text and images.
-fn content_blocks(content: Option<&Value>, field: &str) -> Result<Vec<Value>, ProxyError> {
-    match content {
-        Some(Value::String(text)) => Ok(vec![json!({ "type": "text", "text": text })]),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .enumerate()
-            .map(|(j, part)| content_part(part, &format!("{field}.content[{j}]")))
-            .collect(),
-        _ => Err(invalid(
-            &format!("{field}.content"),
-            "must be a string or an array of content parts",
-        )),
-    }
-}
-
-fn content_part(part: &Value, field: &str) -> Result<Value, ProxyError> {
-    match part.get("type").and_then(Value::as_str) {
-        Some("text") => {
-            let text = part
-                .get("text")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(&format!("{field}.text"), "must be a string"))?;
-            Ok(json!({ "type": "text", "text": text }))
-        }
-        Some("image_url") => {
-            let url = part
-                .get("image_url")
-                .and_then(|i| i.get("url"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(&format!("{field}.image_url.url"), "must be a string"))?;
-            image_block(url, field)
-        }
-        Some(other) => Err(unsupported(
-            &format!("{field}.type"),
-            &format!("content parts of type {other:?} are not available"),
-        )),
-        None => Err(invalid(&format!("{field}.type"), "must be a string")),
-    }
-}
-
-/// An image from a `data:` URL (base64) or an `http(s)` URL.
+/// An image from a `data:` URL (base64) or an `http(s)` URL; `field` names the URL.
 fn image_block(url: &str, field: &str) -> Result<Value, ProxyError> {
     if url.starts_with("data:") {
-        let (media_type, data) = openai_request::data_url(url).ok_or_else(|| {
-            invalid(
-                &format!("{field}.image_url.url"),
-                "a data URL must be base64",
-            )
-        })?;
+        let (media_type, data) = openai_request::data_url(url)
+            .ok_or_else(|| invalid(field, "a data URL must be base64"))?;
         return Ok(json!({
             "type": "image",
             "source": { "type": "base64", "media_type": media_type, "data": data },
@@ -133,10 +93,7 @@ fn image_block(url: &str, field: &str) -> Result<Value, ProxyError> {
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(json!({ "type": "image", "source": { "type": "url", "url": url } }));
     }
-    Err(invalid(
-        &format!("{field}.image_url.url"),
-        "must be a data: or http(s) URL",
-    ))
+    Err(invalid(field, "must be a data: or http(s) URL"))
 }
 
 /// An assistant message: its text, then its tool calls as `tool_use` blocks.

@@ -83,50 +83,21 @@ fn inference_config(object: &Map<String, Value>) -> Result<Map<String, Value>, P
 fn messages(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), ProxyError> {
     conversation(messages, "content", |role, message, field| {
         Ok(match role {
-            "user" => Turn::Items("user", user_blocks(message.get("content"), field)?),
+            "user" => Turn::Items(
+                "user",
+                openai_request::user_content(
+                    message.get("content"),
+                    field,
+                    API,
+                    |text| json!({ "text": text }),
+                    image_block,
+                )?,
+            ),
             "assistant" => Turn::Items("assistant", assistant_blocks(message, field)?),
             "tool" => Turn::Items("user", vec![tool_result(message, field)?]),
             _ => Turn::Unsupported,
         })
     })
-}
-
-/// A user message's content as Converse blocks: text and images.
-fn user_blocks(content: Option<&Value>, field: &str) -> Result<Vec<Value>, ProxyError> {
-    match content {
-        Some(Value::String(text)) => Ok(vec![json!({ "text": text })]),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .enumerate()
-            .map(|(j, part)| content_part(part, &format!("{field}.content[{j}]")))
-            .collect(),
-        _ => Err(invalid(
-            &format!("{field}.content"),
-            "must be a string or an array of content parts",
-        )),
-    }
-}
-
-fn content_part(part: &Value, field: &str) -> Result<Value, ProxyError> {
-    match part.get("type").and_then(Value::as_str) {
-        Some("text") => part
-            .get("text")
-            .and_then(Value::as_str)
-            .map(|text| json!({ "text": text }))
-            .ok_or_else(|| invalid(&format!("{field}.text"), "must be a string")),
-        Some("image_url") => {
-            let url = part
-                .pointer("/image_url/url")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid(&format!("{field}.image_url.url"), "must be a string"))?;
-            image_block(url, &format!("{field}.image_url.url"))
-        }
-        Some(other) => Err(unsupported(
-            &format!("{field}.type"),
-            &format!("content parts of type {other:?} are not available"),
-        )),
-        None => Err(invalid(&format!("{field}.type"), "must be a string")),
-    }
 }
 
 /// Converse takes image bytes (base64 in JSON) or S3 objects, never a URL it would fetch: a

@@ -145,7 +145,16 @@ fn contents(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), Proxy
     let mut call_names: HashMap<String, String> = HashMap::new();
     conversation(messages, "parts", |role, message, field| {
         Ok(match role {
-            "user" => Turn::Items("user", user_parts(message.get("content"), field)?),
+            "user" => Turn::Items(
+                "user",
+                openai_request::user_content(
+                    message.get("content"),
+                    field,
+                    API,
+                    |text| json!({ "text": text }),
+                    inline_image,
+                )?,
+            ),
             "assistant" => Turn::Items("model", model_parts(message, field, &mut call_names)?),
             "tool" => Turn::Items(
                 "user",
@@ -156,49 +165,12 @@ fn contents(messages: Option<&Value>) -> Result<(Vec<String>, Vec<Value>), Proxy
     })
 }
 
-fn user_parts(content: Option<&Value>, field: &str) -> Result<Vec<Value>, ProxyError> {
-    match content {
-        Some(Value::String(text)) => Ok(vec![json!({ "text": text })]),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .enumerate()
-            .map(|(j, part)| {
-                let field = format!("{field}.content[{j}]");
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text") => part
-                        .get("text")
-                        .and_then(Value::as_str)
-                        .map(|text| json!({ "text": text }))
-                        .ok_or_else(|| invalid(&format!("{field}.text"), "must be a string")),
-                    Some("image_url") => {
-                        let url = part
-                            .pointer("/image_url/url")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| {
-                                invalid(&format!("{field}.image_url.url"), "must be a string")
-                            })?;
-                        inline_image(url, &field)
-                    }
-                    Some(other) => Err(unsupported(
-                        &format!("{field}.type"),
-                        &format!("content parts of type {other:?} are not available"),
-                    )),
-                    None => Err(invalid(&format!("{field}.type"), "must be a string")),
-                }
-            })
-            .collect(),
-        _ => Err(invalid(
-            &format!("{field}.content"),
-            "must be a string or an array of content parts",
-        )),
-    }
-}
-
-/// Gemini takes images inline (base64) or as files it hosts: a `data:` URL only.
+/// Gemini takes images inline (base64) or as files it hosts: a `data:` URL only (`field` names
+/// the URL).
 fn inline_image(url: &str, field: &str) -> Result<Value, ProxyError> {
     let Some((mime_type, data)) = openai_request::data_url(url) else {
         return Err(unsupported(
-            &format!("{field}.image_url.url"),
+            field,
             "only base64 data: URLs are available (Gemini does not fetch image URLs)",
         ));
     };

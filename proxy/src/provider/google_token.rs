@@ -279,7 +279,7 @@ impl Inner {
             return Err(TokenError::Malformed);
         }
         bearer.set_sensitive(true);
-        let lifetime = Duration::from_secs(granted.expires_in.unwrap_or(ASSERTION_LIFETIME_S));
+        let lifetime = lifetime(granted.expires_in);
         // Stop using a token a little before Google does, and refresh well before that.
         let expires_at = started + lifetime - (lifetime / 10).min(Duration::from_secs(10));
         let refresh_at = started + lifetime - (lifetime / 4).min(Duration::from_secs(300));
@@ -313,6 +313,15 @@ impl Inner {
         jsonwebtoken::encode(&header, &claims, &self.key)
             .map_err(|e| TokenError::Sign(e.to_string()))
     }
+}
+
+/// The longest token lifetime believed: Google's last at most 12 hours, and a larger
+/// `expires_in` (up to `u64::MAX`) must neither overflow the clock nor pin a token for ever.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The lifetime of a granted token: its `expires_in` (the assertion's when absent), bounded.
+fn lifetime(expires_in: Option<u64>) -> Duration {
+    Duration::from_secs(expires_in.unwrap_or(ASSERTION_LIFETIME_S)).min(MAX_LIFETIME)
 }
 
 /// What the endpoint said, bounded: OAuth's `error_description` or `error`.
@@ -401,6 +410,14 @@ mod tests {
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             ASSERTION_LIFETIME_S
         );
+    }
+
+    #[test]
+    fn a_lifetime_is_bounded_so_no_answer_overflows_the_clock() {
+        assert_eq!(lifetime(Some(3599)), Duration::from_secs(3599));
+        assert_eq!(lifetime(None), Duration::from_secs(ASSERTION_LIFETIME_S));
+        assert_eq!(lifetime(Some(u64::MAX)), MAX_LIFETIME);
+        let _ = Instant::now() + lifetime(Some(u64::MAX));
     }
 
     #[test]

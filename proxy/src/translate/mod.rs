@@ -120,10 +120,16 @@ pub fn is_event_stream(kind: ProviderKind, content_type: Option<&str>) -> bool {
     let Some(content_type) = content_type else {
         return false;
     };
-    let content_type = content_type.trim_start().to_ascii_lowercase();
-    content_type.starts_with("text/event-stream")
-        || (kind == ProviderKind::Bedrock
-            && content_type.starts_with(bedrock::EVENT_STREAM_CONTENT_TYPE))
+    // Every answer passes here: compared in place, without a lower-cased copy.
+    let starts_with = |prefix: &str| {
+        content_type
+            .trim_start()
+            .as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    starts_with("text/event-stream")
+        || (kind == ProviderKind::Bedrock && starts_with(bedrock::EVENT_STREAM_CONTENT_TYPE))
 }
 
 /// How the answer of a provider of `kind` is translated: `None` for an OpenAI-compatible one.
@@ -458,6 +464,23 @@ impl Body for ProviderBody {
 #[cfg(test)]
 pub(crate) mod tests {
     use serde_json::Value;
+
+    #[test]
+    fn event_streams_are_recognized_by_content_type_in_any_case() {
+        use super::{ProviderKind, is_event_stream};
+        let sse = |ct| is_event_stream(ProviderKind::OpenAi, Some(ct));
+        assert!(sse("text/event-stream"));
+        assert!(sse(" Text/Event-Stream; charset=utf-8"));
+        assert!(!sse("text/event"));
+        assert!(!sse("application/json"));
+        assert!(!is_event_stream(ProviderKind::OpenAi, None));
+        let eventstream = "application/vnd.amazon.eventstream";
+        assert!(is_event_stream(ProviderKind::Bedrock, Some(eventstream)));
+        assert!(
+            !sse(eventstream),
+            "only Bedrock's answers use AWS's event stream"
+        );
+    }
 
     /// The JSON chunks of translated OpenAI SSE bytes (`[DONE]` left out).
     pub(crate) fn chunks(out: &[u8]) -> Vec<Value> {

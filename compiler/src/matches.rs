@@ -2,7 +2,10 @@
 //! the proxy does not implement reported instead of silently matching something else.
 
 use agentgateway_crds::gateway_api::HTTPRouteMatch;
-use agentgateway_crds::proxy_config::{MatchConfig, NameValue, PathMatchConfig};
+use agentgateway_crds::proxy_config::validate::pattern_problem;
+use agentgateway_crds::proxy_config::{
+    MatchConfig, NameValue, PathMatchConfig, ValueMatch, compile_pattern,
+};
 use agentgateway_crds::validation::is_header_name;
 
 use crate::diagnostic::{Diagnostic, Reason};
@@ -57,11 +60,16 @@ pub(crate) fn compile_match(
     let mut headers: Vec<NameValue> = Vec::new();
     for (i, header) in m.headers.iter().enumerate() {
         let kind = header.match_type.as_deref().unwrap_or("Exact");
-        if kind != "Exact" {
-            let at = format!("{field}.headers[{i}].type");
-            diagnostics.push(unsupported_type(route, &at, "header", kind));
+        let Some(match_type) = value_match(
+            route,
+            &format!("{field}.headers[{i}]"),
+            "header",
+            kind,
+            &header.value,
+            &mut diagnostics,
+        ) else {
             continue;
-        }
+        };
         if !is_header_name(&header.name) {
             let message = format!(
                 "{:?} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
@@ -81,6 +89,7 @@ pub(crate) fn compile_match(
             headers.push(NameValue {
                 name,
                 value: header.value.clone(),
+                match_type,
             });
         }
     }
@@ -88,16 +97,22 @@ pub(crate) fn compile_match(
     let mut query_params: Vec<NameValue> = Vec::new();
     for (i, param) in m.query_params.iter().enumerate() {
         let kind = param.match_type.as_deref().unwrap_or("Exact");
-        if kind != "Exact" {
-            let at = format!("{field}.queryParams[{i}].type");
-            diagnostics.push(unsupported_type(route, &at, "query parameter", kind));
+        let Some(match_type) = value_match(
+            route,
+            &format!("{field}.queryParams[{i}]"),
+            "query parameter",
+            kind,
+            &param.value,
+            &mut diagnostics,
+        ) else {
             continue;
-        }
+        };
         // Query parameter names are case-sensitive; again only the first of equal names counts.
         if !query_params.iter().any(|q| q.name == param.name) {
             query_params.push(NameValue {
                 name: param.name.clone(),
                 value: param.value.clone(),
+                match_type,
             });
         }
     }
@@ -115,12 +130,45 @@ pub(crate) fn compile_match(
     }
 }
 
+/// The match type of a header or query parameter match at `field`, its pattern checked.
+fn value_match(
+    route: &ObjectRef,
+    field: &str,
+    what: &str,
+    kind: &str,
+    value: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<ValueMatch> {
+    match kind {
+        "Exact" => Some(ValueMatch::Exact),
+        "RegularExpression" => match compile_pattern(value) {
+            Ok(_) => Some(ValueMatch::RegularExpression),
+            Err(e) => {
+                let at = format!("{field}.value");
+                diagnostics.push(Diagnostic::new(
+                    route,
+                    at,
+                    Reason::InvalidSpec,
+                    pattern_problem(&e),
+                ));
+                None
+            }
+        },
+        other => {
+            let at = format!("{field}.type");
+            diagnostics.push(unsupported_type(route, &at, what, other));
+            None
+        }
+    }
+}
+
 fn unsupported_type(route: &ObjectRef, field: &str, what: &str, kind: &str) -> Diagnostic {
     let message = if kind == "RegularExpression" {
         format!("RegularExpression {what} matches are not supported by this version of the proxy")
+    } else if what == "path" {
+        format!("unknown {what} match type {kind:?}: expected Exact or PathPrefix")
     } else {
-        format!("unknown {what} match type {kind:?}: expected Exact")
-            + if what == "path" { " or PathPrefix" } else { "" }
+        format!("unknown {what} match type {kind:?}: expected Exact or RegularExpression")
     };
     Diagnostic::new(route, field, Reason::UnsupportedValue, message)
 }

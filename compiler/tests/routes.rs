@@ -3,7 +3,7 @@
 mod common;
 
 use agentgateway_compiler::{Reason, compile_standalone};
-use agentgateway_crds::proxy_config::{NameValue, PathMatchConfig, WeightedBackend};
+use agentgateway_crds::proxy_config::{NameValue, PathMatchConfig, ValueMatch, WeightedBackend};
 use common::{backend, compile, compile_error, parse_fixture};
 
 fn route(spec: &str) -> String {
@@ -82,14 +82,16 @@ fn a_rule_without_matches_matches_every_path_and_route_hostnames_are_copied_into
         exact.headers,
         [NameValue {
             name: "x-api-version".to_string(),
-            value: "2".to_string()
+            value: "2".to_string(),
+            match_type: ValueMatch::Exact,
         }]
     );
     assert_eq!(
         exact.query_params,
         [NameValue {
             name: "Debug".to_string(),
-            value: "true".to_string()
+            value: "true".to_string(),
+            match_type: ValueMatch::Exact,
         }]
     );
     assert_eq!(exact.method.as_deref(), Some("GET"));
@@ -104,14 +106,15 @@ fn a_rule_without_matches_matches_every_path_and_route_hostnames_are_copied_into
 }
 
 #[test]
-fn regular_expression_matches_are_unsupported_values_on_their_field() {
+fn regular_expression_paths_are_unsupported_and_bad_patterns_invalid_on_their_field() {
     let yaml = backend("a")
         + &route(
             "  rules:
   - matches:
     - path: {type: RegularExpression, value: '/v[0-9]+'}
-    - headers: [{type: RegularExpression, name: x, value: '.*'}]
-    - queryParams: [{type: RegularExpression, name: q, value: '.*'}]
+    - headers: [{type: RegularExpression, name: x, value: '(unclosed'}]
+    - queryParams: [{type: RegularExpression, name: q, value: 'a{1000}{1000}'}]
+    - headers: [{type: Prefix, name: x, value: a}]
     backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: a}]
 ",
         );
@@ -128,12 +131,16 @@ fn regular_expression_matches_are_unsupported_values_on_their_field() {
                 "spec.rules[0].matches[0].path.type"
             ),
             (
-                Reason::UnsupportedValue,
-                "spec.rules[0].matches[1].headers[0].type"
+                Reason::InvalidSpec,
+                "spec.rules[0].matches[1].headers[0].value"
+            ),
+            (
+                Reason::InvalidSpec,
+                "spec.rules[0].matches[2].queryParams[0].value"
             ),
             (
                 Reason::UnsupportedValue,
-                "spec.rules[0].matches[2].queryParams[0].type"
+                "spec.rules[0].matches[3].headers[0].type"
             ),
         ]
     );
@@ -141,6 +148,43 @@ fn regular_expression_matches_are_unsupported_values_on_their_field() {
         error.errors[0].to_string(),
         "test.yaml: document 2 (HTTPRoute default/r): spec.rules[0].matches[0].path.type: RegularExpression path matches are not supported by this version of the proxy"
     );
+    let messages: Vec<_> = error.errors.iter().map(ToString::to_string).collect();
+    assert!(
+        messages[1].contains("not a valid regular expression"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].contains("compiles to more than"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[3].contains("expected Exact or RegularExpression"),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn header_and_query_regular_expressions_compile_to_typed_matches() {
+    let yaml = backend("a")
+        + &route(
+            "  rules:
+  - matches:
+    - headers: [{type: RegularExpression, name: X-Agentgateway-Model, value: 'gpt-.*'}]
+      queryParams: [{type: RegularExpression, name: v, value: '[0-9]+'}]
+    backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: a}]
+",
+        );
+    let compiled = compile(&yaml);
+    let m = &compiled.config.listeners[0].matches[0];
+    assert_eq!(
+        m.headers,
+        [NameValue {
+            name: "x-agentgateway-model".into(),
+            value: "gpt-.*".into(),
+            match_type: ValueMatch::RegularExpression,
+        }]
+    );
+    assert_eq!(m.query_params[0].match_type, ValueMatch::RegularExpression);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod delivery;
-mod validate;
+pub mod validate;
 pub use validate::{ConfigInvalid, ConfigProblem, limits};
 
 /// The ConfigMap data key holding the serialized [`ProxyConfig`].
@@ -115,14 +115,49 @@ impl Default for PathMatchConfig {
     }
 }
 
-/// A name and a value that must match exactly.
+/// A name and a value the request's must match.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NameValue {
     /// The name.
     pub name: String,
-    /// The value.
+    /// The value, or the pattern.
     pub value: String,
+    /// How `value` matches (`Exact` when absent).
+    #[serde(default, rename = "type", skip_serializing_if = "ValueMatch::is_exact")]
+    pub match_type: ValueMatch,
+}
+
+/// How a header or query parameter value matches.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum ValueMatch {
+    /// The values are equal.
+    #[default]
+    Exact,
+    /// The whole value matches the regular expression (Rust `regex` syntax, RE2-like: no
+    /// backreferences or lookaround, so matching is linear in the value).
+    RegularExpression,
+}
+
+impl ValueMatch {
+    /// Whether this is the default, `Exact`.
+    pub fn is_exact(&self) -> bool {
+        *self == Self::Exact
+    }
+}
+
+/// The most bytes a compiled match pattern may take: bounds what a config can make the proxy
+/// allocate, and matching stays linear in the request's value.
+pub const MAX_PATTERN_SIZE: usize = 1 << 20;
+
+/// `pattern` compiled to match a whole value (Gateway API leaves anchoring to implementations;
+/// whole-value matching is what Envoy-based gateways do and what users expect of `Exact`'s
+/// sibling).
+pub fn compile_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(MAX_PATTERN_SIZE)
+        .dfa_size_limit(MAX_PATTERN_SIZE)
+        .build()
 }
 
 /// An LLM backend, resolved.
@@ -178,6 +213,20 @@ pub enum ProviderKind {
     /// `claude-*` models through Anthropic's rawPredict; requests and answers are translated.
     #[serde(rename = "vertexai")]
     VertexAi,
+}
+
+impl ProviderKind {
+    /// The kind's name, as the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::AzureOpenAi => "azureopenai",
+            Self::Gemini => "gemini",
+            Self::Bedrock => "bedrock",
+            Self::VertexAi => "vertexai",
+        }
+    }
 }
 
 /// The region of a `bedrock` provider.

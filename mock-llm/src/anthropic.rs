@@ -51,6 +51,19 @@ const TOP_LEVEL: &[&str] = &[
     "context_management",
 ];
 
+/// The body `/v1/messages/count_tokens` takes: the prompt-shaping fields of a Messages request,
+/// without the sampling ones (`max_tokens`, `stream`, `stop_sequences`, ...).
+const COUNT_TOKENS_TOP_LEVEL: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "tools",
+    "tool_choice",
+    "thinking",
+    "mcp_servers",
+    "context_management",
+];
+
 const MESSAGE_BLOCKS: &str =
     "'text', 'image', 'document', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking'";
 const TOOL_RESULT_BLOCKS: &str = "'text', 'image', 'document', 'search_result'";
@@ -416,20 +429,37 @@ fn parse_tool_choice<'v>(v: &'v Value, tools: &[Tool<'_>]) -> Check<ToolChoice<'
 
 /// Validates a Messages API request body; the error is the message for a 400.
 pub(crate) fn parse_request(body: &Value) -> Check<MessagesRequest<'_>> {
+    parse(body, TOP_LEVEL)
+}
+
+/// Validates a `/v1/messages/count_tokens` body (a Messages request without `max_tokens` and the
+/// sampling fields) and counts its input tokens as [`parse_request`] does (`prompt_tokens`, the
+/// cached prefix included: counting ignores caching).
+pub(crate) fn count_tokens(body: &Value) -> Check<u32> {
+    parse(body, COUNT_TOKENS_TOP_LEVEL).map(|req| req.prompt_tokens)
+}
+
+/// Validates a body with the top-level fields `allowed`; `max_tokens` is required when allowed
+/// (`u64::MAX` otherwise).
+fn parse<'v>(body: &'v Value, allowed: &[&str]) -> Check<MessagesRequest<'v>> {
     let obj = body
         .as_object()
         .ok_or_else(|| "request body: Input should be a valid dictionary".to_owned())?;
-    no_extras(obj, TOP_LEVEL, "")?;
+    no_extras(obj, allowed, "")?;
 
     let model = want_str(required(obj, "model", "")?, "model")?;
     if model.is_empty() {
         return Err("model: String should have at least 1 character".to_owned());
     }
-    let max_tokens = want_int(required(obj, "max_tokens", "")?, "max_tokens")?;
-    let max_tokens = u64::try_from(max_tokens)
-        .ok()
-        .filter(|&n| n >= 1)
-        .ok_or_else(|| "max_tokens: Input should be greater than or equal to 1".to_owned())?;
+    let max_tokens = if allowed.contains(&"max_tokens") {
+        let max_tokens = want_int(required(obj, "max_tokens", "")?, "max_tokens")?;
+        u64::try_from(max_tokens)
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| "max_tokens: Input should be greater than or equal to 1".to_owned())?
+    } else {
+        u64::MAX
+    };
     let messages = want_arr(required(obj, "messages", "")?, "messages")?;
     if messages.is_empty() {
         return Err("messages: at least one message is required".to_owned());
@@ -909,6 +939,31 @@ mod tests {
         // get_weather(1) + Get the weather(3) + be brief(2) + look(1) + sunny and warm(3), cached,
         // then thanks a lot(3).
         assert_eq!((req.prompt_tokens, req.cached_tokens), (13, 10));
+    }
+
+    #[test]
+    fn count_tokens_takes_the_prompt_fields_only_and_counts_the_whole_prompt() {
+        let body = json!({
+            "model": "claude-test",
+            "system": [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+            "tools": [{"name": "get_weather", "description": "Get the weather",
+                       "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "hello there"}],
+        });
+        // get_weather(1) + Get the weather(3) + be brief(2) + hello there(2), cached or not.
+        assert_eq!(count_tokens(&body), Ok(8));
+        let mut with_max = body.clone();
+        with_max["max_tokens"] = json!(10);
+        assert_eq!(
+            count_tokens(&with_max),
+            Err("max_tokens: Extra inputs are not permitted".to_owned())
+        );
+        let mut no_messages = body;
+        no_messages.as_object_mut().unwrap().remove("messages");
+        assert_eq!(
+            count_tokens(&no_messages),
+            Err("messages: Field required".to_owned())
+        );
     }
 
     #[test]

@@ -13,8 +13,9 @@ use thiserror::Error;
 /// stalls. The spec parser rejects such conflicts instead.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// Answer with this status and an error body in the endpoint's style (OpenAI's, Anthropic's
-    /// `{"type":"error","error":{..}}` on `/v1/messages` and Claude on Vertex AI, Azure's
+    /// Answer with this status and an error body in the endpoint's style (OpenAI's, with
+    /// `param: null` on `/v1/responses`, Anthropic's `{"type":"error","error":{..}}` on
+    /// `/v1/messages` (and `count_tokens`) and Claude on Vertex AI, Azure's
     /// `{"error":{"code":"429",..}}` under `/openai/`, Google's
     /// `{"error":{"code":429,..,"status":"RESOURCE_EXHAUSTED"}}` on Gemini and other Vertex AI
     /// routes, Bedrock's `{"message":..}` with `x-amzn-errortype: ThrottlingException:..` under
@@ -38,11 +39,12 @@ pub enum Fault {
     Stall,
     /// Streaming: send the first N events, then an error event in the endpoint's style
     /// (Anthropic: `event: error` with an `overloaded_error`; OpenAI and Azure: `data: {"error":
-    /// ..}`; Gemini: `data: {"error":{"code":503,..,"status":"UNAVAILABLE"}}`, or a last array
+    /// ..}`; the Responses API: `event: error` with `{"type":"error","code":"server_error",..,
+    /// "sequence_number":N}`; Gemini: `data: {"error":{"code":503,..,"status":"UNAVAILABLE"}}`, or a last array
     /// element without `alt=sse`; Bedrock: an event-stream message with `:message-type`
     /// `exception` and `:exception-type` `internalServerException`) and end the stream cleanly.
     /// N is clamped so the error at least replaces the stream's terminal event (`message_stop` /
-    /// `[DONE]` / `metadata`). Non-streaming responses are unaffected.
+    /// `[DONE]` / `response.completed` / `metadata`). Non-streaming responses are unaffected.
     ErrorAfter(usize),
     /// Wait before the response headers.
     Delay(Duration),

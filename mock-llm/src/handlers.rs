@@ -1,5 +1,6 @@
 //! Routing and the chat/models endpoints, plus the response writers shared by all endpoints.
-//! Anthropic's `/v1/messages` lives in [`crate::messages`], Azure OpenAI's deployment routes in
+//! OpenAI's `/v1/responses` lives in [`crate::responses`], Anthropic's `/v1/messages` (and its
+//! `count_tokens`) in [`crate::messages`], Azure OpenAI's deployment routes in
 //! [`crate::azure`], Gemini's `generateContent` in [`crate::generate_content`], Bedrock's
 //! Converse routes in [`crate::bedrock`], Vertex AI's publisher routes in [`crate::vertex`] and
 //! the OAuth token endpoint in [`crate::oauth`].
@@ -22,7 +23,7 @@ use crate::sigv4::Rejection;
 use crate::vertex::{self, VertexOp};
 use crate::{
     BedrockCall, Credential, VertexCall, azure, bedrock, completions, embeddings, generate_content,
-    messages, oauth,
+    messages, oauth, responses,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +31,12 @@ pub(crate) enum Route {
     Chat,
     Completions,
     Embeddings,
+    /// OpenAI's Responses API; its errors carry `param`.
+    Responses,
     /// Anthropic's Messages API; its errors use Anthropic's body shape.
     Messages,
+    /// Anthropic's `/v1/messages/count_tokens`; its errors use Anthropic's body shape.
+    CountTokens,
     /// Anything under `/openai/`; errors at the Azure level use Azure's body shape.
     Azure(AzureOp),
     /// `/v1beta/models/{model}:{method}` (or `/v1/`); errors use Google's body shape.
@@ -86,7 +91,9 @@ pub(crate) fn classify(method: Method, path: &str) -> Route {
         (Method::Post, "/chat/completions") => Route::Chat,
         (Method::Post, "/completions") => Route::Completions,
         (Method::Post, "/embeddings") => Route::Embeddings,
+        (Method::Post, "/responses") => Route::Responses,
         (Method::Post, "/messages") => Route::Messages,
+        (Method::Post, "/messages/count_tokens") => Route::CountTokens,
         (Method::Get, "/models") => Route::Models,
         _ => Route::NotFound,
     }
@@ -228,7 +235,9 @@ pub(crate) async fn dispatch(
         Route::Chat => chat(shared, conn, body, None, &ctx).await,
         Route::Completions => completions::handle(shared, conn, body, &ctx).await,
         Route::Embeddings => embeddings::handle(shared, conn, body, None, &ctx).await,
+        Route::Responses => responses::handle(shared, conn, body, &ctx).await,
         Route::Messages => messages::handle(shared, conn, headers, body, &ctx).await,
+        Route::CountTokens => messages::count_tokens(shared, conn, headers, body, &ctx).await,
         Route::Azure(op) => azure::handle(shared, conn, op, headers, body, &ctx).await,
         Route::Gemini(op) => generate_content::handle(shared, conn, op, headers, body, &ctx).await,
         Route::Bedrock(op) => bedrock::handle(shared, conn, op, headers, body, &ctx).await,
@@ -237,8 +246,8 @@ pub(crate) async fn dispatch(
         Route::Models => send_bytes(conn, 200, &shared.models_json, &shared.json_extra, &ctx).await,
         Route::NotFound => {
             let msg = "unknown endpoint; mock-llm serves POST /v1/chat/completions, \
-                       POST /v1/completions, POST /v1/embeddings, POST /v1/messages, \
-                       GET /v1/models, POST /openai/deployments/{id}/chat/completions, \
+                       POST /v1/completions, POST /v1/embeddings, POST /v1/responses, \
+                       POST /v1/messages, POST /v1/messages/count_tokens, GET /v1/models, POST /openai/deployments/{id}/chat/completions, \
                        POST /openai/deployments/{id}/embeddings, \
                        POST /v1beta/models/{model}:generateContent / :streamGenerateContent / \
                        :batchEmbedContents, \
@@ -375,9 +384,10 @@ pub(crate) async fn bad_json(
     send_error(shared, conn, reply, ctx).await
 }
 
-/// Sends an error in the route's style: Anthropic's body on `/v1/messages` (and Claude on
-/// Vertex), Azure's under `/openai/`, Google's on Gemini and Vertex routes, Bedrock's under
-/// `/model/`, OAuth's on `/token`, OpenAI's elsewhere.
+/// Sends an error in the route's style: Anthropic's body on `/v1/messages` and its
+/// `count_tokens` (and Claude on Vertex), Azure's under `/openai/`, Google's on Gemini and Vertex
+/// routes, Bedrock's under `/model/`, OAuth's on `/token`, OpenAI's with `param` on
+/// `/v1/responses`, OpenAI's elsewhere.
 pub(crate) async fn send_route_error(
     shared: &Shared,
     conn: &mut Conn,
@@ -386,7 +396,10 @@ pub(crate) async fn send_route_error(
     ctx: &Ctx,
 ) -> io::Result<Flow> {
     match route {
-        Route::Messages => messages::send_error(shared, conn, reply, ctx).await,
+        Route::Messages | Route::CountTokens => {
+            messages::send_error(shared, conn, reply, ctx).await
+        }
+        Route::Responses => responses::send_error(shared, conn, reply, ctx).await,
         Route::Azure(_) => azure::send_error(shared, conn, reply, ctx).await,
         Route::Gemini(_)
         | Route::Vertex(VertexOp::Gemini(_) | VertexOp::Predict | VertexOp::Unknown) => {
@@ -411,7 +424,7 @@ pub(crate) async fn send_fault_status(
 ) -> io::Result<Flow> {
     let (kind, code) = match (error_type, route) {
         (Some(t), _) => (t, t),
-        (None, Route::Messages | Route::Vertex(VertexOp::Claude)) => {
+        (None, Route::Messages | Route::CountTokens | Route::Vertex(VertexOp::Claude)) => {
             let t = crate::anthropic::error_type(status);
             (t, t)
         }

@@ -9,10 +9,22 @@
 //!   `Reply with exactly:` in the last user message/prompt, else [`MockLlmConfig::reply`]; tokens
 //!   are words; `stream: true` sends one word per SSE event, then `[DONE]`.
 //! * `POST /v1/embeddings`: small deterministic vectors.
+//! * `POST /v1/responses`: OpenAI's Responses API with the same reply rule (the last user input
+//!   item). Validates the body as the API does (400 `{"error":{"message","type","param","code"}}`
+//!   naming the param), answers a Response object with a `message` (`output_text`) and/or
+//!   `function_call` output item (the tool rules of `/v1/messages`, for `function` tools), cuts
+//!   the text at `max_output_tokens` (`status: "incomplete"`), and streams the documented
+//!   `response.*` events, each with its `sequence_number` (an injected mid-stream error is an
+//!   `error` event). Responses are stored unless `store: false`, so `previous_response_id` must
+//!   name one this server created (400 `previous_response_not_found` otherwise) and its
+//!   conversation counts toward `input_tokens`. See the `responses` module.
 //! * `POST /v1/messages`: Anthropic's Messages API with the same reply rule. Requires the
 //!   `anthropic-version` header, validates the body as the API does, answers text or `tool_use`
 //!   (see the `messages` module for the rules), streams Anthropic's event sequence, and sends
 //!   errors (injected ones too) as `{"type":"error","error":{"type":..,"message":..}}`.
+//! * `POST /v1/messages/count_tokens`: Anthropic's token counting, with the same header and body
+//!   checks (no `max_tokens` or sampling fields), answering `{"input_tokens":N}` counted as
+//!   `/v1/messages` counts input.
 //! * `POST /openai/deployments/{deployment-id}/chat/completions?api-version=V` and
 //!   `POST /openai/deployments/{deployment-id}/embeddings?api-version=V`: Azure OpenAI. The
 //!   OpenAI bodies and answers, with the configured model as `model` (Azure reports the
@@ -95,6 +107,9 @@ mod oauth;
 mod openai;
 mod percent;
 mod reply;
+mod response_store;
+mod responses;
+mod responses_api;
 mod server;
 mod service_account;
 mod sigv4;

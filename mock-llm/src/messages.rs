@@ -13,9 +13,13 @@
 //!   in 8-byte `input_json_delta` pieces.
 //! * Claude on Vertex AI ([`crate::vertex`]) is answered by [`respond`] once its body has been
 //!   brought to this API's form; its ids carry `vrtx` as Vertex's do.
+//! * `POST /v1/messages/count_tokens` ([`count_tokens`]) takes the same headers and the body
+//!   without `max_tokens` and the sampling fields, and answers `{"input_tokens": N}`, N counted
+//!   as a message's input is (the cached prefix included, since counting ignores caching).
 
 use std::io;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::anthropic::{
@@ -38,22 +42,51 @@ pub(crate) async fn handle(
     body: &[u8],
     ctx: &Ctx,
 ) -> io::Result<Flow> {
-    match headers.anthropic_version {
-        None => return invalid(shared, conn, "anthropic-version: header is required", ctx).await,
-        Some(v) if !anthropic::is_accepted_version(v) => {
-            let msg = format!(
-                "anthropic-version: \"{v}\" is not a valid version; use one of {}",
-                anthropic::VERSIONS.join(", ")
-            );
-            return invalid(shared, conn, &msg, ctx).await;
-        }
-        Some(_) => {}
-    }
-    let value = match parse_json(body) {
+    let value = match checked_body(headers, body) {
         Ok(v) => v,
         Err(msg) => return invalid(shared, conn, &msg, ctx).await,
     };
     respond(shared, conn, &value, ID_TAG, ctx).await
+}
+
+/// `POST /v1/messages/count_tokens`: the prompt's tokens, counted as [`respond`] counts them.
+pub(crate) async fn count_tokens(
+    shared: &Shared,
+    conn: &mut Conn,
+    headers: &ApiHeaders<'_>,
+    body: &[u8],
+    ctx: &Ctx,
+) -> io::Result<Flow> {
+    let value = match checked_body(headers, body) {
+        Ok(v) => v,
+        Err(msg) => return invalid(shared, conn, &msg, ctx).await,
+    };
+    match anthropic::count_tokens(&value) {
+        Ok(input_tokens) => send_json(shared, conn, 200, &TokenCount { input_tokens }, ctx).await,
+        Err(msg) => invalid(shared, conn, &msg, ctx).await,
+    }
+}
+
+/// `count_tokens`'s answer.
+#[derive(Serialize)]
+struct TokenCount {
+    input_tokens: u32,
+}
+
+/// Checks the `anthropic-version` header both endpoints require, then parses the body; the error
+/// is the message for a 400.
+fn checked_body(headers: &ApiHeaders<'_>, body: &[u8]) -> Result<Value, String> {
+    match headers.anthropic_version {
+        None => return Err("anthropic-version: header is required".to_owned()),
+        Some(v) if !anthropic::is_accepted_version(v) => {
+            return Err(format!(
+                "anthropic-version: \"{v}\" is not a valid version; use one of {}",
+                anthropic::VERSIONS.join(", ")
+            ));
+        }
+        Some(_) => {}
+    }
+    parse_json(body)
 }
 
 /// The body as JSON, or the 400 message for it.

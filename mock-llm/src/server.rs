@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::faults::{Action, Fault};
 use crate::handlers::{self, ApiHeaders, Ctx, ErrorReply, Flow, Verdict};
 use crate::http::{BodyKind, Conn, FullHead, ReadError};
+use crate::response_store::ResponseStore;
 use crate::tokens::TokenStore;
 use crate::{DEFAULT_REPLY, INSTANCE_HEADER, MockLlmConfig, RecordedRequest};
 
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub tokens: TokenStore,
     /// `http://{bound address}/token`, an audience JWT grants may name.
     pub token_url: String,
+    /// The Responses API responses stored for `previous_response_id`.
+    pub responses: ResponseStore,
 }
 
 #[derive(Default)]
@@ -75,6 +78,7 @@ impl Shared {
             next_id: AtomicU64::new(1),
             tokens: TokenStore::default(),
             token_url: format!("http://{addr}/token"),
+            responses: ResponseStore::default(),
         }
     }
 

@@ -603,3 +603,86 @@ async fn cut_after_drops_the_messages_stream_after_n_events() {
     );
     assert!(client.closed_without_data().await);
 }
+
+#[tokio::test]
+async fn count_tokens_counts_input_as_messages_does_with_its_header_and_body_checks() {
+    let server = start().await;
+    let mut client = Client::connect(server.addr()).await;
+    let body = json!({
+        "model": "claude-test",
+        "system": [{"type": "text", "text": "a long shared preamble",
+                    "cache_control": {"type": "ephemeral"}}],
+        "tools": weather_tools(),
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+    });
+    let resp = client
+        .post("/v1/messages/count_tokens", &body, &ANTHROPIC)
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+    let counted = resp.json();
+    // The tools (12 words), the system prompt (4) and the message (6), the cached prefix too.
+    assert_eq!(counted, json!({"input_tokens": 22}));
+
+    // The same prompt on /v1/messages reports the same input, split into cached and not.
+    let v = client
+        .post(
+            "/v1/messages",
+            &with(body.clone(), "max_tokens", json!(64)),
+            &ANTHROPIC,
+        )
+        .await
+        .unwrap()
+        .json();
+    let usage = &v["usage"];
+    let input = usage["input_tokens"].as_u64().unwrap();
+    let cached = usage["cache_read_input_tokens"].as_u64().unwrap();
+    assert_eq!(input + cached, 22);
+
+    let recorded = server.requests();
+    assert_eq!(recorded[0].path, "/v1/messages/count_tokens");
+    assert_eq!(recorded[0].json().unwrap(), body);
+
+    let resp = client
+        .post("/v1/messages/count_tokens", &body, &[])
+        .await
+        .unwrap();
+    let msg = anthropic_error(&resp, 400, "invalid_request_error");
+    assert_eq!(msg, "anthropic-version: header is required");
+    let cases = [
+        (
+            with(body.clone(), "max_tokens", json!(64)),
+            "max_tokens: Extra inputs are not permitted",
+        ),
+        (
+            with(body.clone(), "messages", json!([])),
+            "messages: at least one message is required",
+        ),
+        (
+            with(body.clone(), "model", json!(5)),
+            "model: Input should be a valid string",
+        ),
+    ];
+    for (bad, expected) in cases {
+        let resp = client
+            .post("/messages/count_tokens", &bad, &ANTHROPIC)
+            .await
+            .unwrap();
+        assert_eq!(
+            anthropic_error(&resp, 400, "invalid_request_error"),
+            expected
+        );
+    }
+
+    // Injected faults answer in Anthropic's shape here too.
+    let fault = [ANTHROPIC[0], ("x-mock-fault", "status=529")];
+    let resp = client
+        .post("/v1/messages/count_tokens", &body, &fault)
+        .await
+        .unwrap();
+    assert_eq!(
+        anthropic_error(&resp, 529, "overloaded_error"),
+        "injected fault"
+    );
+}

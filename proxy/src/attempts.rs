@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio::time::Instant as TokioInstant;
 
+use crate::client_api::{self, ChatRequest, ClientStage, Served};
 use crate::context::ProxyContext;
 use crate::headers::client_headers;
 use crate::openai::error::ProxyError;
@@ -71,6 +72,8 @@ pub struct Attempts<'a> {
     pub parts: &'a http::request::Parts,
     /// The client's body.
     pub payload: &'a Payload,
+    /// The client's request as a chat completion, for providers that do not speak its API.
+    pub as_chat: Option<&'a ChatRequest>,
     /// The request's operation, classified once on arrival.
     pub operation: Operation,
     /// When the whole request must be over.
@@ -148,6 +151,23 @@ impl Attempts<'_> {
         provider: &Arc<ProviderRuntime>,
         record: &mut RequestRecord,
     ) -> Result<Attempt, ProxyError> {
+        let kind = provider.config.kind;
+        let client_model = match self.payload {
+            Payload::Json(json) => json.effective_model(provider.config.model.as_deref()),
+            _ => None,
+        };
+        let served = client_api::served(self.operation, kind, client_model.unwrap_or_default())?;
+        // What this provider is sent: the client's request, or the chat completion it becomes.
+        let (payload, operation) = match (served, self.as_chat) {
+            (Served::AsChat, Some(chat)) => (chat.payload()?, Operation::ChatCompletions),
+            _ => (self.payload, self.operation),
+        };
+        // The client's API passes to a provider that speaks it as it is, both ways.
+        let as_is = served == Served::Natively
+            && matches!(
+                self.operation,
+                Operation::Messages | Operation::CountTokens | Operation::Responses
+            );
         let started = Instant::now();
         let in_flight = provider.start_request();
         let access_token = match &provider.cloud_auth {
@@ -179,13 +199,7 @@ impl Attempts<'_> {
             injects_usage,
             credential,
             embeddings,
-        } = build(
-            provider,
-            self.parts,
-            self.payload,
-            self.operation,
-            access_token,
-        )?;
+        } = build(provider, self.parts, payload, operation, access_token)?;
         let attempt_deadline = self.deadline.min(
             started
                 .checked_add(Duration::from_millis(provider.config.request_timeout_ms))
@@ -214,7 +228,6 @@ impl Attempts<'_> {
                 Ok(Ok(response)) => response,
             };
         let status = response.status();
-        let kind = provider.config.kind;
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -248,18 +261,15 @@ impl Attempts<'_> {
             }
             // 400, 404, 422, the client's own key refused ...: passed on as it is, not retried.
             Outcome::ClientFault => Observer::Unread,
-            Outcome::Success if event_stream => Observer::Sse(SseObserver::new(
-                injects_usage,
-                self.context.limits.max_sse_event,
-            )),
+            Outcome::Success if event_stream => Observer::Sse(
+                SseObserver::new(injects_usage, self.context.limits.max_sse_event)
+                    .with_dialect(self.operation.dialect()),
+            ),
             Outcome::Success if self.operation.has_json_model() => Observer::Json(Box::default()),
             Outcome::Success => Observer::Unread,
         };
         let sse = matches!(observer, Observer::Sse(_));
-        let model = match self.payload {
-            Payload::Json(json) => json.effective_model(provider.config.model.as_deref()),
-            _ => None,
-        };
+        let model = client_model;
         let answer = translate::Answer {
             event_stream: sse,
             success: status.is_success(),
@@ -269,38 +279,47 @@ impl Attempts<'_> {
                 .and_then(|v| v.to_str().ok()),
             embeddings: embeddings.as_ref(),
         };
-        let translation = translate::translation(
-            kind,
-            &answer,
-            model.unwrap_or_default(),
-            &self.context.limits,
-        );
+        let limits = &self.context.limits;
+        let translation = match as_is {
+            // Vertex AI's own errors (in front of the publisher) are Google's, not Anthropic's:
+            // they are translated, then put in the client's shape.
+            true if kind == ProviderKind::VertexAi && !answer.success => {
+                translate::translation(kind, &answer, model.unwrap_or_default(), limits)
+            }
+            true => None,
+            false => translate::translation(kind, &answer, model.unwrap_or_default(), limits),
+        };
+        let client_stage = if as_is && translation.is_none() {
+            None
+        } else {
+            ClientStage::of(self.operation, status, sse, limits)
+        };
         let (mut head, upstream) = response.into_parts();
         let upstream = match translation {
-            Some(translation) => {
-                // The body is not the provider's: its length does not hold.
-                head.headers.remove(header::CONTENT_LENGTH);
-                if sse {
-                    // Bedrock's binary event stream becomes OpenAI's SSE.
-                    head.headers.insert(
-                        header::CONTENT_TYPE,
-                        header::HeaderValue::from_static("text/event-stream"),
-                    );
-                }
-                ProviderBody::translated(upstream, translation)
-            }
+            Some(translation) => ProviderBody::translated(upstream, translation),
             None => ProviderBody::native(upstream),
         };
+        let upstream = match client_stage {
+            Some(stage) => upstream.for_client(stage),
+            None => upstream,
+        };
+        if upstream.is_translated() {
+            // The body is not the provider's: its length does not hold.
+            head.headers.remove(header::CONTENT_LENGTH);
+            if sse {
+                // Bedrock's binary event stream becomes SSE.
+                head.headers.insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/event-stream"),
+                );
+            }
+        }
         let mut stream = Box::new(UpstreamStream::new(
             StreamParts {
                 upstream,
                 observer,
                 deadline: TokioInstant::from_std(self.deadline),
-                expect_done: sse
-                    && matches!(
-                        self.operation,
-                        Operation::ChatCompletions | Operation::Completions
-                    ),
+                expect_done: sse && self.operation.has_terminal_event(),
                 provider: provider.clone(),
                 in_flight,
             },

@@ -77,6 +77,7 @@ pub fn upstream_headers(client: &HeaderMap, gateway_key: bool) -> HeaderMap {
             || named.contains(name)
             || name == header::HOST
             || name == header::CONTENT_LENGTH
+            || name == crate::route::MODEL_HEADER
             || (gateway_key
                 && (name == header::AUTHORIZATION
                     || CLIENT_ACCOUNT_HEADERS.contains(&name.as_str())

@@ -13,6 +13,7 @@ pub mod attempts;
 pub mod body;
 pub mod budget;
 pub mod cli;
+pub mod client_api;
 pub mod config_status;
 pub mod conn;
 pub mod context;

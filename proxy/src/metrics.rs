@@ -62,6 +62,8 @@ pub struct RequestLabels {
     pub route: Label,
     pub backend: Label,
     pub provider: Label,
+    /// The API operation the client called (`chat_completions`, `messages`, `responses`, ...).
+    pub operation: &'static str,
     pub status: u16,
 }
 
@@ -107,7 +109,7 @@ pub struct ReloadLabels {
 /// Every metric of the proxy.
 pub struct Metrics {
     registry: Registry,
-    /// Requests by route, backend, provider and status.
+    /// Requests by route, backend, provider, operation and status.
     pub requests: Family<RequestLabels, Counter>,
     /// Tokens per request, by type (input/output).
     pub token_usage: Family<TokenLabels, Histogram>,

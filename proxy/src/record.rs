@@ -105,6 +105,7 @@ impl RequestRecord {
                 route: route.clone(),
                 backend: backend.clone(),
                 provider: provider.clone(),
+                operation: self.operation.as_str(),
                 status: self.status,
             })
             .inc();

@@ -1,22 +1,168 @@
 //! Route matching: the first match of the listener's precedence-sorted table that holds, then a
-//! backend of its rule by weight.
+//! backend of its rule by weight. The request's model takes part as the [`MODEL_HEADER`] header,
+//! which the proxy sets from the body (and removes when the client sent it), so plain Gateway API
+//! header matches route by model.
 
 use std::sync::Arc;
 
-use agentgateway_crds::proxy_config::{MatchConfig, PathMatchConfig};
+use agentgateway_crds::proxy_config::{
+    MatchConfig, NameValue, PathMatchConfig, ValueMatch, compile_pattern,
+};
 use http::request::Parts;
+use regex::Regex;
 
 use crate::state::{BackendRuntime, RouteTable, RuleRuntime};
 
-/// The rule matching the request, if any.
-pub fn find_rule<'a>(table: &'a RouteTable, parts: &Parts) -> Option<&'a RuleRuntime> {
+/// The header that carries the request's model to route matching. Set by the proxy from the
+/// body; a client's own is removed first, never trusted.
+pub const MODEL_HEADER: &str = "x-agentgateway-model";
+
+/// A match with its patterns compiled once, when the config is loaded.
+pub struct RouteMatch {
+    /// The match as configured.
+    pub config: MatchConfig,
+    /// One matcher per `config.headers` entry.
+    headers: Vec<ValueMatcher>,
+    /// One matcher per `config.query_params` entry.
+    query: Vec<ValueMatcher>,
+}
+
+/// How one header or query value is compared.
+enum ValueMatcher {
+    Exact(Box<[u8]>),
+    Pattern(Regex),
+    /// A pattern that did not compile (the config is validated first, so this is never built
+    /// from a config that loaded): it matches nothing rather than everything.
+    Never,
+}
+
+impl ValueMatcher {
+    fn new(condition: &NameValue) -> Self {
+        match condition.match_type {
+            ValueMatch::Exact => Self::Exact(condition.value.as_bytes().into()),
+            ValueMatch::RegularExpression => {
+                compile_pattern(&condition.value).map_or(Self::Never, Self::Pattern)
+            }
+        }
+    }
+
+    fn holds(&self, value: &[u8]) -> bool {
+        match self {
+            Self::Exact(expected) => **expected == *value,
+            Self::Pattern(pattern) => std::str::from_utf8(value).is_ok_and(|v| pattern.is_match(v)),
+            Self::Never => false,
+        }
+    }
+}
+
+impl RouteMatch {
+    /// Compiles `config`'s patterns.
+    pub fn new(config: &MatchConfig) -> Self {
+        Self {
+            headers: config.headers.iter().map(ValueMatcher::new).collect(),
+            query: config.query_params.iter().map(ValueMatcher::new).collect(),
+            config: config.clone(),
+        }
+    }
+
+    /// Whether the match holds for the request; conditions on [`MODEL_HEADER`] are left out when
+    /// `ignore_model`.
+    fn holds(&self, parts: &Parts, path: &str, host: Option<&str>, ignore_model: bool) -> bool {
+        let m = &self.config;
+        path_matches(&m.path, path)
+            && m.method
+                .as_deref()
+                .is_none_or(|method| parts.method.as_str() == method)
+            && (m.hostnames.is_empty()
+                || host.is_some_and(|h| m.hostnames.iter().any(|n| host_matches(n, h))))
+            && m.headers.iter().zip(&self.headers).all(|(h, matcher)| {
+                (ignore_model && h.name == MODEL_HEADER)
+                    || parts
+                        .headers
+                        .get_all(h.name.as_str())
+                        .iter()
+                        .any(|v| matcher.holds(v.as_bytes()))
+            })
+            && m.query_params
+                .iter()
+                .zip(&self.query)
+                .all(|(q, matcher)| query_has(parts.uri.query(), &q.name, matcher))
+    }
+
+    /// Whether a request for `model` passes this match's conditions on [`MODEL_HEADER`].
+    fn admits_model(&self, model: &str) -> bool {
+        self.config
+            .headers
+            .iter()
+            .zip(&self.headers)
+            .filter(|(h, _)| h.name == MODEL_HEADER)
+            .all(|(_, matcher)| matcher.holds(model.as_bytes()))
+    }
+}
+
+/// Why no rule matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// Nothing on the listener matches the request.
+    NoRoute,
+    /// Rules match the request's path, method and host, but none serves its model.
+    ModelNotServed,
+}
+
+/// The rule matching the request. A miss says whether the model was what no rule took.
+pub fn find_rule<'a>(table: &'a RouteTable, parts: &Parts) -> Result<&'a RuleRuntime, Miss> {
     let path = parts.uri.path();
     let host = request_host(parts);
-    table
+    let found = table
         .matches
         .iter()
-        .find(|m| matches(m, parts, path, host.as_deref()))
-        .and_then(|m| table.rules.get(m.rule as usize))
+        .find(|m| m.holds(parts, path, host.as_deref(), false))
+        .and_then(|m| table.rules.get(m.config.rule as usize));
+    if let Some(rule) = found {
+        return Ok(rule);
+    }
+    let by_model = parts.headers.contains_key(MODEL_HEADER)
+        && table
+            .matches
+            .iter()
+            .any(|m| m.holds(parts, path, host.as_deref(), true));
+    Err(if by_model {
+        Miss::ModelNotServed
+    } else {
+        Miss::NoRoute
+    })
+}
+
+/// The models the rules matching this request serve, whatever its model: each backend's
+/// providers' configured models that the rule's model conditions admit, in table order, once
+/// each. Providers that take the client's model name none.
+pub fn served_models(table: &RouteTable, parts: &Parts) -> Vec<(Arc<str>, &'static str)> {
+    let path = parts.uri.path();
+    let host = request_host(parts);
+    let mut models: Vec<(Arc<str>, &'static str)> = Vec::new();
+    for m in table
+        .matches
+        .iter()
+        .filter(|m| m.holds(parts, path, host.as_deref(), true))
+    {
+        let Some(rule) = table.rules.get(m.config.rule as usize) else {
+            continue;
+        };
+        let providers = rule
+            .backends
+            .iter()
+            .filter_map(|(backend, _)| backend.as_ref())
+            .flat_map(|backend| backend.groups.iter().flatten());
+        for provider in providers {
+            let Some(model) = provider.config.model.as_deref() else {
+                continue;
+            };
+            if m.admits_model(model) && !models.iter().any(|(known, _)| &**known == model) {
+                models.push((model.into(), provider.config.kind.as_str()));
+            }
+        }
+    }
+    models
 }
 
 /// Picks a backend of the rule by weight. `None` when the picked reference did not resolve or
@@ -37,25 +183,6 @@ pub fn pick_backend(rule: &RuleRuntime, rng: &mut fastrand::Rng) -> Option<Arc<B
         ticket -= weight;
     }
     None
-}
-
-fn matches(m: &MatchConfig, parts: &Parts, path: &str, host: Option<&str>) -> bool {
-    path_matches(&m.path, path)
-        && m.method
-            .as_deref()
-            .is_none_or(|method| parts.method.as_str() == method)
-        && (m.hostnames.is_empty()
-            || host.is_some_and(|h| m.hostnames.iter().any(|n| host_matches(n, h))))
-        && m.headers.iter().all(|h| {
-            parts
-                .headers
-                .get_all(h.name.as_str())
-                .iter()
-                .any(|v| v.as_bytes() == h.value.as_bytes())
-        })
-        && m.query_params
-            .iter()
-            .all(|q| query_has(parts.uri.query(), &q.name, &q.value))
 }
 
 fn path_matches(rule: &PathMatchConfig, path: &str) -> bool {
@@ -95,11 +222,11 @@ fn request_host(parts: &Parts) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
-fn query_has(query: Option<&str>, name: &str, value: &str) -> bool {
+fn query_has(query: Option<&str>, name: &str, value: &ValueMatcher) -> bool {
     query.is_some_and(|q| {
         q.split('&').any(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            k == name && v == value
+            k == name && value.holds(v.as_bytes())
         })
     })
 }
@@ -142,10 +269,12 @@ mod tests {
             headers: vec![NameValue {
                 name: "x-team".into(),
                 value: "a".into(),
+                ..NameValue::default()
             }],
             query_params: vec![NameValue {
                 name: "debug".into(),
                 value: "1".into(),
+                ..NameValue::default()
             }],
             method: Some("POST".into()),
         };
@@ -155,7 +284,8 @@ mod tests {
             &[("host", "api.example.com:8080"), ("x-team", "a")],
         );
         let host = request_host(&hit);
-        assert!(matches(&m, &hit, hit.uri.path(), host.as_deref()));
+        let m = RouteMatch::new(&m);
+        assert!(m.holds(&hit, hit.uri.path(), host.as_deref(), false));
         for miss in [
             parts(
                 "GET",
@@ -179,7 +309,67 @@ mod tests {
             ),
         ] {
             let host = request_host(&miss);
-            assert!(!matches(&m, &miss, miss.uri.path(), host.as_deref()));
+            assert!(!m.holds(&miss, miss.uri.path(), host.as_deref(), false));
         }
+    }
+
+    fn model_match(pattern: &str, match_type: ValueMatch) -> RouteMatch {
+        RouteMatch::new(&MatchConfig {
+            path: PathMatchConfig::PathPrefix("/v1".into()),
+            headers: vec![NameValue {
+                name: MODEL_HEADER.into(),
+                value: pattern.into(),
+                match_type,
+            }],
+            ..MatchConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_regular_expression_matches_the_whole_value() {
+        let m = model_match("gpt-.*|o[0-9]+", ValueMatch::RegularExpression);
+        let holds = |model: &str| {
+            let p = parts("POST", "/v1/chat/completions", &[(MODEL_HEADER, model)]);
+            m.holds(&p, p.uri.path(), None, false)
+        };
+        assert!(holds("gpt-4o-mini"));
+        assert!(holds("o3"));
+        assert!(!holds("my-gpt-4o"), "anchored at the start");
+        assert!(!holds("o3-mini"), "anchored at the end");
+        let none = parts("POST", "/v1/chat/completions", &[]);
+        assert!(!m.holds(&none, none.uri.path(), None, false));
+        assert!(
+            m.holds(&none, none.uri.path(), None, true),
+            "model left out"
+        );
+        assert!(m.admits_model("gpt-4o") && !m.admits_model("claude-3"));
+        let exact = model_match("gpt-4o", ValueMatch::Exact);
+        assert!(exact.admits_model("gpt-4o") && !exact.admits_model("gpt-4o-mini"));
+    }
+
+    #[test]
+    fn a_pattern_that_does_not_compile_matches_nothing() {
+        let m = model_match("(", ValueMatch::RegularExpression);
+        let p = parts("POST", "/v1/chat/completions", &[(MODEL_HEADER, "(")]);
+        assert!(!m.holds(&p, p.uri.path(), None, false));
+    }
+
+    #[test]
+    fn regular_expression_query_parameters_match_whole_values() {
+        let m = RouteMatch::new(&MatchConfig {
+            query_params: vec![NameValue {
+                name: "v".into(),
+                value: "[0-9]+".into(),
+                match_type: ValueMatch::RegularExpression,
+            }],
+            ..MatchConfig::default()
+        });
+        let holds = |uri: &str| {
+            let p = parts("GET", uri, &[]);
+            m.holds(&p, p.uri.path(), None, false)
+        };
+        assert!(holds("/x?a=b&v=12"));
+        assert!(!holds("/x?v=12a"));
+        assert!(!holds("/x"));
     }
 }

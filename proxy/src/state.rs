@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentgateway_compiler::Compiled;
-use agentgateway_crds::proxy_config::{ListenerConfig, MatchConfig};
+use agentgateway_crds::proxy_config::ListenerConfig;
 use arc_swap::ArcSwap;
 
 use crate::provider::{ProviderBuildError, ProviderRuntime};
+use crate::route::RouteMatch;
 
 /// A backend at run time.
 pub struct BackendRuntime {
@@ -41,7 +42,7 @@ pub struct RouteTable {
     /// Rules, indexed by the matches.
     pub rules: Vec<RuleRuntime>,
     /// Matches in precedence order.
-    pub matches: Vec<MatchConfig>,
+    pub matches: Vec<RouteMatch>,
 }
 
 /// Everything a request needs, immutable.
@@ -223,7 +224,7 @@ fn route_table(
         .collect();
     RouteTable {
         rules,
-        matches: listener.matches.clone(),
+        matches: listener.matches.iter().map(RouteMatch::new).collect(),
     }
 }
 

@@ -20,7 +20,6 @@ use tokio::time::{Instant as TokioInstant, Sleep};
 
 use crate::access_log::client_text;
 use crate::context::ProxyContext;
-use crate::openai::error::sse_error_event;
 use crate::openai::sse::SseObserver;
 use crate::openai::usage::{JsonResponseObserver, ResponseFacts, read_response_facts};
 use crate::outcome::Observed;
@@ -259,7 +258,7 @@ impl UpstreamStream {
         if partial && !tail.ends_with(b"\n\n") {
             tail.extend_from_slice(b"\n\n");
         }
-        tail.extend_from_slice(&sse_error_event(
+        tail.extend_from_slice(&sse.error_event(
             &format!("the upstream provider's stream ended unexpectedly: {reason}"),
             "upstream_stream_interrupted",
         ));

@@ -46,6 +46,7 @@ pub fn translated(
     let embeddings = match operation {
         Operation::ChatCompletions => false,
         Operation::Embeddings if has_embeddings(kind) => true,
+        Operation::Messages if kind == ProviderKind::VertexAi => false,
         _ => return Err(unsupported_operation(operation, kind)),
     };
     let model = json
@@ -62,7 +63,9 @@ pub fn translated(
             format!("the request body is not a valid JSON object: {e}"),
         )
     })?;
-    if embeddings {
+    if operation == Operation::Messages {
+        claude_on_vertex(provider, json, model, request)
+    } else if embeddings {
         embeddings_request(provider, model, &request)
     } else {
         chat_request(provider, json, model, &request)
@@ -133,6 +136,29 @@ fn chat_request(
         stream: json.stream,
         path,
         query,
+        embeddings: None,
+    })
+}
+
+/// A client's Anthropic Messages request for Claude on Vertex AI: Anthropic's body as it is,
+/// with the model in the path and the Vertex API version in the body.
+fn claude_on_vertex(
+    provider: &ProviderRuntime,
+    json: &JsonRequest,
+    model: &str,
+    request: serde_json::Value,
+) -> Result<Translated, ProxyError> {
+    let vertex_config = vertex_target(provider, model)?;
+    Ok(Translated {
+        body: encode(&vertex::anthropic_body(request))?,
+        injects_usage: false,
+        stream: json.stream,
+        path: provider
+            .config
+            .path
+            .clone()
+            .unwrap_or_else(|| vertex::path(vertex_config, model, json.stream)),
+        query: None,
         embeddings: None,
     })
 }

@@ -42,7 +42,10 @@ pub fn build(
     let kind = provider.config.kind;
     // A provider of another API: its body, path and query (and the bytes a Bedrock signature
     // covers).
-    let translated = if translate::is_translated(kind) {
+    // Anthropic's own operations pass to Anthropic as they are.
+    let anthropic_as_is = kind == ProviderKind::Anthropic
+        && matches!(operation, Operation::Messages | Operation::CountTokens);
+    let translated = if translate::is_translated(kind) && !anthropic_as_is {
         Some(translated(provider, payload, operation)?)
     } else {
         None
@@ -68,7 +71,11 @@ pub fn build(
                         "you must provide a model parameter (the backend's provider sets none)",
                     )
                 })?;
-            let inject = json.injects_usage();
+            // Only chat and text completions have `stream_options.include_usage`.
+            let inject = matches!(
+                operation,
+                Operation::ChatCompletions | Operation::Completions
+            ) && json.injects_usage();
             (json.encode(model, inject), inject)
         }
         (None, Payload::Raw(bytes)) => (UpstreamBody::full(bytes.clone()), false),
@@ -127,7 +134,7 @@ pub fn build(
         headers.remove(header::ACCEPT_ENCODING);
     }
     if kind == ProviderKind::Anthropic {
-        anthropic_headers(&mut headers);
+        anthropic_headers(&mut headers, anthropic_as_is);
     }
     if let Some(translated) = &translated {
         // The translation wrote JSON, and reads JSON or the provider's event stream back.
@@ -193,14 +200,21 @@ pub fn build(
     })
 }
 
-/// The headers Anthropic wants: the API version the translation speaks, and a key of the
-/// client's own (when the gateway has none for the provider) in `x-api-key`, never as a bearer
-/// token.
-fn anthropic_headers(headers: &mut http::HeaderMap) {
-    headers.insert(
-        "anthropic-version",
-        HeaderValue::from_static(anthropic::VERSION),
-    );
+/// The headers Anthropic wants: the API version (the client's own when its request passes as it
+/// is, for its body is written to that version; else the one the translation speaks), and a key
+/// of the client's own (when the gateway has none for the provider) in `x-api-key`, never as a
+/// bearer token.
+fn anthropic_headers(headers: &mut http::HeaderMap, clients_version: bool) {
+    if !(clients_version && headers.contains_key("anthropic-version")) {
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(anthropic::VERSION),
+        );
+    }
+    if !clients_version {
+        // Beta features are the client's choice for its own body, not for the translation's.
+        headers.remove("anthropic-beta");
+    }
     let bearer = headers.remove(header::AUTHORIZATION).and_then(|v| {
         v.to_str()
             .ok()
@@ -226,7 +240,11 @@ fn azure_path(
         Operation::ChatCompletions => "chat/completions",
         Operation::Completions => "completions",
         Operation::Embeddings => "embeddings",
-        Operation::Models | Operation::Other => {
+        Operation::Models
+        | Operation::Other
+        | Operation::Messages
+        | Operation::CountTokens
+        | Operation::Responses => {
             return Err(ProxyError::bad_request(
                 "unsupported_operation",
                 format!(

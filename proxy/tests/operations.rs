@@ -35,7 +35,7 @@ async fn readiness_and_metrics_are_served_with_the_documented_names() {
         .await;
     let metrics = proxy.metrics().await;
     for name in [
-        r#"agentgateway_requests_total{route="default/one",backend="default/one",provider="a",status="200"} 2"#,
+        r#"agentgateway_requests_total{route="default/one",backend="default/one",provider="a",operation="chat_completions",status="200"} 2"#,
         "agentgateway_gen_ai_client_token_usage_bucket",
         "agentgateway_gen_ai_server_request_duration_bucket",
         "agentgateway_gen_ai_server_time_to_first_token_bucket",

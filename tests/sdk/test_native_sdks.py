@@ -1,7 +1,10 @@
 """The providers' own SDKs against the test LLM server (no gateway in between), so that what the
 gateway's tests rely on is the providers' real shapes, not our reading of their docs:
 
-* anthropic: messages.create and messages.stream parse the server's Messages API (text and tool use);
+* openai: responses.create and responses.stream parse the server's Responses API (text, a function
+  call, usage, a previous_response_id follow-up and its refusal);
+* anthropic: messages.create and messages.stream parse the server's Messages API (text and tool use),
+  and messages.count_tokens its token counting;
 * boto3 bedrock-runtime: converse and converse_stream are signed by botocore's own SigV4 signer
   (the server verifies it) and parse the server's binary event stream;
 * google-genai: generate_content and its stream parse the server's Gemini API; in Vertex AI mode,
@@ -10,11 +13,13 @@ gateway's tests rely on is the providers' real shapes, not our reading of their 
 
 Run by scripts/sdk-test.sh with LLM_URL, AWS_KEY_ID, AWS_SECRET and SERVICE_ACCOUNT_FILE."""
 
+import json
 import os
 import sys
 
 import anthropic
 import boto3
+import openai
 from botocore.config import Config
 from google import genai
 from google.genai import types
@@ -49,7 +54,60 @@ def check_anthropic() -> None:
         messages=[{"role": "user", "content": "Weather in Paris?"}],
     )
     assert message.stop_reason == "tool_use" and message.content[-1].name == "get_weather", message
-    print("anthropic SDK: create, stream and tool use parse the server's Messages API")
+    counted = client.messages.count_tokens(
+        model="claude-native", system="Be brief.", tools=[WEATHER],
+        messages=[{"role": "user", "content": "hello there"}],
+    )
+    # get_weather (1) + The weather of a city (5) + Be brief. (2) + hello there (2): words are tokens.
+    assert counted.input_tokens == 10, counted
+    print("anthropic SDK: create, stream and tool use parse the server's Messages API; count_tokens its counting")
+
+
+def check_openai_responses() -> None:
+    client = openai.OpenAI(base_url=f"{LLM_URL}/v1", api_key="sk-native", max_retries=0)
+    tools = [{"type": "function", "name": WEATHER["name"], "description": WEATHER["description"],
+              "parameters": WEATHER["input_schema"], "strict": False}]
+    response = client.responses.create(model="gpt-native", input="Reply with exactly: native responses",
+                                       instructions="Be brief.")
+    assert response.output_text == "native responses", response
+    assert response.status == "completed" and response.object == "response", response
+    assert response.usage.output_tokens == 2 and response.usage.input_tokens_details.cached_tokens == 0, response
+
+    called = client.responses.create(model="gpt-native", input="What is the weather in Paris?",
+                                     tools=tools, tool_choice="required")
+    calls = [item for item in called.output if item.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather", called
+    assert json.loads(calls[0].arguments) == {"city": "mock city"}, calls[0]
+
+    with client.responses.stream(model="gpt-native", input="Reply with exactly: streamed responses") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [event.type for event in events]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+    assert [event.sequence_number for event in events] == list(range(len(events))), events
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text == "streamed responses" and final.output_text == "streamed responses", (text, final)
+    assert final.usage.output_tokens == 2 and final.usage.total_tokens > 2, final.usage
+    with client.responses.stream(model="gpt-native", input="Weather in Paris?", tools=tools,
+                                 tool_choice="required") as stream:
+        final = stream.get_final_response()
+    assert json.loads(final.output[0].arguments) == {"city": "mock city"}, final
+
+    # The follow-up answers the stored response's call; the server knows the conversation.
+    follow_up = client.responses.create(
+        model="gpt-native", previous_response_id=called.id, tools=tools,
+        input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}],
+    )
+    assert follow_up.previous_response_id == called.id and follow_up.output_text, follow_up
+    assert follow_up.usage.input_tokens > called.usage.total_tokens, follow_up.usage
+    try:
+        client.responses.create(model="gpt-native", input="hi", previous_response_id="resp_unknown")
+    except openai.BadRequestError as error:
+        assert error.code == "previous_response_not_found" and error.param == "previous_response_id", error
+    else:
+        raise AssertionError("an unknown previous_response_id was accepted")
+    print("openai SDK: responses.create, responses.stream, a function call and a previous_response_id "
+          "follow-up parse the server's Responses API")
 
 
 def check_bedrock() -> None:
@@ -125,6 +183,7 @@ def check_gemini() -> None:
 
 
 def main() -> int:
+    check_openai_responses()
     check_anthropic()
     check_bedrock()
     check_gemini()

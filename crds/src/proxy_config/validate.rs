@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     BackendConfig, EvictionConfig, ListenerConfig, METRICS_PORT, MatchConfig, PathMatchConfig,
-    ProviderConfig, ProviderKind, ProxyConfig, READY_PORT, RuleConfig,
+    ProviderConfig, ProviderKind, ProxyConfig, READY_PORT, RuleConfig, compile_pattern,
 };
 use crate::validation::{is_dns_subdomain, is_header_name, is_host, pass_through_prefix_problem};
 
@@ -223,6 +223,34 @@ fn validate_match(problems: &mut Problems, path: &str, matched: &MatchConfig, ru
                 ),
             );
         }
+        if !header.match_type.is_exact()
+            && let Err(e) = compile_pattern(&header.value)
+        {
+            problems.push(format!("{path}.headers[{h}].value"), pattern_problem(&e));
+        }
+    }
+    for (q, param) in matched.query_params.iter().enumerate() {
+        if !param.match_type.is_exact()
+            && let Err(e) = compile_pattern(&param.value)
+        {
+            problems.push(
+                format!("{path}.queryParams[{q}].value"),
+                pattern_problem(&e),
+            );
+        }
+    }
+}
+
+/// Why a pattern does not compile, in one line.
+pub fn pattern_problem(error: &regex::Error) -> String {
+    match error {
+        regex::Error::CompiledTooBig(limit) => {
+            format!("the regular expression compiles to more than {limit} bytes")
+        }
+        other => format!(
+            "not a valid regular expression: {}",
+            other.to_string().lines().last().unwrap_or_default().trim()
+        ),
     }
 }
 
@@ -484,6 +512,7 @@ mod tests {
                     headers: vec![NameValue {
                         name: "x-team".to_string(),
                         value: "A".to_string(),
+                        ..NameValue::default()
                     }],
                     query_params: Vec::new(),
                     method: Some("POST".to_string()),
@@ -872,6 +901,26 @@ mod tests {
         let mut config = valid();
         listener(&mut config).matches[0].headers[0].name = "x-a_b.c~1!".to_string();
         assert_eq!(problems(&config), Vec::<String>::new());
+    }
+
+    #[test]
+    fn regular_expression_values_must_compile_within_the_size_limit() {
+        let mut config = valid();
+        let header = &mut listener(&mut config).matches[0].headers[0];
+        header.match_type = super::super::ValueMatch::RegularExpression;
+        header.value = "gpt-.*".to_string();
+        assert_eq!(problems(&config), Vec::<String>::new());
+        for (bad, why) in [
+            ("(", "not a valid regular expression"),
+            ("a{1000}{1000}", "compiles to more than"),
+        ] {
+            let mut config = valid();
+            let header = &mut listener(&mut config).matches[0].headers[0];
+            header.match_type = super::super::ValueMatch::RegularExpression;
+            header.value = bad.to_string();
+            let message = only_problem(&config, "listeners[0].matches[0].headers[0].value");
+            assert!(message.contains(why), "{message}");
+        }
     }
 
     #[test]

@@ -64,17 +64,25 @@ impl ProxyError {
         error
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> Bytes {
+    /// The JSON body, in OpenAI's shape, or in Anthropic's for a client of Anthropic's API
+    /// (whose type says what the code says in OpenAI's).
+    pub fn body(&self, anthropic: bool) -> Bytes {
+        if anthropic {
+            return Bytes::from(crate::client_api::messages::response::error_body(
+                self.status.as_u16(),
+                &format!("{} ({})", self.message, self.code),
+            ));
+        }
         let body = serde_json::json!({
             "error": { "message": self.message, "type": self.kind, "code": self.code, "param": null }
         });
         Bytes::from(body.to_string())
     }
 
-    /// The full HTTP response; `record` is finished when it has been sent.
-    pub fn into_response(self, record: RecordGuard) -> Response<ProxyBody> {
-        let body = self.body();
+    /// The full HTTP response, in the API of the request's operation; `record` is finished when
+    /// it has been sent.
+    pub fn into_response(self, mut record: RecordGuard) -> Response<ProxyBody> {
+        let body = self.body(record.record().operation.anthropic_errors());
         let mut response = Response::new(ProxyBody::full(body, record));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();

@@ -1,7 +1,10 @@
-//! Which OpenAI operation a request path names.
+//! Which operation, of OpenAI's or Anthropic's API, a request path names.
 
-/// The operations the proxy knows. Chat completions get the full treatment (model rewrite, stream
-/// usage); the others are passed through to the chosen provider.
+use crate::openai::sse::Dialect;
+
+/// The operations the proxy knows. Chat completions, Anthropic messages and OpenAI responses get
+/// the full treatment (model rewrite, routing by model, stream usage, translation for providers of
+/// another API); the others are passed through to the chosen provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Operation {
     /// `POST /v1/chat/completions`.
@@ -10,8 +13,14 @@ pub enum Operation {
     Completions,
     /// `POST /v1/embeddings`.
     Embeddings,
-    /// `GET /v1/models` and `GET /v1/models/{id}`.
+    /// `GET /v1/models` and `GET /v1/models/{id}`: answered by the gateway.
     Models,
+    /// `POST /v1/messages`: Anthropic's Messages API.
+    Messages,
+    /// `POST /v1/messages/count_tokens`: Anthropic's token counting, for Anthropic providers.
+    CountTokens,
+    /// `POST /v1/responses`: OpenAI's Responses API.
+    Responses,
     /// Anything else: forwarded as it is.
     Other,
 }
@@ -21,7 +30,13 @@ impl Operation {
     /// API under a prefix (`/team-a/v1/chat/completions`).
     pub fn from_path(path: &str) -> Self {
         let path = path.strip_suffix('/').unwrap_or(path);
-        if path.ends_with("/chat/completions") {
+        if path.ends_with("/messages/count_tokens") {
+            Self::CountTokens
+        } else if path.ends_with("/v1/messages") {
+            Self::Messages
+        } else if path.ends_with("/v1/responses") {
+            Self::Responses
+        } else if path.ends_with("/chat/completions") {
             Self::ChatCompletions
         } else if path.ends_with("/completions") {
             Self::Completions
@@ -41,6 +56,9 @@ impl Operation {
             Self::ChatCompletions => Some("/v1/chat/completions".into()),
             Self::Completions => Some("/v1/completions".into()),
             Self::Embeddings => Some("/v1/embeddings".into()),
+            Self::Messages => Some("/v1/messages".into()),
+            Self::CountTokens => Some("/v1/messages/count_tokens".into()),
+            Self::Responses => Some("/v1/responses".into()),
             Self::Models => request_path
                 .find("/v1/models")
                 .map(|at| request_path[at..].to_string()),
@@ -52,7 +70,36 @@ impl Operation {
     pub fn has_json_model(self) -> bool {
         matches!(
             self,
-            Self::ChatCompletions | Self::Completions | Self::Embeddings
+            Self::ChatCompletions
+                | Self::Completions
+                | Self::Embeddings
+                | Self::Messages
+                | Self::CountTokens
+                | Self::Responses
+        )
+    }
+
+    /// Whether errors are answered in Anthropic's shape (`{"type":"error","error":{..}}`) rather
+    /// than OpenAI's: the operations of Anthropic's API.
+    pub fn anthropic_errors(self) -> bool {
+        matches!(self, Self::Messages | Self::CountTokens)
+    }
+
+    /// How the events of a streamed answer to this operation are read.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Self::Messages => Dialect::Messages,
+            Self::Responses => Dialect::Responses,
+            _ => Dialect::Chat,
+        }
+    }
+
+    /// Whether a stream of this operation must end with its terminal event (`[DONE]`,
+    /// `message_stop`, `response.completed`): one that ends without it was cut.
+    pub fn has_terminal_event(self) -> bool {
+        matches!(
+            self,
+            Self::ChatCompletions | Self::Completions | Self::Messages | Self::Responses
         )
     }
 
@@ -63,6 +110,9 @@ impl Operation {
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::Models => "models",
+            Self::Messages => "messages",
+            Self::CountTokens => "count_tokens",
+            Self::Responses => "responses",
             Self::Other => "other",
         }
     }
@@ -87,7 +137,18 @@ mod tests {
             Operation::Embeddings
         );
         assert_eq!(Operation::from_path("/v1/models/gpt-4o"), Operation::Models);
-        assert_eq!(Operation::from_path("/v1/responses"), Operation::Other);
+        assert_eq!(Operation::from_path("/v1/responses"), Operation::Responses);
+        assert_eq!(Operation::from_path("/v1/messages"), Operation::Messages);
+        assert_eq!(
+            Operation::from_path("/v1/messages/count_tokens"),
+            Operation::CountTokens
+        );
+        assert_eq!(
+            Operation::from_path("/v1/responses/resp_1"),
+            Operation::Other,
+            "stored responses are state the gateway does not keep"
+        );
+        assert_eq!(Operation::from_path("/v1/batches"), Operation::Other);
     }
 
     #[test]

@@ -13,7 +13,16 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::usage::{Usage, has_usage_object, read_response_facts};
+use super::usage::{Usage, WireUsage, has_usage_object, read_response_facts};
+
+/// [`WireUsage`] held by the observer (which derives `Debug`).
+pub struct WireUsageDebug(WireUsage);
+
+impl std::fmt::Debug for WireUsageDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.usage().fmt(f)
+    }
+}
 
 /// The default bound on one event's bytes (4 MiB): far above any chat-completion chunk.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 << 20;
@@ -30,9 +39,51 @@ pub enum SseError {
     },
 }
 
+/// Which API's events a stream carries: what counts as content, where usage is, which event
+/// ends it, and how the proxy's own error event is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// OpenAI chat (or text) completion chunks, ended by `data: [DONE]`.
+    #[default]
+    Chat,
+    /// Anthropic Messages events, ended by `message_stop` (or `error`).
+    Messages,
+    /// OpenAI Responses events, ended by `response.completed`, `response.incomplete` or
+    /// `response.failed` (or `error`).
+    Responses,
+}
+
+/// The fields of an Anthropic Messages or OpenAI Responses event the proxy reads.
+#[derive(Deserialize)]
+struct TypedEvent {
+    #[serde(rename = "type", default)]
+    kind: String,
+    /// Anthropic's `message_start` message.
+    #[serde(default)]
+    message: Option<EventObject>,
+    /// The Responses object of `response.*` lifecycle events.
+    #[serde(default)]
+    response: Option<EventObject>,
+    /// Anthropic's `message_delta` usage.
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct EventObject {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
 /// Frames and inspects one SSE response.
 #[derive(Debug)]
 pub struct SseObserver {
+    /// Whose events these are.
+    dialect: Dialect,
+    /// Usage as a typed stream reported it so far (Anthropic's comes in two events).
+    wire_usage: Option<Box<WireUsageDebug>>,
     /// Drop the usage-only chunk (the proxy injected `include_usage`).
     drop_usage_only: bool,
     /// The most bytes one event may span, its terminating blank line included.
@@ -166,6 +217,8 @@ impl SseObserver {
     /// `max_event_bytes` bounds one event (use [`DEFAULT_MAX_EVENT_BYTES`]).
     pub fn new(drop_usage_only: bool, max_event_bytes: usize) -> Self {
         Self {
+            dialect: Dialect::Chat,
+            wire_usage: None,
             drop_usage_only,
             max_event_bytes,
             held: BytesMut::new(),
@@ -182,6 +235,38 @@ impl SseObserver {
             content_seen: false,
             events: 0,
         }
+    }
+
+    /// The same observer reading `dialect`'s events (a typed stream is never filtered).
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        if dialect != Dialect::Chat {
+            self.drop_usage_only = false;
+        }
+        self
+    }
+
+    /// The event that ends a stream the upstream cut, in the stream's own API, so clients raise
+    /// an error instead of mistaking a truncated answer for a complete one.
+    pub fn error_event(&self, message: &str, code: &str) -> Bytes {
+        let data = match self.dialect {
+            Dialect::Chat => return super::error::sse_error_event(message, code),
+            Dialect::Messages => serde_json::json!({
+                "type": "error",
+                "error": { "type": "api_error", "message": message },
+            }),
+            // The Responses API's `error` event; the nested `error` object is what the OpenAI
+            // SDKs raise on.
+            Dialect::Responses => serde_json::json!({
+                "type": "error",
+                "code": code,
+                "message": message,
+                "param": null,
+                "sequence_number": self.events,
+                "error": { "type": "server_error", "code": code, "message": message },
+            }),
+        };
+        Bytes::from(format!("event: error\ndata: {data}\n\n"))
     }
 
     /// Bytes of an incomplete event held until its end arrives.
@@ -323,6 +408,10 @@ impl SseObserver {
         if data.is_empty() {
             return true;
         }
+        if self.dialect != Dialect::Chat {
+            self.inspect_typed_event(data);
+            return true;
+        }
         if data.trim_ascii() == b"[DONE]" {
             self.done = true;
             return true;
@@ -345,6 +434,56 @@ impl SseObserver {
             }
         }
         true
+    }
+}
+
+impl SseObserver {
+    /// Reads one Anthropic Messages or OpenAI Responses event.
+    fn inspect_typed_event(&mut self, data: &[u8]) {
+        self.events += 1;
+        let Ok(event) = serde_json::from_slice::<TypedEvent>(data) else {
+            // Not what the API documents: the client gets it and decides; it is not withheld.
+            self.content_seen = true;
+            return;
+        };
+        let object = event.message.or(event.response);
+        if let Some(object) = object {
+            if object.model.is_some() {
+                self.model = object.model;
+            }
+            if let Some(usage) = object.usage {
+                self.merge_usage(usage);
+            }
+        }
+        if let Some(usage) = event.usage {
+            self.merge_usage(usage);
+        }
+        let (opening, terminal) = match self.dialect {
+            Dialect::Messages => (
+                matches!(event.kind.as_str(), "message_start" | "ping"),
+                matches!(event.kind.as_str(), "message_stop" | "error"),
+            ),
+            _ => (
+                matches!(
+                    event.kind.as_str(),
+                    "response.created" | "response.in_progress" | "response.queued"
+                ),
+                matches!(
+                    event.kind.as_str(),
+                    "response.completed" | "response.incomplete" | "response.failed" | "error"
+                ),
+            ),
+        };
+        self.content_seen |= !opening;
+        self.done |= terminal;
+    }
+
+    fn merge_usage(&mut self, usage: WireUsage) {
+        match &mut self.wire_usage {
+            Some(known) => known.0.merge(usage),
+            None => self.wire_usage = Some(Box::new(WireUsageDebug(usage))),
+        }
+        self.usage = self.wire_usage.as_ref().map(|u| u.0.usage());
     }
 }
 

@@ -21,18 +21,34 @@ pub struct Usage {
     pub reasoning: u64,
 }
 
-#[derive(Deserialize)]
-struct WireUsage {
+/// A usage object of any of the three APIs the proxy reads: chat completions (`prompt_tokens`,
+/// `completion_tokens`), Responses (`input_tokens` counting cached tokens too, `output_tokens`,
+/// `*_details`) and Anthropic Messages (`input_tokens` counting neither cache reads nor cache
+/// writes, which come apart).
+#[derive(Deserialize, Default)]
+pub(crate) struct WireUsage {
     #[serde(default)]
-    prompt_tokens: u64,
+    prompt_tokens: Option<u64>,
     #[serde(default)]
-    completion_tokens: u64,
+    completion_tokens: Option<u64>,
     #[serde(default)]
     total_tokens: Option<u64>,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
     #[serde(default)]
     completion_tokens_details: Option<CompletionDetails>,
+    #[serde(default)]
+    pub(crate) input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(crate) output_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<CompletionDetails>,
+    #[serde(default)]
+    pub(crate) cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub(crate) cache_creation_input_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +63,64 @@ struct CompletionDetails {
     reasoning_tokens: Option<u64>,
 }
 
+impl WireUsage {
+    /// Fields `later` names replace this one's (an Anthropic stream's `message_delta` carries
+    /// the counts that changed since `message_start`).
+    pub(crate) fn merge(&mut self, later: WireUsage) {
+        macro_rules! take {
+            ($($field:ident),*) => {$(if later.$field.is_some() { self.$field = later.$field; })*};
+        }
+        take!(
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            prompt_tokens_details,
+            completion_tokens_details,
+            input_tokens,
+            output_tokens,
+            input_tokens_details,
+            output_tokens_details,
+            cache_read_input_tokens,
+            cache_creation_input_tokens
+        );
+    }
+
+    /// The counts, in the proxy's terms.
+    pub(crate) fn usage(&self) -> Usage {
+        let detail = |d: &Option<PromptDetails>| d.as_ref().and_then(|d| d.cached_tokens);
+        let reasoning = |d: &Option<CompletionDetails>| d.as_ref().and_then(|d| d.reasoning_tokens);
+        let (prompt, completion, cached) = match (self.prompt_tokens, self.input_tokens) {
+            (None, Some(input)) => {
+                // Anthropic counts cache reads and writes apart from `input_tokens`; Responses
+                // has neither field and counts cached tokens inside `input_tokens`.
+                let read = self.cache_read_input_tokens.unwrap_or(0);
+                let written = self.cache_creation_input_tokens.unwrap_or(0);
+                (
+                    input.saturating_add(read).saturating_add(written),
+                    self.output_tokens.unwrap_or(0),
+                    detail(&self.input_tokens_details).unwrap_or(read),
+                )
+            }
+            (prompt, _) => (
+                prompt.unwrap_or(0),
+                self.completion_tokens.unwrap_or(0),
+                detail(&self.prompt_tokens_details).unwrap_or(0),
+            ),
+        };
+        Usage {
+            prompt,
+            completion,
+            total: self
+                .total_tokens
+                .unwrap_or(prompt.saturating_add(completion)),
+            cached,
+            reasoning: reasoning(&self.completion_tokens_details)
+                .or(reasoning(&self.output_tokens_details))
+                .unwrap_or(0),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(default)]
@@ -59,21 +133,7 @@ struct Envelope {
 
 impl From<WireUsage> for Usage {
     fn from(w: WireUsage) -> Self {
-        Self {
-            prompt: w.prompt_tokens,
-            completion: w.completion_tokens,
-            total: w
-                .total_tokens
-                .unwrap_or(w.prompt_tokens.saturating_add(w.completion_tokens)),
-            cached: w
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            reasoning: w
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-        }
+        w.usage()
     }
 }
 

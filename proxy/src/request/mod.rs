@@ -4,6 +4,7 @@
 //! guard from the first line on and handed to the response body, which finishes it.
 
 pub mod body;
+pub mod models;
 pub mod path;
 
 use std::convert::Infallible;
@@ -15,12 +16,13 @@ use hyper::body::Incoming;
 
 use crate::attempts::{Attempts, Payload};
 use crate::body::ProxyBody;
+use crate::client_api::ChatRequest;
 use crate::context::ProxyContext;
 use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::openai::request::JsonRequest;
 use crate::record::{RecordGuard, RequestRecord};
-use crate::route::{find_rule, has_path_prefix, pick_backend};
+use crate::route::{MODEL_HEADER, Miss, find_rule, has_path_prefix, pick_backend};
 use crate::stream::UpstreamStream;
 use crate::upstream_body::{FaultSlot, UpstreamBody};
 
@@ -42,10 +44,15 @@ pub async fn handle(
     // Boxed: hyper moves the service future by value; this keeps it a few words.
     let forwarded = Box::pin(route_and_forward(&context, guard.record(), parts, body)).await;
     let response = match forwarded {
-        Ok(response) => {
+        Ok(Forwarded::Upstream(response)) => {
             guard.record().status = response.status().as_u16();
             let (head, stream) = response.into_parts();
             Response::from_parts(head, ProxyBody::stream(stream, guard))
+        }
+        Ok(Forwarded::Local(response)) => {
+            guard.record().status = response.status().as_u16();
+            let (head, body) = response.into_parts();
+            Response::from_parts(head, ProxyBody::full(body, guard))
         }
         Err(error) => {
             let record = guard.record();
@@ -60,28 +67,44 @@ pub async fn handle(
 async fn route_and_forward(
     context: &Arc<ProxyContext>,
     record: &mut RequestRecord,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     body: Incoming,
-) -> Result<Response<Box<UpstreamStream>>, ProxyError> {
+) -> Result<Forwarded, ProxyError> {
     check_path(parts.uri.path())?;
+    check_method(record.operation, &parts)?;
     let snapshot = context.state.snapshot();
-    let no_route = || {
-        ProxyError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "route_not_found",
-            format!(
-                "no route matches {} {}",
-                parts.method,
-                crate::access_log::client_text(parts.uri.path())
-            ),
-        )
-    };
     let table = snapshot
         .listeners
         .get(&*record.listener)
-        .ok_or_else(no_route)?;
-    let rule = find_rule(table, &parts).ok_or_else(no_route)?;
+        .ok_or_else(|| no_route(&parts))?;
+    if record.operation == Operation::Models {
+        return models::answer(table, &parts).map(Forwarded::Local);
+    }
+    let limits = &context.limits;
+    // The client never sets the model header routes match: the proxy does, from the body.
+    parts.headers.remove(MODEL_HEADER);
+    // A JSON body is parsed whole before routing (its model routes it); anything else is held
+    // up to the replay size once its backend is known, and streamed on.
+    let body = if record.operation.has_json_model() {
+        let body = read_body(context, &parts.headers, body, limits.body_limit).await?;
+        let json = JsonRequest::parse(body.bytes)?;
+        record.stream = json.stream;
+        record.request_model = json.model.as_deref().map(Arc::from);
+        if let Some(value) = json
+            .model
+            .as_deref()
+            .and_then(|m| http::HeaderValue::from_str(m).ok())
+        {
+            parts.headers.insert(MODEL_HEADER, value);
+        }
+        ClientBody::Json(json, body.reservation)
+    } else {
+        ClientBody::Unread(body)
+    };
+    let rule = find_rule(table, &parts).map_err(|miss| match miss {
+        Miss::NoRoute => no_route(&parts),
+        Miss::ModelNotServed => model_not_found(record.request_model.as_deref().unwrap_or("")),
+    })?;
     record.route = Some(rule.route.clone());
     let mut rng = fastrand::Rng::new();
     let backend = pick_backend(rule, &mut rng).ok_or_else(|| {
@@ -101,43 +124,37 @@ async fn route_and_forward(
         &parts,
         &backend.pass_through_path_prefixes,
     )?;
-    let limits = &context.limits;
-    let json = record.operation.has_json_model();
-    // A JSON body is parsed whole; anything else is held up to the replay size and streamed on.
-    let hold = if json {
-        limits.body_limit
-    } else {
-        limits.max_request_replay.min(limits.body_limit)
-    };
-    let body = read_body(context, &parts.headers, body, hold).await?;
-    let reservation = body.reservation;
-    let payload = match body.rest {
-        _ if json => {
-            let json = JsonRequest::parse(body.bytes)?;
-            record.stream = json.stream;
-            record.request_model = json.model.as_deref().map(Arc::from);
-            Payload::Json(json)
-        }
-        None => Payload::Raw(body.bytes),
-        Some(rest) => {
-            let fault = FaultSlot::default();
-            Payload::Streamed {
-                body: Mutex::new(Some(UpstreamBody::streamed(
-                    body.bytes,
-                    rest,
-                    limits.body_limit as u64,
-                    limits.body_progress_timeout,
-                    fault.clone(),
-                ))),
-                fault,
-            }
+    let (payload, reservation) = match body {
+        ClientBody::Json(json, reservation) => (Payload::Json(json), reservation),
+        ClientBody::Unread(body) => {
+            let hold = limits.max_request_replay.min(limits.body_limit);
+            let body = read_body(context, &parts.headers, body, hold).await?;
+            let payload = match body.rest {
+                None => Payload::Raw(body.bytes),
+                Some(rest) => {
+                    let fault = FaultSlot::default();
+                    Payload::Streamed {
+                        body: Mutex::new(Some(UpstreamBody::streamed(
+                            body.bytes,
+                            rest,
+                            limits.body_limit as u64,
+                            limits.body_progress_timeout,
+                            fault.clone(),
+                        ))),
+                        fault,
+                    }
+                }
+            };
+            (payload, body.reservation)
         }
     };
+    let as_chat = ChatRequest::of(record.operation, &payload);
     let attempts = Attempts {
         context,
         backend: &backend,
         parts: &parts,
         payload: &payload,
+        as_chat: as_chat.as_ref(),
         operation: record.operation,
         deadline: Instant::now()
             .checked_add(backend.request_timeout)
@@ -146,15 +163,54 @@ async fn route_and_forward(
     let answer = attempts.run(record, &mut rng).await;
     // The body's budget is released once no attempt needs it any more.
     drop(reservation);
-    answer
+    answer.map(Forwarded::Upstream)
 }
 
-/// Known operations with their methods; anything else only where the backend passes it through.
-fn check_operation(
-    operation: Operation,
-    parts: &http::request::Parts,
-    pass_through: &[String],
-) -> Result<(), ProxyError> {
+/// The client's body as routing leaves it.
+enum ClientBody {
+    /// A JSON request, read and parsed (its model routes it).
+    Json(JsonRequest, crate::budget::Reservation),
+    /// Anything else: read once the backend is known.
+    Unread(Incoming),
+}
+
+/// Where a request's answer comes from.
+enum Forwarded {
+    /// A provider's answer.
+    Upstream(Response<Box<UpstreamStream>>),
+    /// The gateway's own (the model list).
+    Local(Response<bytes::Bytes>),
+}
+
+/// `404 route_not_found`.
+fn no_route(parts: &http::request::Parts) -> ProxyError {
+    ProxyError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "route_not_found",
+        format!(
+            "no route matches {} {}",
+            parts.method,
+            crate::access_log::client_text(parts.uri.path())
+        ),
+    )
+}
+
+/// `404 model_not_found`: routes serve this path, but none this model.
+pub fn model_not_found(model: &str) -> ProxyError {
+    ProxyError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "model_not_found",
+        format!(
+            "the model {} is not served here: no route on this listener matches it",
+            crate::access_log::client_text(model)
+        ),
+    )
+}
+
+/// Known operations have their methods.
+fn check_method(operation: Operation, parts: &http::request::Parts) -> Result<(), ProxyError> {
     let method_not_allowed = |allow: &'static str| {
         let mut error = ProxyError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -170,29 +226,36 @@ fn check_operation(
         error
     };
     match operation {
-        Operation::Other => {
-            let path = parts.uri.path();
-            if pass_through
-                .iter()
-                .any(|prefix| has_path_prefix(path, prefix))
-            {
-                return Ok(());
-            }
-            Err(ProxyError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request_error",
-                "unsupported_operation",
-                format!(
-                    "{} {} is not an operation this backend serves (chat completions, completions, embeddings, models)",
-                    parts.method,
-                    crate::access_log::client_text(path)
-                ),
-            ))
-        }
         Operation::Models if parts.method != Method::GET => Err(method_not_allowed("GET")),
         op if op.has_json_model() && parts.method != Method::POST => {
             Err(method_not_allowed("POST"))
         }
         _ => Ok(()),
     }
+}
+
+/// Operations the gateway does not know pass only where the backend passes them through.
+fn check_operation(
+    operation: Operation,
+    parts: &http::request::Parts,
+    pass_through: &[String],
+) -> Result<(), ProxyError> {
+    let path = parts.uri.path();
+    if operation != Operation::Other
+        || pass_through
+            .iter()
+            .any(|prefix| has_path_prefix(path, prefix))
+    {
+        return Ok(());
+    }
+    Err(ProxyError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unsupported_operation",
+        format!(
+            "{} {} is not an operation this backend serves (chat completions, completions, embeddings, models, messages, responses)",
+            parts.method,
+            crate::access_log::client_text(path)
+        ),
+    ))
 }

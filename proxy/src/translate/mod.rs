@@ -25,6 +25,7 @@ use hyper::body::Incoming;
 use agentgateway_crds::proxy_config::ProviderKind;
 
 use self::anthropic::stream::StreamTranslator;
+use crate::client_api::{ClientStage, ClientStageError};
 use crate::limits::Limits;
 
 /// How a provider's answer is turned into OpenAI's shape.
@@ -277,15 +278,24 @@ pub enum ProviderBodyError {
     /// A body read whole was not what the provider's API documents.
     #[error("the provider's answer is not a valid {0}")]
     Malformed(&'static str),
+    /// The chat completion could not be turned into the client's API.
+    #[error(transparent)]
+    Client(#[from] ClientStageError),
 }
 
-/// A provider's response body, in OpenAI's shape.
+/// A provider's response body, in OpenAI's shape, then (with a [`ClientStage`]) in the
+/// client's API.
 pub struct ProviderBody {
     upstream: Incoming,
     translation: Option<Translation>,
     /// A body read whole, while it is read.
     held: BytesMut,
     done: bool,
+    /// The chat completion turned into the client's API.
+    client: Option<ClientStage>,
+    /// An answer the client stage reads whole, while it is read.
+    client_held: BytesMut,
+    client_done: bool,
 }
 
 impl ProviderBody {
@@ -296,6 +306,17 @@ impl ProviderBody {
             translation: None,
             held: BytesMut::new(),
             done: false,
+            client: None,
+            client_held: BytesMut::new(),
+            client_done: false,
+        }
+    }
+
+    /// The same body turned into the client's API by `stage`.
+    pub fn for_client(self, stage: ClientStage) -> Self {
+        Self {
+            client: Some(stage),
+            ..self
         }
     }
 
@@ -309,7 +330,62 @@ impl ProviderBody {
 
     /// Whether the bytes differ from the provider's (so its `content-length` does not hold).
     pub fn is_translated(&self) -> bool {
-        self.translation.is_some()
+        self.translation.is_some() || self.client.is_some()
+    }
+
+    /// The next frame in the client's API: the chat completion's frames through the client
+    /// stage.
+    fn poll_client(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ProviderBodyError>>> {
+        loop {
+            if self.client_done {
+                return Poll::Ready(None);
+            }
+            let data = match self.poll_provider(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    self.client_done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => data,
+                    Err(_) => continue,
+                },
+                Poll::Ready(None) => {
+                    self.client_done = true;
+                    let held = std::mem::take(&mut self.client_held);
+                    let Some(stage) = self.client.as_mut() else {
+                        return Poll::Ready(None);
+                    };
+                    return Poll::Ready(match stage.finish(&held) {
+                        Ok(out) if out.is_empty() => None,
+                        Ok(out) => Some(Ok(Frame::data(out))),
+                        Err(e) => Some(Err(e.into())),
+                    });
+                }
+            };
+            let Some(stage) = self.client.as_mut() else {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            };
+            match stage.feed(&data) {
+                Some(Ok(out)) if out.is_empty() => {}
+                Some(Ok(out)) => return Poll::Ready(Some(Ok(Frame::data(out)))),
+                Some(Err(e)) => {
+                    self.client_done = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                None => {
+                    let limit = stage.hold_limit();
+                    if self.client_held.len() + data.len() > limit {
+                        self.client_done = true;
+                        return Poll::Ready(Some(Err(ProviderBodyError::TooLarge(limit))));
+                    }
+                    self.client_held.extend_from_slice(&data);
+                }
+            }
+        }
     }
 
     /// The whole held body, converted, once the provider's body ended.
@@ -362,6 +438,36 @@ impl Body for ProviderBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ProviderBodyError>>> {
         let this = &mut *self;
+        if this.client.is_some() {
+            return this.poll_client(cx);
+        }
+        this.poll_provider(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match (&self.client, &self.translation) {
+            (Some(_), _) => self.client_done,
+            (None, None) => self.upstream.is_end_stream(),
+            (None, Some(_)) => self.done,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.is_translated() {
+            SizeHint::default()
+        } else {
+            self.upstream.size_hint()
+        }
+    }
+}
+
+impl ProviderBody {
+    /// The next frame in OpenAI's shape: the provider's, translated when it speaks another API.
+    fn poll_provider(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ProviderBodyError>>> {
+        let this = self;
         if this.translation.is_none() {
             return Pin::new(&mut this.upstream)
                 .poll_frame(cx)
@@ -443,20 +549,6 @@ impl Body for ProviderBody {
                 }
                 None => return Poll::Ready(Some(Ok(Frame::data(data)))),
             }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self.translation {
-            None => self.upstream.is_end_stream(),
-            Some(_) => self.done,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.translation {
-            None => self.upstream.size_hint(),
-            Some(_) => SizeHint::default(),
         }
     }
 }

@@ -4,6 +4,9 @@
 # completion, and checks the model, the content and the usage it reads; then the same SDK against a
 # provider of every other kind (anthropic, gemini, azureopenai, bedrock, vertexai with a Gemini and a
 # Claude model: normal, streaming, tools), which the proxy serves through each provider's own API.
+# Last, the anthropic and openai SDKs on every one of those routes speak Anthropic's Messages API
+# and OpenAI's Responses API to the proxy, which passes them to providers that speak them and
+# translates them to chat completions for the others (test_client_apis.py).
 # First, the providers' own SDKs (anthropic, boto3, google-genai with google-auth) check that the
 # test LLM server speaks their APIs as they do: shapes, event streams, SigV4, the JWT grant.
 set -euo pipefail
@@ -98,7 +101,9 @@ if ! LLM_URL="http://127.0.0.1:$LLM_PORT" AWS_KEY_ID="$AWS_KEY_ID" AWS_SECRET="$
   || ! OPENAI_BASE_URL="http://127.0.0.1:$PROXY_PORT/v1" METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics" \
   "$VENV/bin/python" tests/sdk/test_openai_sdk.py \
   || ! PROVIDER_KINDS="${PROVIDER_KINDS//\$PROXY_PORT/$PROXY_PORT}" \
-  "$VENV/bin/python" tests/sdk/test_provider_kinds.py; then
+  "$VENV/bin/python" tests/sdk/test_provider_kinds.py \
+  || ! OPENAI_BASE_URL="http://127.0.0.1:$PROXY_PORT/v1" PROVIDER_KINDS="${PROVIDER_KINDS//\$PROXY_PORT/$PROXY_PORT}" \
+  "$VENV/bin/python" tests/sdk/test_client_apis.py; then
   echo "--- proxy log"; cat "$WORK/proxy.log"; echo "--- llm log"; cat "$WORK/llm.log"
   exit 1
 fi

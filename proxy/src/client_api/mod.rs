@@ -122,6 +122,14 @@ pub enum ClientStage {
         /// The most bytes held.
         limit: usize,
     },
+    /// An OpenAI-compatible error answer, read whole (at most `limit` bytes), in exactly
+    /// OpenAI's error shape (Azure's lacks `type` and `param`).
+    ResponsesError {
+        /// The answer's status, which picks the type when the body names none.
+        status: u16,
+        /// The most bytes held.
+        limit: usize,
+    },
     /// A chat completion stream as Responses events.
     ResponsesStream(responses::stream::StreamTranslator),
     /// A chat completion, read whole (at most `limit` bytes), as a Response.
@@ -138,8 +146,7 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 
 impl ClientStage {
     /// The stage an answer with `status` (an event stream or not) to `operation` needs; `None`
-    /// when it is in the client's API already (a Responses client reads OpenAI's errors as
-    /// they are).
+    /// for an operation of OpenAI's chat API.
     pub fn of(
         operation: Operation,
         status: StatusCode,
@@ -158,7 +165,10 @@ impl ClientStage {
             Operation::Messages => Some(Self::MessagesJson {
                 limit: limits.max_response_replay,
             }),
-            Operation::Responses if !success => None,
+            Operation::Responses if !success => Some(Self::ResponsesError {
+                status: status.as_u16(),
+                limit: MAX_ERROR_BODY,
+            }),
             Operation::Responses if event_stream => Some(Self::ResponsesStream(
                 responses::stream::StreamTranslator::new(unix_now(), limits.max_sse_event),
             )),
@@ -185,6 +195,7 @@ impl ClientStage {
         match self {
             Self::MessagesJson { limit }
             | Self::MessagesError { limit, .. }
+            | Self::ResponsesError { limit, .. }
             | Self::ResponsesJson { limit, .. } => *limit,
             Self::MessagesStream(_) | Self::ResponsesStream(_) => usize::MAX,
         }
@@ -200,6 +211,9 @@ impl ClientStage {
                 .ok_or(ClientStageError::Malformed),
             Self::MessagesError { status, .. } => Ok(Bytes::from(
                 messages::response::to_anthropic_error(held, *status),
+            )),
+            Self::ResponsesError { status, .. } => Ok(Bytes::from(
+                responses::error::to_openai_error(held, *status),
             )),
             Self::ResponsesJson { created_at, .. } => {
                 responses::response::to_response(held, *created_at)

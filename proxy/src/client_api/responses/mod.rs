@@ -5,8 +5,10 @@
 //! shape whatever the provider, becomes a Response ([`response`]) or, streamed, the Responses
 //! streaming events ([`stream`]). The gateway keeps no state for such a provider: what needs it
 //! (`previous_response_id`, `conversation`, `store: true`) is refused, and every Response built
-//! here says `store: false`. All three pieces are pure: no I/O, no clock, bounded memory.
+//! here says `store: false`. A provider's error answer gets exactly OpenAI's error shape
+//! ([`error`]). All of it is pure: no I/O, no clock, bounded memory.
 
+pub mod error;
 pub mod request;
 pub mod response;
 pub mod stream;

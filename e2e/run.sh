@@ -182,6 +182,9 @@ if [ "${E2E_SKIP_BUILD:-0}" = 1 ]; then
 else
   phase "cargo build ($PROFILE)" cargo build "${CARGO_PROFILE_ARGS[@]}" -p agentgateway-proxy -p agentgateway-mock-llm -p agentgateway-operator
 fi
+# The official openai and anthropic SDKs drive the model-routing scenario.
+phase "sdk venv" bash -c 'E2E_PYTHON=$(bash scripts/sdk-venv.sh) && echo "$E2E_PYTHON" > "$E2E_ARTIFACTS/python"'
+export E2E_PYTHON=$(cat "$E2E_ARTIFACTS/python" 2>/dev/null || true)
 phase "cargo test --no-run (e2e)" cargo test "${CARGO_PROFILE_ARGS[@]}" -p e2e --no-run
 phase "load-image.sh (proxy)" "$TESTENV/load-image.sh" agentgateway-proxy:e2e "$E2E_BIN_DIR/agentgateway-proxy"
 phase "load-image.sh (operator)" "$TESTENV/load-image.sh" agentgateway-operator:e2e "$E2E_BIN_DIR/agentgateway-operator"

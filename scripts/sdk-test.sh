@@ -11,13 +11,8 @@
 # test LLM server speaks their APIs as they do: shapes, event streams, SigV4, the JWT grant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=target/sdk-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import openai, anthropic, boto3, google.genai' 2>/dev/null; then
-  python3 -m venv "$VENV"
-  # The providers' own SDKs check that the test LLM server speaks their APIs (test_native_sdks.py).
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'openai>=1.40' 'anthropic>=0.40' \
-    'boto3>=1.35' 'google-genai>=1.0'
-fi
+PYTHON=$(bash scripts/sdk-venv.sh)
+VENV=$(dirname "$(dirname "$PYTHON")")
 cargo build --quiet -p agentgateway-proxy -p agentgateway-mock-llm
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 LLM_PORT=$(free_port); PROXY_PORT=$(free_port); READY_PORT=$(free_port); METRICS_PORT=$(free_port)

@@ -43,6 +43,8 @@ pub struct RouteTable {
     pub rules: Vec<RuleRuntime>,
     /// Matches in precedence order.
     pub matches: Vec<RouteMatch>,
+    /// Whether a match routes by model: only then is the request's model put in a header.
+    pub routes_by_model: bool,
 }
 
 /// Everything a request needs, immutable.
@@ -225,6 +227,11 @@ fn route_table(
     RouteTable {
         rules,
         matches: listener.matches.iter().map(RouteMatch::new).collect(),
+        routes_by_model: listener.matches.iter().any(|m| {
+            m.headers
+                .iter()
+                .any(|h| h.name == crate::route::MODEL_HEADER)
+        }),
     }
 }
 

@@ -149,6 +149,9 @@ pub fn build(
         };
         headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
     }
+    if provider.auth_header.is_none() && provider.cloud_auth.is_none() {
+        client_key_for(kind, &mut headers);
+    }
     let credential = match (&provider.auth_header, access_token) {
         (_, Some(token)) => {
             headers.insert(header::AUTHORIZATION, token);
@@ -226,6 +229,34 @@ fn anthropic_headers(headers: &mut http::HeaderMap, clients_version: bool) {
     {
         key.set_sensitive(true);
         headers.insert("x-api-key", key);
+    }
+}
+
+/// A client's own key, sent the way its SDK sends it (the anthropic SDK's `x-api-key`), moved to
+/// the header an OpenAI-compatible provider reads, so a client of one API can use its key with a
+/// keyless backend of another. A header the provider reads that the client set wins.
+fn client_key_for(kind: ProviderKind, headers: &mut http::HeaderMap) {
+    let target = match kind {
+        ProviderKind::OpenAi => header::AUTHORIZATION,
+        ProviderKind::AzureOpenAi => header::HeaderName::from_static("api-key"),
+        _ => return,
+    };
+    if headers.contains_key(&target) || headers.contains_key(header::AUTHORIZATION) {
+        return;
+    }
+    let Some(key) = headers.remove("x-api-key") else {
+        return;
+    };
+    let value = if target == header::AUTHORIZATION {
+        key.to_str()
+            .ok()
+            .and_then(|k| HeaderValue::try_from(format!("Bearer {k}")).ok())
+    } else {
+        Some(key)
+    };
+    if let Some(mut value) = value {
+        value.set_sensitive(true);
+        headers.insert(target, value);
     }
 }
 

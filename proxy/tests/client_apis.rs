@@ -545,3 +545,19 @@ async fn a_provider_error_reaches_a_messages_client_in_anthropics_shape() {
     );
     assert_eq!(m.gpt.request_count(), 1);
 }
+
+#[tokio::test]
+async fn an_anthropic_clients_own_key_reaches_a_keyless_openai_provider_as_a_bearer_token() {
+    let m = models().await;
+    m.proxy
+        .post(
+            "/v1/messages",
+            messages("llama-local", "own key", false),
+            &[("x-api-key", "sk-client-own")],
+        )
+        .await
+        .assert_ok();
+    let seen = &m.local.requests()[0];
+    assert_eq!(seen.header("authorization"), Some("Bearer sk-client-own"));
+    assert_eq!(seen.header("x-api-key"), None);
+}

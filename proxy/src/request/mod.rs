@@ -90,10 +90,11 @@ async fn route_and_forward(
         let json = JsonRequest::parse(body.bytes)?;
         record.stream = json.stream;
         record.request_model = json.model.as_deref().map(Arc::from);
-        if let Some(value) = json
-            .model
-            .as_deref()
-            .and_then(|m| http::HeaderValue::from_str(m).ok())
+        if table.routes_by_model
+            && let Some(value) = json
+                .model
+                .as_deref()
+                .and_then(|m| http::HeaderValue::from_str(m).ok())
         {
             parts.headers.insert(MODEL_HEADER, value);
         }

@@ -292,7 +292,8 @@ pub struct ProviderBody {
     held: BytesMut,
     done: bool,
     /// The chat completion turned into the client's API.
-    client: Option<ClientStage>,
+    /// Boxed: most answers need none, and a body is moved a few times before it streams.
+    client: Option<Box<ClientStage>>,
     /// An answer the client stage reads whole, while it is read.
     client_held: BytesMut,
     client_done: bool,
@@ -315,7 +316,7 @@ impl ProviderBody {
     /// The same body turned into the client's API by `stage`.
     pub fn for_client(self, stage: ClientStage) -> Self {
         Self {
-            client: Some(stage),
+            client: Some(Box::new(stage)),
             ..self
         }
     }

@@ -312,15 +312,22 @@ pub struct FunctionTool<'a> {
     pub parameters: Option<&'a Value>,
 }
 
+/// A request's `tools` array (`None` when absent or null), in any of the APIs the gateway reads.
+pub fn tools_array(tools: Option<&Value>) -> Result<Option<&Vec<Value>>, ProxyError> {
+    match tools {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(tools)) => Ok(Some(tools)),
+        Some(_) => Err(invalid("tools", "must be an array")),
+    }
+}
+
 /// The request's function tools (`None` without `tools`); other tool types are refused.
 pub fn function_tools<'a>(
     tools: Option<&'a Value>,
     api: &str,
 ) -> Result<Option<Vec<FunctionTool<'a>>>, ProxyError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => return Err(invalid("tools", "must be an array")),
+    let Some(tools) = tools_array(tools)? else {
+        return Ok(None);
     };
     tools
         .iter()

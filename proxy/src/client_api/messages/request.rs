@@ -19,7 +19,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::openai::error::ProxyError;
-use crate::translate::openai_request::{invalid, unsupported};
+use crate::translate::openai_request::{invalid, tools_array, unsupported};
 
 /// The API named in refusals: what the provider speaks.
 const API: &str = "OpenAI's chat completions API";
@@ -521,10 +521,8 @@ fn user_id(metadata: Option<&Value>) -> Result<Option<&str>, ProxyError> {
 
 /// Custom tools as function tools; server tools (any other `type`) are refused.
 fn tools(tools: Option<&Value>) -> Result<Vec<Value>, ProxyError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => return Err(invalid("tools", "must be an array")),
+    let Some(tools) = tools_array(tools)? else {
+        return Ok(Vec::new());
     };
     tools
         .iter()

@@ -24,7 +24,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::openai::error::ProxyError;
-use crate::translate::openai_request::invalid;
+use crate::translate::openai_request::{invalid, tools_array};
 
 /// A `400` for something a chat completion cannot express.
 fn unsupported(field: &str, why: &str) -> ProxyError {
@@ -423,10 +423,8 @@ fn function_call_output(object: &Map<String, Value>, field: &str) -> Result<Valu
 
 /// Function tools in the chat form (`None` without `tools`); built-in tools are refused.
 fn tools(tools: Option<&Value>) -> Result<Option<Vec<Value>>, ProxyError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(tools)) => tools,
-        Some(_) => return Err(invalid("tools", "must be an array")),
+    let Some(tools) = tools_array(tools)? else {
+        return Ok(None);
     };
     tools
         .iter()

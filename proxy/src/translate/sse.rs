@@ -2,7 +2,7 @@
 //! lines joined, bounded in size, whatever the line endings (LF or CRLF) and however the bytes
 //! are split.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::StreamError;
 
@@ -54,6 +54,23 @@ impl EventSplitter {
         }
         Ok(())
     }
+}
+
+/// The output a stream translator writes for the next `bytes` of its input: the translator's own
+/// `splitter` frames the events, and `on_event` writes each one's output as it completes.
+pub fn translate_events<T>(
+    translator: &mut T,
+    splitter: fn(&mut T) -> &mut EventSplitter,
+    bytes: &[u8],
+    mut on_event: impl FnMut(&mut T, &str, &mut BytesMut) -> Result<(), StreamError>,
+) -> Result<Bytes, StreamError> {
+    let mut out = BytesMut::new();
+    // The splitter is taken out of the translator while it hands the translator its events.
+    let mut events = std::mem::replace(splitter(translator), EventSplitter::new(0));
+    let fed = events.feed(bytes, |data| on_event(translator, data, &mut out));
+    *splitter(translator) = events;
+    fed?;
+    Ok(out.freeze())
 }
 
 #[cfg(test)]

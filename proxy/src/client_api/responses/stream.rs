@@ -27,7 +27,7 @@ use super::response::{
 };
 use crate::translate::StreamError;
 use crate::translate::anthropic::stream::MAX_TOOL_CALLS;
-use crate::translate::sse::EventSplitter;
+use crate::translate::sse::{EventSplitter, translate_events};
 
 /// One content part of a message item.
 struct Part {
@@ -156,13 +156,7 @@ impl StreamTranslator {
 
     /// The Responses SSE bytes for the next piece of the chat stream (often none).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Bytes, StreamError> {
-        let mut out = BytesMut::new();
-        // The splitter hands each event to `self` as it completes (see `EventSplitter::feed`).
-        let mut events = std::mem::replace(&mut self.events, EventSplitter::new(0));
-        let fed = events.feed(bytes, |data| self.event(data, &mut out));
-        self.events = events;
-        fed?;
-        Ok(out.freeze())
+        translate_events(self, |t| &mut t.events, bytes, Self::event)
     }
 
     /// The chat stream ended: nothing more to send after `[DONE]`, an error before it.

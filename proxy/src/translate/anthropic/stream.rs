@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::response::{AnthropicUsage, finish_reason};
-use crate::translate::sse::EventSplitter;
+use crate::translate::sse::{EventSplitter, translate_events};
 use crate::translate::{DONE, StreamError, write_chunk, write_data};
 
 #[derive(Deserialize)]
@@ -132,13 +132,7 @@ impl StreamTranslator {
 
     /// The OpenAI SSE bytes for the next piece of the provider's stream (often none).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Bytes, StreamError> {
-        let mut out = BytesMut::new();
-        // The splitter hands each event to `self` as it completes (see `EventSplitter::feed`).
-        let mut events = std::mem::replace(&mut self.events, EventSplitter::new(0));
-        let fed = events.feed(bytes, |data| self.event(data, &mut out));
-        self.events = events;
-        fed?;
-        Ok(out.freeze())
+        translate_events(self, |t| &mut t.events, bytes, Self::event)
     }
 
     /// The provider's stream ended: an error unless it ended with `message_stop`.

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::json;
 
 use super::response::{Chunk, UsageMetadata, finish_reason};
-use crate::translate::sse::EventSplitter;
+use crate::translate::sse::{EventSplitter, translate_events};
 use crate::translate::{DONE, StreamError, write_chunk, write_data};
 
 /// The translation state of one stream.
@@ -42,16 +42,16 @@ impl StreamTranslator {
 
     /// The OpenAI SSE bytes for the next piece of the provider's stream (often none).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Bytes, StreamError> {
-        let mut out = BytesMut::new();
-        // The splitter hands each event to `self` as it completes (see `EventSplitter::feed`).
-        let mut events = std::mem::replace(&mut self.events, EventSplitter::new(0));
-        let fed = events.feed(bytes, |data| {
-            let chunk: Chunk = serde_json::from_str(data).map_err(|_| StreamError::Malformed)?;
-            self.chunk(chunk, &mut out)
-        });
-        self.events = events;
-        fed?;
-        Ok(out.freeze())
+        translate_events(
+            self,
+            |t| &mut t.events,
+            bytes,
+            |t, data, out| {
+                let chunk: Chunk =
+                    serde_json::from_str(data).map_err(|_| StreamError::Malformed)?;
+                t.chunk(chunk, out)
+            },
+        )
     }
 
     /// The provider's stream ended: the finish and usage chunks and `[DONE]`, or an error when

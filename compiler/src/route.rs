@@ -3,12 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use agentgateway_crds::gateway_api::HTTPRoute;
+use agentgateway_crds::gateway_api::{HTTPRoute, HTTPRouteFilter, HTTPRouteRule};
 use agentgateway_crds::proxy_config::{MatchConfig, WeightedBackend};
 
 use crate::backend::BackendTable;
 use crate::backend_ref::resolve_backend_ref;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, Reason};
 use crate::index::Index;
 use crate::inputs::ObjectRef;
 use crate::matches::{compile_match, match_everything};
@@ -56,6 +56,15 @@ pub(crate) fn compile_route(
             }
             matches
         };
+        // A rule this version cannot serve as written is reported and not served: without its
+        // header rewrite, redirect or timeout it would do something else than it says.
+        let unsupported = unsupported_fields(&object, r, rule);
+        let matches = if unsupported.is_empty() {
+            matches
+        } else {
+            diagnostics.extend(unsupported);
+            Vec::new()
+        };
         let mut weighted = Vec::new();
         for (b, backend_ref) in rule.backend_refs.iter().enumerate() {
             let field = format!("spec.rules[{r}].backendRefs[{b}]");
@@ -76,6 +85,48 @@ pub(crate) fn compile_route(
         diagnostics,
         named_backends,
     }
+}
+
+/// The filters and timeouts of rule `r`, which this version does not implement.
+fn unsupported_fields(route: &ObjectRef, r: usize, rule: &HTTPRouteRule) -> Vec<Diagnostic> {
+    let filter = |field: String, filter: &HTTPRouteFilter| {
+        // The type is the user's text: quoted, and cut to a name's length.
+        let kind: String = filter.filter_type.chars().take(64).collect();
+        let message = format!(
+            "{kind:?} filters are not supported by this version of the proxy: the rule is not served rather than served without it"
+        );
+        Diagnostic::new(route, field, Reason::UnsupportedValue, message)
+    };
+    let mut found: Vec<Diagnostic> = rule
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(f, spec)| filter(format!("spec.rules[{r}].filters[{f}].type"), spec))
+        .collect();
+    for (b, backend_ref) in rule.backend_refs.iter().enumerate() {
+        found.extend(backend_ref.filters.iter().enumerate().map(|(f, spec)| {
+            filter(
+                format!("spec.rules[{r}].backendRefs[{b}].filters[{f}].type"),
+                spec,
+            )
+        }));
+    }
+    if let Some(timeouts) = &rule.timeouts {
+        for (name, value) in [
+            ("request", &timeouts.request),
+            ("backendRequest", &timeouts.backend_request),
+        ] {
+            if value.is_some() {
+                found.push(Diagnostic::new(
+                    route,
+                    format!("spec.rules[{r}].timeouts.{name}"),
+                    Reason::UnsupportedValue,
+                    "route timeouts are not supported by this version of the proxy (set spec.policies.timeouts on the AgentgatewayBackend): the rule is not served".to_string(),
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// Indexes as the config stores them; no real route has four billion rules.

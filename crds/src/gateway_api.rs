@@ -185,6 +185,38 @@ pub struct HTTPRouteRule {
     /// Weighted backends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backend_refs: Vec<HTTPBackendRef>,
+    /// Filters for requests the rule matches. Read so that none is dropped in silence: this
+    /// version implements none, so a rule with any is reported and not served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<HTTPRouteFilter>,
+    /// Request and backend-request timeouts; reported, as this version does not implement them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<HTTPRouteTimeouts>,
+}
+
+/// A filter of a rule or a backendRef: its type, and its configuration as written.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteFilter {
+    /// `RequestHeaderModifier`, `ResponseHeaderModifier`, `RequestRedirect`, `URLRewrite`,
+    /// `RequestMirror`, `CORS`, `ExtensionRef`, ...
+    #[serde(rename = "type")]
+    pub filter_type: String,
+    /// The type's configuration.
+    #[serde(flatten)]
+    pub config: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// A rule's timeouts (Gateway API durations, e.g. `10s`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRouteTimeouts {
+    /// The whole request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// One request to a backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_request: Option<String>,
 }
 
 /// Conditions that all must hold.
@@ -264,6 +296,9 @@ pub struct HTTPBackendRef {
     /// Relative weight; defaults to 1; 0 sends nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
+    /// Filters for requests sent to this backend; reported like the rule's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<HTTPRouteFilter>,
 }
 
 /// Status of an HTTPRoute: one entry per parent.

@@ -55,7 +55,10 @@ pub fn desired_parents(
             .filter(|d| d.object == object)
             .partition(|d| d.reason == Reason::RuleMatchConflict);
         let this_parent = format!("spec.parentRefs[{i}]");
-        let is_backend_ref = |d: &&&Diagnostic| d.field.contains(".backendRefs[");
+        // A backendRef that does not resolve (`ResolvedRefs`); a backendRef's filter is the
+        // route's own problem (`Accepted`).
+        let is_backend_ref =
+            |d: &&&Diagnostic| d.field.contains(".backendRefs[") && !d.field.contains(".filters[");
         let attach_problem = own.iter().find(|d| d.field == this_parent);
         let route_problem = own
             .iter()
@@ -342,6 +345,29 @@ spec:
             (false, "BackendNotFound")
         );
         assert_eq!(resolved.observed_generation, Some(7));
+    }
+
+    #[test]
+    fn a_filter_is_reported_on_accepted_with_its_field_never_on_resolved_refs() {
+        let filtered = "{group: agentgateway.dev, kind: AgentgatewayBackend, name: llm, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {remove: [x-internal]}}]}";
+        let mut route = route("[{name: gw, namespace: infra}]", filtered);
+        route.metadata.namespace = Some("infra".into());
+        let backend = BACKEND.replace("namespace: apps", "namespace: infra");
+        let parents = desired_parents(&route, &compile(&route, &backend));
+        let accepted = condition(&parents[0], "Accepted");
+        assert_eq!(
+            (accepted.status, accepted.reason.as_str()),
+            (false, "UnsupportedValue")
+        );
+        assert!(
+            accepted
+                .message
+                .starts_with("spec.rules[0].backendRefs[0].filters[0].type: \"RequestHeaderModifier\" filters are not supported"),
+            "{}",
+            accepted.message
+        );
+        let resolved = condition(&parents[0], "ResolvedRefs");
+        assert!(resolved.status, "the backend itself resolves");
     }
 
     #[test]

@@ -159,7 +159,9 @@ impl Attempts<'_> {
         let served = client_api::served(self.operation, kind, client_model.unwrap_or_default())?;
         // What this provider is sent: the client's request, or the chat completion it becomes.
         let (payload, operation) = match (served, self.as_chat) {
-            (Served::AsChat, Some(chat)) => (chat.payload()?, Operation::ChatCompletions),
+            (Served::AsChat, Some(chat)) => {
+                (chat.payload(self.payload)?, Operation::ChatCompletions)
+            }
             _ => (self.payload, self.operation),
         };
         // The client's API passes to a provider that speaks it as it is, both ways.

@@ -9,6 +9,8 @@
 pub mod messages;
 pub mod responses;
 
+use std::sync::OnceLock;
+
 use agentgateway_crds::proxy_config::ProviderKind;
 use bytes::Bytes;
 use http::StatusCode;
@@ -61,48 +63,60 @@ pub fn served(operation: Operation, kind: ProviderKind, model: &str) -> Result<S
     })
 }
 
-/// The client's request as a chat completion, made once per request and used by every attempt
-/// on a provider that does not speak the client's API. A request chat completions cannot express
-/// is an error only when such a provider is tried.
-pub struct ChatRequest(Result<Payload, ProxyError>);
+/// The client's request as a chat completion, made at most once per request, by the first
+/// attempt on a provider that does not speak the client's API (a request every provider takes
+/// as it is is never translated). A request chat completions cannot express is an error only
+/// when such a provider is tried.
+pub struct ChatRequest {
+    translate: fn(&serde_json::Value) -> Result<serde_json::Value, ProxyError>,
+    chat: OnceLock<Result<Payload, ProxyError>>,
+}
 
 impl ChatRequest {
-    /// The chat completion for a Messages or Responses request; `None` for other operations.
-    pub fn of(operation: Operation, payload: &Payload) -> Option<Self> {
+    /// The translation of a Messages or Responses request; `None` for other operations.
+    pub fn of(operation: Operation) -> Option<Self> {
         let translate = match operation {
             Operation::Messages => messages::request::to_chat_request,
             Operation::Responses => responses::request::to_chat_request,
             _ => return None,
         };
-        let Payload::Json(json) = payload else {
-            return None;
-        };
-        let chat = serde_json::from_slice::<serde_json::Value>(json.body())
-            .map_err(|e| {
-                ProxyError::bad_request(
-                    "invalid_json",
-                    format!("the request body is not a valid JSON object: {e}"),
-                )
-            })
-            .and_then(|request| translate(&request))
-            .and_then(|chat| {
-                serde_json::to_vec(&chat).map_err(|e| {
-                    ProxyError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        "translation_failed",
-                        format!("failed to encode the chat completion request: {e}"),
-                    )
-                })
-            })
-            .and_then(|bytes| JsonRequest::parse(Bytes::from(bytes)))
-            .map(Payload::Json);
-        Some(Self(chat))
+        Some(Self {
+            translate,
+            chat: OnceLock::new(),
+        })
     }
 
-    /// The chat completion request, or why the client's request has none.
-    pub fn payload(&self) -> Result<&Payload, ProxyError> {
-        self.0.as_ref().map_err(Clone::clone)
+    /// The chat completion request for the client's `payload`, or why it has none.
+    pub fn payload(&self, payload: &Payload) -> Result<&Payload, ProxyError> {
+        self.chat
+            .get_or_init(|| self.translated(payload))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn translated(&self, payload: &Payload) -> Result<Payload, ProxyError> {
+        let Payload::Json(json) = payload else {
+            return Err(ProxyError::bad_request(
+                "invalid_json",
+                "the request body is not a JSON object",
+            ));
+        };
+        let request = serde_json::from_slice::<serde_json::Value>(json.body()).map_err(|e| {
+            ProxyError::bad_request(
+                "invalid_json",
+                format!("the request body is not a valid JSON object: {e}"),
+            )
+        })?;
+        let chat = (self.translate)(&request)?;
+        let bytes = serde_json::to_vec(&chat).map_err(|e| {
+            ProxyError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "translation_failed",
+                format!("failed to encode the chat completion request: {e}"),
+            )
+        })?;
+        JsonRequest::parse(Bytes::from(bytes)).map(Payload::Json)
     }
 }
 

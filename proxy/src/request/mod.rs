@@ -149,7 +149,7 @@ async fn route_and_forward(
             (payload, body.reservation)
         }
     };
-    let as_chat = ChatRequest::of(record.operation, &payload);
+    let as_chat = ChatRequest::of(record.operation);
     let attempts = Attempts {
         context,
         backend: &backend,

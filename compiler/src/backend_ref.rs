@@ -52,7 +52,11 @@ pub(crate) fn resolve_backend_ref(
         }
     };
     ResolvedRef {
-        weighted: WeightedBackend { backend, weight },
+        weighted: WeightedBackend {
+            backend,
+            weight,
+            policy: None,
+        },
         names_backend,
         diagnostics,
     }

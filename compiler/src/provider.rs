@@ -2,7 +2,7 @@
 
 use agentgateway_crds::backend::{BackendPolicies, Provider, ProviderKindName};
 use agentgateway_crds::proxy_config::{
-    AuthConfig, AzureConfig, BedrockConfig, ProviderConfig, ProviderKind, VertexConfig,
+    AuthConfig, AzureConfig, BedrockConfig, CostConfig, ProviderConfig, ProviderKind, VertexConfig,
 };
 
 use crate::auth::{Credential, resolve_auth};
@@ -108,6 +108,13 @@ pub(crate) fn compile_provider(
                 connect_timeout_ms: connect,
                 request_timeout_ms: request,
                 eviction,
+                cost: provider.cost.as_ref().map(|cost| CostConfig {
+                    input_per_million: cost.input_per_million,
+                    output_per_million: cost.output_per_million,
+                    cached_input_per_million: cost
+                        .cached_input_per_million
+                        .unwrap_or(cost.input_per_million),
+                }),
             };
             Ok(CompiledProvider { config, credential })
         }

@@ -222,15 +222,18 @@ fn compile_gateway_leaves_invalid_things_out_and_reports_them() {
         [
             WeightedBackend {
                 backend: Some("apps/good".to_string()),
-                weight: 2
+                weight: 2,
+                policy: None
             },
             WeightedBackend {
                 backend: None,
-                weight: 1
+                weight: 1,
+                policy: None
             },
             WeightedBackend {
                 backend: None,
-                weight: 1
+                weight: 1,
+                policy: None
             },
         ],
         "unresolved refs keep their weight so their share gets a 500"

@@ -16,6 +16,7 @@ fn weighted(backend: Option<&str>, weight: u32) -> WeightedBackend {
     WeightedBackend {
         backend: backend.map(str::to_string),
         weight,
+        policy: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn self_hosted(name: &str) -> ProviderConfig {
             max_ms: 60_000,
             consecutive_failures: 1,
         },
+        cost: None,
     }
 }
 
@@ -42,6 +43,7 @@ fn rule(route: &str, backend: &str) -> RuleConfig {
         backends: vec![WeightedBackend {
             backend: Some(format!("agentgateway-system/{backend}")),
             weight: 1,
+            policy: None,
         }],
     }
 }
@@ -84,6 +86,7 @@ fn expected_config() -> ProxyConfig {
         ]
         .into_iter()
         .collect(),
+        policies: Default::default(),
     }
 }
 

@@ -115,6 +115,26 @@ pub struct Provider {
     /// Policies for this provider; they override the backend's `spec.policies` field by field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<BackendPolicies>,
+    /// What this provider's tokens cost: prices a request's usage for budgets
+    /// (`AgentgatewayPolicy` `spec.budget`) and for `agentgateway_gen_ai_client_cost_usd_total`.
+    /// Without it the provider's requests cost nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ProviderCost>,
+}
+
+/// Prices in US dollars per million tokens (each at least 0). A request costs its uncached input
+/// tokens at `inputPerMillion`, its cached input tokens at `cachedInputPerMillion` (each token
+/// priced once) and its output tokens (reasoning included) at `outputPerMillion`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderCost {
+    /// Input tokens.
+    pub input_per_million: f64,
+    /// Output tokens.
+    pub output_per_million: f64,
+    /// Input tokens read from the provider's prompt cache. Defaults to `inputPerMillion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_per_million: Option<f64>,
 }
 
 /// An OpenAI-compatible provider.

@@ -6,10 +6,12 @@ pub mod backend;
 pub mod conditions;
 pub mod duration;
 pub mod gateway_api;
+pub mod policy;
 pub mod proxy_config;
 pub mod validation;
 
 pub use backend::{AgentgatewayBackend, AgentgatewayBackendSpec, AgentgatewayBackendStatus};
+pub use policy::{AgentgatewayPolicy, AgentgatewayPolicySpec, AgentgatewayPolicyStatus};
 
 /// The API group of our own resources.
 pub const GROUP: &str = "agentgateway.dev";
@@ -23,6 +25,7 @@ pub const GATEWAY_CLASS_NAME: &str = "agentgateway";
 /// The CRD YAML of every custom resource we own, as committed and as `crdgen` prints it.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
-    let yaml = serde_yaml::to_string(&AgentgatewayBackend::crd())?;
-    Ok(format!("---\n{yaml}"))
+    let backend = serde_yaml::to_string(&AgentgatewayBackend::crd())?;
+    let policy = serde_yaml::to_string(&AgentgatewayPolicy::crd())?;
+    Ok(format!("---\n{backend}---\n{policy}"))
 }

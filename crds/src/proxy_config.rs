@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod delivery;
+pub mod policy;
 pub mod validate;
+pub use policy::{CostConfig, PolicyConfig};
 pub use validate::{ConfigInvalid, ConfigProblem, limits};
 
 /// The ConfigMap data key holding the serialized [`ProxyConfig`].
@@ -34,6 +36,10 @@ pub struct ProxyConfig {
     /// Every backend some route refers to, by `namespace/name`.
     #[serde(default)]
     pub backends: BTreeMap<String, BackendConfig>,
+    /// The effective `AgentgatewayPolicy` of each (rule, backend) pair that has one, by an id
+    /// [`WeightedBackend::policy`] refers to.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<String, PolicyConfig>,
 }
 
 /// One listening port and its routes.
@@ -75,6 +81,10 @@ pub struct WeightedBackend {
     pub backend: Option<String>,
     /// Relative weight; 0 sends nothing.
     pub weight: u32,
+    /// A key of [`ProxyConfig::policies`]: what requests to this backend through this rule must
+    /// pass. Absent: nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// One match of a rule. All conditions must hold.
@@ -296,6 +306,9 @@ pub struct ProviderConfig {
     pub request_timeout_ms: u64,
     /// When and how long the provider is evicted after failures.
     pub eviction: EvictionConfig,
+    /// Prices of the provider's tokens; absent, its requests cost nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostConfig>,
 }
 
 /// TLS towards a provider.

@@ -1,5 +1,8 @@
 //! The structural rules of an `AgentgatewayBackend`, as one pure function shared by the compiler,
-//! the operator's status and the admission webhook, so they can never disagree.
+//! the operator's status and the admission webhook, so they can never disagree; those of an
+//! `AgentgatewayPolicy` are in [`policy`].
+
+pub mod policy;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -9,6 +12,7 @@ use crate::backend::{
 };
 use crate::duration::parse_duration;
 use crate::proxy_config::limits::{MAX_CONSECUTIVE_FAILURES, MAX_DURATION_MS, MIN_DURATION_MS};
+pub use policy::validate_policy_spec;
 
 /// The most groups a backend may have.
 pub const MAX_GROUPS: usize = 8;
@@ -172,8 +176,28 @@ fn validate_provider(
     if let Some(policies) = &provider.policies {
         validate_policies(errors, &format!("{path}.policies"), policies);
     }
+    if let Some(cost) = &provider.cost {
+        let prices = [
+            ("inputPerMillion", Some(cost.input_per_million)),
+            ("outputPerMillion", Some(cost.output_per_million)),
+            ("cachedInputPerMillion", cost.cached_input_per_million),
+        ];
+        for (field, price) in prices {
+            if let Some(price) = price
+                && !(price.is_finite() && (0.0..=MAX_PRICE_PER_MILLION).contains(&price))
+            {
+                errors.push(
+                    format!("{path}.cost.{field}"),
+                    format!("must be between 0 and {MAX_PRICE_PER_MILLION} US dollars"),
+                );
+            }
+        }
+    }
     validate_effective_auth(errors, path, provider, backend_policies);
 }
+
+/// The highest price per million tokens (a thousand times today's dearest models).
+pub const MAX_PRICE_PER_MILLION: f64 = 100_000.0;
 
 fn validate_kind_fields(errors: &mut Errors, path: &str, provider: &Provider) {
     let missing = |errors: &mut Errors, field: String| errors.push(field, "required");

@@ -2,11 +2,11 @@
 
 #[test]
 fn committed_crd_yaml_matches_the_rust_types() {
-    let committed = include_str!("../agentgateway.dev_agentgatewaybackends.yaml");
+    let committed = include_str!("../agentgateway.dev.yaml");
     let generated = agentgateway_crds::crd_yaml().expect("CRD serializes");
     assert!(
         committed == generated,
-        "crds/agentgateway.dev_agentgatewaybackends.yaml is stale: run `make generate`"
+        "crds/agentgateway.dev.yaml is stale: run `make generate`"
     );
 }
 

@@ -7,9 +7,7 @@ pub fn install_crds() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let e = env();
-        let ours = e
-            .workspace
-            .join("crds/agentgateway.dev_agentgatewaybackends.yaml");
+        let ours = e.workspace.join("crds/agentgateway.dev.yaml");
         let gw = e.workspace.join("e2e/crds/gateway-api.yaml");
         for f in [&ours, &gw] {
             kubectl_ok(

@@ -6,13 +6,58 @@
 //!
 //! Pure and total: it never panics, whatever the config holds, and reports every problem at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use super::policy::{LimitConfig, PolicyConfig};
 use super::{
-    BackendConfig, EvictionConfig, ListenerConfig, METRICS_PORT, MatchConfig, PathMatchConfig,
-    ProviderConfig, ProviderKind, ProxyConfig, READY_PORT, RuleConfig, compile_pattern,
+    BackendConfig, EvictionConfig, METRICS_PORT, MatchConfig, PathMatchConfig, ProviderConfig,
+    ProviderKind, ProxyConfig, READY_PORT, RuleConfig, compile_pattern,
 };
-use crate::validation::{is_dns_subdomain, is_header_name, is_host, pass_through_prefix_problem};
+use crate::validation::policy::{MAX_LIMIT, MAX_LIMITS};
+use crate::validation::{
+    MAX_PRICE_PER_MILLION, is_data_key, is_dns_subdomain, is_header_name, is_host,
+    pass_through_prefix_problem,
+};
+
+/// The largest budget in micro-dollars (a billion dollars).
+pub const MAX_BUDGET_MICRO_USD: u64 = 1_000_000_000_000_000;
+
+fn validate_policy(problems: &mut Problems, key: &str, policy: &PolicyConfig) {
+    let path = format!("policies[{}]", quote(key));
+    if let Some(api_keys) = &policy.api_keys
+        && !is_data_key(&api_keys.credential)
+    {
+        let message = "must be a Secret data key ([-._a-zA-Z0-9]+)";
+        problems.push(format!("{path}.apiKeys.credential"), message);
+    }
+    for (field, limits) in [("local", &policy.local), ("global", &policy.global)] {
+        validate_limits(problems, &format!("{path}.{field}"), limits);
+    }
+    if let Some(budget) = &policy.budget {
+        if !(1..=MAX_BUDGET_MICRO_USD).contains(&budget.micro_usd) {
+            let message = format!("must be between 1 and {MAX_BUDGET_MICRO_USD}");
+            problems.push(format!("{path}.budget.microUsd"), message);
+        }
+        if budget.id.is_empty() {
+            problems.push(format!("{path}.budget.id"), "must not be empty");
+        }
+    }
+}
+
+fn validate_limits(problems: &mut Problems, path: &str, limits: &[LimitConfig]) {
+    if limits.len() > MAX_LIMITS {
+        problems.push(path, format!("must have at most {MAX_LIMITS} entries"));
+    }
+    for (i, limit) in limits.iter().enumerate() {
+        if !(1..=MAX_LIMIT).contains(&limit.limit) {
+            let message = format!("must be between 1 and {MAX_LIMIT}");
+            problems.push(format!("{path}[{i}].limit"), message);
+        }
+        if limit.id.is_empty() {
+            problems.push(format!("{path}[{i}].id"), "must not be empty");
+        }
+    }
+}
 
 /// The bounds of the config's numbers, shared by [`ProxyConfig::validate`], the admission rules
 /// ([`crate::validation`]) and the compiler, so that what is accepted always compiles into a config
@@ -89,9 +134,12 @@ impl ProxyConfig {
     /// refuses a config that fails (and keeps running the previous one).
     pub fn validate(&self) -> Result<(), ConfigInvalid> {
         let mut problems = Problems::default();
-        validate_listeners(&mut problems, &self.listeners, &self.backends);
+        validate_listeners(&mut problems, self);
         for (key, backend) in &self.backends {
             validate_backend(&mut problems, key, backend);
+        }
+        for (key, policy) in &self.policies {
+            validate_policy(&mut problems, key, policy);
         }
         if problems.0.is_empty() {
             Ok(())
@@ -137,11 +185,8 @@ fn quote(s: &str) -> String {
     }
 }
 
-fn validate_listeners(
-    problems: &mut Problems,
-    listeners: &[ListenerConfig],
-    backends: &BTreeMap<String, BackendConfig>,
-) {
+fn validate_listeners(problems: &mut Problems, config: &ProxyConfig) {
+    let listeners = &config.listeners;
     let mut names = BTreeSet::new();
     let mut ports = BTreeSet::new();
     let mut portless = false;
@@ -171,7 +216,7 @@ fn validate_listeners(
             Some(_) => {}
         }
         for (r, rule) in listener.rules.iter().enumerate() {
-            validate_rule(problems, &format!("{path}.rules[{r}]"), rule, backends);
+            validate_rule(problems, &format!("{path}.rules[{r}]"), rule, config);
         }
         for (m, matched) in listener.matches.iter().enumerate() {
             let rules = listener.rules.len();
@@ -180,20 +225,21 @@ fn validate_listeners(
     }
 }
 
-fn validate_rule(
-    problems: &mut Problems,
-    path: &str,
-    rule: &RuleConfig,
-    backends: &BTreeMap<String, BackendConfig>,
-) {
+fn validate_rule(problems: &mut Problems, path: &str, rule: &RuleConfig, config: &ProxyConfig) {
     let mut total = Some(0u32);
     for (b, weighted) in rule.backends.iter().enumerate() {
         total = total.and_then(|t| t.checked_add(weighted.weight));
         if let Some(key) = &weighted.backend
-            && !backends.contains_key(key)
+            && !config.backends.contains_key(key)
         {
             let message = format!("{} is not a key of backends", quote(key));
             problems.push(format!("{path}.backends[{b}].backend"), message);
+        }
+        if let Some(key) = &weighted.policy
+            && !config.policies.contains_key(key)
+        {
+            let message = format!("{} is not a key of policies", quote(key));
+            problems.push(format!("{path}.backends[{b}].policy"), message);
         }
     }
     if total.is_none() {
@@ -312,6 +358,19 @@ fn validate_backend(problems: &mut Problems, key: &str, backend: &BackendConfig)
 fn validate_provider(problems: &mut Problems, path: &str, provider: &ProviderConfig) {
     if provider.name.is_empty() {
         problems.push(format!("{path}.name"), "must not be empty");
+    }
+    if let Some(cost) = &provider.cost {
+        let prices = [
+            ("inputPerMillion", cost.input_per_million),
+            ("outputPerMillion", cost.output_per_million),
+            ("cachedInputPerMillion", cost.cached_input_per_million),
+        ];
+        for (field, price) in prices {
+            if !(price.is_finite() && (0.0..=MAX_PRICE_PER_MILLION).contains(&price)) {
+                let message = format!("must be between 0 and {MAX_PRICE_PER_MILLION}");
+                problems.push(format!("{path}.cost.{field}"), message);
+            }
+        }
     }
     if let Some(model) = &provider.model
         && (model.is_empty() || model.len() > MAX_MODEL_LEN || model.chars().any(char::is_control))
@@ -442,9 +501,56 @@ fn validate_eviction(problems: &mut Problems, path: &str, eviction: &EvictionCon
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::proxy_config::policy::{ApiKeysConfig, BudgetConfig, LimitConfig};
     use crate::proxy_config::{
-        AuthConfig, GroupConfig, NameValue, ProviderKind, TlsConfig, WeightedBackend,
+        AuthConfig, CostConfig, GroupConfig, ListenerConfig, NameValue, ProviderKind, TlsConfig,
+        WeightedBackend,
     };
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn policies_are_referred_to_and_bounded() {
+        let mut config = valid();
+        listener(&mut config).rules[0].backends[0].policy = Some("p1".to_string());
+        assert_eq!(
+            problems(&config),
+            [r#"listeners[0].rules[0].backends[0].policy: "p1" is not a key of policies"#]
+        );
+        config.policies.insert(
+            "p1".to_string(),
+            PolicyConfig {
+                api_keys: Some(ApiKeysConfig {
+                    credential: "apikeys/x".to_string(),
+                }),
+                local: vec![LimitConfig {
+                    id: "ns/p/local/0".to_string(),
+                    limit: 0,
+                    ..LimitConfig::default()
+                }],
+                budget: Some(BudgetConfig {
+                    id: "ns/p/budget".to_string(),
+                    micro_usd: 0,
+                    ..BudgetConfig::default()
+                }),
+                ..PolicyConfig::default()
+            },
+        );
+        first_provider(&mut config).cost = Some(CostConfig {
+            input_per_million: -1.0,
+            output_per_million: f64::INFINITY,
+            cached_input_per_million: 0.0,
+        });
+        assert_eq!(
+            problems(&config),
+            [
+                r#"backends["ns/b"].groups[0].providers[0].cost.inputPerMillion: must be between 0 and 100000"#,
+                r#"backends["ns/b"].groups[0].providers[0].cost.outputPerMillion: must be between 0 and 100000"#,
+                r#"policies["p1"].apiKeys.credential: must be a Secret data key ([-._a-zA-Z0-9]+)"#,
+                r#"policies["p1"].local[0].limit: must be between 1 and 9007199254740992"#,
+                r#"policies["p1"].budget.microUsd: must be between 1 and 1000000000000000"#,
+            ]
+        );
+    }
 
     const KEY: &str = "ns/b";
 
@@ -469,6 +575,7 @@ mod tests {
             connect_timeout_ms: 10_000,
             request_timeout_ms: 600_000,
             eviction: EvictionConfig::default(),
+            cost: None,
         }
     }
 
@@ -498,10 +605,12 @@ mod tests {
                         WeightedBackend {
                             backend: Some(KEY.to_string()),
                             weight: 3,
+                            policy: None,
                         },
                         WeightedBackend {
                             backend: None,
                             weight: 1,
+                            policy: None,
                         },
                     ],
                 }],
@@ -519,6 +628,7 @@ mod tests {
                 }],
             }],
             backends: [(KEY.to_string(), backend)].into_iter().collect(),
+            policies: BTreeMap::new(),
         }
     }
 

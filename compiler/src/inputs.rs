@@ -4,15 +4,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The namespace of an object without `metadata.namespace`, as `kubectl apply` without `-n` does.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
-/// Every object the compiler may read. The order of each list is the creation order of objects
+/// Every object the compiler may read, and what the proxies can do. The order of each list is the creation order of objects
 /// that have no `metadata.creationTimestamp` (standalone files never do), so keep it stable.
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
@@ -22,6 +22,8 @@ pub struct Inputs {
     pub routes: Vec<HTTPRoute>,
     /// LLM backends that routes refer to.
     pub backends: Vec<AgentgatewayBackend>,
+    /// Client authentication, rate limits and budgets attached to Gateways, routes and backends.
+    pub policies: Vec<AgentgatewayPolicy>,
     /// Secrets holding provider keys (`data` decoded, `stringData` already merged into it).
     pub secrets: Vec<Secret>,
     /// ConfigMaps holding CA bundles.
@@ -32,6 +34,9 @@ pub struct Inputs {
     pub gateway_classes: Vec<GatewayClass>,
     /// Where each object was read from; empty when the objects came from the API server.
     pub origins: Origins,
+    /// Whether the proxies count in Redis: `rateLimit.global` and `budget` need it (without it
+    /// they are reported `RedisNotConfigured` and not applied).
+    pub shared_counters: bool,
 }
 
 /// The file and document each object was read from.
@@ -118,6 +123,7 @@ macro_rules! kube_object {
 }
 
 kube_object!(AgentgatewayBackend, "AgentgatewayBackend", true);
+kube_object!(AgentgatewayPolicy, "AgentgatewayPolicy", true);
 kube_object!(Gateway, "Gateway", true);
 kube_object!(GatewayClass, "GatewayClass", false);
 kube_object!(HTTPRoute, "HTTPRoute", true);

@@ -142,7 +142,10 @@ fn read_object(
         ("agentgateway.dev", "v1alpha1", "AgentgatewayBackend") => {
             push(inputs, at, prefix, value, |i| &mut i.backends)
         }
-        ("agentgateway.dev", _, "AgentgatewayBackend") => Err(field_error(
+        ("agentgateway.dev", "v1alpha1", "AgentgatewayPolicy") => {
+            push(inputs, at, prefix, value, |i| &mut i.policies)
+        }
+        ("agentgateway.dev", _, "AgentgatewayBackend" | "AgentgatewayPolicy") => Err(field_error(
             at,
             &format!("{prefix}apiVersion"),
             format!("unsupported version {api_version:?}: expected agentgateway.dev/v1alpha1"),

@@ -31,6 +31,8 @@ pub struct RequestRecord {
     pub route: Option<Arc<str>>,
     /// The chosen backend.
     pub backend: Option<Arc<str>>,
+    /// The consumer the client's API key identified (`auth.apiKeys`); never the key.
+    pub consumer: Option<Arc<str>>,
     /// The provider that served (or last failed).
     pub provider: Option<Arc<ProviderRuntime>>,
     /// The client's `model` (validated: bounded, no control characters).
@@ -62,6 +64,7 @@ impl RequestRecord {
             operation,
             route: None,
             backend: None,
+            consumer: None,
             provider: None,
             request_model: None,
             reported_model: None,

@@ -9,6 +9,7 @@ use agentgateway_crds::proxy_config::{Credentials, ProxyConfig};
 use crate::attach::{Attached, Attachment, Parents, attach};
 use crate::backend::BackendTable;
 use crate::diagnostic::{CompileError, Diagnostic};
+use crate::governance::Attachments;
 use crate::hostname::effective_hostnames;
 use crate::index::Index;
 use crate::inputs::{Inputs, key_of};
@@ -75,12 +76,15 @@ pub fn compile_standalone(inputs: &Inputs) -> Result<Compiled, CompileError> {
         ));
     }
     diagnostics.extend(backends.diagnostics(|_| true));
+    let policies = Attachments::new(inputs);
+    diagnostics.extend(policies.diagnostics().cloned());
     if !diagnostics.is_empty() {
         return Err(CompileError::new(diagnostics, &inputs.origins));
     }
     // Shadowed matches are not errors here: Gateway API's precedence says which one wins, and
     // the operator reports them on the losing route's status.
-    let table = assemble(&listeners, &placed, &backends);
+    let mut table = assemble(&listeners, &placed, &backends);
+    policies.apply(&listeners, &mut table.config, &mut table.credentials);
     Ok(Compiled {
         config: table.config,
         credentials: table.credentials,
@@ -117,6 +121,8 @@ pub fn compile_gateway(gateway: &Gateway, inputs: &Inputs) -> GatewayCompilation
 
     let mut table = assemble(&listeners, &placed, &backends);
     diagnostics.append(&mut table.conflicts);
+    // Policies report on their own status (`policy_reports`), not on the Gateway's objects.
+    Attachments::new(inputs).apply(&listeners, &mut table.config, &mut table.credentials);
     let attached_routes = gateway
         .spec
         .listeners

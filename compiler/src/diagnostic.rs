@@ -39,6 +39,12 @@ pub enum Reason {
     /// A route's match is identical to a match of a route that takes precedence (older, or first
     /// by `namespace/name`): it never receives traffic.
     RuleMatchConflict,
+    /// A policy's target does not exist.
+    TargetNotFound,
+    /// An older policy on the same target sets the same field.
+    Conflicted,
+    /// A policy field needs Redis and the gateway has none.
+    RedisNotConfigured,
 }
 
 impl Reason {
@@ -60,6 +66,9 @@ impl Reason {
             Self::UnsupportedProtocol => "UnsupportedProtocol",
             Self::PortUnavailable => "PortUnavailable",
             Self::RuleMatchConflict => "RuleMatchConflict",
+            Self::TargetNotFound => "TargetNotFound",
+            Self::Conflicted => "Conflicted",
+            Self::RedisNotConfigured => "RedisNotConfigured",
         }
     }
 }

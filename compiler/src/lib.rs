@@ -1,5 +1,5 @@
 //! The config compiler of agentgateway: a pure function from Kubernetes objects (Gateway, HTTPRoute,
-//! AgentgatewayBackend, Secret, ConfigMap, ReferenceGrant) to the proxy's [`ProxyConfig`] and the
+//! AgentgatewayBackend, AgentgatewayPolicy, Secret, ConfigMap, ReferenceGrant) to the proxy's [`ProxyConfig`] and the
 //! [`Credentials`] it refers to. No I/O and no Kubernetes client: the proxy's standalone mode feeds
 //! it YAML files through [`parse_manifests`], the operator feeds it objects from the API server and
 //! turns the [`Diagnostic`]s into status conditions.
@@ -25,6 +25,7 @@ mod backend;
 mod backend_ref;
 mod compile;
 mod diagnostic;
+mod governance;
 mod hostname;
 mod index;
 mod inputs;
@@ -40,6 +41,10 @@ mod table;
 pub use backend::backend_problems;
 pub use compile::{Compiled, GatewayCompilation, compile_gateway, compile_standalone};
 pub use diagnostic::{CompileError, Diagnostic, LocatedDiagnostic, Reason};
+pub use governance::{
+    DEFAULT_API_KEY_FIELD, PolicyReport, TargetReport, policy_reports, selected_secrets,
+    selector_matches,
+};
 pub use inputs::{DEFAULT_NAMESPACE, Inputs, KubeObject, ObjectRef, Origin, Origins};
 pub use listener::DEFAULT_LISTENER;
 pub use manifest::{DocumentLocation, ManifestError, parse_manifests};

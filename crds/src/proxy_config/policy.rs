@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::policy::{BudgetKey, BudgetPeriod, FailureMode, LimitKey, RatePeriod};
 
 /// What a request to one backend of one rule must pass.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyConfig {
     /// API-key authentication, when required.
@@ -20,12 +20,13 @@ pub struct PolicyConfig {
     /// Limits counted in Redis, shared by every replica.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub global: Vec<LimitConfig>,
+    /// What `global` does when Redis does not answer in time (the failure mode of the policy
+    /// `global` came from).
+    #[serde(default, skip_serializing_if = "is_open")]
+    pub failure_mode: FailureMode,
     /// A spending budget, counted in Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetConfig>,
-    /// What `global` and `budget` do when Redis does not answer in time.
-    #[serde(default, skip_serializing_if = "is_open")]
-    pub failure_mode: FailureMode,
 }
 
 fn is_open(mode: &FailureMode) -> bool {
@@ -40,7 +41,7 @@ impl PolicyConfig {
 }
 
 /// Where the consumers' key hashes are.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeysConfig {
     /// A key of [`super::Credentials`] whose value is a JSON array of [`ConsumerKey`]s.
@@ -105,6 +106,9 @@ pub struct BudgetConfig {
     pub per: BudgetPeriod,
     /// What is budgeted apart.
     pub key: BudgetKey,
+    /// What the budget does when Redis does not answer in time.
+    #[serde(default, skip_serializing_if = "is_open")]
+    pub failure_mode: FailureMode,
 }
 
 /// A provider's prices in US dollars per million tokens.

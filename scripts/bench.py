@@ -3,7 +3,9 @@
 
 Run by `make bench` (scripts/bench.sh: installs wrk/nginx, builds, enters a private network
 namespace). Prints one markdown table plus the machine, commands and pinning used. Env:
-BENCH_SECONDS (default 8) per measured point, BENCH_QUICK=1 short smoke run, BENCH_NICE (-10).
+BENCH_SECONDS (default 8) per measured point, BENCH_QUICK=1 short smoke run, BENCH_NICE (-10),
+BENCH_GOVERNANCE=0 to skip the rate-limit points (ours with a local limit, and with a Redis-backed
+global limit: what each costs per request).
 Exits non-zero if any target fails the correctness check (one request before and after load).
 """
 import contextlib
@@ -101,8 +103,27 @@ def start_mock(tmp):
     return port, [proc.pid], argv
 
 
-def start_ours(tmp, upstream):
-    cfg = f"{tmp}/config"
+GOVERNANCE = os.environ.get("BENCH_GOVERNANCE", "1") != "0"
+# Limits no run reaches: the points measure what counting costs, not refusals.
+POLICIES = {
+    "local": "rateLimit: {local: [{tokens: 1000000000000, per: Minute, key: route}, "
+             "{requests: 1000000000000, per: Minute, key: route}]}",
+    "redis": "rateLimit: {global: [{tokens: 1000000000000, per: Minute, key: route}, "
+             "{requests: 1000000000000, per: Minute, key: route}]}",
+}
+
+
+def start_redis(tmp):
+    port = free_port()
+    argv = ["taskset", "-c", CLIENT_CPU, "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", tmp]
+    proc = spawn(argv, f"{tmp}/redis.log")
+    wait_until("redis-server", lambda: tcp_open(port))
+    return port, [proc.pid], argv
+
+
+def start_ours(tmp, upstream, name="ours", policy=None, redis_port=None):
+    cfg = f"{tmp}/config-{name}"
     os.makedirs(cfg)
     write(f"{cfg}/bench.yaml", f"""apiVersion: agentgateway.dev/v1alpha1
 kind: AgentgatewayBackend
@@ -120,11 +141,21 @@ spec:
   - backendRefs:
     - {{name: bench-llm, namespace: agentgateway-system, group: agentgateway.dev, kind: AgentgatewayBackend}}
 """)
+    if policy:
+        write(f"{cfg}/policy.yaml", f"""apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata: {{name: bench, namespace: agentgateway-system}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: bench-llm}}]
+  {policy}
+""")
     port, ready, metrics = free_port(), free_port(), free_port()
     argv = ["taskset", "-c", PROXY_CPU, f"{RELEASE}/agentgateway-proxy", "--config", cfg,
             "--listen", f"127.0.0.1:{port}", "--ready-addr", f"127.0.0.1:{ready}",
             "--metrics-addr", f"127.0.0.1:{metrics}", "--log-format", "json", "--threads", "1"]
-    proc = spawn(argv, f"{tmp}/proxy.stderr")
+    if redis_port:
+        argv += ["--redis-url", f"redis://127.0.0.1:{redis_port}"]
+    proc = spawn(argv, f"{tmp}/{name}.stderr")
     wait_until("agentgateway-proxy", lambda: ready_ok(ready))
     return port, [proc.pid], argv
 
@@ -342,6 +373,37 @@ runs {runner}""")
           f"http://127.0.0.1:PORT{PATH}")
 
 
+def run_governance(targets, mock_pids, tmp):
+    """ours, ours with a local limit, ours with a Redis-backed limit, in turn per point."""
+    results = {}
+    for mode in MODES:
+        lua = write_lua(tmp, mode)
+        for conns in (1, 64):
+            for name, (port, pids) in targets.items():
+                r = results.setdefault((mode, conns), {})[name] = measure(port, pids, mock_pids, lua, conns)
+                print(f"  {mode:10} c={conns:<3} {name:11} {r['rps']:9.0f} req/s p50 {r['p50']} µs "
+                      f"errors {r['errors']}", file=sys.stderr)
+    return results
+
+
+def print_governance(results):
+    print("\nRate limits (a policy on the route with two limits no run reaches, so every request is "
+          "counted and admitted; the Redis one is checked, reserved and reconciled in redis-server on "
+          f"CPU {CLIENT_CPU}):\n")
+    print("| mode | conns | ours req/s | + local limit | + Redis limit | ours CPU µs/req | + local | + Redis "
+          "| ours p50 µs | + local | + Redis | errors |")
+    print("|" + "---|" * 12)
+    for (mode, conns), res in sorted(results.items(), key=lambda kv: (MODES.index(kv[0][0]), kv[0][1])):
+        o, lo, rd = (res.get(t) for t in ("ours", "ours+local", "ours+redis"))
+        rps = lambda r: f"{r['rps']:,.0f}" if r else "—"  # noqa: E731
+        rel = lambda r: f"{r['rps']:,.0f} ({r['rps'] / o['rps']:.2f}×)" if r and o else "—"  # noqa: E731
+        cpu = lambda r: f"{r['cpu_us']:.1f}" if r and r["cpu_us"] is not None else "—"  # noqa: E731
+        p50 = lambda r: str(r["p50"]) if r else "—"  # noqa: E731
+        errs = "/".join(str(r["errors"]) if r else "—" for r in (o, lo, rd))
+        print(f"| {mode} | {conns} | {rps(o)} | {rel(lo)} | {rel(rd)} | {cpu(o)} | {cpu(lo)} | {cpu(rd)} "
+              f"| {p50(o)} | {p50(lo)} | {p50(rd)} | {errs} |")
+
+
 def check_all(targets, when):
     """Correctness of every target; returns the failures (each also printed to stderr)."""
     failed = [f"{name} ({when}): {e}" for name, (port, _) in targets.items()
@@ -386,7 +448,18 @@ def main():
             info = {"idle": idle, "peak": status_kib(ours_pids, "VmHWM"), "nginx_idle": nginx_idle,
                     "nginx_end": status_kib(nginx_pids, "VmRSS")}
             print_report(results, info)
-            print_context({"mock-llm": mock_argv, "ours": ours_argv, "nginx": nginx_argv}, results)
+            argvs = {"mock-llm": mock_argv, "ours": ours_argv, "nginx": nginx_argv}
+            if GOVERNANCE:
+                redis_port, _, redis_argv = start_redis(tmp)
+                local_port, local_pids, local_argv = start_ours(tmp, mock_port, "ours+local", POLICIES["local"])
+                redis_ours_port, redis_pids, redis_ours_argv = start_ours(
+                    tmp, mock_port, "ours+redis", POLICIES["redis"], redis_port)
+                governed = {"ours": (ours_port, ours_pids), "ours+local": (local_port, local_pids),
+                            "ours+redis": (redis_ours_port, redis_pids)}
+                failed += check_all(governed, "governance")
+                print_governance(run_governance(governed, mock_pids, tmp))
+                argvs.update({"redis": redis_argv, "ours+local": local_argv, "ours+redis": redis_ours_argv})
+            print_context(argvs, results)
         finally:
             stop_all()
     for f in failed:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: direct vs nginx vs agentgateway on loopback (see scripts/bench.py).
-# Installs wrk and nginx from Debian if missing, builds the release binaries, then runs the
-# benchmark inside a private network namespace when one can be made (host loopback otherwise).
+# `make bench`: direct vs nginx vs agentgateway on loopback (see scripts/bench.py), and what a
+# local and a Redis-backed rate limit cost per request. Installs wrk, nginx and redis-server from
+# Debian if missing, builds the release binaries, then runs the benchmark inside a private network
+# namespace when one can be made (host loopback otherwise).
 # Env: BENCH_SECONDS (default 8) per point, BENCH_QUICK=1 for a short smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"

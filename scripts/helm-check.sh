@@ -118,12 +118,16 @@ cmp -s "$TMP/a.yaml" "$TMP/b.yaml" || { diff -u "$TMP/a.yaml" "$TMP/b.yaml" >"$T
 pass "two helm template runs are byte-identical"
 DEFAULT=$TMP/a.yaml
 
-# No template function whose output changes between runs or depends on the cluster.
-if grep -nE '\{\{[^}]*\b(rand[A-Za-z]*|genCA|genSelfSignedCert[A-Za-z]*|genSignedCert[A-Za-z]*|genPrivateKey|now|lookup|uuidv4)\b' \
-  "$CHART"/templates/* >"$TMP/nondet.out"; then
-  fail "templates use rand*/genCA/gen*Cert/now/lookup/uuidv4" "$TMP/nondet.out"
+# No template function whose output changes between runs or depends on the cluster, but in the
+# one template allowed to: the Redis password generated once (redis.deploy without
+# redis.existingSecret), which must read an existing one back with lookup.
+NONDET='\{\{[^}]*\b(rand[A-Za-z]*|genCA|genSelfSignedCert[A-Za-z]*|genSignedCert[A-Za-z]*|genPrivateKey|now|lookup|uuidv4)\b'
+if grep -nE "$NONDET" $(ls "$CHART"/templates/* | grep -v '/redis-secret\.yaml$') >"$TMP/nondet.out"; then
+  fail "templates use rand*/genCA/gen*Cert/now/lookup/uuidv4 (only redis-secret.yaml may)" "$TMP/nondet.out"
 fi
-pass "no rand/genCA/now/lookup in the templates"
+grep -qE '\{\{-? *\$existing := lookup "v1" "Secret" \.Release\.Namespace \$name' "$CHART/templates/redis-secret.yaml" \
+  || fail "redis-secret.yaml must keep an existing password with lookup" "$CHART/templates/redis-secret.yaml"
+pass "no rand/genCA/now/lookup in the templates but the generated Redis password (kept with lookup)"
 
 # ---------------------------------------------------------------- CRDs
 cmp -s "$ROOT/crds/$CRD" "$CHART/crds/$CRD" \
@@ -196,7 +200,7 @@ render "$TMP/scoped.yaml" --set "operator.watchNamespaces={$NS,team-a}"
 docs ClusterRole "$TMP/scoped.yaml" >"$TMP/scoped-cr.yaml"
 has_all "$TMP/scoped-cr.yaml" "scoped ClusterRole" '    resources: ["gatewayclasses"]' '    resources: ["gatewayclasses/status"]' \
   '    resources: ["customresourcedefinitions"]' '    resourceNames: ["agentgateway-webhook"]'
-for kind in '"secrets"' '"deployments"' '"gateways"' '"httproutes"' '"agentgatewaybackends"' '"events"' '"pods"' '"roles"'; do
+for kind in '"secrets"' '"deployments"' '"gateways"' '"httproutes"' '"agentgatewaybackends"' '"agentgatewaypolicies"' '"events"' '"pods"' '"roles"'; do
   hasnt "$TMP/scoped-cr.yaml" "$kind" "ClusterRole with operator.watchNamespaces (namespaced kinds belong in the Roles)"
 done
 for ns in "$NS" team-a; do
@@ -204,7 +208,7 @@ for ns in "$NS" team-a; do
     "$TMP/scoped.yaml" >"$TMP/scoped-role.yaml"
   has_all "$TMP/scoped-role.yaml" "Role agentgateway-operator-workloads in $ns" '    resources: ["gateways", "httproutes", "referencegrants"]' \
     '    resources: ["configmaps", "secrets", "services", "serviceaccounts"]' '    resources: ["deployments"]' \
-    '    resources: ["pods/proxy"]' '  - apiGroups: ["events.k8s.io", ""]'
+    '    resources: ["pods/proxy"]' '  - apiGroups: ["events.k8s.io", ""]' '    resources: ["agentgatewaypolicies/status"]'
 done
 [ "$(docs RoleBinding "$TMP/scoped.yaml" | grep -c 'name: agentgateway-operator-workloads')" = 4 ] \
   || fail "a RoleBinding to agentgateway-operator-workloads in each of the 2 namespaces" "$TMP/scoped.yaml"
@@ -242,6 +246,16 @@ reject proxy.resources.requests.cpu=-1 /proxy/resources/requests/cpu
 reject gatewayClass.create=maybe /gatewayClass/create
 reject 'proxy.imagePullSecrets[0].name=Reg_Cred' /proxy/imagePullSecrets/0/name
 reject 'operator.watchNamespaces={Team_A}' /operator/watchNamespaces/0
+reject redis.url=http://redis:6379 /redis/url
+reject 'redis.url=redis://:hunter2@redis:6379' /redis/url
+reject 'redis.url=redis://user:hunter2@redis:6379' /redis/url
+reject redis.timeout=5 /redis/timeout
+reject redis.timeout=0ms /redis/timeout
+reject redis.deploy=maybe /redis/deploy
+reject 'redis.passwordKey=a b' /redis/passwordKey
+reject redis.existingSecret=Bad_Name /redis/existingSecret
+reject redis.image.pullPolicy=Sometimes /redis/image/pullPolicy
+reject redis.resources.limits.memory=lots /redis/resources/limits/memory
 
 # accept FLAGS... : edge values that are valid render.
 render "$TMP/edge.yaml" --set proxy.replicas=0 --set gateway.port=65535 --set proxy.resources.limits.cpu=2 \
@@ -259,10 +273,65 @@ has "$TMP/pull-deploy.yaml" '"--proxy-image-pull-secret=mirror"' "proxy pull sec
 hasnt "$TMP/pull-deploy.yaml" '- name: mirror' "proxy.imagePullSecrets on the operator pods"
 pass "imagePullSecrets: operator pods + proxy flag; proxy.imagePullSecrets: proxy flag only"
 
+# ---------------------------------------------------------------- Redis
+# Off by default: no Redis objects, no --redis-* flag (policies needing Redis say so in status).
+hasnt "$DEFAULT" "--redis-" "default rendering (no Redis)"
+hasnt "$DEFAULT" "component: redis" "default rendering (no Redis)"
+# An existing Redis with a password Secret: flags only, no Redis objects, Role reads that Secret.
+render "$TMP/redis-ext.yaml" --set redis.url=rediss://default@redis.example.com:6380/1 \
+  --set redis.existingSecret=redis-auth --set redis.passwordKey=pw --set redis.timeout=20ms
+has_all "$TMP/redis-ext.yaml" "redis.url + existingSecret" '"--redis-url=rediss://default@redis.example.com:6380/1"' \
+  '"--redis-timeout=20ms"' "\"--redis-password-secret=$NS/redis-auth\"" '"--redis-password-key=pw"'
+hasnt "$TMP/redis-ext.yaml" "component: redis" "redis.url (no Redis objects)"
+docs Role "$TMP/redis-ext.yaml" >"$TMP/redis-role.yaml"
+has "$TMP/redis-role.yaml" '    resourceNames: ["redis-auth"]' "Role with redis.existingSecret"
+render "$TMP/redis-nopw.yaml" --set redis.url=redis://redis.cache:6379
+has "$TMP/redis-nopw.yaml" '"--redis-url=redis://redis.cache:6379"' "redis.url without password"
+hasnt "$TMP/redis-nopw.yaml" "--redis-password-secret" "redis.url without existingSecret"
+pass "redis.url: --redis-url/--redis-timeout, with existingSecret --redis-password-secret/--redis-password-key and a Role reading that Secret by name"
+
+# The chart's own Redis: Service + Deployment <fullname>-redis, a generated password Secret.
+render "$TMP/redis.yaml" --set redis.deploy=true
+docs Deployment "$TMP/redis.yaml" | awk '/^---/{if (doc ~ /component: redis/) printf "%s---\n", doc; doc=""; next} {doc = doc $0 "\n"}' >"$TMP/redis-deploy.yaml"
+has_all "$TMP/redis-deploy.yaml" "Redis Deployment" "  name: agentgateway-redis" "  replicas: 1" "    type: Recreate" \
+  'image: "redis:7.4-alpine"' '          command: ["redis-server"]' '            - "--save"' '            - ""' \
+  '            - "--appendonly"' '            - "no"' '            - "$(REDIS_PASSWORD)"' "                  name: agentgateway-redis" \
+  "                  key: password" "      automountServiceAccountToken: false" "        runAsNonRoot: true" "        runAsUser: 999" \
+  "            readOnlyRootFilesystem: true" "            allowPrivilegeEscalation: false" "                - ALL" \
+  "              type: RuntimeDefault" "          type: RuntimeDefault" "              protocol: TCP" '              memory: "256Mi"' \
+  "          emptyDir: {}"
+docs Service "$TMP/redis.yaml" >"$TMP/redis-svc.yaml"
+has_all "$TMP/redis-svc.yaml" "Redis Service" "  name: agentgateway-redis" "      port: 6379" "      targetPort: redis" "    app.kubernetes.io/component: redis"
+docs Secret "$TMP/redis.yaml" >"$TMP/redis-secret.yaml"
+has_all "$TMP/redis-secret.yaml" "generated Redis password Secret" "  name: agentgateway-redis" "type: Opaque" "  password: "
+# 32 random characters, base64: 44 characters.
+grep -qE '^  password: "[A-Za-z0-9+/]{43}="$' "$TMP/redis-secret.yaml" || fail "the generated password is not 32 characters in base64" "$TMP/redis-secret.yaml"
+has_all "$TMP/redis.yaml" "operator with redis.deploy" "\"--redis-url=redis://agentgateway-redis.$NS.svc:6379\"" '"--redis-timeout=5ms"' \
+  "\"--redis-password-secret=$NS/agentgateway-redis\"" '"--redis-password-key=password"'
+docs Role "$TMP/redis.yaml" >"$TMP/redis-role.yaml"
+has "$TMP/redis-role.yaml" '    resourceNames: ["agentgateway-redis"]' "Role with redis.deploy"
+render "$TMP/redis-own.yaml" --set redis.deploy=true --set redis.existingSecret=mine --set redis.passwordKey=pw \
+  --set redis.image.repository=registry.example.com/redis --set redis.image.tag=7.4.2
+[ -z "$(docs Secret "$TMP/redis-own.yaml")" ] || fail "redis.deploy with existingSecret must not generate a Secret" "$TMP/redis-own.yaml"
+has_all "$TMP/redis-own.yaml" "redis.deploy with existingSecret" "                  name: mine" "                  key: pw" \
+  'image: "registry.example.com/redis:7.4.2"' "\"--redis-password-secret=$NS/mine\""
+render "$TMP/redis-own2.yaml" --set redis.deploy=true --set redis.existingSecret=mine
+render "$TMP/redis-own3.yaml" --set redis.deploy=true --set redis.existingSecret=mine
+cmp -s "$TMP/redis-own2.yaml" "$TMP/redis-own3.yaml" || fail "redis.deploy with existingSecret must render deterministically"
+lint --set redis.deploy=true
+for bad in "redis.deploy=true redis.url=redis://r:6379|redis.url and redis.deploy" "redis.existingSecret=s|redis.existingSecret needs redis.url or redis.deploy"; do
+  set -- ${bad%%|*}
+  if "$HELM" template "$REL" "$CHART" -n "$NS" $(printf -- '--set %s ' "$@") >"$TMP/redis-bad.out" 2>&1; then
+    fail "--set $* was accepted" "$TMP/redis-bad.out"
+  fi
+  has "$TMP/redis-bad.out" "${bad#*|}" "--set $*"
+done
+pass "redis.deploy: Redis Deployment (in memory, password, non-root, read-only root fs) + Service <fullname>-redis + generated password Secret, operator pointed at it; existingSecret replaces the generated one; url with deploy, or existingSecret alone, refused"
+
 # ---------------------------------------------------------------- RBAC
 # Over every rendering with RBAC: no "*" in apiGroups/resources/verbs, no verb beyond what the
 # operator needs (delete: the proxy objects of a Gateway that leaves the class, and nothing else).
-for f in "$DEFAULT" "$TMP/off.yaml" "$TMP/scoped.yaml"; do
+for f in "$DEFAULT" "$TMP/off.yaml" "$TMP/scoped.yaml" "$TMP/redis.yaml"; do
   { docs ClusterRole "$f"; docs Role "$f"; } >"$TMP/rbac.yaml"
   [ -s "$TMP/rbac.yaml" ] || fail "no ClusterRole/Role rendered" "$f"
   if grep -v '^ *#' "$TMP/rbac.yaml" | grep -n '\*' >"$TMP/wild.out"; then
@@ -280,6 +349,7 @@ docs ClusterRole "$DEFAULT" >"$TMP/cr.yaml"
 has_all "$TMP/cr.yaml" "ClusterRole" '    resources: ["gatewayclasses"]' '    resources: ["gatewayclasses/status"]' \
   '    resources: ["gateways", "httproutes", "referencegrants"]' '    resources: ["gateways/status", "httproutes/status"]' \
   '    resources: ["gateways/finalizers"]' '    resources: ["agentgatewaybackends/status"]' \
+  '    resources: ["agentgatewaypolicies"]' '    resources: ["agentgatewaypolicies/status"]' \
   '    resources: ["configmaps", "secrets", "services", "serviceaccounts"]' \
   '    resources: ["customresourcedefinitions"]' '  - apiGroups: ["events.k8s.io", ""]' \
   '    resourceNames: ["agentgateway-webhook"]'
@@ -357,7 +427,7 @@ pass "names: <release>-agentgateway-*, release name alone when it contains agent
 has_all "$TMP/wh.yaml" "webhook configurations" "  - name: default.agentgateway.dev" "  - name: validate.agentgateway.dev" "        path: /mutate" \
   "        path: /validate" "    reinvocationPolicy: Never" "        name: agentgateway-webhook"
 for want in "    failurePolicy: Fail" "    sideEffects: None" "    timeoutSeconds: 5" '    admissionReviewVersions: ["v1"]' \
-  "    matchPolicy: Equivalent" '        resources: ["agentgatewaybackends"]' '        operations: ["CREATE", "UPDATE"]' \
+  "    matchPolicy: Equivalent" '        resources: ["agentgatewaybackends", "agentgatewaypolicies"]' '        operations: ["CREATE", "UPDATE"]' \
   "        port: 443" "        namespace: $NS" "        scope: Namespaced"; do
   [ "$(grep -cF -- "$want" "$TMP/wh.yaml")" = 2 ] || fail "both webhook configurations need '$want'" "$TMP/wh.yaml"
 done

@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::cache::Scope;
+use crate::error::RunError;
+use crate::redis::{self, PasswordSecret, RedisSettings};
 use crate::resources::ProxySettings;
 use crate::webhook::WebhookSettings;
 
@@ -28,6 +30,27 @@ fn parse_secret_name(text: &str) -> Result<String, String> {
             "{name:?} is not a valid Secret name (a DNS-1123 subdomain)"
         ))
     }
+}
+
+/// A data key of a Secret.
+fn parse_data_key(text: &str) -> Result<String, String> {
+    if agentgateway_crds::validation::is_data_key(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{text:?} is not a Secret data key ([-._a-zA-Z0-9]+)"
+        ))
+    }
+}
+
+/// A Redis timeout as the proxy flag takes it: whole milliseconds, at least one.
+fn parse_redis_timeout(text: &str) -> Result<String, String> {
+    let duration = duration(text)?;
+    let ms = duration.as_millis();
+    if ms == 0 || duration != Duration::from_millis(ms as u64) {
+        return Err("must be a whole number of milliseconds, at least 1ms".to_string());
+    }
+    Ok(format!("{ms}ms"))
 }
 
 /// The names once each, first occurrence first (the chart may pass a name twice).
@@ -256,6 +279,43 @@ pub struct Args {
     )]
     pub webhook_shutdown_delay: Duration,
 
+    /// The Redis every proxy counts shared rate limits (`rateLimit.global`) and budgets in:
+    /// `redis://host:port[/db]` or `rediss://...`, without a password (use
+    /// `--redis-password-secret`). Without it, policies that need Redis are `Accepted=False`
+    /// `RedisNotConfigured` and not applied. Checked by [`Args::check`], not by the parser: a
+    /// parser's error repeats the value, which may hold a password.
+    #[arg(long, env = "AGENTGATEWAY_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// The Secret holding the Redis password, as `NAMESPACE/NAME`: the operator copies it into
+    /// each Gateway's credentials Secret, from where the proxies read it.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_REDIS_PASSWORD_SECRET",
+        value_parser = redis::parse_secret_ref,
+        requires = "redis_url"
+    )]
+    pub redis_password_secret: Option<(String, String)>,
+
+    /// The data key of `--redis-password-secret` holding the password.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_REDIS_PASSWORD_KEY",
+        default_value = "password",
+        value_parser = parse_data_key
+    )]
+    pub redis_password_key: String,
+
+    /// How long a proxy waits for Redis before the policy's `failureMode` decides (the proxies'
+    /// `--redis-timeout`), in whole milliseconds.
+    #[arg(
+        long,
+        env = "AGENTGATEWAY_REDIS_TIMEOUT",
+        default_value = "5ms",
+        value_parser = parse_redis_timeout
+    )]
+    pub redis_timeout: String,
+
     /// Log format: one JSON object per line, or human-readable text.
     #[arg(
         long,
@@ -276,6 +336,14 @@ pub enum LogFormat {
 }
 
 impl Args {
+    /// What the parser cannot check without repeating a secret in its error: the Redis URL.
+    pub fn check(&self) -> Result<(), RunError> {
+        if let Some(url) = &self.redis_url {
+            redis::check_url(url).map_err(RunError::RedisUrl)?;
+        }
+        Ok(())
+    }
+
     /// How the webhooks are served; `None` when disabled.
     pub fn webhook_settings(&self) -> Option<WebhookSettings> {
         self.webhook.then(|| WebhookSettings {
@@ -308,7 +376,26 @@ impl Args {
             memory_limit: self.proxy_memory_limit.clone(),
             log_level: self.proxy_log_level.clone(),
             image_pull_secrets: dedup_in_order(&self.proxy_image_pull_secrets),
+            redis: self.redis_settings(),
         }
+    }
+
+    /// How the proxies reach Redis; `None` without `--redis-url`.
+    pub fn redis_settings(&self) -> Option<RedisSettings> {
+        let url = self.redis_url.clone()?;
+        let password = self
+            .redis_password_secret
+            .clone()
+            .map(|(namespace, name)| PasswordSecret {
+                namespace,
+                name,
+                key: self.redis_password_key.clone(),
+            });
+        Some(RedisSettings {
+            url,
+            timeout: self.redis_timeout.clone(),
+            password,
+        })
     }
 }
 
@@ -410,6 +497,66 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn redis_is_off_by_default_and_the_chart_flags_parse() {
+        let args = Args::try_parse_from(["agentgateway-operator"]).unwrap();
+        assert_eq!(args.proxy_settings().redis, None);
+        let args = Args::try_parse_from([
+            "agentgateway-operator",
+            "--redis-url=redis://agentgateway-redis.agentgateway-system:6379",
+            "--redis-password-secret=agentgateway-system/agentgateway-redis",
+            "--redis-password-key=redis-password",
+            "--redis-timeout=20ms",
+        ])
+        .unwrap();
+        let redis = args.proxy_settings().redis.unwrap();
+        assert_eq!(
+            redis.url,
+            "redis://agentgateway-redis.agentgateway-system:6379"
+        );
+        assert_eq!(redis.timeout, "20ms");
+        assert_eq!(
+            redis.password,
+            Some(PasswordSecret {
+                namespace: "agentgateway-system".into(),
+                name: "agentgateway-redis".into(),
+                key: "redis-password".into(),
+            })
+        );
+        let args =
+            Args::try_parse_from(["agentgateway-operator", "--redis-url=redis://r:6379"]).unwrap();
+        let redis = args.redis_settings().unwrap();
+        assert_eq!((redis.timeout.as_str(), redis.password), ("5ms", None));
+    }
+
+    #[test]
+    fn bad_redis_flags_are_refused_without_echoing_a_password() {
+        let args = Args::try_parse_from([
+            "agentgateway-operator",
+            "--redis-url=redis://:hunter2@r:6379",
+        ])
+        .unwrap();
+        let error = args.check().unwrap_err().to_string();
+        assert!(error.contains("holds a password"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(
+            Args::try_parse_from(["agentgateway-operator"])
+                .unwrap()
+                .check()
+                .is_ok()
+        );
+        for flags in [
+            &["--redis-password-secret=ns/redis"][..],
+            &["--redis-url=redis://r", "--redis-timeout=1500us"],
+            &["--redis-url=redis://r", "--redis-timeout=0s"],
+            &["--redis-url=redis://r", "--redis-password-key=a b"],
+        ] {
+            let mut argv = vec!["agentgateway-operator"];
+            argv.extend_from_slice(flags);
+            assert!(Args::try_parse_from(argv).is_err(), "{flags:?}");
+        }
     }
 
     #[test]

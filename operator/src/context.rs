@@ -12,6 +12,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use crate::backoff::Backoff;
 use crate::cache::{Scope, Stores};
 use crate::metrics::Metrics;
+use crate::redis::{self, PasswordSource, PasswordState};
 use crate::resources::ProxySettings;
 use crate::route_views::RouteViews;
 
@@ -31,6 +32,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// How proxy Deployments are built.
     pub proxy: ProxySettings,
+    /// The Redis password Secret, when one is configured.
+    pub redis_password: Option<Arc<PasswordSource>>,
     /// Consecutive transient failures per object, for exponential retry delays.
     pub backoff: Mutex<Backoff>,
     /// Status writes the caches may not show yet, by `Kind/namespace/name`: the resourceVersion
@@ -43,6 +46,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// Whether the proxies count in Redis (`--redis-url`): policies with `rateLimit.global` or
+    /// `budget` apply only then.
+    pub fn shared_counters(&self) -> bool {
+        self.proxy.redis.is_some()
+    }
+
+    /// The Redis password for the proxies, as it is now.
+    pub fn redis_password(&self) -> PasswordState {
+        redis::password_state(self.redis_password.as_ref())
+    }
+
     /// Records a transient failure of `key` and returns the delay before its retry.
     pub fn next_retry(&self, key: &str) -> Duration {
         // A poisoned lock only means another reconcile panicked mid-update; the map is still usable.

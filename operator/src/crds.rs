@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
@@ -17,7 +17,8 @@ use crate::shutdown::Shutdown;
 
 const POLL: Duration = Duration::from_secs(2);
 
-/// Waits until the AgentgatewayBackend and Gateway API kinds are served. Returns whether
+/// Waits until the AgentgatewayBackend, AgentgatewayPolicy and Gateway API kinds are served (the
+/// chart installs our two CRDs from one file). Returns whether
 /// ReferenceGrants are served too (optional: without them, cross-namespace references are
 /// refused), or `None` when shutdown came first.
 /// Namespaced kinds are listed where the operator may read them (`scope`).
@@ -28,6 +29,12 @@ pub async fn wait_for_crds(client: &Client, scope: &Scope, shutdown: &Shutdown) 
         check::<AgentgatewayBackend>(
             scoped(client, scope),
             "agentgatewaybackends.agentgateway.dev",
+            &mut missing,
+        )
+        .await;
+        check::<AgentgatewayPolicy>(
+            scoped(client, scope),
+            "agentgatewaypolicies.agentgateway.dev",
             &mut missing,
         )
         .await;

@@ -204,6 +204,9 @@ pub enum RunError {
         /// The kind whose cache never filled.
         kind: &'static str,
     },
+    /// `--redis-url` is unusable (the message never repeats it: it may hold a password).
+    #[error("invalid --redis-url: {0}")]
+    RedisUrl(#[source] crate::redis::RedisUrlError),
 }
 
 #[cfg(test)]

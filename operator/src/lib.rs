@@ -20,6 +20,7 @@ pub mod install_owner;
 pub mod leader;
 pub mod metrics;
 pub mod proxy_report;
+pub mod redis;
 pub mod resources;
 pub mod route_views;
 pub mod shutdown;
@@ -57,6 +58,7 @@ pub fn init_tracing(format: LogFormat) {
 
 /// Runs the operator until SIGTERM/SIGINT (`Ok`) or a fatal error such as a lost Lease.
 pub async fn run(args: Args) -> Result<(), RunError> {
+    args.check()?;
     let (registry, metrics, webhook_metrics) = Metrics::with_webhook();
     let health = Arc::new(Health::new(registry));
     let metrics_listener = health::bind(args.metrics_addr).await?;
@@ -147,6 +149,12 @@ async fn run_controllers(
             stores.referenced.clone(),
             scope.clone(),
         );
+        webhook.targets.use_cache(
+            stores.gateways.clone(),
+            stores.routes.clone(),
+            stores.backends.clone(),
+            scope.clone(),
+        );
     }
     health.set_ready();
     tracing::info!("caches synced");
@@ -159,6 +167,29 @@ async fn run_controllers(
             instance: Some(identity.clone()),
         },
     );
+    // The Redis password is copied into every proxy's credentials Secret: read it before the first
+    // compile, so that no proxy starts without it only because the operator had not read it yet.
+    let redis_password = match args.redis_settings().and_then(|r| r.password) {
+        Some(secret) => {
+            let wake = Arc::clone(&triggers.gateways.all);
+            let source = redis::PasswordSource::start(&client, secret, move || wake.notify_one());
+            // A Secret that does not exist lists fine (empty); only an API or permission error
+            // keeps the cache empty, and that must not keep every Gateway from its config.
+            tokio::select! {
+                _ = source.wait_until_ready() => {}
+                () = tokio::time::sleep(redis::PASSWORD_READ_LIMIT) => {
+                    tracing::warn!(
+                        secret = %format!("{}/{}", source.secret().namespace, source.secret().name),
+                        limit_s = redis::PASSWORD_READ_LIMIT.as_secs(),
+                        "the Redis password Secret could not be read in time; proxies start without it until it is"
+                    );
+                }
+                _ = shutdown.wait() => return Ok(()),
+            }
+            Some(Arc::new(source))
+        }
+        None => None,
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores,
@@ -167,6 +198,7 @@ async fn run_controllers(
         recorder,
         metrics: metrics.clone(),
         proxy: args.proxy_settings(),
+        redis_password,
         backoff: Mutex::new(backoff::Backoff::default()),
         recent_status: Mutex::new(Default::default()),
         last_compiled: Mutex::new(Default::default()),

@@ -98,6 +98,7 @@ fn trace_line(record: &RequestRecord, duration_ms: f64) {
         operation = record.operation.as_str(),
         route = record.route.as_deref().unwrap_or(""),
         backend = record.backend.as_deref().unwrap_or(""),
+        consumer = record.consumer.as_deref().unwrap_or(""),
         provider = record.provider_name().map_or("", |p| p),
         model = %client_text(record.model().unwrap_or("")),
         status = record.status,
@@ -108,6 +109,7 @@ fn trace_line(record: &RequestRecord, duration_ms: f64) {
         cached_tokens = usage.cached,
         reasoning_tokens = usage.reasoning,
         attempts = record.attempts,
+        cost_usd = record.cost_micro_usd().map(|c| c as f64 / 1e6),
         ttft_ms = record.ttft.map(|t| t.as_secs_f64() * 1000.0),
         duration_ms,
         error = record.error,
@@ -135,6 +137,9 @@ pub fn json_line(record: &RequestRecord, duration_ms: f64, now: SystemTime) -> V
     text(&mut out, "operation", record.operation.as_str());
     text(&mut out, "route", &opt(&record.route));
     text(&mut out, "backend", &opt(&record.backend));
+    if let Some(consumer) = &record.consumer {
+        text(&mut out, "consumer", consumer);
+    }
     text(
         &mut out,
         "provider",
@@ -157,6 +162,9 @@ pub fn json_line(record: &RequestRecord, duration_ms: f64, now: SystemTime) -> V
         usage.reasoning,
         record.attempts
     );
+    if let Some(micro_usd) = record.cost_micro_usd() {
+        let _ = write!(out, ",\"cost_usd\":{:.6}", micro_usd as f64 / 1e6);
+    }
     if let Some(ttft) = record.ttft {
         let _ = write!(out, ",\"ttft_ms\":{:.3}", ttft.as_secs_f64() * 1000.0);
     }

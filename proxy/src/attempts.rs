@@ -201,7 +201,14 @@ impl Attempts<'_> {
             injects_usage,
             credential,
             embeddings,
-        } = build(provider, self.parts, payload, operation, access_token)?;
+        } = build(
+            provider,
+            self.parts,
+            payload,
+            operation,
+            access_token,
+            record.trace.as_ref(),
+        )?;
         let attempt_deadline = self.deadline.min(
             started
                 .checked_add(Duration::from_millis(provider.config.request_timeout_ms))

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::governance::shared::RedisSettings;
 use crate::limits::{Limits, defaults};
 
 /// agentgateway proxy: an OpenAI-compatible LLM gateway.
@@ -108,6 +109,20 @@ pub struct Args {
     #[arg(long, default_value_t = defaults::MODEL_LABELS_PER_PROVIDER)]
     pub model_labels_per_provider: usize,
 
+    /// Distinct `consumer` label values; further ones are counted as `other`.
+    #[arg(long, default_value_t = defaults::CONSUMER_LABELS)]
+    pub consumer_labels: usize,
+
+    /// Redis for global rate limits and budgets, shared by every replica:
+    /// `redis://host:port[/db]`. The password comes from `AGENTGATEWAY_REDIS_PASSWORD` (never a
+    /// flag: flags show in `ps`). Without it, a config with global limits or budgets is refused.
+    #[arg(long, env = "AGENTGATEWAY_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// The longest a request waits for Redis; then the policy's failureMode applies.
+    #[arg(long, default_value = "5ms", value_parser = parse_positive_duration)]
+    pub redis_timeout: Duration,
+
     /// After SIGTERM, how long listeners keep accepting while readiness fails.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain_delay: Duration,
@@ -120,12 +135,46 @@ pub struct Args {
     #[arg(long, default_value = "json", value_parser = ["json", "text"])]
     pub log_format: String,
 
+    /// OpenTelemetry traces: the collector's OTLP/HTTP base URL (`http://otel-collector:4318`);
+    /// spans are POSTed to `{URL}/v1/traces` as protobuf. Unset: no tracing.
+    #[arg(long, env = "AGENTGATEWAY_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The `service.name` of the exported spans.
+    #[arg(long, default_value = "agentgateway-proxy")]
+    pub otlp_service_name: String,
+
     /// Worker threads (default: one per CPU).
     #[arg(long)]
     pub threads: Option<usize>,
 }
 
 impl Args {
+    /// The Redis settings: the URL from the flag, the password from the environment.
+    pub fn redis(&self) -> Option<RedisSettings> {
+        let url = self.redis_url.clone()?;
+        let password = std::env::var("AGENTGATEWAY_REDIS_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        Some(RedisSettings {
+            url,
+            password,
+            timeout: self.redis_timeout,
+        })
+    }
+
+    /// Where traces go, with `--otlp-endpoint`. The batch processor's delay and queue size are
+    /// the SDK's (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`).
+    pub fn otlp(&self) -> Option<crate::trace::OtlpOptions> {
+        self.otlp_endpoint
+            .as_ref()
+            .map(|endpoint| crate::trace::OtlpOptions {
+                endpoint: endpoint.clone(),
+                service_name: self.otlp_service_name.clone(),
+                schedule_delay: None,
+            })
+    }
+
     /// The limits the flags set.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -144,6 +193,7 @@ impl Args {
             max_response_replay: self.max_response_replay,
             max_request_replay: self.max_request_replay,
             model_labels_per_provider: self.model_labels_per_provider,
+            consumer_labels: self.consumer_labels,
             drain_delay: self.drain_delay,
             drain_timeout: self.drain_timeout,
         }

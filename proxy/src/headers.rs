@@ -154,6 +154,23 @@ mod tests {
     }
 
     #[test]
+    fn without_tracing_the_clients_trace_context_passes_unchanged() {
+        // With --otlp-endpoint the request's span replaces these (`RequestTrace::inject`);
+        // without it they are the client's business, forwarded as they came.
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let client = map(&[
+            ("traceparent", traceparent),
+            ("tracestate", "vendor=abc,other=1"),
+            ("authorization", "Bearer client"),
+        ]);
+        for gateway_key in [true, false] {
+            let upstream = upstream_headers(&client, gateway_key);
+            assert_eq!(upstream["traceparent"], traceparent);
+            assert_eq!(upstream["tracestate"], "vendor=abc,other=1");
+        }
+    }
+
+    #[test]
     fn provider_account_answers_to_the_gateways_key_stay_with_the_gateway() {
         let mut headers = map(&[
             ("set-cookie", "a=b"),

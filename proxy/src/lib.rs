@@ -3,8 +3,8 @@
 //! The code follows a request's path: [`listener`] ([`accept`], [`conn`]) → [`request`] (path,
 //! route, body) → [`attempts`] (providers, retries; [`upstream_request`], [`outcome`]) →
 //! [`upstream`] → [`stream`] back to the client in a [`body::ProxyBody`] that finishes the
-//! [`record`]; [`context`] is what every request shares, [`state`] holds the config snapshot the
-//! path reads, [`source`] produces it, [`limits`] bounds it all.
+//! [`record`] (and its span, [`trace`]); [`context`] is what every request shares, [`state`]
+//! holds the config snapshot the path reads, [`source`] produces it, [`limits`] bounds it all.
 
 pub mod accept;
 pub mod access_log;
@@ -17,6 +17,7 @@ pub mod client_api;
 pub mod config_status;
 pub mod conn;
 pub mod context;
+pub mod governance;
 pub mod headers;
 pub mod limits;
 pub mod listener;
@@ -30,6 +31,7 @@ pub mod route;
 pub mod source;
 pub mod state;
 pub mod stream;
+pub mod trace;
 pub mod translate;
 pub mod translated_request;
 pub mod upstream;
@@ -66,6 +68,10 @@ pub struct ProxyOptions {
     pub limits: Limits,
     /// Where access lines go.
     pub access_log: access_log::AccessLog,
+    /// Redis for global rate limits and budgets; `None`: configs that need it are refused.
+    pub redis: Option<governance::shared::RedisSettings>,
+    /// Where traces go (`--otlp-endpoint`); `None`: no tracing.
+    pub otlp: Option<trace::OtlpOptions>,
 }
 
 /// Why the proxy could not start.
@@ -83,6 +89,12 @@ pub enum StartError {
     /// A listener could not bind.
     #[error(transparent)]
     Bind(#[from] listener::BindError),
+    /// The Redis settings are unusable.
+    #[error("failed to use the Redis settings: {0}")]
+    Redis(#[from] governance::shared::RedisSettingsError),
+    /// Tracing could not start (an invalid `--otlp-endpoint`).
+    #[error(transparent)]
+    Tracing(#[from] trace::TraceError),
     /// An admin endpoint could not bind.
     #[error("failed to listen on {addr} for the admin endpoint: {source}")]
     BindAdmin {
@@ -119,12 +131,16 @@ impl RunningProxy {
 
     /// Drains: readiness fails at once, listeners keep accepting for `delay` (responses ask
     /// HTTP/1 clients to close), then stop; in-flight requests and streams finish within `grace`.
+    /// Then the spans of the drained requests are exported, within [`trace::FLUSH_TIMEOUT`].
     pub async fn shutdown(self, delay: Duration, grace: Duration) {
         self.readiness.set(false);
         let _ = self.stop_reloads.send(true);
         let _ = self.reloads.await;
         if let Some(listeners) = self.listeners.lock().await.take() {
             listeners.shutdown(delay, grace).await;
+        }
+        if let Some(tracing) = &self.context.tracing {
+            tracing.shutdown(trace::FLUSH_TIMEOUT).await;
         }
     }
 }
@@ -135,8 +151,16 @@ pub async fn start(
     options: ProxyOptions,
     mut source: impl ConfigSource + 'static,
 ) -> Result<RunningProxy, StartError> {
-    let state = Arc::new(ProxyState::new(options.limits.model_labels_per_provider));
-    let metrics = Arc::new(Metrics::new(state.clone()));
+    let shared = options
+        .redis
+        .clone()
+        .map(governance::shared::SharedCounters::new)
+        .transpose()?;
+    let state = Arc::new(ProxyState::new(
+        options.limits.model_labels_per_provider,
+        shared.is_some(),
+    ));
+    let metrics = Arc::new(Metrics::new(state.clone(), options.limits.consumer_labels));
     let readiness = Arc::new(Readiness::default());
     let config_status = Arc::new(ConfigStatus::default());
     let admin = Arc::new(Admin {
@@ -166,12 +190,21 @@ pub async fn start(
     tokio::spawn(admin::serve(ready_listener, "ready", admin.clone()));
     tokio::spawn(admin::serve(metrics_listener, "metrics", admin));
 
-    let context = Arc::new(ProxyContext::new(
-        state.clone(),
-        metrics.clone(),
-        options.limits.clone(),
-        options.access_log.clone(),
-    ));
+    let tracing = options
+        .otlp
+        .as_ref()
+        .map(trace::Tracing::start)
+        .transpose()?;
+    let context = Arc::new(
+        ProxyContext::new(
+            state.clone(),
+            metrics.clone(),
+            options.limits.clone(),
+            options.access_log.clone(),
+            Arc::new(governance::governor::Governor::new(shared)),
+        )
+        .with_tracing(tracing),
+    );
     let mut listeners = Listeners::new(context.clone(), options.listen);
     let source_name = source.describe();
     let snapshot = loop {

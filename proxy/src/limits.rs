@@ -43,6 +43,11 @@ pub mod defaults {
     pub const MAX_REQUEST_REPLAY: usize = 1 << 20;
     /// Distinct `model` label values per provider before new ones are counted as `other`.
     pub const MODEL_LABELS_PER_PROVIDER: usize = 64;
+    /// Distinct `consumer` label values before new ones are counted as `other`.
+    pub const CONSUMER_LABELS: usize = 256;
+    /// The longest a request waits for Redis (global limits, budgets) before the policy's
+    /// failure mode applies.
+    pub const REDIS_TIMEOUT: Duration = Duration::from_millis(5);
     /// After SIGTERM, how long listeners keep accepting (while readiness already fails) so that
     /// endpoints are removed before connections are refused.
     pub const DRAIN_DELAY: Duration = Duration::from_secs(5);
@@ -83,6 +88,8 @@ pub struct Limits {
     pub max_request_replay: usize,
     /// See [`defaults::MODEL_LABELS_PER_PROVIDER`].
     pub model_labels_per_provider: usize,
+    /// See [`defaults::CONSUMER_LABELS`].
+    pub consumer_labels: usize,
     /// See [`defaults::DRAIN_DELAY`].
     pub drain_delay: Duration,
     /// See [`defaults::DRAIN_TIMEOUT`].
@@ -108,6 +115,7 @@ impl Default for Limits {
             max_response_replay: MAX_RESPONSE_REPLAY,
             max_request_replay: MAX_REQUEST_REPLAY,
             model_labels_per_provider: MODEL_LABELS_PER_PROVIDER,
+            consumer_labels: CONSUMER_LABELS,
             drain_delay: DRAIN_DELAY,
             drain_timeout: DRAIN_TIMEOUT,
         }

@@ -56,6 +56,8 @@ async fn run(args: Args, access_log: AccessLog) -> ExitCode {
         metrics_addr: args.metrics_addr,
         limits: args.limits(),
         access_log,
+        redis: args.redis(),
+        otlp: args.otlp(),
     };
     let started = match (&args.config, &args.kube_config_map, &args.kube_secret) {
         (Some(path), _, _) => start(options, FileSource::new(path)).await,

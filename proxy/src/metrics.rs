@@ -1,7 +1,9 @@
 //! Prometheus metrics, named after the OpenTelemetry GenAI conventions with the `agentgateway_`
 //! prefix. Provider health is read from the live snapshot at scrape time, so it is never stale.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use prometheus_client::collector::Collector;
@@ -84,7 +86,31 @@ pub struct TokenLabels {
     pub backend: Label,
     pub provider: Label,
     pub model: Label,
+    /// The consumer (`auth.apiKeys`), empty without one; bounded like the model label.
+    pub consumer: Label,
 }
+
+/// Labels of the cost counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    pub route: Label,
+    pub backend: Label,
+    pub provider: Label,
+    pub model: Label,
+    pub consumer: Label,
+}
+
+/// Labels of rate-limit decisions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// `local`, `global` or `budget`.
+    pub scope: &'static str,
+    /// `admitted`, `rejected`, `failed_open` or `failed_closed`.
+    pub result: &'static str,
+}
+
+/// The consumer label of requests past the distinct-consumer bound.
+pub const OTHER_CONSUMER: &str = "other";
 
 /// Labels naming a provider.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,11 +151,19 @@ pub struct Metrics {
     pub overload_rejections: Family<OverloadLabels, Counter>,
     /// 1 when the last config reload succeeded.
     pub config_last_reload_success: Gauge,
+    /// What requests cost, in US dollars, at their providers' prices.
+    pub cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    /// Rate-limit and budget decisions.
+    pub rate_limit_decisions: Family<DecisionLabels, Counter>,
+    /// The consumer label values seen so far, at most `consumer_label_cap`.
+    consumer_labels: Mutex<HashSet<Label>>,
+    consumer_label_cap: usize,
 }
 
 impl Metrics {
-    /// Creates and registers every metric; `state` feeds `provider_healthy`.
-    pub fn new(state: Arc<ProxyState>) -> Self {
+    /// Creates and registers every metric; `state` feeds `provider_healthy`; the consumer label
+    /// takes at most `consumer_label_cap` distinct values (then `other`).
+    pub fn new(state: Arc<ProxyState>, consumer_label_cap: usize) -> Self {
         let mut registry = Registry::with_prefix("agentgateway");
         let token_usage = Family::<TokenLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([
@@ -157,6 +191,10 @@ impl Metrics {
             config_reloads: Family::default(),
             overload_rejections: Family::default(),
             config_last_reload_success: Gauge::default(),
+            cost: Family::default(),
+            rate_limit_decisions: Family::default(),
+            consumer_labels: Mutex::new(HashSet::new()),
+            consumer_label_cap,
             registry: Registry::default(),
         };
         registry.register(
@@ -199,6 +237,16 @@ impl Metrics {
             "1 when the last config reload succeeded, 0 when it was rejected and the previous config kept",
             metrics.config_last_reload_success.clone(),
         );
+        registry.register(
+            "gen_ai_client_cost_usd",
+            "What requests cost in US dollars at their providers' prices (provider cost), by consumer",
+            metrics.cost.clone(),
+        );
+        registry.register(
+            "rate_limit_decisions",
+            "Rate-limit and budget decisions by scope (local, global, budget) and result (admitted, rejected, failed_open, failed_closed)",
+            metrics.rate_limit_decisions.clone(),
+        );
         registry.register_collector(Box::new(ProviderHealthCollector(state)));
         Self {
             registry,
@@ -220,6 +268,34 @@ impl Metrics {
         self.overload_rejections
             .get_or_create(&OverloadLabels { reason })
             .inc();
+    }
+
+    /// Counts a rate-limit or budget decision.
+    pub fn record_rate_limit_decision(&self, scope: &'static str, result: &'static str) {
+        self.rate_limit_decisions
+            .get_or_create(&DecisionLabels { scope, result })
+            .inc();
+    }
+
+    /// The `consumer` label of a request: the consumer while fewer than the cap have been seen,
+    /// else `other`; empty without a consumer.
+    pub fn consumer_label(&self, consumer: Option<&Arc<str>>) -> Label {
+        let Some(consumer) = consumer else {
+            return Label::default();
+        };
+        let mut seen = self
+            .consumer_labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = seen.get(&**consumer) {
+            return known.clone();
+        }
+        if seen.len() < self.consumer_label_cap {
+            let label = Label(consumer.clone());
+            seen.insert(label.clone());
+            return label;
+        }
+        Label::from(OTHER_CONSUMER)
     }
 
     /// The text exposition.

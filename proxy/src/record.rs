@@ -1,13 +1,16 @@
-//! What happened to one request, written once when it ends: the JSON access log line and the
-//! request metrics. Never a key or a prompt. The record travels in a [`RecordGuard`] owned by the
-//! request and then by its response body, so it is finished in exactly one place, when the body
-//! has been sent or dropped, and a request the client abandons is still logged.
+//! What happened to one request, written once when it ends: the JSON access log line, the
+//! request metrics and the request's span. Never a key or a prompt. The record travels in a
+//! [`RecordGuard`] owned by the request and then by its response body, so it is finished in
+//! exactly one place, when the body has been sent or dropped, and a request the client abandons is
+//! still logged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::context::ProxyContext;
-use crate::metrics::{Label, ModelLabels, RequestLabels, TokenLabels};
+use crate::governance::governor::{Admitted, Spent};
+use crate::governance::headers::RateHeaders;
+use crate::metrics::{CostLabels, Label, ModelLabels, RequestLabels, TokenLabels};
 use crate::openai::operation::Operation;
 use crate::openai::usage::Usage;
 use crate::provider::ProviderRuntime;
@@ -51,6 +54,12 @@ pub struct RequestRecord {
     pub ttft: Option<Duration>,
     /// What went wrong, as a stable label.
     pub error: Option<&'static str>,
+    /// The `x-ratelimit-*` values of the response.
+    pub rate_headers: Option<Box<RateHeaders>>,
+    /// The rate-limit reservations and budget the request's end settles.
+    pub admitted: Option<Box<Admitted>>,
+    /// The request's span (with `--otlp-endpoint`), ended by [`Self::finish`].
+    pub trace: Option<crate::trace::RequestTrace>,
 }
 
 impl RequestRecord {
@@ -74,7 +83,18 @@ impl RequestRecord {
             stream: false,
             ttft: None,
             error: None,
+            rate_headers: None,
+            admitted: None,
+            trace: None,
         }
+    }
+
+    /// What the request cost at its provider's prices, in micro-dollars: `None` without usage or
+    /// without prices.
+    pub fn cost_micro_usd(&self) -> Option<u64> {
+        let cost = self.provider.as_ref()?.config.cost?;
+        let usage = self.usage?;
+        Some(cost.micro_usd(usage.prompt, usage.cached, usage.completion))
     }
 
     /// The model the request was served with: the provider's configured model, else the one the
@@ -92,8 +112,11 @@ impl RequestRecord {
         self.provider.as_ref().map(|p| &p.name)
     }
 
-    /// Logs the access line and records metrics.
-    fn finish(&self, context: &ProxyContext) {
+    /// Logs the access line, records metrics and ends the span.
+    fn finish(&mut self, context: &ProxyContext) {
+        if let Some(trace) = self.trace.take() {
+            trace.finish(self);
+        }
         let metrics = &context.metrics;
         let duration = self.start.elapsed();
         let label = |v: Option<&Arc<str>>| v.cloned().map(Label).unwrap_or_default();
@@ -136,12 +159,27 @@ impl RequestRecord {
                     provider,
                     model,
                 } = labels;
+                let consumer = metrics.consumer_label(self.consumer.as_ref());
+                if let Some(micro_usd) = self.cost_micro_usd() {
+                    let cost = CostLabels {
+                        route: route.clone(),
+                        backend: backend.clone(),
+                        provider: provider.clone(),
+                        model: model.clone(),
+                        consumer: consumer.clone(),
+                    };
+                    metrics
+                        .cost
+                        .get_or_create(&cost)
+                        .inc_by(micro_usd as f64 / 1e6);
+                }
                 let input = TokenLabels {
                     gen_ai_token_type: "input",
                     route,
                     backend,
                     provider,
                     model,
+                    consumer,
                 };
                 metrics
                     .token_usage
@@ -204,5 +242,19 @@ impl Drop for RecordGuard {
             }
         }
         self.record.finish(&self.context);
+        if let Some(admitted) = self.record.admitted.take() {
+            let record = &self.record;
+            let usage = record.usage;
+            let spent = Spent {
+                tokens: usage.map(|u| u.prompt.saturating_add(u.completion)),
+                // Refused or failed before an answer, the request used nothing; a client that
+                // went away may have left a provider generating, so its reservation stands.
+                failed: usage.is_none()
+                    && record.status >= 400
+                    && record.status != CLIENT_CLOSED_REQUEST,
+                micro_usd: record.cost_micro_usd().unwrap_or(0),
+            };
+            self.context.governor.settle(*admitted, &spent);
+        }
     }
 }

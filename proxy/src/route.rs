@@ -11,7 +11,7 @@ use agentgateway_crds::proxy_config::{
 use http::request::Parts;
 use regex::Regex;
 
-use crate::state::{BackendRuntime, RouteTable, RuleRuntime};
+use crate::state::{RouteTable, RuleRuntime, WeightedRuntime};
 
 /// The header that carries the request's model to route matching. Set by the proxy from the
 /// body; a client's own is removed first, never trusted.
@@ -135,10 +135,13 @@ pub fn find_rule<'a>(table: &'a RouteTable, parts: &Parts) -> Result<&'a RuleRun
 
 /// The models the rules matching this request serve, whatever its model: each backend's
 /// providers' configured models that the rule's model conditions admit, in table order, once
-/// each. Providers that take the client's model name none.
-pub fn served_models(table: &RouteTable, parts: &Parts) -> Vec<(Arc<str>, &'static str)> {
+/// each. Providers that take the client's model name none. Backends whose policy asks for an API
+/// key are listed only to a client presenting a valid one; `hidden` says some were left out.
+pub fn served_models(table: &RouteTable, parts: &Parts) -> ServedModels {
     let path = parts.uri.path();
     let host = request_host(parts);
+    let presented = crate::governance::keys::presented_key(&parts.headers);
+    let mut hidden = false;
     let mut models: Vec<(Arc<str>, &'static str)> = Vec::new();
     for m in table
         .matches
@@ -151,7 +154,14 @@ pub fn served_models(table: &RouteTable, parts: &Parts) -> Vec<(Arc<str>, &'stat
         let providers = rule
             .backends
             .iter()
-            .filter_map(|(backend, _)| backend.as_ref())
+            .filter(|weighted| {
+                let keys = weighted.policy.as_ref().and_then(|p| p.api_keys.as_ref());
+                let allowed = keys
+                    .is_none_or(|keys| presented.is_some_and(|key| keys.identify(key).is_some()));
+                hidden |= !allowed;
+                allowed
+            })
+            .filter_map(|weighted| weighted.backend.as_ref())
             .flat_map(|backend| backend.groups.iter().flatten());
         for provider in providers {
             let Some(model) = provider.config.model.as_deref() else {
@@ -162,12 +172,23 @@ pub fn served_models(table: &RouteTable, parts: &Parts) -> Vec<(Arc<str>, &'stat
             }
         }
     }
-    models
+    ServedModels { models, hidden }
 }
 
-/// Picks a backend of the rule by weight. `None` when the picked reference did not resolve or
-/// every weight is zero: the Gateway API answers those requests with a 500.
-pub fn pick_backend(rule: &RuleRuntime, rng: &mut fastrand::Rng) -> Option<Arc<BackendRuntime>> {
+/// The model list of a request.
+pub struct ServedModels {
+    /// `(model, owner)`, in table order.
+    pub models: Vec<(Arc<str>, &'static str)>,
+    /// Some backends were left out: they need an API key the request did not present.
+    pub hidden: bool,
+}
+
+/// Picks a backend of the rule by weight. `None` when every weight is zero; a picked reference
+/// that did not resolve has no backend: the Gateway API answers those requests with a 500.
+pub fn pick_backend<'r>(
+    rule: &'r RuleRuntime,
+    rng: &mut fastrand::Rng,
+) -> Option<&'r WeightedRuntime> {
     if rule.total_weight == 0 {
         return None;
     }
@@ -176,11 +197,11 @@ pub fn pick_backend(rule: &RuleRuntime, rng: &mut fastrand::Rng) -> Option<Arc<B
     } else {
         rng.u32(..rule.total_weight)
     };
-    for (backend, weight) in &rule.backends {
-        if ticket < *weight {
-            return backend.clone();
+    for weighted in &rule.backends {
+        if ticket < weighted.weight {
+            return Some(weighted);
         }
-        ticket -= weight;
+        ticket -= weighted.weight;
     }
     None
 }

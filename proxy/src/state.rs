@@ -10,6 +10,7 @@ use agentgateway_compiler::Compiled;
 use agentgateway_crds::proxy_config::ListenerConfig;
 use arc_swap::ArcSwap;
 
+use crate::governance::policy::PolicyRuntime;
 use crate::provider::{ProviderBuildError, ProviderRuntime};
 use crate::route::RouteMatch;
 
@@ -31,10 +32,20 @@ pub struct BackendRuntime {
 pub struct RuleRuntime {
     /// The route, `namespace/name`.
     pub route: Arc<str>,
-    /// `(backend, weight)`; `None` is a reference that did not resolve.
-    pub backends: Vec<(Option<Arc<BackendRuntime>>, u32)>,
+    /// The weighted backends.
+    pub backends: Vec<WeightedRuntime>,
     /// Sum of the weights.
     pub total_weight: u32,
+}
+
+/// A weighted backend of a rule, with the policy requests to it through the rule must pass.
+pub struct WeightedRuntime {
+    /// `None` is a reference that did not resolve.
+    pub backend: Option<Arc<BackendRuntime>>,
+    /// Relative weight.
+    pub weight: u32,
+    /// Authentication, limits and budget; `None`: nothing.
+    pub policy: Option<Arc<PolicyRuntime>>,
 }
 
 /// A listener's routing table.
@@ -77,6 +88,8 @@ pub struct ProxyState {
     current: ArcSwap<Snapshot>,
     /// Distinct `model` label values per provider (see `Limits`).
     model_label_cap: usize,
+    /// Whether Redis is configured: a config with shared limits or budgets needs it.
+    shared_counters: bool,
 }
 
 /// Why a config was not applied.
@@ -85,6 +98,14 @@ pub enum ApplyError {
     /// A value is out of bounds or inconsistent.
     #[error(transparent)]
     Invalid(#[from] agentgateway_crds::proxy_config::ConfigInvalid),
+    /// A policy counts in Redis and the proxy has none.
+    #[error(
+        "policy {policy} has global rate limits or a budget, which are counted in Redis: start the proxy with --redis-url"
+    )]
+    RedisNotConfigured {
+        /// The policy's id in the config.
+        policy: String,
+    },
     /// A provider could not be set up.
     #[error(transparent)]
     Provider(#[from] ProviderBuildError),
@@ -96,11 +117,13 @@ impl ProxyState {
         self.current.load_full()
     }
 
-    /// An empty state whose providers bound their `model` labels to `model_label_cap` values.
-    pub fn new(model_label_cap: usize) -> Self {
+    /// An empty state whose providers bound their `model` labels to `model_label_cap` values;
+    /// `shared_counters`: whether Redis is configured.
+    pub fn new(model_label_cap: usize, shared_counters: bool) -> Self {
         Self {
             current: ArcSwap::default(),
             model_label_cap,
+            shared_counters,
         }
     }
 
@@ -108,6 +131,15 @@ impl ProxyState {
     /// stays.
     pub fn apply(&self, compiled: &Compiled) -> Result<Arc<Snapshot>, ApplyError> {
         compiled.config.validate()?;
+        if !self.shared_counters
+            && let Some((id, _)) = compiled
+                .config
+                .policies
+                .iter()
+                .find(|(_, p)| p.needs_redis())
+        {
+            return Err(ApplyError::RedisNotConfigured { policy: id.clone() });
+        }
         let old = self.current.load_full();
         let next = Arc::new(build_snapshot(compiled, &old, self.model_label_cap)?);
         self.current.store(next.clone());
@@ -178,11 +210,25 @@ fn build_snapshot(
             }),
         );
     }
+    let policies: HashMap<&str, Arc<PolicyRuntime>> = compiled
+        .config
+        .policies
+        .iter()
+        .map(|(id, config)| {
+            let policy = PolicyRuntime::new(id, config, &compiled.credentials);
+            (id.as_str(), Arc::new(policy))
+        })
+        .collect();
     let listeners = compiled
         .config
         .listeners
         .iter()
-        .map(|l| (l.name.clone(), Arc::new(route_table(l, &backends))))
+        .map(|l| {
+            (
+                l.name.clone(),
+                Arc::new(route_table(l, &backends, &policies)),
+            )
+        })
         .collect();
     let listener_ports = compiled
         .config
@@ -202,6 +248,7 @@ fn build_snapshot(
 fn route_table(
     listener: &ListenerConfig,
     backends: &HashMap<String, Arc<BackendRuntime>>,
+    policies: &HashMap<&str, Arc<PolicyRuntime>>,
 ) -> RouteTable {
     let rules = listener
         .rules
@@ -210,16 +257,20 @@ fn route_table(
             let backends: Vec<_> = rule
                 .backends
                 .iter()
-                .map(|wb| {
-                    (
-                        wb.backend.as_ref().and_then(|b| backends.get(b)).cloned(),
-                        wb.weight,
-                    )
+                .map(|wb| WeightedRuntime {
+                    backend: wb.backend.as_ref().and_then(|b| backends.get(b)).cloned(),
+                    weight: wb.weight,
+                    // Validation checked that every policy id exists.
+                    policy: wb
+                        .policy
+                        .as_deref()
+                        .and_then(|id| policies.get(id))
+                        .cloned(),
                 })
                 .collect();
             RuleRuntime {
                 route: rule.route.as_str().into(),
-                total_weight: backends.iter().map(|(_, w)| *w).sum(),
+                total_weight: backends.iter().map(|b| b.weight).sum(),
                 backends,
             }
         })
@@ -276,7 +327,7 @@ mod tests {
             },
             credentials: BTreeMap::from([("here".to_string(), "sk-1".to_string())]),
         };
-        let state = ProxyState::new(8);
+        let state = ProxyState::new(8, false);
         let snapshot = state.apply(&compiled).unwrap();
         let names: Vec<String> = snapshot.providers().map(|p| p.name.to_string()).collect();
         assert_eq!(names, ["open", "present"]);

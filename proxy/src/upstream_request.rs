@@ -13,6 +13,7 @@ use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::outcome::Credential;
 use crate::provider::{CloudAuth, ProviderRuntime, auth_header_name};
+use crate::trace::RequestTrace;
 use crate::translate::embeddings::Expected;
 use crate::translate::{self, anthropic, bedrock};
 use crate::translated_request::translated;
@@ -31,13 +32,15 @@ pub struct UpstreamRequest {
 }
 
 /// Builds the request `client` becomes on `provider`; `access_token` is a `vertexai`
-/// provider's `Authorization` value.
+/// provider's `Authorization` value; `trace`, the request's span, which the provider's request
+/// names as its parent (without it the client's `traceparent` passes as it is).
 pub fn build(
     provider: &ProviderRuntime,
     client: &http::request::Parts,
     payload: &Payload,
     operation: Operation,
     access_token: Option<HeaderValue>,
+    trace: Option<&RequestTrace>,
 ) -> Result<UpstreamRequest, ProxyError> {
     let kind = provider.config.kind;
     // A provider of another API: its body, path and query (and the bytes a Bedrock signature
@@ -129,6 +132,10 @@ pub fn build(
         })?;
     let gateway_key = provider.has_gateway_credential();
     let mut headers = upstream_headers(&client.headers, gateway_key);
+    if let Some(trace) = trace {
+        // Before any signature (Bedrock's SigV4 covers the headers).
+        trace.inject(&mut headers);
+    }
     if matches!(payload, Payload::Json(_)) {
         // Usage is read from the response: ask for it uncompressed.
         headers.remove(header::ACCEPT_ENCODING);

@@ -98,7 +98,7 @@ async fn cr_only_line_endings_are_events_and_usage_is_read() {
     assert_eq!(reply.body, stream.as_bytes(), "forwarded byte for byte");
     let metrics = proxy.metrics().await;
     assert!(
-        metrics.contains("agentgateway_gen_ai_client_token_usage_sum{gen_ai_token_type=\"input\",route=\"default/one\",backend=\"default/one\",provider=\"a\",model=\"model-a\"} 5.0"),
+        metrics.contains("agentgateway_gen_ai_client_token_usage_sum{gen_ai_token_type=\"input\",route=\"default/one\",backend=\"default/one\",provider=\"a\",model=\"model-a\",consumer=\"\"} 5.0"),
         "{metrics}"
     );
 }
@@ -123,7 +123,7 @@ async fn a_large_json_response_is_streamed_and_its_usage_read_from_the_tail() {
     assert_eq!(reply.body.len(), body.len());
     let metrics = proxy.metrics().await;
     assert!(
-        metrics.contains("gen_ai_token_type=\"input\",route=\"default/one\",backend=\"default/one\",provider=\"a\",model=\"model-a\"} 9.0"),
+        metrics.contains("gen_ai_token_type=\"input\",route=\"default/one\",backend=\"default/one\",provider=\"a\",model=\"model-a\",consumer=\"\"} 9.0"),
         "{metrics}"
     );
 }

@@ -117,7 +117,7 @@ async fn injected_usage_is_counted_and_its_usage_only_chunk_dropped() {
     );
     let metrics = proxy.metrics().await;
     assert!(
-        metrics.contains(r#"agentgateway_gen_ai_client_token_usage_sum{gen_ai_token_type="output",route="default/one",backend="default/one",provider="a",model="model-a"} 3.0"#),
+        metrics.contains(r#"agentgateway_gen_ai_client_token_usage_sum{gen_ai_token_type="output",route="default/one",backend="default/one",provider="a",model="model-a",consumer=""} 3.0"#),
         "{metrics}"
     );
     assert!(metrics.contains("agentgateway_gen_ai_server_time_to_first_token_count"));

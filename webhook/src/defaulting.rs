@@ -1,4 +1,5 @@
-//! Defaulting: the JSON patch the mutating webhook returns for an `AgentgatewayBackend`.
+//! Defaulting: the JSON patch the mutating webhook returns for an `AgentgatewayBackend` or an
+//! `AgentgatewayPolicy`.
 //!
 //! It works on the raw JSON, not the typed spec, so that fields this version does not know survive
 //! and missing parent objects can be created. It only ever adds what is absent, with the values the
@@ -52,6 +53,45 @@ pub fn default_patch(object: &Value) -> Patch {
             ];
             defaulter.secret_key(&tokens(&path));
         }
+    }
+    Patch(defaulter.ops)
+}
+
+/// `spec.auth.apiKeys.key` when absent (the compiler's default, documented on the field).
+pub const DEFAULT_API_KEY_FIELD: &str = "api-key";
+/// `spec.failureMode` when absent: [`FailureMode::default`] as the API spells it.
+///
+/// [`FailureMode::default`]: agentgateway_crds::policy::FailureMode
+pub const DEFAULT_FAILURE_MODE: &str = "Open";
+
+/// The patch that adds every absent default to `object` (an `AgentgatewayPolicy` as JSON), so
+/// that `kubectl get -o yaml` shows what the proxies do:
+///
+/// - `spec.failureMode: Open`;
+/// - `spec.auth.apiKeys.key: api-key`, when `spec.auth.apiKeys` is there (a policy without `auth`
+///   gets no `auth`: that would turn on authentication).
+///
+/// Nothing is patched unless `spec` is an object; a value of the wrong type where an object is
+/// expected is left alone for validation to refuse. Applying the patch and asking again yields an
+/// empty patch.
+pub fn default_policy_patch(object: &Value) -> Patch {
+    if !matches!(object.get("spec"), Some(Value::Object(_))) {
+        return Patch(Vec::new());
+    }
+    let mut defaulter = Defaulter {
+        doc: object.clone(),
+        ops: Vec::new(),
+    };
+    defaulter.set_if_absent(
+        &tokens(&["spec", "failureMode"]),
+        Value::from(DEFAULT_FAILURE_MODE),
+    );
+    let api_keys = tokens(&["spec", "auth", "apiKeys"]);
+    if matches!(get(&defaulter.doc, &api_keys), Some(Value::Object(_))) {
+        defaulter.set_if_absent(
+            &join(&api_keys, &["key"]),
+            Value::from(DEFAULT_API_KEY_FIELD),
+        );
     }
     Patch(defaulter.ops)
 }
@@ -228,6 +268,14 @@ mod tests {
         assert_eq!(duration_text(defaults::EVICTION_BASE_MS), "5s");
         assert_eq!(duration_text(defaults::EVICTION_MAX_MS), "60s");
         assert_eq!(duration_text(1500), "1500ms");
+    }
+
+    #[test]
+    fn the_policy_defaults_are_the_apis_defaults() {
+        assert_eq!(
+            serde_json::to_value(agentgateway_crds::policy::FailureMode::default()).unwrap(),
+            Value::from(DEFAULT_FAILURE_MODE)
+        );
     }
 
     #[test]

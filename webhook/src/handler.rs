@@ -9,22 +9,49 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::{DynamicObject, GroupVersionKind};
 use serde_json::Value;
 
-use crate::defaulting::default_patch;
+use crate::defaulting::{default_patch, default_policy_patch};
 use crate::metrics::{Outcome, Webhook};
 use crate::review::{
     Malformed, Review, deny, encode, malformed_response, operation_name, parse_review,
 };
 use crate::router::WebhookState;
 use crate::secrets::BoundedLookup;
-use crate::validate::{Verdict, validate_object};
+use crate::targets::BoundedTargets;
+use crate::validate::{Verdict, validate_object, validate_policy_object};
 
-/// How long one Secret lookup may take before the webhook answers without it.
+/// How long one Secret or target lookup may take before the webhook answers without it.
 const SECRET_LOOKUP_LIMIT: Duration = Duration::from_secs(2);
 
-/// The only kind these webhooks admit.
-const KIND: &str = "AgentgatewayBackend";
-/// Its only version.
+/// The only version of the kinds these webhooks admit.
 const VERSION: &str = "v1alpha1";
+
+/// The kinds these webhooks admit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admitted {
+    Backend,
+    Policy,
+}
+
+impl Admitted {
+    const ALL: [Self; 2] = [Self::Backend, Self::Policy];
+
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Backend => "AgentgatewayBackend",
+            Self::Policy => "AgentgatewayPolicy",
+        }
+    }
+
+    /// The kind a review is about, when it is one of ours.
+    fn of(kind: &GroupVersionKind) -> Option<Self> {
+        if kind.group != GROUP || kind.version != VERSION {
+            return None;
+        }
+        Self::ALL
+            .into_iter()
+            .find(|admitted| kind.kind == admitted.kind())
+    }
+}
 
 /// Answers one review sent to `webhook`. `body` is the request body, or why it could not be read.
 pub(crate) async fn handle(
@@ -122,21 +149,32 @@ async fn validate(state: &WebhookState, review: Review) -> (AdmissionResponse, O
     if skips_checks(&request) {
         return (AdmissionResponse::from(&request), Outcome::Allowed);
     }
-    if !is_backend(&request.kind) {
+    let Some(admitted) = Admitted::of(&request.kind) else {
         let message = wrong_kind_message(&request.kind);
         return (deny(&request, &message, 400, "BadRequest"), Outcome::Denied);
-    }
+    };
     let Some(mut object) = object else {
         let malformed = Malformed::new(&request.uid, "request.object is missing");
         return (malformed_response(&malformed), Outcome::Malformed);
     };
     fill_namespace(&mut object, request.namespace.as_deref());
     let old_object = old_object.filter(|_| request.operation == Operation::Update);
-    let secrets = BoundedLookup {
-        inner: state.secrets.clone(),
-        limit: SECRET_LOOKUP_LIMIT,
+    let verdict = match admitted {
+        Admitted::Backend => {
+            let secrets = BoundedLookup {
+                inner: state.secrets.clone(),
+                limit: SECRET_LOOKUP_LIMIT,
+            };
+            validate_object(&object, old_object.as_ref(), &secrets).await
+        }
+        Admitted::Policy => {
+            let targets = BoundedTargets {
+                inner: state.targets.clone(),
+                limit: SECRET_LOOKUP_LIMIT,
+            };
+            validate_policy_object(&object, old_object.as_ref(), &targets).await
+        }
     };
-    let verdict = validate_object(&object, old_object.as_ref(), &secrets).await;
     match verdict {
         Verdict::Allowed { warnings } => {
             let mut response = AdmissionResponse::from(&request);
@@ -156,11 +194,14 @@ fn mutate(review: Review) -> (AdmissionResponse, Outcome) {
     let allowed = AdmissionResponse::from(&request);
     // Anything this webhook does not understand passes unchanged: the validating webhook (and the
     // API server's schema) refuse it with a better message than a mutating webhook could give.
-    let Some(object) = object.filter(|_| !skips_checks(&request) && is_backend(&request.kind))
-    else {
+    let admitted = Admitted::of(&request.kind).filter(|_| !skips_checks(&request));
+    let (Some(admitted), Some(object)) = (admitted, object) else {
         return (allowed, Outcome::Allowed);
     };
-    let patch = default_patch(&object);
+    let patch = match admitted {
+        Admitted::Backend => default_patch(&object),
+        Admitted::Policy => default_policy_patch(&object),
+    };
     if patch.is_empty() {
         return (allowed, Outcome::Allowed);
     }
@@ -182,18 +223,19 @@ fn skips_checks(request: &AdmissionRequest<DynamicObject>) -> bool {
             .is_some_and(|s| !s.is_empty())
 }
 
-fn is_backend(kind: &GroupVersionKind) -> bool {
-    kind.group == GROUP && kind.version == VERSION && kind.kind == KIND
-}
-
 fn wrong_kind_message(kind: &GroupVersionKind) -> String {
+    let admitted: Vec<&str> = Admitted::ALL.iter().map(|a| a.kind()).collect();
     format!(
-        "this webhook admits {GROUP}/{VERSION} {KIND}, not {}/{} {}",
-        kind.group, kind.version, kind.kind
+        "this webhook admits {GROUP}/{VERSION} {}, not {}/{} {}",
+        admitted.join(" and "),
+        kind.group,
+        kind.version,
+        kind.kind
     )
 }
 
-/// A CREATE may leave `metadata.namespace` to the request URL; the Secrets are looked up there.
+/// A CREATE may leave `metadata.namespace` to the request URL; the Secrets and targets are looked
+/// up there.
 fn fill_namespace(object: &mut Value, namespace: Option<&str>) {
     let Some(namespace) = namespace else { return };
     if let Some(Value::Object(metadata)) = object.get_mut("metadata")

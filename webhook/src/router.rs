@@ -14,6 +14,7 @@ use http::header::CONTENT_TYPE;
 use crate::handler::handle;
 use crate::metrics::{Webhook, WebhookMetrics};
 use crate::secrets::SecretLookup;
+use crate::targets::TargetLookup;
 
 /// The validating webhook's path (`ValidatingWebhookConfiguration` `clientConfig.service.path`).
 pub const VALIDATE_PATH: &str = "/validate";
@@ -27,6 +28,8 @@ pub const HEALTH_PATH: &str = "/healthz";
 pub struct WebhookState {
     /// Whether referenced Secrets exist (for warnings only).
     pub secrets: Arc<dyn SecretLookup>,
+    /// Whether the objects a policy targets exist (for warnings only).
+    pub targets: Arc<dyn TargetLookup>,
     /// Review counts and durations.
     pub metrics: WebhookMetrics,
 }

@@ -1,4 +1,5 @@
-//! Validation: whether an `AgentgatewayBackend` may be stored, and what its author should know.
+//! Validation: whether an `AgentgatewayBackend` or an `AgentgatewayPolicy` may be stored, and what
+//! its author should know.
 //!
 //! The rules themselves live in [`agentgateway_crds::validation`], shared with the operator's status
 //! and the compiler so the three can never disagree; this module decides what admission does with
@@ -9,13 +10,20 @@ use std::collections::BTreeMap;
 
 use agentgateway_crds::AgentgatewayBackendSpec;
 use agentgateway_crds::backend::BackendPolicies;
+use agentgateway_crds::policy::AgentgatewayPolicySpec;
 use agentgateway_crds::proxy_config::defaults;
-use agentgateway_crds::validation::validate_backend_spec;
+use agentgateway_crds::validation::{FieldError, validate_backend_spec, validate_policy_spec};
+use json_patch::Patch;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::defaulting::default_patch;
+use crate::defaulting::{default_patch, default_policy_patch};
 use crate::review::located;
 use crate::secrets::{SecretLookup, SecretState};
+use crate::targets::{TargetLookup, TargetState};
+
+const BACKEND: &str = "AgentgatewayBackend";
+const POLICY: &str = "AgentgatewayPolicy";
 
 /// What the validating webhook answers about one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,29 +57,20 @@ pub async fn validate_object(
     old_object: Option<&Value>,
     secrets: &dyn SecretLookup,
 ) -> Verdict {
-    if object
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|t| !t.is_null())
-    {
-        return Verdict::Allowed {
-            warnings: Vec::new(),
-        };
-    }
-    let spec = match violations(object) {
-        Ok(spec) => spec,
-        Err(violations) if old_object.is_some_and(|old| spec_unchanged(old, object)) => {
+    let spec = match checked(
+        object,
+        old_object,
+        BACKEND,
+        validate_backend_spec,
+        default_patch,
+    ) {
+        Ok(Some(spec)) => spec,
+        Ok(None) => {
             return Verdict::Allowed {
-                warnings: vec![format!(
-                    "spec is invalid but unchanged: {}",
-                    violations.join("; ")
-                )],
+                warnings: Vec::new(),
             };
         }
-        Err(violations) => {
-            return Verdict::Denied {
-                message: format!("{} is invalid: {}", describe(object), violations.join("; ")),
-            };
-        }
+        Err(verdict) => return verdict,
     };
     let namespace = object
         .pointer("/metadata/namespace")
@@ -84,15 +83,87 @@ pub async fn validate_object(
     Verdict::Allowed { warnings }
 }
 
+/// Validates `object` (an `AgentgatewayPolicy` as JSON) by the rules the compiler applies
+/// ([`validate_policy_spec`]), with the same treatment of deletions and unchanged specs as
+/// [`validate_object`]. A valid policy is allowed, with a warning for each `targetRefs` entry whose
+/// object does not exist (yet): the policy reports `Accepted=False` `TargetNotFound` meanwhile.
+pub async fn validate_policy_object(
+    object: &Value,
+    old_object: Option<&Value>,
+    targets: &dyn TargetLookup,
+) -> Verdict {
+    let spec = match checked(
+        object,
+        old_object,
+        POLICY,
+        validate_policy_spec,
+        default_policy_patch,
+    ) {
+        Ok(Some(spec)) => spec,
+        Ok(None) => {
+            return Verdict::Allowed {
+                warnings: Vec::new(),
+            };
+        }
+        Err(verdict) => return verdict,
+    };
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str);
+    let warnings = match namespace {
+        Some(namespace) => target_warnings(&spec, namespace, targets).await,
+        None => Vec::new(),
+    };
+    Verdict::Allowed { warnings }
+}
+
+/// The rules every kind shares: `Ok(None)` for an object being deleted (removing a finalizer
+/// must never be blocked), `Ok(Some(spec))` for a valid spec, and the verdict otherwise (denied,
+/// or allowed with a warning when an UPDATE leaves an invalid spec as stored).
+fn checked<S: DeserializeOwned>(
+    object: &Value,
+    old_object: Option<&Value>,
+    kind: &str,
+    rules: fn(&S) -> Vec<FieldError>,
+    defaults: fn(&Value) -> Patch,
+) -> Result<Option<S>, Verdict> {
+    if object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        return Ok(None);
+    }
+    match violations(object, rules) {
+        Ok(spec) => Ok(Some(spec)),
+        Err(violations) if old_object.is_some_and(|old| spec_unchanged(old, object, defaults)) => {
+            Err(Verdict::Allowed {
+                warnings: vec![format!(
+                    "spec is invalid but unchanged: {}",
+                    violations.join("; ")
+                )],
+            })
+        }
+        Err(violations) => Err(Verdict::Denied {
+            message: format!(
+                "{} is invalid: {}",
+                describe(object, kind),
+                violations.join("; ")
+            ),
+        }),
+    }
+}
+
 /// The typed spec, or every rule it breaks. A spec that does not even deserialize has one violation:
 /// the first type error, with its path.
-fn violations(object: &Value) -> Result<AgentgatewayBackendSpec, Vec<String>> {
+fn violations<S: DeserializeOwned>(
+    object: &Value,
+    rules: fn(&S) -> Vec<FieldError>,
+) -> Result<S, Vec<String>> {
     let Some(spec) = object.get("spec") else {
         return Err(vec!["spec: required".to_string()]);
     };
-    let spec: AgentgatewayBackendSpec =
-        serde_path_to_error::deserialize(spec).map_err(|e| vec![located("spec", &e)])?;
-    let errors = validate_backend_spec(&spec);
+    let spec: S = serde_path_to_error::deserialize(spec).map_err(|e| vec![located("spec", &e)])?;
+    let errors = rules(&spec);
     if errors.is_empty() {
         Ok(spec)
     } else {
@@ -103,17 +174,17 @@ fn violations(object: &Value) -> Result<AgentgatewayBackendSpec, Vec<String>> {
 /// Whether an UPDATE leaves the spec as stored. The mutating webhook runs first, so the new spec may
 /// carry defaults the stored one (written while the webhook was down) lacks: compare against the
 /// defaulted old spec too.
-fn spec_unchanged(old: &Value, new: &Value) -> bool {
+fn spec_unchanged(old: &Value, new: &Value, defaults: fn(&Value) -> Patch) -> bool {
     if old.get("spec") == new.get("spec") {
         return true;
     }
     let mut defaulted = old.clone();
-    json_patch::patch(&mut defaulted, &default_patch(old)).is_ok()
+    json_patch::patch(&mut defaulted, &defaults(old)).is_ok()
         && defaulted.get("spec") == new.get("spec")
 }
 
-/// `AgentgatewayBackend "ns/name"` as far as the object says.
-fn describe(object: &Value) -> String {
+/// `<kind> "ns/name"` as far as the object says.
+fn describe(object: &Value, kind: &str) -> String {
     let meta = |field: &str| {
         object
             .pointer(&format!("/metadata/{field}"))
@@ -121,9 +192,36 @@ fn describe(object: &Value) -> String {
     };
     let name = meta("name").or_else(|| meta("generateName")).unwrap_or("");
     match meta("namespace") {
-        Some(namespace) => format!("AgentgatewayBackend \"{namespace}/{name}\""),
-        None => format!("AgentgatewayBackend \"{name}\""),
+        Some(namespace) => format!("{kind} \"{namespace}/{name}\""),
+        None => format!("{kind} \"{name}\""),
     }
+}
+
+/// A warning for each target that does not exist; each is looked up once.
+async fn target_warnings(
+    spec: &AgentgatewayPolicySpec,
+    namespace: &str,
+    targets: &dyn TargetLookup,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut seen = BTreeMap::new();
+    for (i, target) in spec.target_refs.iter().enumerate() {
+        let state = match seen.get(target) {
+            Some(state) => *state,
+            None => {
+                let state = targets.target(namespace, target).await;
+                seen.insert(target, state);
+                state
+            }
+        };
+        if state == TargetState::NotFound {
+            warnings.push(format!(
+                "spec.targetRefs[{i}]: {} \"{namespace}/{}\" not found; the policy stays Accepted=False (TargetNotFound) for it until it exists",
+                target.kind, target.name
+            ));
+        }
+    }
+    warnings
 }
 
 /// A Secret a valid spec reads: the path of its reference, its name and namespace, and the data

@@ -67,6 +67,38 @@ operator generates and rotates the certificate itself (Secret <fullname>-webhook
 {{- printf "%s:%s" .Values.proxy.image.repository (.Values.proxy.image.tag | toString | default .Chart.AppVersion) -}}
 {{- end -}}
 
+{{/* The chart's own Redis (redis.deploy): its Deployment, Service and generated Secret. */}}
+{{- define "agentgateway.redisName" -}}
+{{- include "agentgateway.fullname" . }}-redis
+{{- end -}}
+
+{{/* The Redis the operator points the proxies at: the chart's own with redis.deploy, else
+redis.url. Empty: no Redis. */}}
+{{- define "agentgateway.redisUrl" -}}
+{{- if .Values.redis.deploy -}}
+{{- printf "redis://%s.%s.svc:6379" (include "agentgateway.redisName" .) .Release.Namespace -}}
+{{- else -}}
+{{- .Values.redis.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret (release namespace) holding the Redis password: redis.existingSecret, else with
+redis.deploy the generated <fullname>-redis. Empty: no password. */}}
+{{- define "agentgateway.redisPasswordSecret" -}}
+{{- if .Values.redis.existingSecret -}}
+{{- .Values.redis.existingSecret -}}
+{{- else if .Values.redis.deploy -}}
+{{- include "agentgateway.redisName" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of the Redis pods' selector. */}}
+{{- define "agentgateway.redisSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end -}}
+
 {{/*
 policy/v1 PodDisruptionBudget (Kubernetes 1.21+; policy/v1beta1 is gone from 1.25) when the
 cluster serves it, else policy/v1beta1 (1.20). Against a cluster, APIVersions is its discovery.
@@ -86,14 +118,15 @@ policy/v1beta1
 {{- define "agentgateway.webhookCommon" -}}
 admissionReviewVersions: ["v1"]
 sideEffects: None
-# Closed: an AgentgatewayBackend is never stored without being defaulted and validated.
+# Closed: an AgentgatewayBackend or AgentgatewayPolicy is never stored without being defaulted and
+# validated.
 failurePolicy: Fail
 timeoutSeconds: 5
 matchPolicy: Equivalent
 rules:
   - apiGroups: ["agentgateway.dev"]
     apiVersions: ["v1alpha1"]
-    resources: ["agentgatewaybackends"]
+    resources: ["agentgatewaybackends", "agentgatewaypolicies"]
     operations: ["CREATE", "UPDATE"]
     scope: Namespaced
 {{- end -}}
@@ -158,6 +191,14 @@ operator.watchNamespaces empty, a Role in each listed namespace otherwise.
 # Their Accepted condition.
 - apiGroups: ["agentgateway.dev"]
   resources: ["agentgatewaybackends/status"]
+  verbs: ["patch", "update"]
+# The policies attached to Gateways, routes and backends (auth, rate limits, budgets).
+- apiGroups: ["agentgateway.dev"]
+  resources: ["agentgatewaypolicies"]
+  verbs: ["get", "list", "watch"]
+# Their Accepted condition, overall and per target (status.ancestors).
+- apiGroups: ["agentgateway.dev"]
+  resources: ["agentgatewaypolicies/status"]
   verbs: ["patch", "update"]
 # Per Gateway, in its namespace (server-side apply = patch): the proxy's ServiceAccount, its
 # ConfigMap <gateway>-config, Secret <gateway>-credentials and Service. Reading Secrets also

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use agentgateway_compiler::Inputs;
-use agentgateway_crds::AgentgatewayBackend;
+use agentgateway_compiler::{Inputs, selected_secrets};
 use agentgateway_crds::GATEWAY_API_GROUP;
 use agentgateway_crds::backend::BackendPolicies;
-use agentgateway_crds::gateway_api::{HTTPRoute, ParentReference};
+use agentgateway_crds::gateway_api::{Gateway, HTTPRoute, ParentReference};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
 use kube::{Client, ResourceExt};
 
 use super::Stores;
@@ -96,10 +96,24 @@ impl Stores {
         Ok(inputs)
     }
 
-    /// What compiling a Gateway reads: every route, backend and ReferenceGrant, and the Secrets
-    /// and ConfigMaps the backends refer to (fetched when the metadata caches say they changed;
-    /// what no backend refers to any more is forgotten).
-    pub async fn gateway_inputs(&self, client: &Client) -> Result<Inputs, Error> {
+    /// What compiling a Gateway (and reporting on policies) reads: every Gateway of our classes
+    /// (policies may target them), route, backend, policy and ReferenceGrant, the Secrets and
+    /// ConfigMaps the backends refer to, and the Secrets the policies' `auth.apiKeys` select
+    /// (fetched when the metadata caches say they changed; what nothing refers to or selects any
+    /// more is forgotten). `shared_counters`: whether the proxies count in Redis.
+    pub async fn gateway_inputs(
+        &self,
+        client: &Client,
+        shared_counters: bool,
+    ) -> Result<Inputs, Error> {
+        let mut gateways: Vec<Gateway> = self
+            .gateways
+            .state()
+            .iter()
+            .filter(|g| self.our_class(&g.spec.gateway_class_name).is_some())
+            .map(|g| (**g).clone())
+            .collect();
+        gateways.sort_by_key(key);
         let mut routes: Vec<HTTPRoute> =
             self.routes.state().iter().map(|r| (**r).clone()).collect();
         routes.sort_by_key(key);
@@ -110,16 +124,42 @@ impl Stores {
             .map(|b| (**b).clone())
             .collect();
         backends.sort_by_key(key);
-        let references = References::of(&backends);
+        let mut policies: Vec<AgentgatewayPolicy> = self
+            .policies
+            .state()
+            .iter()
+            .map(|p| (**p).clone())
+            .collect();
+        policies.sort_by_key(key);
+        let mut references = References::of(&backends);
+        references.secrets.extend(self.selected_secrets(&policies));
         self.refresh(client, &references, true).await?;
         let mut inputs = Inputs {
+            gateways,
             routes,
             backends,
+            policies,
             reference_grants: self.reference_grants(),
+            shared_counters,
             ..Inputs::default()
         };
         self.add_references(&mut inputs, references);
         Ok(inputs)
+    }
+
+    /// The Secrets some policy's `auth.apiKeys.secretSelector` selects, by the labels in the
+    /// metadata cache.
+    fn selected_secrets(&self, policies: &[AgentgatewayPolicy]) -> BTreeSet<(String, String)> {
+        if policies.iter().all(|p| p.spec.auth.is_none()) {
+            return BTreeSet::new();
+        }
+        let secrets = self.secrets.state();
+        let metadata = secrets.iter().filter_map(|s| {
+            let namespace = s.metadata.namespace.as_deref()?;
+            let name = s.metadata.name.as_deref()?;
+            Some((namespace, name, s.metadata.labels.as_ref()))
+        });
+        selected_secrets(policies, metadata)
     }
 
     async fn refresh(

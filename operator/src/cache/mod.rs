@@ -1,11 +1,18 @@
 //! The caches every controller reads from: one watch per kind (the controllers are fed from it
 //! too, they do not watch again), filled before any reconcile, and wired to the [`Triggers`] of
-//! the controllers that depend on each kind. Secrets and ConfigMaps are watched as metadata only (memory follows what is referenced, see [`Referenced`]); the
-//! operator's own objects are watched by label.
+//! the controllers that depend on each kind. Secrets and ConfigMaps are watched as metadata only
+//! (memory follows what is referenced, see [`Referenced`]); the operator's own objects are watched
+//! by label.
+//!
+//! Policies follow the model of routes and backends: a change of an AgentgatewayPolicy's spec (or
+//! of a Secret some policy selects, or once selected) recompiles every Gateway, since which
+//! Gateways a policy reaches depends on routes and backends that may change in the same breath;
+//! and every change a policy's status reads (its targets, the other policies, the selected
+//! Secrets) re-evaluates every policy.
 
 use std::sync::Arc;
 
-use agentgateway_crds::AgentgatewayBackend;
+use agentgateway_compiler::selector_matches;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
@@ -14,6 +21,8 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
+
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
 
 pub mod inputs;
 pub mod referenced;
@@ -40,8 +49,10 @@ pub struct Stores {
     pub routes: Store<HTTPRoute>,
     /// AgentgatewayBackends.
     pub backends: Store<AgentgatewayBackend>,
-    /// Secrets, metadata only: which exist (provider keys, the proxies' credentials). The data
-    /// of the referenced ones is in [`Stores::referenced`].
+    /// AgentgatewayPolicies.
+    pub policies: Store<AgentgatewayPolicy>,
+    /// Secrets, metadata only: which exist (provider keys, consumers' API keys, the proxies'
+    /// credentials). The data of the referenced and selected ones is in [`Stores::referenced`].
     pub secrets: Store<PartialObjectMeta<Secret>>,
     /// ConfigMaps, metadata only: which exist (CA bundles, the proxies' configs).
     pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
@@ -81,6 +92,7 @@ impl Stores {
         let (gateways, gateways_writer) = reflector::store();
         let (routes, routes_writer) = reflector::store();
         let (backends, backends_writer) = reflector::store();
+        let (policies, policies_writer) = reflector::store();
         let (secrets, secrets_writer) = reflector::store();
         let (config_maps, config_maps_writer) = reflector::store();
         let (deployments, deployments_writer) = reflector::store();
@@ -95,6 +107,7 @@ impl Stores {
             gateways,
             routes,
             backends,
+            policies,
             secrets,
             config_maps,
             referenced: Arc::default(),
@@ -114,14 +127,21 @@ impl Stores {
             gateways: gw,
             routes: rt,
             backends: be,
+            policies: po,
         } = triggers;
 
+        // A policy's status reads whether its targets exist (Gateways of our classes, routes,
+        // backends): their spec changes, creations and deletions re-evaluate every policy.
         spawn_reflector(
             "GatewayClass",
             vec![(None, Api::all(client.clone()))],
             any(),
             gateway_classes_writer,
-            vec![Subscriber::own(classes), Subscriber::all(gw).spec_only()],
+            vec![
+                Subscriber::own(classes),
+                Subscriber::all(gw).spec_only(),
+                Subscriber::all(po).spec_only(),
+            ],
             keep,
         );
         spawn_reflector(
@@ -129,7 +149,11 @@ impl Stores {
             scope.apis(client),
             any(),
             gateways_writer,
-            vec![Subscriber::own(gw), Subscriber::deletions(gateway_deleted)],
+            vec![
+                Subscriber::own(gw),
+                Subscriber::deletions(gateway_deleted),
+                Subscriber::all(po).spec_only(),
+            ],
             keep,
         );
         // Routes' status comes from their Gateways' compiles (see `route_views`): a route change
@@ -139,7 +163,11 @@ impl Stores {
             scope.apis(client),
             any(),
             routes_writer,
-            vec![Subscriber::own(rt), Subscriber::all(gw).spec_only()],
+            vec![
+                Subscriber::own(rt),
+                Subscriber::all(gw).spec_only(),
+                Subscriber::all(po).spec_only(),
+            ],
             keep,
         );
         spawn_reflector(
@@ -147,7 +175,19 @@ impl Stores {
             scope.apis(client),
             any(),
             backends_writer,
-            vec![Subscriber::own(be), Subscriber::all(gw).spec_only()],
+            vec![
+                Subscriber::own(be),
+                Subscriber::all(gw).spec_only(),
+                Subscriber::all(po).spec_only(),
+            ],
+            keep,
+        );
+        spawn_reflector(
+            "AgentgatewayPolicy",
+            scope.apis(client),
+            any(),
+            policies_writer,
+            policy_subscribers(triggers),
             keep,
         );
         spawn_reflector(
@@ -155,9 +195,7 @@ impl Stores {
             scope.apis::<PartialObjectMeta<Secret>>(client),
             any(),
             secrets_writer,
-            dependents(&stores, triggers, |refs, s: &PartialObjectMeta<Secret>| {
-                refs.secrets.contains(&key(s))
-            }),
+            secret_dependents(&stores, triggers),
             keep_own_annotations,
         );
         spawn_reflector(
@@ -252,6 +290,7 @@ impl Stores {
         ready("Gateway", &self.gateways).await?;
         ready("HTTPRoute", &self.routes).await?;
         ready("AgentgatewayBackend", &self.backends).await?;
+        ready("AgentgatewayPolicy", &self.policies).await?;
         ready("Secret", &self.secrets).await?;
         ready("ConfigMap", &self.config_maps).await?;
         if let Some(grants) = &self.reference_grants {
@@ -286,6 +325,59 @@ fn keep_own_annotations<K: Resource>(object: &mut PartialObjectMeta<K>) {
     if let Some(annotations) = object.metadata.annotations.as_mut() {
         annotations.retain(|name, _| name.starts_with("agentgateway.dev/"));
     }
+}
+
+/// Who hears of a policy change: the policy itself (its status writes too: they are no-ops when
+/// up to date); on a spec change (or creation, deletion) every Gateway, whose proxies enforce it,
+/// and every other policy, since which of two policies on a target wins may change.
+fn policy_subscribers(triggers: &Triggers) -> Vec<Subscriber<AgentgatewayPolicy>> {
+    vec![
+        Subscriber::own(&triggers.policies),
+        Subscriber::all(&triggers.gateways).spec_only(),
+        Subscriber::all(&triggers.policies).spec_only(),
+    ]
+}
+
+/// Whether a change of the Secret `secret` can change what policies make of their consumers: a
+/// policy selects it now (by its labels as they are now, or were when it was deleted), or its data
+/// is held because something selected or referenced it at the last compile (a removed label).
+pub fn policies_care(
+    policies: &Store<AgentgatewayPolicy>,
+    referenced: &Referenced,
+    secret: &PartialObjectMeta<Secret>,
+) -> bool {
+    let (namespace, name) = key(secret);
+    if referenced.secret(&namespace, &name).is_some() {
+        return true;
+    }
+    let labels = secret.metadata.labels.as_ref();
+    policies.state().iter().any(|policy| {
+        policy.namespace().as_deref() == Some(namespace.as_str())
+            && policy
+                .spec
+                .auth
+                .as_ref()
+                .is_some_and(|auth| selector_matches(&auth.api_keys.secret_selector, labels))
+    })
+}
+
+/// The subscribers of the Secret metadata watch: [`dependents`] (backends' references and the
+/// operator's own Secrets), plus every Gateway and every policy when [`policies_care`]. A rotated
+/// API key thus reaches the Gateways' credentials with the next compile.
+fn secret_dependents(
+    stores: &Stores,
+    triggers: &Triggers,
+) -> Vec<Subscriber<PartialObjectMeta<Secret>>> {
+    let mut subscribers = dependents(stores, triggers, |refs, s: &PartialObjectMeta<Secret>| {
+        refs.secrets.contains(&key(s))
+    });
+    let care = {
+        let (policies, referenced) = (stores.policies.clone(), Arc::clone(&stores.referenced));
+        move |secret: &PartialObjectMeta<Secret>| policies_care(&policies, &referenced, secret)
+    };
+    subscribers.push(Subscriber::when(&triggers.gateways, care.clone()));
+    subscribers.push(Subscriber::when(&triggers.policies, care));
+    subscribers
 }
 
 /// Caches these kinds whole.
@@ -323,4 +415,147 @@ where
         Subscriber::refs(&triggers.backends, backends_of),
         Subscriber::when(&triggers.gateways, gateway_cares),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use kube::runtime::watcher::Event;
+    use std::time::Duration;
+
+    fn policy(namespace: &str, labels: &[(&str, &str)]) -> AgentgatewayPolicy {
+        let mut policy = AgentgatewayPolicy::new("keys", Default::default());
+        policy.metadata.namespace = Some(namespace.into());
+        policy.metadata.generation = Some(1);
+        policy.spec.auth = Some(agentgateway_crds::policy::ClientAuth {
+            api_keys: agentgateway_crds::policy::ApiKeys {
+                secret_selector: LabelSelector {
+                    match_labels: Some(
+                        labels
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect(),
+                    ),
+                    match_expressions: None,
+                },
+                key: None,
+            },
+        });
+        policy
+    }
+
+    fn secret(namespace: &str, name: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Secret> {
+        let mut secret = PartialObjectMeta::<Secret>::default();
+        secret.metadata.namespace = Some(namespace.into());
+        secret.metadata.name = Some(name.into());
+        secret.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        secret
+    }
+
+    fn policies(objects: Vec<AgentgatewayPolicy>) -> Store<AgentgatewayPolicy> {
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for object in objects {
+            writer.apply_watcher_event(&Event::InitApply(object));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        store
+    }
+
+    async fn woken<K: Resource + 'static>(queue: &triggers::Queue<K>) -> bool
+    where
+        K::DynamicType: Send,
+    {
+        let mut all = std::pin::pin!(queue.all_stream());
+        tokio::time::timeout(Duration::from_millis(50), all.next())
+            .await
+            .is_ok()
+    }
+
+    #[test]
+    fn a_secret_matters_to_policies_when_selected_now_or_held_from_before() {
+        let store = policies(vec![policy("team-a", &[("consumer-of", "llm")])]);
+        let referenced = Referenced::default();
+        let selected = secret("team-a", "alice", &[("consumer-of", "llm")]);
+        assert!(policies_care(&store, &referenced, &selected));
+        // Same labels in another namespace: policies select in their own namespace only.
+        let elsewhere = secret("team-b", "alice", &[("consumer-of", "llm")]);
+        assert!(!policies_care(&store, &referenced, &elsewhere));
+        // The label was removed: no selector matches, but its data is held from the last
+        // compile, so the Gateways must drop the consumer.
+        let unlabeled = secret("team-a", "alice", &[]);
+        assert!(!policies_care(&store, &referenced, &unlabeled));
+        referenced.insert_secret(k8s_openapi::api::core::v1::Secret {
+            metadata: unlabeled.metadata.clone(),
+            ..Default::default()
+        });
+        assert!(policies_care(&store, &referenced, &unlabeled));
+    }
+
+    #[tokio::test]
+    async fn a_selected_secret_wakes_every_gateway_and_policy_and_another_secret_none() {
+        let triggers = Triggers::default();
+        let (backends, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::<AgentgatewayBackend>::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        let stores = Stores {
+            gateway_classes: reflector::store().0,
+            gateways: reflector::store().0,
+            routes: reflector::store().0,
+            backends,
+            policies: policies(vec![policy("team-a", &[("consumer-of", "llm")])]),
+            secrets: reflector::store().0,
+            config_maps: reflector::store().0,
+            referenced: Arc::default(),
+            reference_grants: None,
+            deployments: reflector::store().0,
+            services: reflector::store().0,
+            service_accounts: reflector::store().0,
+            roles: reflector::store().0,
+            role_bindings: reflector::store().0,
+            pods: reflector::store().0,
+        };
+        let subscribers = secret_dependents(&stores, &triggers);
+        let unrelated = secret("team-a", "helm-release", &[("owner", "helm")]);
+        for subscriber in &subscribers {
+            (subscriber.on_change)(&unrelated);
+        }
+        assert!(!woken(&triggers.gateways).await);
+        assert!(!woken(&triggers.policies).await);
+        // A rotated key (a data change is a new resourceVersion of the same metadata).
+        let key = secret("team-a", "alice", &[("consumer-of", "llm")]);
+        for subscriber in &subscribers {
+            (subscriber.on_change)(&key);
+        }
+        assert!(woken(&triggers.gateways).await);
+        assert!(woken(&triggers.policies).await);
+    }
+
+    #[tokio::test]
+    async fn a_policy_spec_change_recompiles_every_gateway_and_reevaluates_every_policy() {
+        let triggers = Triggers::default();
+        let subscribers = policy_subscribers(&triggers);
+        let changed = policy("team-a", &[("consumer-of", "llm")]);
+        for subscriber in &subscribers {
+            (subscriber.on_change)(&changed);
+        }
+        let mut own = std::pin::pin!(triggers.policies.stream());
+        assert_eq!(
+            own.next().await,
+            Some(ObjectRef::new("keys").within("team-a"))
+        );
+        assert!(woken(&triggers.gateways).await);
+        assert!(woken(&triggers.policies).await);
+        // A status write (the same generation, seen before) reaches the policy alone: the
+        // spec-only subscribers are filtered by the watch (see `watch::notify`).
+        assert!(subscribers[1].spec_only && subscribers[2].spec_only);
+        assert!(!subscribers[0].spec_only);
+    }
 }

@@ -101,6 +101,16 @@ impl Referenced {
             .get(&(namespace.to_string(), name.to_string()))
     }
 
+    /// Holds `secret` as if it had been fetched (tests of what depends on held data).
+    #[cfg(test)]
+    pub(crate) fn insert_secret(&self, secret: Secret) {
+        let key = (
+            secret.metadata.namespace.clone().unwrap_or_default(),
+            secret.metadata.name.clone().unwrap_or_default(),
+        );
+        self.secrets.store(key, Some(secret));
+    }
+
     /// Makes the data of `references` current against the metadata caches; with `prune`
     /// (`references` covers every backend), forgets everything else.
     pub async fn refresh(

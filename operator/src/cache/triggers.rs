@@ -11,8 +11,8 @@ use kube::Resource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::{Notify, mpsc};
 
-use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
 
 /// Sends the objects a change affects to a controller.
 pub type RefSender<K> = mpsc::UnboundedSender<ObjectRef<K>>;
@@ -72,6 +72,8 @@ pub struct Triggers {
     pub routes: Queue<HTTPRoute>,
     /// AgentgatewayBackends' status.
     pub backends: Queue<AgentgatewayBackend>,
+    /// AgentgatewayPolicies' status.
+    pub policies: Queue<AgentgatewayPolicy>,
 }
 
 /// A stream yielding once per batch of notifications.

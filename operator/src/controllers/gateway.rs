@@ -64,13 +64,21 @@ pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Actio
         return Ok(Action::requeue(wait));
     }
     // Compile and build: pure.
-    let inputs = ctx.stores.gateway_inputs(&ctx.client).await?;
+    let inputs = ctx
+        .stores
+        .gateway_inputs(&ctx.client, ctx.shared_counters())
+        .await?;
     let compilation = compile_gateway(&gateway, &inputs);
     // Every attached route's status comes from this one compile (see `route_views`).
     let routes = route_views::routes_of(&key, &inputs.routes, &compilation);
     ctx.route_views
         .publish_compile(&key, route_views::uid(&gateway), routes);
-    let objects = resources::build(&gateway, &compilation.compiled, &ctx.proxy);
+    let objects = resources::build(
+        &gateway,
+        &compilation.compiled,
+        &ctx.proxy,
+        &ctx.redis_password(),
+    );
     // A write that failed is not repeated before its backoff ends, however often unrelated
     // changes wake this Gateway; a changed input is tried at once.
     let attempt = fingerprint(&objects);

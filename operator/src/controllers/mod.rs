@@ -6,6 +6,7 @@ pub mod backend;
 pub mod gateway;
 pub mod gateway_class;
 pub mod gateway_status;
+pub mod policy;
 pub mod route;
 pub mod route_status;
 pub mod status;
@@ -51,8 +52,11 @@ pub async fn run(ctx: Arc<Context>, triggers: Triggers, shutdown: Shutdown) {
     let routes = controller(stores.routes, &triggers.routes, &shutdown)
         .run(route::reconcile, route::error_policy, Arc::clone(&ctx))
         .for_each(|result| log_result(route::CONTROLLER, result));
+    let policies = controller(stores.policies, &triggers.policies, &shutdown)
+        .run(policy::reconcile, policy::error_policy, Arc::clone(&ctx))
+        .for_each(|result| log_result(policy::CONTROLLER, result));
     tracing::info!("controllers started");
-    tokio::join!(backends, classes, gateways, routes);
+    tokio::join!(backends, classes, gateways, routes, policies);
     tracing::info!("controllers stopped");
 }
 

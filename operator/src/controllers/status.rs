@@ -4,8 +4,8 @@
 
 use std::fmt::Debug;
 
-use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 
@@ -89,7 +89,13 @@ macro_rules! has_status {
     )*};
 }
 
-has_status!(Gateway, GatewayClass, HTTPRoute, AgentgatewayBackend);
+has_status!(
+    Gateway,
+    GatewayClass,
+    HTTPRoute,
+    AgentgatewayBackend,
+    AgentgatewayPolicy
+);
 
 /// The body of a server-side apply of `status` to `object`'s status subresource.
 fn status_body<K>(object: &K, status: serde_json::Value) -> serde_json::Value

@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentgateway_crds::AgentgatewayBackend;
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
 use futures_util::StreamExt;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::client::Body;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
@@ -20,7 +20,7 @@ use kube::{Client, Resource};
 use serde_json::{Value, json};
 use tower_test::mock;
 
-use super::{backend, gateway, route};
+use super::{backend, gateway, policy, route};
 use crate::cache::triggers::Triggers;
 use crate::cache::{Scope, Stores};
 use crate::context::Context;
@@ -37,8 +37,12 @@ struct Objects {
     gateways: Vec<Gateway>,
     routes: Vec<HTTPRoute>,
     backends: Vec<AgentgatewayBackend>,
+    policies: Vec<AgentgatewayPolicy>,
+    secrets: Vec<PartialObjectMeta<Secret>>,
     config_maps: Vec<PartialObjectMeta<ConfigMap>>,
     service_accounts: Vec<ServiceAccount>,
+    /// Whether the operator was given a Redis URL.
+    redis: bool,
 }
 
 struct Harness {
@@ -76,6 +80,10 @@ fn harness(objects: Objects) -> Harness {
     fill(w, objects.routes);
     let (backends, w) = reflector::store();
     fill(w, objects.backends);
+    let (policies, w) = reflector::store();
+    fill(w, objects.policies);
+    let (secrets, w) = reflector::store();
+    fill(w, objects.secrets);
     let (config_maps, w) = reflector::store();
     fill(w, objects.config_maps);
     let (service_accounts, w) = reflector::store();
@@ -85,7 +93,8 @@ fn harness(objects: Objects) -> Harness {
         gateways,
         routes,
         backends,
-        secrets: empty(),
+        policies,
+        secrets,
         config_maps,
         referenced: Arc::default(),
         reference_grants: None,
@@ -110,7 +119,15 @@ fn harness(objects: Objects) -> Harness {
         route_views: Arc::new(RouteViews::new(triggers.routes.refs.clone())),
         recorder,
         metrics: Metrics::registry().1,
-        proxy: ProxySettings::default(),
+        proxy: ProxySettings {
+            redis: objects.redis.then(|| crate::redis::RedisSettings {
+                url: "redis://redis.infra:6379".into(),
+                timeout: "5ms".into(),
+                password: None,
+            }),
+            ..ProxySettings::default()
+        },
+        redis_password: None,
         backoff: Mutex::default(),
         recent_status: Mutex::default(),
         last_compiled: Mutex::default(),
@@ -125,6 +142,17 @@ fn harness(objects: Objects) -> Harness {
 /// Answers the next call, which must be `method` on `path` (query aside), with `answer`; returns
 /// the call's query and JSON body.
 async fn expect(api: &mut Handle, method: &str, path: &str, answer: Value) -> (String, Value) {
+    expect_status(api, method, path, 200, answer).await
+}
+
+/// [`expect`] with the answer's HTTP `status`.
+async fn expect_status(
+    api: &mut Handle,
+    method: &str,
+    path: &str,
+    status: u16,
+    answer: Value,
+) -> (String, Value) {
     let next = tokio::time::timeout(Duration::from_secs(5), api.next_request()).await;
     let (request, respond) = next
         .unwrap_or_else(|_| panic!("no call; expected {method} {path}"))
@@ -142,12 +170,34 @@ async fn expect(api: &mut Handle, method: &str, path: &str, answer: Value) -> (S
         serde_json::from_slice(&bytes).unwrap()
     };
     let response = Response::builder()
-        .status(200)
+        .status(status)
         .header("content-type", "application/json")
         .body(Body::from(serde_json::to_vec(&answer).unwrap()))
         .unwrap();
     respond.send_response(response);
     (query, body)
+}
+
+/// Answers the next call, which must be `method` on `path`, with its own body (as the API server
+/// answers a server-side apply that creates the object); returns the body.
+async fn expect_echo(api: &mut Handle, method: &str, path: &str) -> Value {
+    let next = tokio::time::timeout(Duration::from_secs(5), api.next_request()).await;
+    let (request, respond) = next
+        .unwrap_or_else(|_| panic!("no call; expected {method} {path}"))
+        .expect("the client is gone");
+    assert_eq!(
+        (request.method().as_str(), request.uri().path()),
+        (method, path),
+        "unexpected call"
+    );
+    let bytes = request.into_body().collect().await.unwrap().to_bytes();
+    let response = Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(Body::from(bytes.clone()))
+        .unwrap();
+    respond.send_response(response);
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Fails if the reconcile makes any further call.
@@ -425,4 +475,307 @@ async fn a_gateway_leaving_our_class_deletes_only_what_it_controls_and_wakes_its
     expect_no_call(&mut api).await;
     // Its route is woken to drop its entry for this Gateway.
     assert_eq!(queue.next().await.unwrap().name, "r");
+}
+
+fn limits_policy() -> AgentgatewayPolicy {
+    yaml(
+        "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata: {name: limits, namespace: infra, generation: 2, resourceVersion: '50'}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}]
+  rateLimit:
+    local: [{requests: 10, per: Minute, key: route}]
+    global: [{requests: 100, per: Minute, key: consumer}]
+",
+    )
+}
+
+const POLICY_STATUS: &str =
+    "/apis/agentgateway.dev/v1alpha1/namespaces/infra/agentgatewaypolicies/limits/status";
+
+#[tokio::test]
+async fn a_policy_on_an_existing_route_is_accepted_on_it_with_redis_and_its_status_not_rewritten() {
+    let policy = limits_policy();
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        classes: vec![class()],
+        gateways: vec![gateway_of("agentgateway")],
+        routes: vec![http_route()],
+        backends: vec![llm_backend()],
+        policies: vec![policy.clone()],
+        redis: true,
+        ..Objects::default()
+    });
+    let task = tokio::spawn(policy::reconcile(
+        Arc::new(policy.clone()),
+        Arc::clone(&ctx),
+    ));
+    let (query, body) = expect(
+        &mut api,
+        "PATCH",
+        POLICY_STATUS,
+        serde_json::to_value(&policy).unwrap(),
+    )
+    .await;
+    assert!(query.contains("fieldManager=agentgateway-operator"));
+    assert_eq!(body["kind"], "AgentgatewayPolicy");
+    let status = &body["status"];
+    assert_eq!(
+        types(&status["conditions"]),
+        [("Accepted".into(), "True".into(), "Accepted".into())]
+    );
+    assert_eq!(status["conditions"][0]["observedGeneration"], 2);
+    let ancestor = &status["ancestors"][0];
+    assert_eq!(
+        ancestor["ancestorRef"],
+        json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "r"})
+    );
+    assert_eq!(ancestor["controllerName"], "agentgateway.dev/agentgateway");
+    assert_eq!(
+        types(&ancestor["conditions"]),
+        [("Accepted".into(), "True".into(), "Accepted".into())]
+    );
+    assert_eq!(ancestor["conditions"][0]["observedGeneration"], 2);
+    assert_eq!(status["ancestors"].as_array().unwrap().len(), 1);
+    task.await.unwrap().unwrap();
+
+    // Stored as written (a later resourceVersion): nothing to write, not even the same again.
+    let mut stored = policy;
+    stored.status = Some(serde_json::from_value(status.clone()).unwrap());
+    stored.metadata.resource_version = Some("51".into());
+    let task = tokio::spawn(policy::reconcile(Arc::new(stored), Arc::clone(&ctx)));
+    expect_no_call(&mut api).await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn without_redis_a_global_limit_is_not_accepted_naming_the_target_and_field() {
+    let policy = limits_policy();
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        routes: vec![http_route()],
+        backends: vec![llm_backend()],
+        policies: vec![policy.clone()],
+        ..Objects::default()
+    });
+    let task = tokio::spawn(policy::reconcile(
+        Arc::new(policy.clone()),
+        Arc::clone(&ctx),
+    ));
+    let (_, body) = expect(
+        &mut api,
+        "PATCH",
+        POLICY_STATUS,
+        serde_json::to_value(&policy).unwrap(),
+    )
+    .await;
+    let condition = &body["status"]["conditions"][0];
+    assert_eq!(condition["status"], "False");
+    assert_eq!(condition["reason"], "RedisNotConfigured");
+    let message = condition["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("HTTPRoute r: spec.rateLimit.global: needs Redis"),
+        "{message}"
+    );
+    let ancestor = &body["status"]["ancestors"][0]["conditions"][0];
+    assert_eq!(ancestor["reason"], "RedisNotConfigured");
+    let (_, event) = expect(
+        &mut api,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/infra/events",
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+    )
+    .await;
+    assert_eq!(
+        (&event["type"], &event["reason"]),
+        (&json!("Warning"), &json!("RedisNotConfigured"))
+    );
+    task.await.unwrap().unwrap();
+    expect_no_call(&mut api).await;
+}
+
+#[tokio::test]
+async fn the_secrets_a_policy_selects_are_fetched_and_become_its_consumers() {
+    let policy: AgentgatewayPolicy = yaml(
+        "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata: {name: limits, namespace: infra, generation: 1}
+spec:
+  targetRefs:
+  - {group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}
+  - {group: gateway.networking.k8s.io, kind: HTTPRoute, name: missing}
+  auth:
+    apiKeys:
+      secretSelector: {matchLabels: {consumer-of: r}}
+",
+    );
+    let selected: PartialObjectMeta<Secret> = yaml(
+        "metadata: {name: alice, namespace: infra, resourceVersion: '9', labels: {consumer-of: r}}",
+    );
+    let other: PartialObjectMeta<Secret> =
+        yaml("metadata: {name: helm-release, namespace: infra, resourceVersion: '3'}");
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        routes: vec![http_route()],
+        backends: vec![llm_backend()],
+        policies: vec![policy.clone()],
+        secrets: vec![selected, other],
+        ..Objects::default()
+    });
+    let task = tokio::spawn(policy::reconcile(
+        Arc::new(policy.clone()),
+        Arc::clone(&ctx),
+    ));
+    // Only the selected Secret's data is read; never the others'.
+    expect(
+        &mut api,
+        "GET",
+        "/api/v1/namespaces/infra/secrets/alice",
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "alice", "namespace": "infra", "resourceVersion": "9",
+                         "labels": {"consumer-of": "r"}},
+            "data": {"api-key": "c2stYWxpY2U="},
+        }),
+    )
+    .await;
+    let (_, body) = expect(
+        &mut api,
+        "PATCH",
+        POLICY_STATUS,
+        serde_json::to_value(&policy).unwrap(),
+    )
+    .await;
+    let ancestors = body["status"]["ancestors"].as_array().unwrap();
+    assert_eq!(ancestors.len(), 2);
+    let accepted = &ancestors[0]["conditions"][0];
+    assert_eq!(accepted["status"], "True");
+    assert_eq!(
+        accepted["message"],
+        "the policy applies to HTTPRoute r: 1 consumer (alice)"
+    );
+    assert_eq!(ancestors[1]["conditions"][0]["reason"], "TargetNotFound");
+    let overall = &body["status"]["conditions"][0];
+    assert_eq!(overall["reason"], "TargetNotFound");
+    assert!(
+        overall["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTPRoute missing: spec.targetRefs[1]: "),
+        "{overall}"
+    );
+    // No key value anywhere in what was written.
+    assert!(!body.to_string().contains("sk-alice"));
+    expect(
+        &mut api,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/infra/events",
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+    )
+    .await;
+    task.await.unwrap().unwrap();
+}
+
+/// A 404 as the API server answers it.
+fn not_found() -> Value {
+    json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
+}
+
+#[tokio::test]
+async fn a_gateway_compile_puts_the_selected_consumers_key_hashes_never_keys_into_its_credentials()
+{
+    let gateway = gateway_of("agentgateway");
+    let policy: AgentgatewayPolicy = yaml(
+        "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayPolicy
+metadata: {name: keys, namespace: infra, generation: 1}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  auth:
+    apiKeys:
+      secretSelector: {matchLabels: {consumer-of: gw}}
+  rateLimit:
+    global: [{requests: 100, per: Minute, key: consumer}]
+",
+    );
+    let selected: PartialObjectMeta<Secret> = yaml(
+        "metadata: {name: alice, namespace: infra, resourceVersion: '9', labels: {consumer-of: gw}}",
+    );
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        classes: vec![class()],
+        gateways: vec![gateway.clone()],
+        routes: vec![http_route()],
+        backends: vec![llm_backend()],
+        policies: vec![policy],
+        secrets: vec![selected],
+        redis: true,
+        ..Objects::default()
+    });
+    let task = tokio::spawn(gateway::reconcile(
+        Arc::new(gateway.clone()),
+        Arc::clone(&ctx),
+    ));
+    expect(
+        &mut api,
+        "GET",
+        "/api/v1/namespaces/infra/secrets/alice",
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "alice", "namespace": "infra", "resourceVersion": "9",
+                         "labels": {"consumer-of": "gw"}},
+            "data": {"api-key": "c2stYWxpY2U="},
+        }),
+    )
+    .await;
+    let mut written = std::collections::BTreeMap::new();
+    for path in [
+        "/api/v1/namespaces/infra/serviceaccounts/gw",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/infra/roles/gw",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/infra/rolebindings/gw",
+        "/api/v1/namespaces/infra/secrets/gw-credentials",
+        "/api/v1/namespaces/infra/configmaps/gw-config",
+        "/api/v1/namespaces/infra/services/gw",
+        "/apis/apps/v1/namespaces/infra/deployments/gw",
+    ] {
+        expect_status(&mut api, "GET", path, 404, not_found()).await;
+        written.insert(path, expect_echo(&mut api, "PATCH", path).await);
+    }
+    let secret = &written["/api/v1/namespaces/infra/secrets/gw-credentials"];
+    let hashes = secret["data"]["apikeys_infra_keys"].as_str().unwrap();
+    let hashes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, hashes).unwrap();
+    let hashes: Value = serde_json::from_slice(&hashes).unwrap();
+    assert_eq!(
+        hashes,
+        json!([{"consumer": "alice", "sha256": "099295a3784e1bd368dc348843a7398c1931b6b8ec2504c73e91ed2040bdc46c"}])
+    );
+    let everything = serde_json::to_string(&written).unwrap();
+    assert!(!everything.contains("sk-alice") && !everything.contains("c2stYWxpY2U="));
+    let config = written["/api/v1/namespaces/infra/configmaps/gw-config"]["data"]["config.yaml"]
+        .as_str()
+        .unwrap();
+    assert!(config.contains("apikeys_infra_keys"), "{config}");
+    let args = &written["/apis/apps/v1/namespaces/infra/deployments/gw"]["spec"]["template"]["spec"]
+        ["containers"][0]["args"];
+    let args: Vec<&str> = args
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--redis-url", "redis://redis.infra:6379"]),
+        "{args:?}"
+    );
+    // No ready proxy pod yet: the Gateway says Pending.
+    expect(
+        &mut api,
+        "PATCH",
+        "/apis/gateway.networking.k8s.io/v1/namespaces/infra/gateways/gw/status",
+        serde_json::to_value(&gateway).unwrap(),
+    )
+    .await;
+    task.await.unwrap().unwrap();
 }

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::Owner;
 use crate::error::Error;
+use crate::redis::{self, RedisPassword};
 
 /// The ConfigMap holding `config` (see [`ConfigPayload`]), annotated with its generation and the
 /// version of `credentials` it needs; refused when even compressed it exceeds what the API server
@@ -78,12 +79,25 @@ pub fn generation_of(config_map: &ConfigMap) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// The Secret holding `credentials`, one data key per credential id, annotated with their version.
-pub fn credentials_secret(owner: &Owner, credentials: &Credentials) -> Secret {
-    let data = credentials
+/// The Secret holding `credentials`, one data key per credential id, annotated with their version,
+/// and the Redis password under [`redis::PASSWORD_KEY`] (no credential id has that form). The
+/// password does not enter the version: the config does not refer to it, the proxy reads it from
+/// its environment at start.
+pub fn credentials_secret(
+    owner: &Owner,
+    credentials: &Credentials,
+    redis_password: Option<&RedisPassword>,
+) -> Secret {
+    let mut data: BTreeMap<String, ByteString> = credentials
         .iter()
         .map(|(id, key)| (id.clone(), ByteString(key.as_bytes().to_vec())))
         .collect();
+    if let Some(password) = redis_password {
+        data.insert(
+            redis::PASSWORD_KEY.to_string(),
+            ByteString(password.expose().as_bytes().to_vec()),
+        );
+    }
     let mut metadata = owner.meta(owner.secret_name());
     metadata.annotations = Some(BTreeMap::from([(
         CREDENTIALS_VERSION_ANNOTATION.to_string(),
@@ -216,7 +230,7 @@ mod tests {
     #[test]
     fn the_secret_holds_each_credential_under_its_id() {
         let (_, credentials) = config_with_credential();
-        let secret = credentials_secret(&owner(), &credentials);
+        let secret = credentials_secret(&owner(), &credentials, None);
         assert_eq!(
             secret.metadata.name.as_deref(),
             Some("agentgateway-proxy-credentials")
@@ -228,6 +242,18 @@ mod tests {
             b"sk-very-secret-value"
         );
         assert_eq!(data.len(), 1);
+        let version = &secret.metadata.annotations.unwrap()[CREDENTIALS_VERSION_ANNOTATION];
+        assert_eq!(version, &credentials_version(&credentials));
+    }
+
+    #[test]
+    fn the_redis_password_joins_the_credentials_without_changing_their_version() {
+        let (_, credentials) = config_with_credential();
+        let password = RedisPassword::new("redis-secret", "7");
+        let secret = credentials_secret(&owner(), &credentials, Some(&password));
+        let data = secret.data.unwrap();
+        assert_eq!(data["redis-password"].0, b"redis-secret");
+        assert_eq!(data.len(), 2);
         let version = &secret.metadata.annotations.unwrap()[CREDENTIALS_VERSION_ANNOTATION];
         assert_eq!(version, &credentials_version(&credentials));
     }

@@ -22,6 +22,7 @@ pub use rbac::{role, role_binding, service_account};
 pub use workload::{METRICS_PORT, READY_PORT, deployment, service};
 
 use crate::error::Error;
+use crate::redis::{PasswordState, RedisSettings};
 
 /// `app.kubernetes.io/name` of every proxy object.
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
@@ -56,6 +57,8 @@ pub struct ProxySettings {
     pub log_level: String,
     /// Names of the pods' image pull secrets (in the Gateway's namespace).
     pub image_pull_secrets: Vec<String>,
+    /// The Redis the proxies count shared limits and budgets in; `None`: no Redis.
+    pub redis: Option<RedisSettings>,
 }
 
 impl Default for ProxySettings {
@@ -70,6 +73,7 @@ impl Default for ProxySettings {
             memory_limit: "256Mi".into(),
             log_level: "info".into(),
             image_pull_secrets: Vec::new(),
+            redis: None,
         }
     }
 }
@@ -86,7 +90,8 @@ pub struct ProxyObjects {
     pub role_binding: RoleBinding,
     /// `<gateway>-config`: the compiled config (never a key).
     pub config_map: ConfigMap,
-    /// `<gateway>-credentials`: the keys the config refers to.
+    /// `<gateway>-credentials`: the keys the config refers to, the hashes of the consumers' API
+    /// keys and the Redis password.
     pub secret: Secret,
     /// `<gateway>`: absent while the Gateway has no servable listener (a Service needs a port).
     pub service: Option<Service>,
@@ -110,23 +115,28 @@ impl std::fmt::Debug for ProxyObjects {
     }
 }
 
-/// Builds every object of `gateway`'s proxy.
+/// Builds every object of `gateway`'s proxy; `password` is the Redis password as it is now.
 pub fn build(
     gateway: &Gateway,
     compiled: &Compiled,
     settings: &ProxySettings,
+    password: &PasswordState,
 ) -> Result<ProxyObjects, Error> {
     let owner = Owner::of(gateway)?;
     let ports = listener_ports(&compiled.config);
     let config_map = config_map(&owner, &compiled.config, &compiled.credentials)?;
+    let redis_password = match password {
+        PasswordState::Read(password) => Some(password),
+        PasswordState::None | PasswordState::Missing => None,
+    };
     Ok(ProxyObjects {
         service_account: service_account(&owner),
         role: role(&owner),
         role_binding: role_binding(&owner),
         config_map,
-        secret: credentials_secret(&owner, &compiled.credentials),
+        secret: credentials_secret(&owner, &compiled.credentials, redis_password),
         service: service(&owner, &ports),
-        deployment: deployment(&owner, settings, &ports),
+        deployment: deployment(&owner, settings, &ports, password),
     })
 }
 
@@ -291,10 +301,12 @@ spec:
             )]),
             ..Compiled::default()
         };
-        let objects = build(&gateway, &compiled, &ProxySettings::default()).unwrap();
+        let password = PasswordState::Read(crate::redis::RedisPassword::new("redis-pass", "1"));
+        let objects = build(&gateway, &compiled, &ProxySettings::default(), &password).unwrap();
         let debug = format!("{objects:?}");
         assert!(debug.contains("gw-credentials"), "{debug}");
         assert!(!debug.contains("sk-very-secret"));
+        assert!(!debug.contains("redis-pass"));
         // As bytes, too: k8s-openapi prints a ByteString's bytes.
         assert!(!debug.contains("115, 107, 45"));
     }

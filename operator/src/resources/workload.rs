@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, LocalObjectReference,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecurityContext, Service, ServicePort, ServiceSpec, Sysctl,
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Service, ServicePort,
+    ServiceSpec, Sysctl,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -15,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use agentgateway_crds::proxy_config;
 
 use super::{ListenerPort, Owner, ProxySettings};
+use crate::redis::{self, PasswordState};
 
 /// The proxy's readiness port (`/healthz/ready`), as the API's `int32`.
 pub const READY_PORT: i32 = proxy_config::READY_PORT as i32;
@@ -38,15 +40,23 @@ pub const TERMINATION_MARGIN_SECONDS: i64 = 10;
 pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 =
     DRAIN_DELAY_SECONDS + DRAIN_TIMEOUT_SECONDS + TERMINATION_MARGIN_SECONDS;
 
-/// The proxy Deployment `<gateway>`.
-pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort]) -> Deployment {
+/// The proxy Deployment `<gateway>`. With Redis configured the proxy gets `--redis-url` and
+/// `--redis-timeout`, and with a Redis password `AGENTGATEWAY_REDIS_PASSWORD` from its own
+/// credentials Secret (the pod spec holds a reference, never the password) plus an annotation
+/// naming the password's version, so that a rotated password restarts the proxies.
+pub fn deployment(
+    owner: &Owner,
+    settings: &ProxySettings,
+    ports: &[ListenerPort],
+    password: &PasswordState,
+) -> Deployment {
     let mut container_ports: Vec<ContainerPort> = ports
         .iter()
         .map(|p| container_port(&p.name, p.port))
         .collect();
     container_ports.push(container_port("ready", READY_PORT));
     container_ports.push(container_port("metrics", METRICS_PORT));
-    let args = [
+    let mut args = vec![
         "--kube-config-map".to_string(),
         format!("{}/{}", owner.namespace, owner.config_map_name()),
         "--kube-secret".to_string(),
@@ -63,16 +73,38 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
         "--drain-timeout".to_string(),
         format!("{DRAIN_TIMEOUT_SECONDS}s"),
     ];
+    let mut env = vec![EnvVar {
+        name: "RUST_LOG".into(),
+        value: Some(settings.log_level.clone()),
+        value_from: None,
+    }];
+    let mut annotations = None;
+    if let Some(redis) = &settings.redis {
+        args.extend([
+            "--redis-url".to_string(),
+            redis.url.clone(),
+            "--redis-timeout".to_string(),
+            redis.timeout.clone(),
+        ]);
+        let version = match password {
+            PasswordState::None => None,
+            PasswordState::Read(password) => Some(password.version.clone()),
+            PasswordState::Missing => Some(String::new()),
+        };
+        if let Some(version) = version {
+            env.push(password_env(owner));
+            annotations = Some(BTreeMap::from([(
+                redis::PASSWORD_VERSION_ANNOTATION.to_string(),
+                version,
+            )]));
+        }
+    }
     let container = Container {
         name: CONTAINER_NAME.into(),
         image: Some(settings.image.clone()),
         image_pull_policy: Some(settings.image_pull_policy.clone()),
-        args: Some(args.to_vec()),
-        env: Some(vec![EnvVar {
-            name: "RUST_LOG".into(),
-            value: Some(settings.log_level.clone()),
-            value_from: None,
-        }]),
+        args: Some(args),
+        env: Some(env),
         ports: Some(container_ports),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
@@ -114,6 +146,7 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(owner.labels()),
+                    annotations,
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -128,6 +161,24 @@ pub fn deployment(owner: &Owner, settings: &ProxySettings, ports: &[ListenerPort
             ..DeploymentSpec::default()
         }),
         status: None,
+    }
+}
+
+/// `AGENTGATEWAY_REDIS_PASSWORD` from the Gateway's own credentials Secret. Optional: while the
+/// operator cannot read the password (its Secret or key missing), the proxy still starts and serves
+/// what needs no Redis; its Redis checks fail and each policy's `failureMode` decides.
+fn password_env(owner: &Owner) -> EnvVar {
+    EnvVar {
+        name: redis::PASSWORD_ENV.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: owner.secret_name(),
+                key: redis::PASSWORD_KEY.into(),
+                optional: Some(true),
+            }),
+            ..EnvVarSource::default()
+        }),
     }
 }
 
@@ -267,7 +318,7 @@ mod tests {
             replicas: 2,
             ..ProxySettings::default()
         };
-        let deployment = deployment(&owner(), &settings, &http_80());
+        let deployment = deployment(&owner(), &settings, &http_80(), &PasswordState::None);
         assert_eq!(
             deployment.metadata.name.as_deref(),
             Some("agentgateway-proxy")
@@ -292,9 +343,14 @@ mod tests {
 
     #[test]
     fn the_proxy_reads_its_own_config_map_and_secret() {
-        let args = container(&deployment(&owner(), &ProxySettings::default(), &http_80()))
-            .args
-            .unwrap();
+        let args = container(&deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        ))
+        .args
+        .unwrap();
         assert_eq!(
             args,
             [
@@ -316,9 +372,117 @@ mod tests {
         );
     }
 
+    fn with_redis(password: bool) -> ProxySettings {
+        ProxySettings {
+            redis: Some(crate::redis::RedisSettings {
+                url: "redis://agentgateway-redis.agentgateway-system:6379".into(),
+                timeout: "5ms".into(),
+                password: password.then(|| crate::redis::PasswordSecret {
+                    namespace: "agentgateway-system".into(),
+                    name: "agentgateway-redis".into(),
+                    key: "password".into(),
+                }),
+            }),
+            ..ProxySettings::default()
+        }
+    }
+
+    #[test]
+    fn without_redis_the_proxy_gets_no_redis_flag_env_or_annotation() {
+        let d = deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        );
+        let c = container(&d);
+        assert!(!c.args.unwrap().iter().any(|a| a.starts_with("--redis")));
+        assert_eq!(c.env.unwrap().len(), 1);
+        let template = d.spec.unwrap().template.metadata.unwrap();
+        assert_eq!(template.annotations, None);
+    }
+
+    #[test]
+    fn with_redis_the_proxy_gets_the_url_and_timeout_flags() {
+        let d = deployment(
+            &owner(),
+            &with_redis(false),
+            &http_80(),
+            &PasswordState::None,
+        );
+        let args = container(&d).args.unwrap();
+        let tail: Vec<&str> = args[args.len() - 4..].iter().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "--redis-url",
+                "redis://agentgateway-redis.agentgateway-system:6379",
+                "--redis-timeout",
+                "5ms"
+            ]
+        );
+        // No password configured: no env from the Secret.
+        assert_eq!(container(&d).env.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_redis_password_comes_from_the_gateways_own_secret_and_its_version_restarts_pods() {
+        let password = crate::redis::RedisPassword::new("hunter2", "314");
+        let read = PasswordState::Read(password);
+        let d = deployment(&owner(), &with_redis(true), &http_80(), &read);
+        let env = container(&d).env.unwrap();
+        let var = env
+            .iter()
+            .find(|e| e.name == "AGENTGATEWAY_REDIS_PASSWORD")
+            .unwrap();
+        assert_eq!(var.value, None);
+        let secret = var
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(secret.name, "agentgateway-proxy-credentials");
+        assert_eq!(secret.key, "redis-password");
+        assert_eq!(secret.optional, Some(true));
+        let annotations = |d: &Deployment| {
+            d.spec
+                .clone()
+                .unwrap()
+                .template
+                .metadata
+                .unwrap()
+                .annotations
+                .unwrap()
+        };
+        assert_eq!(
+            annotations(&d)["agentgateway.dev/redis-password-version"],
+            "314"
+        );
+        // The password itself is nowhere in the Deployment.
+        assert!(!serde_json::to_string(&d).unwrap().contains("hunter2"));
+        // Not readable yet: the reference stays, the version is empty (and changes once read).
+        let d = deployment(
+            &owner(),
+            &with_redis(true),
+            &http_80(),
+            &PasswordState::Missing,
+        );
+        assert_eq!(
+            annotations(&d)["agentgateway.dev/redis-password-version"],
+            ""
+        );
+    }
+
     #[test]
     fn the_grace_period_covers_the_drain_delay_and_timeout_with_a_margin() {
-        let d = deployment(&owner(), &ProxySettings::default(), &http_80());
+        let d = deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        );
         assert_eq!(pod(&d).termination_grace_period_seconds, Some(45));
         let args = container(&d).args.unwrap();
         let flag = |name: &str| {
@@ -334,9 +498,14 @@ mod tests {
 
     #[test]
     fn container_ports_are_the_listener_ports_plus_admin_ports_all_tcp() {
-        let ports = container(&deployment(&owner(), &ProxySettings::default(), &http_80()))
-            .ports
-            .unwrap();
+        let ports = container(&deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        ))
+        .ports
+        .unwrap();
         let summary: Vec<_> = ports
             .iter()
             .map(|p| {
@@ -359,9 +528,14 @@ mod tests {
 
     #[test]
     fn readiness_is_probed_on_the_proxy_ready_endpoint() {
-        let probe = container(&deployment(&owner(), &ProxySettings::default(), &http_80()))
-            .readiness_probe
-            .unwrap();
+        let probe = container(&deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        ))
+        .readiness_probe
+        .unwrap();
         let get = probe.http_get.unwrap();
         assert_eq!(get.path.as_deref(), Some("/healthz/ready"));
         assert_eq!(get.port, IntOrString::Int(15021));
@@ -369,7 +543,12 @@ mod tests {
 
     #[test]
     fn pods_run_as_the_gateway_service_account_with_the_selected_labels() {
-        let deployment = deployment(&owner(), &ProxySettings::default(), &http_80());
+        let deployment = deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        );
         let spec = deployment.spec.unwrap();
         let selector = spec.selector.match_labels.unwrap();
         let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
@@ -385,13 +564,18 @@ mod tests {
 
     #[test]
     fn pull_secrets_reach_the_pod_only_when_set() {
-        let d = deployment(&owner(), &ProxySettings::default(), &http_80());
+        let d = deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        );
         assert_eq!(pod(&d).image_pull_secrets, None);
         let settings = ProxySettings {
             image_pull_secrets: vec!["regcred".into(), "mirror".into()],
             ..ProxySettings::default()
         };
-        let d = deployment(&owner(), &settings, &http_80());
+        let d = deployment(&owner(), &settings, &http_80(), &PasswordState::None);
         let names: Vec<String> = pod(&d)
             .image_pull_secrets
             .unwrap()
@@ -403,9 +587,14 @@ mod tests {
 
     #[test]
     fn resources_come_from_the_settings() {
-        let resources = container(&deployment(&owner(), &ProxySettings::default(), &http_80()))
-            .resources
-            .unwrap();
+        let resources = container(&deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        ))
+        .resources
+        .unwrap();
         let requests = resources.requests.unwrap();
         let limits = resources.limits.unwrap();
         assert_eq!(requests["cpu"], Quantity("50m".into()));
@@ -445,7 +634,12 @@ mod tests {
 
     #[test]
     fn the_proxy_runs_non_root_read_only_without_capabilities() {
-        let d = deployment(&owner(), &ProxySettings::default(), &http_80());
+        let d = deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+        );
         let pod_security = pod(&d).security_context.unwrap();
         assert_eq!(pod_security.run_as_non_root, Some(true));
         assert_eq!(pod_security.run_as_user, Some(65532));
@@ -476,7 +670,12 @@ mod tests {
                 port: 8443,
             },
         ];
-        let d = deployment(&owner(), &ProxySettings::default(), &ports);
+        let d = deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &ports,
+            &PasswordState::None,
+        );
         let sysctls = pod(&d).security_context.unwrap().sysctls.unwrap();
         assert_eq!(sysctls.len(), 1);
         assert_eq!(sysctls[0].name, "net.ipv4.ip_unprivileged_port_start");
@@ -486,7 +685,12 @@ mod tests {
             name: "http".into(),
             port: 8080,
         }];
-        let d = deployment(&owner(), &ProxySettings::default(), &high);
+        let d = deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &high,
+            &PasswordState::None,
+        );
         assert_eq!(pod(&d).security_context.unwrap().sysctls, None);
     }
 }

@@ -1,13 +1,14 @@
 //! The admission webhooks, served by every operator replica on their own TLS port (validation and
 //! defaulting themselves live in `agentgateway-webhook`, shared with the tests). This module wires
 //! them to the cluster: the certificate (generated and rotated here, or mounted from a Secret),
-//! the Secret lookups behind admission warnings, readiness and a graceful stop.
+//! the Secret and policy target lookups behind admission warnings, readiness and a graceful stop.
 
 pub mod ca_bundle;
 pub mod cert_manager;
 pub mod cert_secret;
 pub mod certs;
 pub mod secret_lookup;
+pub mod target_lookup;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use tokio::task::JoinHandle;
 use self::cert_manager::{CertManager, CertSettings};
 use self::certs::Lifetimes;
 use self::secret_lookup::CachedSecrets;
+use self::target_lookup::CachedTargets;
 use crate::error::RunError;
 use crate::health::{self, Health};
 use crate::shutdown::Shutdown;
@@ -54,6 +56,8 @@ pub struct WebhookSettings {
 pub struct RunningWebhook {
     /// The Secret lookup; it answers from the operator's cache once that is filled.
     pub secrets: Arc<CachedSecrets>,
+    /// The policy target lookup; it answers from the operator's cache once that is filled.
+    pub targets: Arc<CachedTargets>,
     server: JoinHandle<()>,
 }
 
@@ -79,8 +83,10 @@ pub async fn start(
     let resolver = CertResolver::new();
     health.expect_webhook(resolver.clone());
     let secrets = CachedSecrets::new();
+    let targets = CachedTargets::new();
     let app = agentgateway_webhook::router(WebhookState {
         secrets: secrets.clone(),
+        targets: targets.clone(),
         metrics,
     });
     let delay = settings.shutdown_delay;
@@ -125,5 +131,9 @@ pub async fn start(
             tokio::spawn(manager.run(shutdown));
         }
     }
-    Ok(RunningWebhook { secrets, server })
+    Ok(RunningWebhook {
+        secrets,
+        targets,
+        server,
+    })
 }

@@ -26,6 +26,15 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Whether the operation writes output tokens (what a token rate limit reserves for when
+    /// the request sets no maximum).
+    pub fn generates(self) -> bool {
+        matches!(
+            self,
+            Self::ChatCompletions | Self::Completions | Self::Messages | Self::Responses
+        )
+    }
+
     /// Classifies a request path (without query) by its OpenAI suffix, so routes may mount the
     /// API under a prefix (`/team-a/v1/chat/completions`).
     pub fn from_path(path: &str) -> Self {

@@ -37,6 +37,9 @@ pub struct JsonRequest {
     pub stream: bool,
     /// Whether the client set `stream_options` itself.
     pub has_stream_options: bool,
+    /// The most output tokens the client asked for (`max_tokens`, `max_completion_tokens` or
+    /// `max_output_tokens`, the largest when several are set): what a token rate limit reserves.
+    pub max_output_tokens: Option<u64>,
 }
 
 /// The top-level fields the proxy reads, borrowed from the body.
@@ -45,6 +48,7 @@ struct TopLevel<'a> {
     model: Option<&'a RawValue>,
     stream: Option<&'a RawValue>,
     stream_options: bool,
+    max_output_tokens: Option<u64>,
     fields: usize,
 }
 
@@ -71,6 +75,13 @@ impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
                         }
                         "stream_options" => {
                             top.stream_options = true;
+                            continue;
+                        }
+                        "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
+                            // Not a number: the provider says so; the estimate does without.
+                            if let Ok(n) = value.get().trim().parse::<u64>() {
+                                top.max_output_tokens = top.max_output_tokens.max(Some(n));
+                            }
                             continue;
                         }
                         _ => continue,
@@ -108,6 +119,7 @@ impl JsonRequest {
         };
         let stream = top.stream.is_some_and(|raw| raw.get().trim() == "true");
         let has_stream_options = top.stream_options;
+        let max_output_tokens = top.max_output_tokens;
         let fields = top.fields;
         // serde_json accepted an object: its first and last non-space bytes are the braces.
         let open = body
@@ -126,6 +138,7 @@ impl JsonRequest {
             model,
             stream,
             has_stream_options,
+            max_output_tokens,
             body,
         })
     }

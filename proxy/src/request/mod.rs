@@ -18,6 +18,9 @@ use crate::attempts::{Attempts, Payload};
 use crate::body::ProxyBody;
 use crate::client_api::ChatRequest;
 use crate::context::ProxyContext;
+use crate::governance::governor::{Subject, tokens_to_reserve};
+use crate::governance::headers::RateHeaders;
+use crate::governance::keys::{ConsumerKeys, presented_key, remove_client_key};
 use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::openai::request::JsonRequest;
@@ -37,13 +40,16 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let (parts, body) = request.into_parts();
     let operation = Operation::from_path(parts.uri.path());
-    let mut guard = RecordGuard::new(
-        RequestRecord::new(listener, &parts, operation),
-        context.clone(),
-    );
+    let mut record = RequestRecord::new(listener, &parts, operation);
+    record.trace = context
+        .tracing
+        .as_ref()
+        .map(|tracing| tracing.start_request(&parts.headers, operation));
+    let mut guard = RecordGuard::new(record, context.clone());
     // Boxed: hyper moves the service future by value; this keeps it a few words.
     let forwarded = Box::pin(route_and_forward(&context, guard.record(), parts, body)).await;
-    let response = match forwarded {
+    let rate_headers = guard.record().rate_headers.take();
+    let mut response = match forwarded {
         Ok(Forwarded::Upstream(response)) => {
             guard.record().status = response.status().as_u16();
             let (head, stream) = response.into_parts();
@@ -61,6 +67,9 @@ pub async fn handle(
             error.into_response(guard)
         }
     };
+    if let Some(headers) = rate_headers {
+        headers.apply(response.headers_mut());
+    }
     Ok(response)
 }
 
@@ -108,7 +117,9 @@ async fn route_and_forward(
     })?;
     record.route = Some(rule.route.clone());
     let mut rng = fastrand::Rng::new();
-    let backend = pick_backend(rule, &mut rng).ok_or_else(|| {
+    let weighted = pick_backend(rule, &mut rng);
+    let policy = weighted.and_then(|w| w.policy.clone());
+    let backend = weighted.and_then(|w| w.backend.clone()).ok_or_else(|| {
         ProxyError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
@@ -120,6 +131,11 @@ async fn route_and_forward(
         )
     })?;
     record.backend = Some(backend.name.clone());
+    if let Some(keys) = policy.as_ref().and_then(|p| p.api_keys.as_ref()) {
+        record.consumer = Some(authenticate(keys, &parts.headers)?);
+        // The key is the gateway's business: no provider ever sees it.
+        remove_client_key(&mut parts.headers);
+    }
     check_operation(
         record.operation,
         &parts,
@@ -149,6 +165,34 @@ async fn route_and_forward(
             (payload, body.reservation)
         }
     };
+    if let Some(policy) = policy.as_ref().filter(|p| p.counts()) {
+        let tokens = match &payload {
+            Payload::Json(json) => tokens_to_reserve(
+                json.body().len(),
+                json.max_output_tokens,
+                record.operation.generates(),
+            ),
+            Payload::Raw(bytes) => tokens_to_reserve(bytes.len(), None, false),
+            Payload::Streamed { .. } => {
+                tokens_to_reserve(content_length(&parts.headers).unwrap_or(0), None, false)
+            }
+        };
+        let subject = Subject {
+            consumer: record.consumer.as_deref(),
+            route: &rule.route,
+            backend: &backend.name,
+            tokens,
+        };
+        let mut headers = RateHeaders::default();
+        let admitted = context
+            .governor
+            .admit(policy, &subject, &context.metrics, &mut headers)
+            .await;
+        if !headers.is_empty() {
+            record.rate_headers = Some(Box::new(headers));
+        }
+        record.admitted = Some(Box::new(admitted?));
+    }
     let as_chat = ChatRequest::of(record.operation);
     let attempts = Attempts {
         context,
@@ -181,6 +225,35 @@ enum Forwarded {
     Upstream(Response<Box<UpstreamStream>>),
     /// The gateway's own (the model list).
     Local(Response<bytes::Bytes>),
+}
+
+/// The consumer whose key the request presents, or `401 invalid_api_key`.
+fn authenticate(keys: &ConsumerKeys, headers: &http::HeaderMap) -> Result<Arc<str>, ProxyError> {
+    let presented = presented_key(headers).ok_or_else(|| {
+        unauthorized("an API key is required: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+    })?;
+    keys.identify(presented)
+        .ok_or_else(|| unauthorized("the API key is not valid for this route"))
+}
+
+/// `401 invalid_api_key`.
+pub fn unauthorized(message: &str) -> ProxyError {
+    ProxyError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_request_error",
+        "invalid_api_key",
+        message.to_string(),
+    )
+}
+
+/// The request's declared body length.
+fn content_length(headers: &http::HeaderMap) -> Option<usize> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// `404 route_not_found`.

@@ -16,7 +16,13 @@ pub fn answer(
     table: &RouteTable,
     parts: &http::request::Parts,
 ) -> Result<Response<Bytes>, ProxyError> {
-    let models = served_models(table, parts);
+    let served = served_models(table, parts);
+    if served.models.is_empty() && served.hidden {
+        return Err(super::unauthorized(
+            "an API key is required: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+        ));
+    }
+    let models = served.models;
     let object = |(id, owner): &(std::sync::Arc<str>, &str)| {
         // `created` is when the model was released, which no config says: 0, as OpenAI-compatible
         // servers that do not know it answer.

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agentgateway_compiler::{compile_standalone, parse_manifests};
+use agentgateway_compiler::{Inputs, compile_standalone, parse_manifests};
 
 use super::{ConfigSource, SourceEvent};
 
@@ -61,7 +61,11 @@ impl ConfigSource for FileSource {
             }
             let event = match parse_manifests(&sources) {
                 Err(e) => SourceEvent::Rejected(e.to_string()),
-                Ok(inputs) => match compile_standalone(&inputs) {
+                // Whether Redis is configured is the proxy state's check (it names the flag).
+                Ok(inputs) => match compile_standalone(&Inputs {
+                    shared_counters: true,
+                    ..inputs
+                }) {
                     Ok(compiled) => SourceEvent::Config(Box::new(compiled)),
                     Err(e) => SourceEvent::Rejected(e.to_string()),
                 },

@@ -2,15 +2,19 @@
 //! mock LLM servers on loopback.
 #![allow(dead_code)]
 
+pub mod policy;
 pub mod raw;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use agentgateway_mock_llm::{MockLlm, MockLlmConfig};
 use agentgateway_proxy::access_log::AccessLog;
+use agentgateway_proxy::governance::shared::RedisSettings;
 use agentgateway_proxy::limits::Limits;
 use agentgateway_proxy::source::file::FileSource;
+use agentgateway_proxy::trace::OtlpOptions;
 use agentgateway_proxy::{ProxyOptions, RunningProxy, start};
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
@@ -49,15 +53,51 @@ pub async fn start_proxy_logged(yaml: &str, access_log: AccessLog) -> Proxy {
     start_proxy_full(yaml, Limits::default(), access_log).await
 }
 
+/// Starts the proxy on manifests `yaml`, counting global limits and budgets in `redis`.
+pub async fn start_proxy_redis(yaml: &str, redis: RedisSettings) -> Proxy {
+    start_proxy_options(
+        yaml,
+        Limits::default(),
+        AccessLog::default(),
+        Some(redis),
+        None,
+    )
+    .await
+}
+
 async fn start_proxy_full(yaml: &str, limits: Limits, access_log: AccessLog) -> Proxy {
+    start_proxy_options(yaml, limits, access_log, None, None).await
+}
+
+/// Starts the proxy on manifests `yaml`, exporting traces as `otlp` says.
+pub async fn start_proxy_traced(yaml: &str, otlp: OtlpOptions) -> Proxy {
+    start_proxy_options(
+        yaml,
+        Limits::default(),
+        AccessLog::default(),
+        None,
+        Some(otlp),
+    )
+    .await
+}
+
+async fn start_proxy_options(
+    yaml: &str,
+    limits: Limits,
+    access_log: AccessLog,
+    redis: Option<RedisSettings>,
+    otlp: Option<OtlpOptions>,
+) -> Proxy {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.yaml"), yaml).unwrap();
     let options = ProxyOptions {
+        redis,
         listen: "127.0.0.1:0".parse().unwrap(),
         ready_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
         limits,
         access_log,
+        otlp,
     };
     let source = FileSource::new(dir.path()).with_interval(Duration::from_millis(50));
     let running = start(options, source).await.expect("proxy starts");

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use agentgateway_webhook::{StaticSecrets, WebhookMetrics, WebhookState};
+use agentgateway_webhook::{StaticSecrets, StaticTargets, WebhookMetrics, WebhookState};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
@@ -72,12 +72,26 @@ pub fn known_secrets() -> StaticSecrets {
     ])
 }
 
-/// A webhook state over [`known_secrets`], and the registry its metrics are in.
+/// The objects the policy fixtures target that exist, as `(namespace, kind, name)`.
+pub fn known_targets() -> StaticTargets {
+    [
+        ("team-a", "Gateway", "agentgateway-proxy"),
+        ("team-a", "HTTPRoute", "llm"),
+        ("team-a", "AgentgatewayBackend", "openai"),
+    ]
+    .into_iter()
+    .map(|(ns, kind, name)| (ns.to_string(), kind.to_string(), name.to_string()))
+    .collect()
+}
+
+/// A webhook state over [`known_secrets`] and [`known_targets`], and the registry its metrics are
+/// in.
 pub fn state() -> (WebhookState, Registry) {
     let mut registry = Registry::default();
     let metrics = WebhookMetrics::register(&mut registry);
     let state = WebhookState {
         secrets: Arc::new(known_secrets()),
+        targets: Arc::new(known_targets()),
         metrics,
     };
     (state, registry)

@@ -188,6 +188,8 @@ export E2E_PYTHON=$(cat "$E2E_ARTIFACTS/python" 2>/dev/null || true)
 phase "cargo test --no-run (e2e)" cargo test "${CARGO_PROFILE_ARGS[@]}" -p e2e --no-run
 phase "load-image.sh (proxy)" "$TESTENV/load-image.sh" agentgateway-proxy:e2e "$E2E_BIN_DIR/agentgateway-proxy"
 phase "load-image.sh (operator)" "$TESTENV/load-image.sh" agentgateway-operator:e2e "$E2E_BIN_DIR/agentgateway-operator"
+# Redis for the shared rate limits of the governance scenario: Debian's redis-server as an image.
+phase "load-image.sh (redis)" "$TESTENV/load-image.sh" redis-server:e2e "$(command -v redis-server)"
 
 set +e
 phase "e2e tests" bash -c 'set -o pipefail; cargo test "$@" 2>&1 | tee "$E2E_ARTIFACTS/test-output.log"' _ \

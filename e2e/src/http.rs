@@ -64,13 +64,30 @@ pub fn http_to(
     body: Option<&str>,
     timeout: Duration,
 ) -> io::Result<HttpResponse> {
+    http_with(addr, host, method, path, body, &[], timeout)
+}
+
+/// [`http_to`] with extra request headers (`name`, `value`).
+pub fn http_with(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> io::Result<HttpResponse> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     let body = body.unwrap_or("");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+         {extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes())?;

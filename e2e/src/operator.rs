@@ -11,6 +11,9 @@ pub struct OperatorOpts {
     pub lease_namespace: String,
     /// `--proxy-replicas`: replicas of every proxy Deployment the operator creates (default 1).
     pub proxy_replicas: u32,
+    /// `--redis-url` and `--redis-password-secret` (`namespace/name`): Redis for the proxies'
+    /// global limits and budgets.
+    pub redis: Option<(String, Option<String>)>,
 }
 
 impl OperatorOpts {
@@ -20,6 +23,7 @@ impl OperatorOpts {
             leader_election: false,
             lease_namespace: NS.to_owned(),
             proxy_replicas: 1,
+            redis: None,
         }
     }
 }
@@ -64,6 +68,12 @@ impl Operator {
             .env("POD_NAME", &opts.name)
             .env("HOSTNAME", &opts.name)
             .env("NO_COLOR", "1");
+        if let Some((url, password_secret)) = &opts.redis {
+            c.args(["--redis-url", url]);
+            if let Some(secret) = password_secret {
+                c.args(["--redis-password-secret", secret]);
+            }
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             c.env("RUST_LOG", "info");
         }

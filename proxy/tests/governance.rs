@@ -262,27 +262,10 @@ async fn tokens_are_reserved_before_a_stream_starts_and_corrected_when_it_ends()
 
     // The stream ends: its reservation becomes what the provider counted.
     let body = first.into_body().collect().await.unwrap().to_bytes();
-    let usage = sse_chunks(&body)
-        .into_iter()
-        .find_map(|c| c.get("usage").filter(|u| !u.is_null()).cloned())
-        .expect("usage in the stream");
-    let used =
-        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap();
-    assert!(used < 200, "{usage}");
-    // Refused requests count nothing, so the same stream is asked for until the correction
-    // has landed (the record is settled as the response's last bytes leave).
-    let started = std::time::Instant::now();
-    let again = loop {
-        let reply = proxy
-            .post("/v1/chat/completions", stream.clone(), &[])
-            .await;
-        if reply.status == 200 {
-            break reply;
-        }
-        assert_eq!(reply.status, 429);
-        assert!(started.elapsed() < Duration::from_secs(5), "{reply:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let used = streamed_usage(&body);
+    assert!(used < 200, "{used}");
+    // The correction lands as the response's last bytes leave: ask until admitted.
+    let again = until_admitted(&proxy, &stream).await;
     let remaining: u64 = header(&again, "x-ratelimit-remaining-tokens")
         .parse()
         .unwrap();

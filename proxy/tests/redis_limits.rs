@@ -121,24 +121,9 @@ async fn a_stream_admitted_by_one_replica_holds_its_tokens_in_the_other() {
 
     // The stream ends on replica one; replica two sees the tokens it really used.
     let body = first.into_body().collect().await.unwrap().to_bytes();
-    let usage = sse_chunks(&body)
-        .into_iter()
-        .find_map(|c| c.get("usage").filter(|u| !u.is_null()).cloned())
-        .expect("usage in the stream");
-    let used =
-        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap();
-    // Refused requests count nothing, so the same stream is asked for until the correction
-    // (a Redis write after the response ends) has landed.
-    let started = Instant::now();
-    let again = loop {
-        let reply = two.post("/v1/chat/completions", stream.clone(), &[]).await;
-        if reply.status == 200 {
-            break reply;
-        }
-        assert_eq!(reply.status, 429);
-        assert!(started.elapsed() < Duration::from_secs(5), "{reply:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let used = streamed_usage(&body);
+    // The correction lands as the response's last bytes leave: ask until admitted.
+    let again = until_admitted(&two, &stream).await;
     let remaining: u64 = header(&again, "x-ratelimit-remaining-tokens")
         .parse()
         .unwrap();

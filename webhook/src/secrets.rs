@@ -66,19 +66,30 @@ impl SecretLookup for BoundedLookup {
         name: &str,
     ) -> Pin<Box<dyn Future<Output = SecretState> + Send + '_>> {
         let lookup = self.inner.secret(namespace, name);
-        let limit = self.limit;
-        Box::pin(async move {
-            tokio::time::timeout(limit, lookup)
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::debug!(
-                        limit_ms = limit.as_millis(),
-                        "a Secret lookup timed out; no warning"
-                    );
-                    SecretState::Unknown
-                })
-        })
+        bounded(lookup, self.limit, SecretState::Unknown, "Secret")
     }
+}
+
+/// `lookup`, or `unknown` once `limit` has passed: a lookup only feeds a warning, and must not push
+/// a review past the API server's webhook timeout.
+pub(crate) fn bounded<'a, T: Send + 'a>(
+    lookup: Pin<Box<dyn Future<Output = T> + Send + 'a>>,
+    limit: std::time::Duration,
+    unknown: T,
+    what: &'static str,
+) -> Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+    Box::pin(async move {
+        tokio::time::timeout(limit, lookup)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::debug!(
+                    limit_ms = limit.as_millis(),
+                    what,
+                    "a lookup timed out; no warning"
+                );
+                unknown
+            })
+    })
 }
 
 #[cfg(test)]

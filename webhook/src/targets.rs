@@ -70,18 +70,7 @@ impl TargetLookup for BoundedTargets {
         target: &PolicyTargetRef,
     ) -> Pin<Box<dyn Future<Output = TargetState> + Send + '_>> {
         let lookup = self.inner.target(namespace, target);
-        let limit = self.limit;
-        Box::pin(async move {
-            tokio::time::timeout(limit, lookup)
-                .await
-                .unwrap_or_else(|_| {
-                    tracing::debug!(
-                        limit_ms = limit.as_millis(),
-                        "a policy target lookup timed out; no warning"
-                    );
-                    TargetState::Unknown
-                })
-        })
+        crate::secrets::bounded(lookup, self.limit, TargetState::Unknown, "policy target")
     }
 }
 

@@ -57,30 +57,15 @@ pub async fn validate_object(
     old_object: Option<&Value>,
     secrets: &dyn SecretLookup,
 ) -> Verdict {
-    let spec = match checked(
-        object,
-        old_object,
+    let checks = (
         BACKEND,
-        validate_backend_spec,
-        default_patch,
-    ) {
-        Ok(Some(spec)) => spec,
-        Ok(None) => {
-            return Verdict::Allowed {
-                warnings: Vec::new(),
-            };
-        }
-        Err(verdict) => return verdict,
-    };
-    let namespace = object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str);
-    let warnings = match namespace {
-        Some(namespace) => secret_warnings(&spec, namespace, secrets).await,
-        // Without a namespace there is no telling where the Secrets should be.
-        None => Vec::new(),
-    };
-    Verdict::Allowed { warnings }
+        validate_backend_spec as fn(&_) -> _,
+        default_patch as fn(&_) -> _,
+    );
+    verdict(object, old_object, checks, async |spec, namespace| {
+        secret_warnings(&spec, namespace, secrets).await
+    })
+    .await
 }
 
 /// Validates `object` (an `AgentgatewayPolicy` as JSON) by the rules the compiler applies
@@ -92,13 +77,31 @@ pub async fn validate_policy_object(
     old_object: Option<&Value>,
     targets: &dyn TargetLookup,
 ) -> Verdict {
-    let spec = match checked(
-        object,
-        old_object,
+    let checks = (
         POLICY,
-        validate_policy_spec,
-        default_policy_patch,
-    ) {
+        validate_policy_spec as fn(&_) -> _,
+        default_policy_patch as fn(&_) -> _,
+    );
+    verdict(object, old_object, checks, async |spec, namespace| {
+        target_warnings(&spec, namespace, targets).await
+    })
+    .await
+}
+
+/// A kind's name, structural rules and defaults.
+type Checks<'a, S> = (&'a str, fn(&S) -> Vec<FieldError>, fn(&Value) -> Patch);
+
+/// The verdict on `object` of a kind with its structural rules and defaults (`checks`): denied
+/// with every violation, allowed as [`checked`] says, or allowed with the warnings `references`
+/// finds for a valid spec in its namespace (without a namespace there is no telling where the
+/// referenced objects should be).
+async fn verdict<S: DeserializeOwned>(
+    object: &Value,
+    old_object: Option<&Value>,
+    (kind, rules, defaults): Checks<'_, S>,
+    references: impl AsyncFnOnce(S, &str) -> Vec<String>,
+) -> Verdict {
+    let spec = match checked(object, old_object, kind, rules, defaults) {
         Ok(Some(spec)) => spec,
         Ok(None) => {
             return Verdict::Allowed {
@@ -111,7 +114,7 @@ pub async fn validate_policy_object(
         .pointer("/metadata/namespace")
         .and_then(Value::as_str);
     let warnings = match namespace {
-        Some(namespace) => target_warnings(&spec, namespace, targets).await,
+        Some(namespace) => references(spec, namespace).await,
         None => Vec::new(),
     };
     Verdict::Allowed { warnings }

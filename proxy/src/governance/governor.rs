@@ -199,17 +199,7 @@ impl Governor {
         let used = if spent.failed { Some(0) } else { spent.tokens };
         // Unknown usage of a request that produced content: the reservation stands.
         let delta = used.map_or(0, |used| signed(used) - signed(admitted.reserved_tokens));
-        if delta != 0 && !admitted.local_tokens.is_empty() {
-            let adjustments: Vec<Adjustment> = admitted
-                .local_tokens
-                .iter()
-                .map(|key| Adjustment {
-                    key: key.clone(),
-                    delta,
-                })
-                .collect();
-            self.local.adjust(&adjustments);
-        }
+        self.adjust_local(&admitted.local_tokens, delta);
         let mut shared: Vec<Adjustment> = Vec::new();
         if delta != 0 {
             shared.extend(
@@ -245,12 +235,15 @@ impl Governor {
 
     /// Gives back the local reservation of a request refused by a later check.
     fn release(&self, admitted: &Admitted) {
-        if admitted.local_tokens.is_empty() {
+        self.adjust_local(&admitted.local_tokens, -signed(admitted.reserved_tokens));
+    }
+
+    /// Adds `delta` to each local counter of `keys`.
+    fn adjust_local(&self, keys: &[String], delta: i64) {
+        if delta == 0 || keys.is_empty() {
             return;
         }
-        let delta = -signed(admitted.reserved_tokens);
-        let adjustments: Vec<Adjustment> = admitted
-            .local_tokens
+        let adjustments: Vec<Adjustment> = keys
             .iter()
             .map(|key| Adjustment {
                 key: key.clone(),

@@ -39,3 +39,34 @@ pub fn header<'a>(reply: &'a super::Reply, name: &str) -> &'a str {
 pub fn reserved(body: &serde_json::Value, max_tokens: u64) -> u64 {
     (body.to_string().len() as u64).div_ceil(4) + max_tokens
 }
+
+/// The input + output tokens a streamed chat completion (asked with `include_usage`) reports.
+pub fn streamed_usage(body: &[u8]) -> u64 {
+    let usage = super::sse_chunks(body)
+        .into_iter()
+        .find_map(|c| c.get("usage").filter(|u| !u.is_null()).cloned())
+        .expect("usage in the stream");
+    usage["prompt_tokens"].as_u64().expect("prompt_tokens")
+        + usage["completion_tokens"]
+            .as_u64()
+            .expect("completion_tokens")
+}
+
+/// Posts the chat request `body` until it is admitted (refused requests count nothing, so this
+/// waits for an earlier request's correction to land without adding to the counters), for up
+/// to 5 s; the admitted reply.
+pub async fn until_admitted(proxy: &super::Proxy, body: &serde_json::Value) -> super::Reply {
+    let started = std::time::Instant::now();
+    loop {
+        let reply = proxy.post("/v1/chat/completions", body.clone(), &[]).await;
+        if reply.status == 200 {
+            return reply;
+        }
+        assert_eq!(reply.status, 429, "{reply:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{reply:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

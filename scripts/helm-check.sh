@@ -247,6 +247,7 @@ reject gatewayClass.create=maybe /gatewayClass/create
 reject 'proxy.imagePullSecrets[0].name=Reg_Cred' /proxy/imagePullSecrets/0/name
 reject 'operator.watchNamespaces={Team_A}' /operator/watchNamespaces/0
 reject redis.url=http://redis:6379 /redis/url
+reject redis.url=rediss://redis:6380 /redis/url
 reject 'redis.url=redis://:hunter2@redis:6379' /redis/url
 reject 'redis.url=redis://user:hunter2@redis:6379' /redis/url
 reject redis.timeout=5 /redis/timeout
@@ -278,9 +279,9 @@ pass "imagePullSecrets: operator pods + proxy flag; proxy.imagePullSecrets: prox
 hasnt "$DEFAULT" "--redis-" "default rendering (no Redis)"
 hasnt "$DEFAULT" "component: redis" "default rendering (no Redis)"
 # An existing Redis with a password Secret: flags only, no Redis objects, Role reads that Secret.
-render "$TMP/redis-ext.yaml" --set redis.url=rediss://default@redis.example.com:6380/1 \
+render "$TMP/redis-ext.yaml" --set redis.url=redis://default@redis.example.com:6380/1 \
   --set redis.existingSecret=redis-auth --set redis.passwordKey=pw --set redis.timeout=20ms
-has_all "$TMP/redis-ext.yaml" "redis.url + existingSecret" '"--redis-url=rediss://default@redis.example.com:6380/1"' \
+has_all "$TMP/redis-ext.yaml" "redis.url + existingSecret" '"--redis-url=redis://default@redis.example.com:6380/1"' \
   '"--redis-timeout=20ms"' "\"--redis-password-secret=$NS/redis-auth\"" '"--redis-password-key=pw"'
 hasnt "$TMP/redis-ext.yaml" "component: redis" "redis.url (no Redis objects)"
 docs Role "$TMP/redis-ext.yaml" >"$TMP/redis-role.yaml"

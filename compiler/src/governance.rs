@@ -150,7 +150,13 @@ impl<'a> Attachments<'a> {
                         &object,
                         format!("spec.targetRefs[{i}]"),
                         Reason::TargetNotFound,
-                        format!("{} {namespace}/{} not found", target.kind, target.name),
+                        match key.as_ref().map(|(kind, _)| *kind) {
+                            Some(TargetKind::Gateway) => format!(
+                                "Gateway {namespace}/{} not found among the Gateways of this controller's GatewayClasses",
+                                target.name
+                            ),
+                            _ => format!("{} {namespace}/{} not found", target.kind, target.name),
+                        },
                     )),
                     Some(key) => {
                         for field in Field::ALL.into_iter().filter(|f| f.is_set(policy)) {

@@ -280,7 +280,7 @@ pub struct Args {
     pub webhook_shutdown_delay: Duration,
 
     /// The Redis every proxy counts shared rate limits (`rateLimit.global`) and budgets in:
-    /// `redis://host:port[/db]` or `rediss://...`, without a password (use
+    /// `redis://host:port[/db]` (TLS, `rediss://`, is not supported yet), without a password (use
     /// `--redis-password-secret`). Without it, policies that need Redis are `Accepted=False`
     /// `RedisNotConfigured` and not applied. Checked by [`Args::check`], not by the parser: a
     /// parser's error repeats the value, which may hold a password.

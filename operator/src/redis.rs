@@ -41,7 +41,7 @@ pub struct PasswordSecret {
 /// How the proxies reach Redis (from the operator's `--redis-*` flags).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// `redis://host:port[/db]` or `rediss://...`, never with a password in it.
+    /// `redis://host:port[/db]`, never with a password in it.
     pub url: String,
     /// How long a proxy waits for Redis before `failureMode` decides, as the proxy flag takes it.
     pub timeout: String,
@@ -205,9 +205,12 @@ pub fn password_state(source: Option<&Arc<PasswordSource>>) -> PasswordState {
 /// password.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RedisUrlError {
-    /// Not `redis://` or `rediss://`.
-    #[error("the Redis URL must start with redis:// or rediss://")]
+    /// Not `redis://`.
+    #[error("the Redis URL must start with redis://")]
     Scheme,
+    /// `rediss://`: the proxies speak plain TCP to Redis.
+    #[error("TLS to Redis (rediss://) is not supported yet: use redis:// on a network you trust")]
+    Tls,
     /// No host after the scheme.
     #[error("the Redis URL has no host")]
     NoHost,
@@ -222,15 +225,15 @@ pub enum RedisUrlError {
     Characters,
 }
 
-/// Checks a `--redis-url`: `redis://` or `rediss://`, a host, no password.
+/// Checks a `--redis-url`: `redis://` (the proxies refuse `rediss://`), a host, no password.
 pub fn check_url(url: &str) -> Result<String, RedisUrlError> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(RedisUrlError::Characters);
     }
-    let rest = url
-        .strip_prefix("redis://")
-        .or_else(|| url.strip_prefix("rediss://"))
-        .ok_or(RedisUrlError::Scheme)?;
+    if url.starts_with("rediss://") {
+        return Err(RedisUrlError::Tls);
+    }
+    let rest = url.strip_prefix("redis://").ok_or(RedisUrlError::Scheme)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
@@ -269,7 +272,11 @@ mod tests {
     #[test]
     fn urls_with_a_password_are_refused_without_repeating_them() {
         assert!(check_url("redis://redis.agentgateway-system:6379").is_ok());
-        assert!(check_url("rediss://default@redis.example.com:6380/2").is_ok());
+        assert!(check_url("redis://default@redis.example.com:6380/2").is_ok());
+        assert_eq!(
+            check_url("rediss://default@redis.example.com:6380/2"),
+            Err(RedisUrlError::Tls)
+        );
         assert!(check_url("redis://user:@redis:6379").is_ok());
         let error = check_url("redis://:hunter2@redis:6379").unwrap_err();
         assert_eq!(error, RedisUrlError::Password);

@@ -140,7 +140,9 @@ pub fn find_rule<'a>(table: &'a RouteTable, parts: &Parts) -> Result<&'a RuleRun
 pub fn served_models(table: &RouteTable, parts: &Parts) -> ServedModels {
     let path = parts.uri.path();
     let host = request_host(parts);
-    let presented = crate::governance::keys::presented_key(&parts.headers);
+    // Hashed once, however many protected backends the list covers.
+    let presented = crate::governance::keys::presented_key(&parts.headers)
+        .map(crate::governance::keys::key_hash);
     let mut hidden = false;
     let mut models: Vec<(Arc<str>, &'static str)> = Vec::new();
     for m in table
@@ -156,8 +158,9 @@ pub fn served_models(table: &RouteTable, parts: &Parts) -> ServedModels {
             .iter()
             .filter(|weighted| {
                 let keys = weighted.policy.as_ref().and_then(|p| p.api_keys.as_ref());
-                let allowed = keys
-                    .is_none_or(|keys| presented.is_some_and(|key| keys.identify(key).is_some()));
+                let allowed = keys.is_none_or(|keys| {
+                    presented.is_some_and(|hash| keys.identify_hash(&hash).is_some())
+                });
                 hidden |= !allowed;
                 allowed
             })

@@ -55,23 +55,35 @@ impl RateHeaders {
 
     /// Writes the headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        let units = [("requests", self.requests), ("tokens", self.tokens)];
-        for (unit, tightest) in units {
+        // Static names: no allocation per response for them.
+        let units = [
+            (
+                [
+                    "x-ratelimit-limit-requests",
+                    "x-ratelimit-remaining-requests",
+                    "x-ratelimit-reset-requests",
+                ],
+                self.requests,
+            ),
+            (
+                [
+                    "x-ratelimit-limit-tokens",
+                    "x-ratelimit-remaining-tokens",
+                    "x-ratelimit-reset-tokens",
+                ],
+                self.tokens,
+            ),
+        ];
+        for ([limit, remaining, reset], tightest) in units {
             let Some(t) = tightest else { continue };
-            let values = [
-                ("limit", HeaderValue::from(t.limit)),
-                ("remaining", HeaderValue::from(t.remaining)),
-                (
-                    "reset",
-                    HeaderValue::try_from(format_reset(t.reset))
-                        .unwrap_or_else(|_| HeaderValue::from_static("0s")),
-                ),
-            ];
-            for (what, value) in values {
-                if let Ok(name) = HeaderName::try_from(format!("x-ratelimit-{what}-{unit}")) {
-                    headers.insert(name, value);
-                }
-            }
+            let reset_value = HeaderValue::try_from(format_reset(t.reset))
+                .unwrap_or_else(|_| HeaderValue::from_static("0s"));
+            headers.insert(HeaderName::from_static(limit), HeaderValue::from(t.limit));
+            headers.insert(
+                HeaderName::from_static(remaining),
+                HeaderValue::from(t.remaining),
+            );
+            headers.insert(HeaderName::from_static(reset), reset_value);
         }
     }
 }

@@ -43,10 +43,15 @@ impl ConsumerKeys {
     /// The consumer whose key is `presented`. Every hash is compared, in constant time, so the
     /// time taken says nothing about which consumer, or how much of a hash, matched.
     pub fn identify(&self, presented: &str) -> Option<Arc<str>> {
-        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.identify_hash(&key_hash(presented))
+    }
+
+    /// [`Self::identify`] for a key already hashed with [`key_hash`] (a request checked against
+    /// several policies hashes its key once).
+    pub fn identify_hash(&self, hash: &[u8; 32]) -> Option<Arc<str>> {
         let mut found = None;
         for (consumer, expected) in &self.consumers {
-            if bool::from(expected.ct_eq(&hash)) {
+            if bool::from(expected.ct_eq(hash)) {
                 found = Some(consumer);
             }
         }
@@ -62,6 +67,11 @@ impl ConsumerKeys {
     pub fn is_empty(&self) -> bool {
         self.consumers.is_empty()
     }
+}
+
+/// The SHA-256 of a presented key, as consumers' keys are held.
+pub fn key_hash(presented: &str) -> [u8; 32] {
+    Sha256::digest(presented.as_bytes()).into()
 }
 
 fn unhex(text: &str) -> Result<[u8; 32], InvalidConsumerKeys> {

@@ -42,10 +42,7 @@ pub async fn read_body(
             format!("the request body is larger than the limit of {limit} bytes"),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = declared_length(headers);
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
@@ -183,4 +180,14 @@ async fn discard(context: &ProxyContext, mut body: Incoming) {
         }
         left -= len;
     }
+}
+
+/// The body length the client declared (`Content-Length`), when it is a number.
+pub fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }

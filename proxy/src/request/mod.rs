@@ -29,7 +29,7 @@ use crate::route::{MODEL_HEADER, Miss, find_rule, has_path_prefix, pick_backend}
 use crate::stream::UpstreamStream;
 use crate::upstream_body::{FaultSlot, UpstreamBody};
 
-use self::body::read_body;
+use self::body::{declared_length, read_body};
 use self::path::check_path;
 
 /// Serves one request; never fails towards hyper.
@@ -173,9 +173,12 @@ async fn route_and_forward(
                 record.operation.generates(),
             ),
             Payload::Raw(bytes) => tokens_to_reserve(bytes.len(), None, false),
-            Payload::Streamed { .. } => {
-                tokens_to_reserve(content_length(&parts.headers).unwrap_or(0), None, false)
-            }
+            // `read_body` refused a declared length over the body limit.
+            Payload::Streamed { .. } => tokens_to_reserve(
+                usize::try_from(declared_length(&parts.headers).unwrap_or(0)).unwrap_or(0),
+                None,
+                false,
+            ),
         };
         let subject = Subject {
             consumer: record.consumer.as_deref(),
@@ -244,16 +247,6 @@ pub fn unauthorized(message: &str) -> ProxyError {
         "invalid_api_key",
         message.to_string(),
     )
-}
-
-/// The request's declared body length.
-fn content_length(headers: &http::HeaderMap) -> Option<usize> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// `404 route_not_found`.

@@ -33,19 +33,24 @@ e2e:
 sdk-test:
 	./scripts/sdk-test.sh
 
-## Regenerate the committed CRD YAML from the Rust types, and the chart's copy of it.
+## Regenerate the committed CRD YAML from the Rust types, the chart's copy of it, and the chart's
+## Grafana dashboard from the metrics the code registers (dashboard/).
 CRD_YAML := crds/agentgateway.dev.yaml
 CHART_CRD_YAML := helm/agentgateway/crds/agentgateway.dev.yaml
+DASHBOARD_JSON := helm/agentgateway/dashboards/agentgateway.json
 
 generate:
 	$(CARGO) run -q -p agentgateway-crds --bin crdgen > $(CRD_YAML)
 	cp $(CRD_YAML) $(CHART_CRD_YAML)
+	$(CARGO) run -q -p agentgateway-dashboard --bin dashboard-gen > $(DASHBOARD_JSON)
 
 check-generated:
 	$(CARGO) run -q -p agentgateway-crds --bin crdgen | diff -u $(CRD_YAML) - \
 		|| (echo "CRD YAML is stale: run 'make generate'" && exit 1)
 	diff -u $(CRD_YAML) $(CHART_CRD_YAML) \
 		|| (echo "the chart's CRD copy is stale: run 'make generate'" && exit 1)
+	$(CARGO) run -q -p agentgateway-dashboard --bin dashboard-gen | diff -u $(DASHBOARD_JSON) - \
+		|| (echo "the Grafana dashboard is stale: run 'make generate'" && exit 1)
 
 ## The Helm chart: lint, deterministic rendering, PDB API versions, schema rejections, RBAC and
 ## security settings (helm template only; no cluster needed).

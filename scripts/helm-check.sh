@@ -233,6 +233,8 @@ reject operator.replicas=zero /operator/replicas
 reject operator.replicas=0 /operator/replicas
 reject operator.image.pullPolicy=Sometimes /operator/image/pullPolicy
 reject proxy.image.pullPolicy=sometimes /proxy/image/pullPolicy
+reject monitoring.podMonitor.interval=soon /monitoring/podMonitor/interval
+reject monitoring.serviceMonitor.enabled=yes /monitoring/serviceMonitor/enabled
 reject gateway.port=0 /gateway/port
 reject gateway.port=65536 /gateway/port
 reject typo=1 "'typo'"
@@ -451,6 +453,41 @@ has_all "$TMP/cm.yaml" "webhook.certManager.enabled" "kind: Certificate" "kind: 
 { docs MutatingWebhookConfiguration "$TMP/cm.yaml"; docs ValidatingWebhookConfiguration "$TMP/cm.yaml"; } >"$TMP/cmwh.yaml"
 hasnt "$TMP/cmwh.yaml" "caBundle" "webhook configurations with webhook.certManager.enabled"
 pass "webhook TLS: certDir.secretName mounts the Secret read-only + --webhook-cert-dir; certManager adds Issuer, Certificate and inject-ca-from"
+
+# ---------------------------------------------------------------- monitoring
+for kind in ServiceMonitor PodMonitor; do
+  [ -z "$(docs "$kind" "$DEFAULT")" ] || fail "the default rendering has a $kind" "$DEFAULT"
+done
+hasnt "$DEFAULT" "grafana_dashboard" "default values (no dashboard ConfigMap)"
+render "$TMP/mon.yaml" --set monitoring.serviceMonitor.enabled=true --set monitoring.podMonitor.enabled=true \
+  --set monitoring.dashboard.enabled=true --set monitoring.serviceMonitor.labels.release=prom --set monitoring.podMonitor.interval=5s
+docs ServiceMonitor "$TMP/mon.yaml" >"$TMP/sm.yaml"
+has_all "$TMP/sm.yaml" "ServiceMonitor" "apiVersion: monitoring.coreos.com/v1" "    release: prom" "      app.kubernetes.io/component: operator-metrics" \
+  "    - port: metrics" "      interval: 30s"
+docs Service "$TMP/mon.yaml" | awk '/^---/ { if (d ~ /operator-metrics/) printf "%s", d; d = ""; next } { d = d $0 "\n" }' >"$TMP/msvc.yaml"
+has_all "$TMP/msvc.yaml" "operator metrics Service" "  name: agentgateway-operator-metrics" "      targetPort: metrics" "    app.kubernetes.io/component: operator"
+docs PodMonitor "$TMP/mon.yaml" >"$TMP/pm.yaml"
+has_all "$TMP/pm.yaml" "PodMonitor" "      app.kubernetes.io/name: agentgateway-proxy" "      app.kubernetes.io/managed-by: agentgateway-operator" \
+  "    any: true" "    - port: metrics" "      interval: 5s" "        - sourceLabels: [__meta_kubernetes_pod_label_gateway_networking_k8s_io_gateway_name]" \
+  "          targetLabel: gateway"
+render "$TMP/monns.yaml" --set monitoring.podMonitor.enabled=true --set "operator.watchNamespaces={$NS,team-a}"
+docs PodMonitor "$TMP/monns.yaml" >"$TMP/pmns.yaml"
+has_all "$TMP/pmns.yaml" "PodMonitor with operator.watchNamespaces" '      - "team-a"' "    matchNames:"
+hasnt "$TMP/pmns.yaml" "any: true" "PodMonitor with operator.watchNamespaces"
+# The proxy pods' metrics port is the one the operator names "metrics" (operator/src/resources/workload.rs).
+grep -q 'container_port("metrics", METRICS_PORT)' "$ROOT/operator/src/resources/workload.rs" \
+  || fail "the proxy pods no longer name their metrics port \"metrics\", which the PodMonitor scrapes"
+docs ConfigMap "$TMP/mon.yaml" >"$TMP/dash.yaml"
+has_all "$TMP/dash.yaml" "dashboard ConfigMap" "  name: agentgateway-dashboard" '    grafana_dashboard: "1"' "  agentgateway.json: |-"
+python3 - "$TMP/dash.yaml" "$CHART/dashboards/agentgateway.json" >"$TMP/dash.out" 2>&1 <<'PY' || fail "the dashboard ConfigMap does not hold dashboards/agentgateway.json" "$TMP/dash.out"
+import json, sys
+doc = open(sys.argv[1]).read().split("  agentgateway.json: |-\n", 1)[1].split("\n---", 1)[0]
+rendered = "\n".join(line[4:] for line in doc.splitlines())
+assert json.loads(rendered) == json.load(open(sys.argv[2])), "content differs"
+PY
+render "$TMP/dashns.yaml" --set monitoring.dashboard.enabled=true --set monitoring.dashboard.namespace=grafana
+docs ConfigMap "$TMP/dashns.yaml" | grep -q "^  namespace: grafana$" || fail "monitoring.dashboard.namespace is not the ConfigMap's" "$TMP/dashns.yaml"
+pass "monitoring: off by default; ServiceMonitor + operator metrics Service, PodMonitor over the proxies (gateway label, watched namespaces), dashboard ConfigMap = dashboards/agentgateway.json"
 
 # ---------------------------------------------------------------- NOTES
 "$HELM" install "$REL" "$CHART" -n "$NS" --dry-run=client >"$TMP/notes.out" 2>&1 || fail "helm install --dry-run=client" "$TMP/notes.out"

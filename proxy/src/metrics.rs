@@ -254,6 +254,65 @@ impl Metrics {
         }
     }
 
+    /// Records one sample in every family: the text format leaves empty families out, so this is
+    /// how a tool lists every metric with its labels (`dashboard-gen` builds the chart's Grafana
+    /// dashboard from it). A new family belongs here too, or no dashboard can query it.
+    pub fn touch_every_family(&self) {
+        let (route, backend, provider, model) = (
+            Label::from("route"),
+            Label::from("backend"),
+            Label::from("provider"),
+            Label::from("model"),
+        );
+        let per_model = ModelLabels {
+            route: route.clone(),
+            backend: backend.clone(),
+            provider: provider.clone(),
+            model: model.clone(),
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                backend: backend.clone(),
+                provider: provider.clone(),
+                operation: "chat_completions",
+                status: 200,
+            })
+            .inc();
+        self.token_usage
+            .get_or_create(&TokenLabels {
+                gen_ai_token_type: "input",
+                route: route.clone(),
+                backend: backend.clone(),
+                provider: provider.clone(),
+                model: model.clone(),
+                consumer: Label::default(),
+            })
+            .observe(1.0);
+        self.request_duration.get_or_create(&per_model).observe(0.1);
+        self.time_to_first_token
+            .get_or_create(&per_model)
+            .observe(0.1);
+        self.evictions
+            .get_or_create(&ProviderLabels {
+                backend: backend.clone(),
+                provider: provider.clone(),
+            })
+            .inc();
+        self.record_reload(true);
+        self.record_overload("memory");
+        self.cost
+            .get_or_create(&CostLabels {
+                route,
+                backend,
+                provider,
+                model,
+                consumer: Label::default(),
+            })
+            .inc_by(0.0);
+        self.record_rate_limit_decision("local", "admitted");
+    }
+
     /// Counts a config reload.
     pub fn record_reload(&self, success: bool) {
         let result = if success { "success" } else { "failure" };

@@ -54,7 +54,7 @@ pub fn compile_standalone(inputs: &Inputs) -> Result<Compiled, CompileError> {
     let (listeners, parents) = if gateways.is_empty() {
         (vec![ServedListener::default_listener()], None)
     } else {
-        let (listeners, mut problems) = served_listeners(&gateways);
+        let (listeners, mut problems) = served_listeners(&index, &gateways);
         diagnostics.append(&mut problems);
         let keys = gateways.iter().map(|g| key_of(&g.metadata)).collect();
         (listeners, Some(Parents::AllOf(keys)))
@@ -96,7 +96,7 @@ pub fn compile_standalone(inputs: &Inputs) -> Result<Compiled, CompileError> {
 pub fn compile_gateway(gateway: &Gateway, inputs: &Inputs) -> GatewayCompilation {
     let index = Index::new(inputs);
     let mut backends = BackendTable::new(&index);
-    let (listeners, mut diagnostics) = served_listeners(&[gateway]);
+    let (listeners, mut diagnostics) = served_listeners(&index, &[gateway]);
     let parents = Parents::One(key_of(&gateway.metadata));
 
     let mut placed = Vec::new();

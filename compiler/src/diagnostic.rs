@@ -36,6 +36,13 @@ pub enum Reason {
     UnsupportedProtocol,
     /// A listener port that is out of range or already used by another listener.
     PortUnavailable,
+    /// A listener shares its port with an earlier listener of another protocol.
+    ProtocolConflict,
+    /// A listener shares its port and its host name with an earlier listener.
+    HostnameConflict,
+    /// A listener's certificate reference is of the wrong kind, names a Secret that does not exist,
+    /// or a Secret that does not hold a usable certificate and key.
+    InvalidCertificateRef,
     /// A route's match is identical to a match of a route that takes precedence (older, or first
     /// by `namespace/name`): it never receives traffic.
     RuleMatchConflict,
@@ -65,6 +72,9 @@ impl Reason {
             Self::UnsupportedValue => "UnsupportedValue",
             Self::UnsupportedProtocol => "UnsupportedProtocol",
             Self::PortUnavailable => "PortUnavailable",
+            Self::ProtocolConflict => "ProtocolConflict",
+            Self::HostnameConflict => "HostnameConflict",
+            Self::InvalidCertificateRef => "InvalidCertificateRef",
             Self::RuleMatchConflict => "RuleMatchConflict",
             Self::TargetNotFound => "TargetNotFound",
             Self::Conflicted => "Conflicted",

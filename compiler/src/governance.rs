@@ -285,8 +285,12 @@ impl<'a> Attachments<'a> {
         credentials: &mut Credentials,
     ) {
         let mut ids: HashMap<PolicyConfig, String> = HashMap::new();
-        for (listener, served) in config.listeners.iter_mut().zip(listeners) {
-            let gateway = served.gateway.as_ref().map(ObjectRef::key);
+        for listener in &mut config.listeners {
+            // A port shared by several listeners is named after the first; all are of one Gateway.
+            let gateway = listeners
+                .iter()
+                .find(|served| served.config_name == listener.name)
+                .and_then(|served| served.gateway.as_ref().map(ObjectRef::key));
             for rule in &mut listener.rules {
                 for weighted in &mut rule.backends {
                     let effective = self.effective(

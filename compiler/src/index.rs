@@ -71,6 +71,35 @@ impl<'a> Index<'a> {
     }
 }
 
+impl Index<'_> {
+    /// Whether a ReferenceGrant in `target_namespace` lets Gateways of `gateway_namespace` refer to
+    /// the Secret `name` (a listener's certificate).
+    pub(crate) fn gateway_may_refer_to_secret(
+        &self,
+        gateway_namespace: &str,
+        target_namespace: &str,
+        name: &str,
+    ) -> bool {
+        self.inputs
+            .reference_grants
+            .iter()
+            .filter(|grant| namespace_of(&grant.metadata) == target_namespace)
+            .any(|grant| grants_gateway_to_secret(grant, gateway_namespace, name))
+    }
+}
+
+fn grants_gateway_to_secret(grant: &ReferenceGrant, gateway_namespace: &str, name: &str) -> bool {
+    let from = grant.spec.from.iter().any(|from| {
+        from.group == agentgateway_crds::GATEWAY_API_GROUP
+            && from.kind == "Gateway"
+            && from.namespace == gateway_namespace
+    });
+    let to = grant.spec.to.iter().any(|to| {
+        to.group.is_empty() && to.kind == "Secret" && to.name.as_deref().is_none_or(|n| n == name)
+    });
+    from && to
+}
+
 fn grants_route_to_backend(grant: &ReferenceGrant, route_namespace: &str, name: &str) -> bool {
     let from = grant.spec.from.iter().any(|from| {
         from.group == agentgateway_crds::GATEWAY_API_GROUP

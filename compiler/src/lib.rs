@@ -37,6 +37,7 @@ mod precedence;
 mod provider;
 mod route;
 mod table;
+mod tls;
 
 pub use backend::backend_problems;
 pub use compile::{Compiled, GatewayCompilation, compile_gateway, compile_standalone};
@@ -48,3 +49,4 @@ pub use governance::{
 pub use inputs::{DEFAULT_NAMESPACE, Inputs, KubeObject, ObjectRef, Origin, Origins};
 pub use listener::DEFAULT_LISTENER;
 pub use manifest::{DocumentLocation, ManifestError, parse_manifests};
+pub use tls::{TLS_CERT_KEY, TLS_KEY_KEY, TLS_SECRET_TYPE};

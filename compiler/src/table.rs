@@ -1,9 +1,11 @@
 //! The route table of each listener and the backends and credentials those tables use.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 use agentgateway_crds::proxy_config::{
-    Credentials, ListenerConfig, MatchConfig, NameValue, PathMatchConfig, ProxyConfig, RuleConfig,
+    Credentials, ListenerConfig, ListenerTlsConfig, MatchConfig, NameValue, PathMatchConfig,
+    ProxyConfig, RuleConfig, TlsCertificateConfig,
 };
 
 use crate::attach::Attachment;
@@ -41,50 +43,66 @@ pub(crate) fn assemble(
     ranked.sort_by(|a, b| a.order.cmp(&b.order));
 
     let mut config = ProxyConfig::default();
-    let mut attached_routes = Vec::with_capacity(listeners.len());
+    let mut attached_routes = vec![0u32; listeners.len()];
     let mut conflicts = Conflicts::default();
-    for (l, listener) in listeners.iter().enumerate() {
+    let mut credentials = Credentials::new();
+    for group in port_groups(listeners) {
+        let first = &listeners[group[0]];
         let mut rules = Vec::new();
         let mut matches = Vec::new();
-        let mut attached = 0u32;
-        for (rank, placed) in ranked.iter().enumerate() {
-            let Some(attachment) = placed.attachments.iter().find(|a| a.listener == l) else {
-                continue;
-            };
-            attached += 1;
-            // A rule whose matches were all invalid matches nothing; leaving it out keeps its
-            // backends out of the config too.
-            for rule in placed.route.rules.iter().filter(|r| !r.matches.is_empty()) {
-                let rule_position = to_u32(rules.len());
-                rules.push(RuleConfig {
-                    route: placed.route.object.key(),
-                    rule: rule.index,
-                    backends: rule.backends.clone(),
-                });
-                for (match_index, m) in &rule.matches {
-                    let mut m = m.clone();
-                    m.rule = rule_position;
-                    m.hostnames = attachment.hostnames.clone();
-                    let origin = (&placed.route.object, rule.index, *match_index);
-                    matches.push((match_key(&m, rank, rule.index, *match_index), m, origin));
+        let mut certificates = Vec::new();
+        for &l in &group {
+            let listener = &listeners[l];
+            // On a shared port, the most specific listener host name is looked at first, as
+            // Gateway API picks the listener before the route.
+            let specificity = hostname_specificity(listener.hostname.as_deref());
+            for (rank, placed) in ranked.iter().enumerate() {
+                let Some(attachment) = placed.attachments.iter().find(|a| a.listener == l) else {
+                    continue;
+                };
+                attached_routes[l] += 1;
+                // A rule whose matches were all invalid matches nothing; leaving it out keeps its
+                // backends out of the config too.
+                for rule in placed.route.rules.iter().filter(|r| !r.matches.is_empty()) {
+                    let rule_position = to_u32(rules.len());
+                    rules.push(RuleConfig {
+                        route: placed.route.object.key(),
+                        rule: rule.index,
+                        backends: rule.backends.clone(),
+                    });
+                    for (match_index, m) in &rule.matches {
+                        let mut m = m.clone();
+                        m.rule = rule_position;
+                        m.hostnames = attachment.hostnames.clone();
+                        let origin = (&placed.route.object, rule.index, *match_index);
+                        let key = match_key(&m, rank, rule.index, *match_index);
+                        matches.push(((specificity, key), m, origin));
+                    }
                 }
+            }
+            if let Some(certificate) = &listener.certificate {
+                certificates.push(TlsCertificateConfig {
+                    hostname: listener.hostname.clone(),
+                    credential: certificate.credential.clone(),
+                });
+                credentials.insert(certificate.credential.clone(), certificate.pem.0.clone());
             }
         }
         matches.sort_by(|a, b| a.0.cmp(&b.0));
         conflicts.find(
-            &listener.name,
+            &first.name,
             matches.iter().map(|(_, m, origin)| (m, *origin)),
         );
         config.listeners.push(ListenerConfig {
-            name: listener.config_name.clone(),
-            port: listener.port,
+            // The first listener on the port names it, so adding a later one keeps the port bound.
+            name: first.config_name.clone(),
+            port: first.port,
             rules,
             matches: matches.into_iter().map(|(_, m, _)| m).collect(),
+            tls: (!certificates.is_empty()).then_some(ListenerTlsConfig { certificates }),
         });
-        attached_routes.push(attached);
     }
 
-    let mut credentials = Credentials::new();
     let used = config
         .listeners
         .iter()
@@ -102,6 +120,37 @@ pub(crate) fn assemble(
         credentials,
         attached_routes,
         conflicts: conflicts.found,
+    }
+}
+
+/// The listeners by port, in order of each port's first listener; each group in declaration order.
+/// The compiler only lets listeners share a port when they can (see `served_listeners`); the
+/// portless default listener is a group of its own.
+fn port_groups(listeners: &[ServedListener]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_port: HashMap<u16, usize> = HashMap::new();
+    for (l, listener) in listeners.iter().enumerate() {
+        match listener
+            .port
+            .map(|port| by_port.get(&port).copied().ok_or(port))
+        {
+            Some(Ok(group)) => groups[group].push(l),
+            Some(Err(port)) => {
+                by_port.insert(port, groups.len());
+                groups.push(vec![l]);
+            }
+            None => groups.push(vec![l]),
+        }
+    }
+    groups
+}
+
+/// Exact host names first, then wildcards (longer suffixes first), then listeners for any host.
+fn hostname_specificity(hostname: Option<&str>) -> (u8, Reverse<usize>) {
+    match hostname {
+        Some(name) if name.starts_with("*.") => (1, Reverse(name.len())),
+        Some(_) => (0, Reverse(0)),
+        None => (2, Reverse(0)),
     }
 }
 

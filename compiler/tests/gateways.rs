@@ -64,16 +64,16 @@ fn two_listeners_on_the_same_port_are_an_error_naming_both() {
     let error = compile_error(&yaml);
     assert_eq!(
         error.to_string(),
-        "test.yaml: document 2 (Gateway default/b): spec.listeners[0].port: port 80 of listener default/b/web is already used by default/a/http: a port is served by one listener"
+        "test.yaml: document 2 (Gateway default/b): spec.listeners[0].port: port 80 of listener default/b/web is already used by default/a/http: only listeners of one Gateway share a port"
     );
     assert_eq!(error.errors[0].diagnostic.reason, Reason::PortUnavailable);
 }
 
 #[test]
-fn an_https_listener_is_skipped_with_a_diagnostic_on_the_gateway() {
+fn a_tls_passthrough_listener_is_skipped_with_a_diagnostic_on_the_gateway() {
     let yaml = gateway(
         "g",
-        "[{name: http, port: 80, protocol: HTTP}, {name: tls, port: 443, protocol: HTTPS}]",
+        "[{name: http, port: 80, protocol: HTTP}, {name: tls, port: 443, protocol: TLS}]",
     );
     let error = compile_error(&yaml);
     let problem = &error.errors[0].diagnostic;
@@ -83,7 +83,7 @@ fn an_https_listener_is_skipped_with_a_diagnostic_on_the_gateway() {
     );
     assert_eq!(
         problem.message,
-        "listener tls: protocol HTTPS is not supported by this version of the proxy (only HTTP); the listener is not served"
+        "listener tls: protocol TLS is not supported by this version of the proxy (only HTTP and HTTPS); the listener is not served"
     );
 
     let inputs = common::parse(&yaml).unwrap();

@@ -70,6 +70,7 @@ fn expected_config() -> ProxyConfig {
             port: Some(80),
             rules: vec![rule("local-llm", "local-llm"), rule("llm-pool", "llm-pool")],
             matches: vec![everything(0), everything(1)],
+            tls: None,
         }],
         backends: [
             (

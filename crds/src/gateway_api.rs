@@ -2,6 +2,8 @@
 //! Unknown fields are ignored on read, so objects written for newer Gateway API versions still parse.
 //! These are not our CRDs: no YAML is generated from them.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -49,6 +51,20 @@ pub struct GatewaySpec {
     /// The listeners (ports) of this Gateway.
     #[serde(default)]
     pub listeners: Vec<Listener>,
+    /// Gateway-wide TLS settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<GatewayTLSSettings>,
+}
+
+/// Gateway-wide TLS settings (Gateway API `spec.tls`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTLSSettings {
+    /// Client certificate validation on the HTTPS listeners (mutual TLS). agentgateway does not
+    /// validate client certificates: with this set, its HTTPS listeners are not served rather than
+    /// served without the validation asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<serde_json::Value>,
 }
 
 /// One listener of a Gateway.
@@ -62,11 +78,47 @@ pub struct Listener {
     pub hostname: Option<String>,
     /// The port the proxy listens on.
     pub port: i32,
-    /// `HTTP` (the only protocol agentgateway serves today), `HTTPS`, ...
+    /// `HTTP` or `HTTPS` (served by agentgateway); `TLS`, `TCP`, `UDP` are reported unsupported.
     pub protocol: String,
+    /// How TLS is handled on an `HTTPS` listener: the certificates it terminates with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<GatewayTLSConfig>,
     /// Which routes may attach (namespaces, kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_routes: Option<AllowedRoutes>,
+}
+
+/// A listener's TLS settings (Gateway API v1 `GatewayTLSConfig`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTLSConfig {
+    /// `Terminate` (the default: the proxy ends TLS with `certificateRefs`) or `Passthrough`
+    /// (not supported by agentgateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The certificates to serve, as `kubernetes.io/tls` Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_refs: Vec<SecretObjectReference>,
+    /// Implementation-specific TLS settings; agentgateway defines none, so any entry is reported.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// A reference to a Secret (or another certificate-holding kind), possibly in another namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretObjectReference {
+    /// The API group; `""` (the default) is the core group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The kind; `Secret` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The object's name.
+    pub name: String,
+    /// Defaults to the Gateway's namespace; another namespace needs a ReferenceGrant there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Which routes may attach to a listener.

@@ -57,6 +57,31 @@ pub struct ListenerConfig {
     /// Every match of every rule, sorted by Gateway API precedence: the first that holds wins.
     #[serde(default)]
     pub matches: Vec<MatchConfig>,
+    /// TLS termination: present on an HTTPS port, absent on plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTlsConfig>,
+}
+
+/// The certificates of an HTTPS port, chosen per connection by the client's SNI.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTlsConfig {
+    /// One per Gateway listener on the port (1 to [`limits::MAX_CERTIFICATES_PER_PORT`]); host
+    /// names are distinct and at most one has none.
+    pub certificates: Vec<TlsCertificateConfig>,
+}
+
+/// A certificate and the SNI host names it is served for.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsCertificateConfig {
+    /// An exact host name or `*.suffix` (one label deep), lowercase; absent: the certificate for
+    /// clients whose SNI no other entry matches (or that send none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// The credential id whose value is the PEM certificate chain (leaf first) followed by the PEM
+    /// private key.
+    pub credential: String,
 }
 
 /// One HTTPRoute rule.

@@ -194,7 +194,7 @@ pub fn dashboard(catalog: &Catalog) -> Result<Value, Error> {
         }],
     });
 
-    layout.row("Limits and overload");
+    layout.row("Limits, overload and TLS");
     layout.panel(Panel {
         title: "Rate-limit and budget decisions",
         description: "Per second, by scope (local, global, budget) and result (admitted, rejected, failed_open, failed_closed).",
@@ -219,6 +219,20 @@ pub fn dashboard(catalog: &Catalog) -> Result<Value, Error> {
                 None,
             )?,
             legend: "{{reason}}",
+        }],
+    });
+
+    layout.panel(Panel {
+        title: "TLS handshake failures",
+        description: "Handshakes on HTTPS listeners that did not complete, per second, by listener and reason (timeout: not finished within --tls-handshake-timeout; error: protocol error, no shared version or cipher, unknown SNI without a default certificate).",
+        unit: "short",
+        queries: vec![Query {
+            expr: rate_by(
+                "listener, reason",
+                &catalog.counter("agentgateway_tls_handshake_failures")?,
+                None,
+            )?,
+            legend: "{{listener}} {{reason}}",
         }],
     });
 

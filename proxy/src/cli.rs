@@ -62,6 +62,10 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
     pub header_read_timeout: Duration,
 
+    /// An HTTPS client must finish its TLS handshake within this long of the accept.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub tls_handshake_timeout: Duration,
+
     /// A request body that sends nothing for this long gets a 408.
     #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
     pub body_progress_timeout: Duration,
@@ -179,6 +183,7 @@ impl Args {
     pub fn limits(&self) -> Limits {
         Limits {
             header_read_timeout: self.header_read_timeout,
+            tls_handshake_timeout: self.tls_handshake_timeout,
             body_progress_timeout: self.body_progress_timeout,
             keep_alive_idle: self.keep_alive_idle,
             http2_keep_alive_interval: self.http2_keep_alive_interval,

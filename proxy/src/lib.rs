@@ -31,6 +31,7 @@ pub mod route;
 pub mod source;
 pub mod state;
 pub mod stream;
+pub mod tls;
 pub mod trace;
 pub mod translate;
 pub mod translated_request;

@@ -10,6 +10,8 @@ pub mod defaults {
 
     /// A request's headers must arrive within this long of their first byte (or of the accept).
     pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// An HTTPS client must finish its TLS handshake within this long of the accept.
+    pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
     /// A request body that sends no byte for this long is refused (408).
     pub const BODY_PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
     /// A keep-alive connection with no request in flight is closed after this long.
@@ -60,6 +62,8 @@ pub mod defaults {
 pub struct Limits {
     /// See [`defaults::HEADER_READ_TIMEOUT`].
     pub header_read_timeout: Duration,
+    /// See [`defaults::TLS_HANDSHAKE_TIMEOUT`].
+    pub tls_handshake_timeout: Duration,
     /// See [`defaults::BODY_PROGRESS_TIMEOUT`].
     pub body_progress_timeout: Duration,
     /// See [`defaults::KEEP_ALIVE_IDLE`].
@@ -101,6 +105,7 @@ impl Default for Limits {
         use defaults::*;
         Self {
             header_read_timeout: HEADER_READ_TIMEOUT,
+            tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
             body_progress_timeout: BODY_PROGRESS_TIMEOUT,
             keep_alive_idle: KEEP_ALIVE_IDLE,
             http2_keep_alive_interval: HTTP2_KEEP_ALIVE_INTERVAL,

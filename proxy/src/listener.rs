@@ -1,6 +1,8 @@
 //! The ports the proxy serves: one accept loop per listener of the current config (or the
 //! `--listen` address when the config has no Gateway), started and stopped as configs change, with
 //! graceful draining of every connection on shutdown. All listeners share one connection budget.
+//! HTTPS listeners complete a TLS handshake (bounded by `--tls-handshake-timeout`) before the
+//! connection is served by the same code as plain HTTP.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use crate::conn;
 use crate::context::ProxyContext;
 use crate::request::handle;
 use crate::state::Snapshot;
+use crate::tls;
 
 /// Why a listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -141,8 +144,26 @@ impl Listeners {
                 draining.clone(),
             );
             connections.spawn(async move {
+                // The snapshot of the accept decides: a rotated certificate is used by the next
+                // connection, and connections already open keep theirs.
+                let tls = context.state.snapshot().listener_tls.get(&*name).cloned();
+                let handshake_timeout = context.limits.tls_handshake_timeout;
+                let metrics = context.metrics.clone();
+                let listener = name.clone();
                 let handler = move |request| handle(context.clone(), name.clone(), request);
-                conn::serve(stream, builder, limits, handler, closing, draining).await;
+                match tls {
+                    None => conn::serve(stream, builder, limits, handler, closing, draining).await,
+                    // The handshake holds the connection's permit: slow handshakes count against
+                    // the connection budget like any other connection.
+                    Some(config) => match tls::handshake(stream, config, handshake_timeout).await {
+                        Ok(stream) => {
+                            conn::serve(stream, builder, limits, handler, closing, draining).await
+                        }
+                        Err(failure) => {
+                            metrics.record_handshake_failure(&listener, failure.as_str())
+                        }
+                    },
+                }
                 drop(permit);
             });
         }));

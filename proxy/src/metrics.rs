@@ -126,6 +126,16 @@ pub struct OverloadLabels {
     pub reason: &'static str,
 }
 
+/// Labels of failed TLS handshakes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeFailureLabels {
+    /// The config listener (`namespace/gateway/listener`): from the config, never the client.
+    pub listener: Label,
+    /// `timeout` (not finished within `--tls-handshake-timeout`) or `error` (a protocol error,
+    /// no shared cipher or version, an unknown SNI with no default certificate, a closed socket).
+    pub reason: &'static str,
+}
+
 /// Labels of config reloads.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -151,6 +161,8 @@ pub struct Metrics {
     pub overload_rejections: Family<OverloadLabels, Counter>,
     /// 1 when the last config reload succeeded.
     pub config_last_reload_success: Gauge,
+    /// TLS handshakes that did not complete, by listener and reason.
+    pub tls_handshake_failures: Family<HandshakeFailureLabels, Counter>,
     /// What requests cost, in US dollars, at their providers' prices.
     pub cost: Family<CostLabels, Counter<f64, AtomicU64>>,
     /// Rate-limit and budget decisions.
@@ -191,6 +203,7 @@ impl Metrics {
             config_reloads: Family::default(),
             overload_rejections: Family::default(),
             config_last_reload_success: Gauge::default(),
+            tls_handshake_failures: Family::default(),
             cost: Family::default(),
             rate_limit_decisions: Family::default(),
             consumer_labels: Mutex::new(HashSet::new()),
@@ -236,6 +249,11 @@ impl Metrics {
             "config_last_reload_success",
             "1 when the last config reload succeeded, 0 when it was rejected and the previous config kept",
             metrics.config_last_reload_success.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes of HTTPS listeners that did not complete, by listener and reason (timeout or error)",
+            metrics.tls_handshake_failures.clone(),
         );
         registry.register(
             "gen_ai_client_cost_usd",
@@ -311,6 +329,7 @@ impl Metrics {
             })
             .inc_by(0.0);
         self.record_rate_limit_decision("local", "admitted");
+        self.record_handshake_failure(&Arc::from("listener"), "timeout");
     }
 
     /// Counts a config reload.
@@ -320,6 +339,15 @@ impl Metrics {
             .get_or_create(&ReloadLabels { result })
             .inc();
         self.config_last_reload_success.set(i64::from(success));
+    }
+
+    /// Counts a TLS handshake that did not complete on `listener`.
+    pub fn record_handshake_failure(&self, listener: &Arc<str>, reason: &'static str) {
+        let labels = HandshakeFailureLabels {
+            listener: Label(listener.clone()),
+            reason,
+        };
+        self.tls_handshake_failures.get_or_create(&labels).inc();
     }
 
     /// Counts a refusal for overload.

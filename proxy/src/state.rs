@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use crate::governance::policy::PolicyRuntime;
 use crate::provider::{ProviderBuildError, ProviderRuntime};
 use crate::route::RouteMatch;
+use crate::tls::{TlsConfigError, server_config};
 
 /// A backend at run time.
 pub struct BackendRuntime {
@@ -65,6 +66,9 @@ pub struct Snapshot {
     pub listeners: HashMap<String, Arc<RouteTable>>,
     /// Listener names and ports, in config order.
     pub listener_ports: Vec<(String, Option<u16>)>,
+    /// The TLS server config of each HTTPS listener, by listener name; a listener absent here
+    /// serves plain HTTP.
+    pub listener_tls: HashMap<String, Arc<rustls::ServerConfig>>,
     /// Backends by `namespace/name`.
     pub backends: HashMap<String, Arc<BackendRuntime>>,
     /// Counts applied configs.
@@ -109,6 +113,9 @@ pub enum ApplyError {
     /// A provider could not be set up.
     #[error(transparent)]
     Provider(#[from] ProviderBuildError),
+    /// An HTTPS listener's certificate is missing or unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsConfigError),
 }
 
 impl ProxyState {
@@ -151,7 +158,7 @@ fn build_snapshot(
     compiled: &Compiled,
     old: &Snapshot,
     model_label_cap: usize,
-) -> Result<Snapshot, ProviderBuildError> {
+) -> Result<Snapshot, ApplyError> {
     let mut old_providers: HashMap<(&str, &str), &Arc<ProviderRuntime>> = HashMap::new();
     for provider in old.providers() {
         old_providers.insert((&provider.backend, &provider.name), provider);
@@ -236,9 +243,17 @@ fn build_snapshot(
         .iter()
         .map(|l| (l.name.clone(), l.port))
         .collect();
+    let mut listener_tls = HashMap::new();
+    for listener in &compiled.config.listeners {
+        if let Some(tls) = &listener.tls {
+            let config = server_config(&listener.name, tls, &compiled.credentials)?;
+            listener_tls.insert(listener.name.clone(), config);
+        }
+    }
     Ok(Snapshot {
         listeners,
         listener_ports,
+        listener_tls,
         backends,
         generation: old.generation + 1,
         missing_credentials,
@@ -289,6 +304,7 @@ fn route_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgateway_crds::proxy_config::Credentials;
     use agentgateway_crds::proxy_config::{AuthConfig, BackendConfig, GroupConfig, ProviderConfig};
     use std::collections::BTreeMap;
 
@@ -304,6 +320,54 @@ mod tests {
             request_timeout_ms: 1_000,
             ..ProviderConfig::default()
         }
+    }
+
+    #[test]
+    fn a_config_whose_certificate_is_missing_or_broken_is_refused_and_the_last_good_one_stays() {
+        use agentgateway_crds::proxy_config::{
+            ListenerConfig, ListenerTlsConfig, TlsCertificateConfig,
+        };
+        let https = |credentials: Credentials| Compiled {
+            config: agentgateway_crds::proxy_config::ProxyConfig {
+                listeners: vec![ListenerConfig {
+                    name: "ns/gw/https".into(),
+                    port: Some(8443),
+                    tls: Some(ListenerTlsConfig {
+                        certificates: vec![TlsCertificateConfig {
+                            hostname: None,
+                            credential: "tls_ns_cert".into(),
+                        }],
+                    }),
+                    ..ListenerConfig::default()
+                }],
+                ..Default::default()
+            },
+            credentials,
+        };
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let bundle = agentgateway_tls::bundle(&cert.pem(), &key.serialize_pem());
+        let state = ProxyState::new(8, false);
+        let good = state
+            .apply(&https(Credentials::from([("tls_ns_cert".into(), bundle)])))
+            .unwrap();
+        assert!(good.listener_tls.contains_key("ns/gw/https"));
+
+        let missing = state.apply(&https(Credentials::new()));
+        assert!(matches!(missing, Err(ApplyError::Tls(_))), "refused");
+        let broken = Credentials::from([("tls_ns_cert".into(), cert.pem())]);
+        let error = state.apply(&https(broken)).err().map(|e| e.to_string());
+        let error = error.unwrap_or_default();
+        assert!(error.contains("tls_ns_cert"), "{error}");
+        assert!(!error.contains("BEGIN"), "{error}");
+        assert_eq!(
+            state.snapshot().generation,
+            good.generation,
+            "the last good one stays"
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use super::policy::{LimitConfig, PolicyConfig};
 use super::{
-    BackendConfig, EvictionConfig, METRICS_PORT, MatchConfig, PathMatchConfig, ProviderConfig,
-    ProviderKind, ProxyConfig, READY_PORT, RuleConfig, compile_pattern,
+    BackendConfig, EvictionConfig, ListenerTlsConfig, METRICS_PORT, MatchConfig, PathMatchConfig,
+    ProviderConfig, ProviderKind, ProxyConfig, READY_PORT, RuleConfig, compile_pattern,
 };
 use crate::validation::policy::{MAX_LIMIT, MAX_LIMITS};
 use crate::validation::{
@@ -76,11 +76,14 @@ pub mod limits {
     pub const MIN_CONSECUTIVE_FAILURES: u32 = 1;
     /// The most consecutive failures that evict a provider.
     pub const MAX_CONSECUTIVE_FAILURES: u32 = 1_000;
+    /// The most certificates one HTTPS port serves (one per Gateway listener sharing the port; the
+    /// Gateway API allows 64 listeners per Gateway).
+    pub const MAX_CERTIFICATES_PER_PORT: usize = 64;
 }
 
 use limits::{
-    MAX_CONSECUTIVE_FAILURES, MAX_DURATION_MS, MAX_GROUPS, MAX_MODEL_LEN,
-    MAX_PASS_THROUGH_PREFIXES, MAX_PROVIDERS_PER_GROUP, MAX_RETRY_ATTEMPTS,
+    MAX_CERTIFICATES_PER_PORT, MAX_CONSECUTIVE_FAILURES, MAX_DURATION_MS, MAX_GROUPS,
+    MAX_MODEL_LEN, MAX_PASS_THROUGH_PREFIXES, MAX_PROVIDERS_PER_GROUP, MAX_RETRY_ATTEMPTS,
     MIN_CONSECUTIVE_FAILURES, MIN_DURATION_MS,
 };
 
@@ -215,12 +218,48 @@ fn validate_listeners(problems: &mut Problems, config: &ProxyConfig) {
             ),
             Some(_) => {}
         }
+        if let Some(tls) = &listener.tls {
+            validate_tls(problems, &format!("{path}.tls"), tls);
+        }
         for (r, rule) in listener.rules.iter().enumerate() {
             validate_rule(problems, &format!("{path}.rules[{r}]"), rule, config);
         }
         for (m, matched) in listener.matches.iter().enumerate() {
             let rules = listener.rules.len();
             validate_match(problems, &format!("{path}.matches[{m}]"), matched, rules);
+        }
+    }
+}
+
+/// The certificates of a port: bounded, each with a credential id that can be a Secret data key,
+/// host names well formed (exact or `*.suffix`, lowercase) and distinct, one default at most.
+fn validate_tls(problems: &mut Problems, path: &str, tls: &ListenerTlsConfig) {
+    let count = tls.certificates.len();
+    if !(1..=MAX_CERTIFICATES_PER_PORT).contains(&count) {
+        let message = format!("must have between 1 and {MAX_CERTIFICATES_PER_PORT} entries");
+        problems.push(format!("{path}.certificates"), message);
+    }
+    let mut hostnames = BTreeSet::new();
+    for (c, certificate) in tls.certificates.iter().enumerate() {
+        let path = format!("{path}.certificates[{c}]");
+        if !is_data_key(&certificate.credential) {
+            let message = "must be a Secret data key ([-._a-zA-Z0-9]+)";
+            problems.push(format!("{path}.credential"), message);
+        }
+        let hostname = certificate.hostname.as_deref();
+        if let Some(name) = hostname {
+            let bare = name.strip_prefix("*.").unwrap_or(name);
+            if !is_dns_subdomain(bare) {
+                let message = format!("{} must be a lowercase host name or *.suffix", quote(name));
+                problems.push(format!("{path}.hostname"), message);
+            }
+        }
+        if !hostnames.insert(hostname) {
+            let message = match hostname {
+                Some(name) => format!("duplicate host name {}", quote(name)),
+                None => "only one certificate may omit the host name".to_string(),
+            };
+            problems.push(format!("{path}.hostname"), message);
         }
     }
 }
@@ -598,6 +637,7 @@ mod tests {
             listeners: vec![ListenerConfig {
                 name: "ns/gw/http".to_string(),
                 port: Some(80),
+                tls: None,
                 rules: vec![RuleConfig {
                     route: "ns/r".to_string(),
                     rule: 0,
@@ -966,6 +1006,50 @@ mod tests {
             listener.port = None;
         }
         only_problem(&config, "listeners[1].port");
+    }
+
+    #[test]
+    fn tls_certificates_are_bounded_named_and_distinct() {
+        use crate::proxy_config::{ListenerTlsConfig, TlsCertificateConfig};
+        let cert = |hostname: Option<&str>, credential: &str| TlsCertificateConfig {
+            hostname: hostname.map(String::from),
+            credential: credential.to_string(),
+        };
+        let with = |certificates: Vec<TlsCertificateConfig>| {
+            let mut config = valid();
+            listener(&mut config).tls = Some(ListenerTlsConfig { certificates });
+            config
+        };
+        let good = with(vec![
+            cert(Some("a.example.com"), "tls_ns_a"),
+            cert(Some("*.example.com"), "tls_ns_b"),
+            cert(None, "tls_ns_c"),
+        ]);
+        assert_eq!(problems(&good), Vec::<String>::new());
+        only_problem(&with(Vec::new()), "listeners[0].tls.certificates");
+        let too_many = (0..=MAX_CERTIFICATES_PER_PORT)
+            .map(|i| cert(Some(&format!("h{i}.example.com")), "tls_x"))
+            .collect();
+        only_problem(&with(too_many), "listeners[0].tls.certificates");
+        only_problem(
+            &with(vec![cert(None, "bad/id")]),
+            "listeners[0].tls.certificates[0].credential",
+        );
+        for bad in ["A.example.com", "a..b", "*", "a.*.com", "a b"] {
+            only_problem(
+                &with(vec![cert(Some(bad), "tls_x")]),
+                "listeners[0].tls.certificates[0].hostname",
+            );
+        }
+        let message = only_problem(
+            &with(vec![cert(Some("a.b"), "x"), cert(Some("a.b"), "y")]),
+            "listeners[0].tls.certificates[1].hostname",
+        );
+        assert!(message.contains("duplicate"), "{message}");
+        only_problem(
+            &with(vec![cert(None, "x"), cert(None, "y")]),
+            "listeners[0].tls.certificates[1].hostname",
+        );
     }
 
     #[test]

@@ -50,6 +50,27 @@ impl References {
     }
 }
 
+/// The Secrets the listeners of `gateway` name as certificates (`tls.certificateRefs` of the core
+/// kind `Secret`), as `(namespace, name)`; a reference without a namespace is in the Gateway's.
+/// Whether a ReferenceGrant admits one in another namespace is the compiler's to say.
+pub fn certificate_secrets(gateway: &Gateway) -> impl Iterator<Item = (String, String)> + '_ {
+    let namespace = gateway.namespace().unwrap_or_default();
+    gateway
+        .spec
+        .listeners
+        .iter()
+        .filter_map(|listener| listener.tls.as_ref())
+        .flat_map(|tls| tls.certificate_refs.iter())
+        .filter(|r| {
+            r.group.as_deref().unwrap_or("").is_empty()
+                && r.kind.as_deref().unwrap_or("Secret") == "Secret"
+        })
+        .map(move |r| {
+            let ns = r.namespace.clone().unwrap_or_else(|| namespace.clone());
+            (ns, r.name.clone())
+        })
+}
+
 /// The backend's own policies and those of each of its providers.
 fn all_policies(backend: &AgentgatewayBackend) -> impl Iterator<Item = &BackendPolicies> {
     let ai = &backend.spec.ai;
@@ -98,7 +119,8 @@ impl Stores {
 
     /// What compiling a Gateway (and reporting on policies) reads: every Gateway of our classes
     /// (policies may target them), route, backend, policy and ReferenceGrant, the Secrets and
-    /// ConfigMaps the backends refer to, and the Secrets the policies' `auth.apiKeys` select
+    /// ConfigMaps the backends refer to, the listeners' certificate Secrets, and the Secrets the
+    /// policies' `auth.apiKeys` select
     /// (fetched when the metadata caches say they changed; what nothing refers to or selects any
     /// more is forgotten). `shared_counters`: whether the proxies count in Redis.
     pub async fn gateway_inputs(
@@ -133,6 +155,9 @@ impl Stores {
         policies.sort_by_key(key);
         let mut references = References::of(&backends);
         references.secrets.extend(self.selected_secrets(&policies));
+        references
+            .secrets
+            .extend(gateways.iter().flat_map(certificate_secrets));
         self.refresh(client, &references, true).await?;
         let mut inputs = Inputs {
             gateways,
@@ -208,6 +233,35 @@ mod tests {
 
     fn backend(yaml: &str) -> AgentgatewayBackend {
         serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn certificate_secrets_of_every_listener_are_found_in_their_namespaces() {
+        let gateway: Gateway = serde_yaml::from_str(
+            "
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+  - name: a
+    port: 443
+    protocol: HTTPS
+    tls: {certificateRefs: [{name: cert-a}, {name: shared, namespace: certs}]}
+  - name: b
+    port: 443
+    protocol: HTTPS
+    hostname: b.example.com
+    tls: {certificateRefs: [{group: '', kind: Secret, name: cert-b}, {group: example.com, kind: Cert, name: other}]}
+",
+        )
+        .unwrap();
+        let secrets: Vec<String> = certificate_secrets(&gateway)
+            .map(|(ns, n)| format!("{ns}/{n}"))
+            .collect();
+        assert_eq!(secrets, ["infra/cert-a", "certs/shared", "infra/cert-b"]);
     }
 
     #[test]

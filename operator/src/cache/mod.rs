@@ -32,7 +32,7 @@ pub mod watch;
 
 use crate::error::RunError;
 use crate::resources::{MANAGED_BY, MANAGED_BY_LABEL};
-use inputs::References;
+use inputs::{References, certificate_secrets};
 use referenced::Referenced;
 pub use scope::Scope;
 use triggers::{Subscriber, Triggers, refs_where};
@@ -362,8 +362,9 @@ pub fn policies_care(
 }
 
 /// The subscribers of the Secret metadata watch: [`dependents`] (backends' references and the
-/// operator's own Secrets), plus every Gateway and every policy when [`policies_care`]. A rotated
-/// API key thus reaches the Gateways' credentials with the next compile.
+/// operator's own Secrets), plus every Gateway and every policy when [`policies_care`], plus every
+/// Gateway when a listener names the Secret as its certificate ([`names_certificate`]). A rotated
+/// API key or certificate thus reaches the Gateways' credentials with the next compile.
 fn secret_dependents(
     stores: &Stores,
     triggers: &Triggers,
@@ -377,7 +378,22 @@ fn secret_dependents(
     };
     subscribers.push(Subscriber::when(&triggers.gateways, care.clone()));
     subscribers.push(Subscriber::when(&triggers.policies, care));
+    let gateways = stores.gateways.clone();
+    subscribers.push(Subscriber::when(
+        &triggers.gateways,
+        move |secret: &PartialObjectMeta<Secret>| names_certificate(&gateways, secret),
+    ));
     subscribers
+}
+
+/// Whether some Gateway's listener names `secret` as its certificate: a rotated (or deleted)
+/// certificate then recompiles the Gateways, and the new credentials reach their proxies.
+pub fn names_certificate(gateways: &Store<Gateway>, secret: &PartialObjectMeta<Secret>) -> bool {
+    let wanted = key(secret);
+    gateways
+        .state()
+        .iter()
+        .any(|gateway| certificate_secrets(gateway).any(|named| named == wanted))
 }
 
 /// Caches these kinds whole.
@@ -536,6 +552,60 @@ mod tests {
         }
         assert!(woken(&triggers.gateways).await);
         assert!(woken(&triggers.policies).await);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_secret_of_a_listener_wakes_the_gateways() {
+        let gateway: Gateway = serde_yaml::from_str(
+            "
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    tls: {certificateRefs: [{name: gw-cert}, {name: shared, namespace: certs}]}
+",
+        )
+        .unwrap();
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Apply(gateway));
+        assert!(names_certificate(&store, &secret("infra", "gw-cert", &[])));
+        assert!(names_certificate(&store, &secret("certs", "shared", &[])));
+        assert!(!names_certificate(&store, &secret("certs", "gw-cert", &[])));
+        assert!(!names_certificate(&store, &secret("infra", "other", &[])));
+
+        // Through the Secret watch's subscribers: the certificate wakes the Gateways.
+        let triggers = Triggers::default();
+        let stores = Stores {
+            gateway_classes: reflector::store().0,
+            gateways: store,
+            routes: reflector::store().0,
+            backends: reflector::store().0,
+            policies: policies(Vec::new()),
+            secrets: reflector::store().0,
+            config_maps: reflector::store().0,
+            referenced: Arc::default(),
+            reference_grants: None,
+            deployments: reflector::store().0,
+            services: reflector::store().0,
+            service_accounts: reflector::store().0,
+            roles: reflector::store().0,
+            role_bindings: reflector::store().0,
+            pods: reflector::store().0,
+        };
+        let subscribers = secret_dependents(&stores, &triggers);
+        for subscriber in &subscribers {
+            (subscriber.on_change)(&secret("infra", "unrelated", &[]));
+        }
+        assert!(!woken(&triggers.gateways).await);
+        for subscriber in &subscribers {
+            (subscriber.on_change)(&secret("infra", "gw-cert", &[]));
+        }
+        assert!(woken(&triggers.gateways).await);
     }
 
     #[tokio::test]

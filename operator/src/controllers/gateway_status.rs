@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use agentgateway_compiler::{GatewayCompilation, ObjectRef};
+use agentgateway_compiler::{GatewayCompilation, ObjectRef, Reason};
 use agentgateway_crds::GATEWAY_API_GROUP;
 use agentgateway_crds::conditions::{reasons, types};
 use agentgateway_crds::gateway_api::{Gateway, GatewayStatus, ListenerStatus, RouteGroupKind};
@@ -110,44 +110,10 @@ pub fn desired(
                     .strip_prefix(&prefix)
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
         });
-        let accepted = match problem {
-            None => Desired::new(
-                types::ACCEPTED,
-                true,
-                reasons::ACCEPTED,
-                "the listener is served",
-                generation,
-            ),
-            Some(d) => Desired::new(
-                types::ACCEPTED,
-                false,
-                d.reason.as_str(),
-                d.message.clone(),
-                generation,
-            ),
-        };
-        let programmed = match problem {
-            None => Desired::new(
-                types::PROGRAMMED,
-                available,
-                programmed_reason,
-                programmed_message.clone(),
-                generation,
-            ),
-            Some(_) => Desired::new(
-                types::PROGRAMMED,
-                false,
-                reasons::INVALID,
-                "the listener is not served",
-                generation,
-            ),
-        };
-        let resolved = Desired::new(
-            types::RESOLVED_REFS,
-            true,
-            reasons::RESOLVED_REFS,
-            "no references to resolve",
+        let conditions = listener_conditions(
+            problem.map(|d| (d.reason, d.message.as_str())),
             generation,
+            (available, programmed_reason, &programmed_message),
         );
         let attached = compilation
             .attached_routes
@@ -157,7 +123,7 @@ pub fn desired(
         listeners.push(DesiredListener {
             name: listener.name.clone(),
             attached_routes: i32::try_from(attached).unwrap_or(i32::MAX),
-            conditions: vec![accepted, programmed, resolved],
+            conditions,
         });
     }
     DesiredStatus {
@@ -179,6 +145,93 @@ pub fn desired(
         ],
         listeners,
     }
+}
+
+/// `Accepted`, `Programmed`, `ResolvedRefs` and `Conflicted` of a listener with `problem` (the
+/// compiler's reason and message, `None`: served). A certificate that does not resolve leaves the
+/// spec accepted and fails `ResolvedRefs`; a port shared with an incompatible listener is
+/// `Conflicted`; either way the listener is not served, so not `Programmed`.
+fn listener_conditions(
+    problem: Option<(Reason, &str)>,
+    generation: Option<i64>,
+    (available, programmed_reason, programmed_message): (bool, &str, &str),
+) -> Vec<Desired> {
+    let condition = |type_, status, reason: &str, message: &str| {
+        Desired::new(type_, status, reason, message.to_string(), generation)
+    };
+    let Some((reason, message)) = problem else {
+        return vec![
+            condition(
+                types::ACCEPTED,
+                true,
+                reasons::ACCEPTED,
+                "the listener is served",
+            ),
+            condition(
+                types::PROGRAMMED,
+                available,
+                programmed_reason,
+                programmed_message,
+            ),
+            condition(
+                types::RESOLVED_REFS,
+                true,
+                reasons::RESOLVED_REFS,
+                "every reference resolves",
+            ),
+            condition(
+                types::CONFLICTED,
+                false,
+                reasons::NO_CONFLICTS,
+                "no conflicting listener",
+            ),
+        ];
+    };
+    let not_served = "the listener is not served";
+    let (accepted, resolved, conflicted) = match reason {
+        Reason::InvalidCertificateRef | Reason::RefNotPermitted => (
+            condition(
+                types::ACCEPTED,
+                true,
+                reasons::ACCEPTED,
+                "the listener's spec is valid; it is served once its certificate resolves",
+            ),
+            condition(types::RESOLVED_REFS, false, reason.as_str(), message),
+            condition(
+                types::CONFLICTED,
+                false,
+                reasons::NO_CONFLICTS,
+                "no conflicting listener",
+            ),
+        ),
+        Reason::ProtocolConflict | Reason::HostnameConflict => (
+            condition(types::ACCEPTED, false, reason.as_str(), message),
+            condition(
+                types::RESOLVED_REFS,
+                true,
+                reasons::RESOLVED_REFS,
+                "every reference resolves",
+            ),
+            condition(types::CONFLICTED, true, reason.as_str(), message),
+        ),
+        _ => (
+            condition(types::ACCEPTED, false, reason.as_str(), message),
+            condition(
+                types::RESOLVED_REFS,
+                true,
+                reasons::RESOLVED_REFS,
+                "every reference resolves",
+            ),
+            condition(
+                types::CONFLICTED,
+                false,
+                reasons::NO_CONFLICTS,
+                "no conflicting listener",
+            ),
+        ),
+    };
+    let programmed = condition(types::PROGRAMMED, false, reasons::INVALID, not_served);
+    vec![accepted, programmed, resolved, conflicted]
 }
 
 /// Whether the stored status already says what `desired` says (times aside).
@@ -250,7 +303,7 @@ spec:
   gatewayClassName: agentgateway
   listeners:
   - {name: http, port: 80, protocol: HTTP}
-  - {name: https, port: 443, protocol: HTTPS}
+  - {name: https, port: 443, protocol: TLS}
 ",
         )
         .unwrap()
@@ -317,6 +370,53 @@ spec:
         assert_eq!(accepted.reason, "UnsupportedProtocol");
         assert!(!condition(&https.conditions, "Programmed").status);
         assert_eq!(https.attached_routes, 0);
+    }
+
+    #[test]
+    fn certificate_problems_fail_resolved_refs_and_conflicts_are_conflicted() {
+        let gateway: Gateway = serde_yaml::from_str(
+            "
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra, generation: 2, uid: u}
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - {name: missing, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {certificateRefs: [{name: nope}]}}
+  - {name: foreign, port: 443, protocol: HTTPS, hostname: b.example.com, tls: {certificateRefs: [{name: c, namespace: certs}]}}
+  - {name: http, port: 80, protocol: HTTP}
+  - {name: clash, port: 80, protocol: HTTPS, tls: {certificateRefs: [{name: nope}]}}
+  - {name: again, port: 80, protocol: HTTP}
+",
+        )
+        .unwrap();
+        let compilation = compile_gateway(&gateway, &Inputs::default());
+        let status = desired(&gateway, &compilation, &serving());
+        let check = |listener: usize, type_: &str| {
+            let c = condition(&status.listeners[listener].conditions, type_);
+            (c.status, c.reason.clone())
+        };
+        assert_eq!(
+            check(0, "ResolvedRefs"),
+            (false, "InvalidCertificateRef".into())
+        );
+        let message = &condition(&status.listeners[0].conditions, "ResolvedRefs").message;
+        assert!(message.contains("Secret infra/nope not found"), "{message}");
+        assert_eq!(check(0, "Accepted"), (true, "Accepted".into()));
+        assert_eq!(check(0, "Programmed"), (false, "Invalid".into()));
+        assert_eq!(check(1, "ResolvedRefs"), (false, "RefNotPermitted".into()));
+        assert_eq!(check(1, "Programmed"), (false, "Invalid".into()));
+        assert_eq!(check(2, "Programmed"), (true, "Programmed".into()));
+        assert_eq!(check(2, "Conflicted"), (false, "NoConflicts".into()));
+        // The HTTPS listener on the HTTP port fails on its certificate first; a second HTTP
+        // listener for any host on port 80 conflicts on the host name.
+        assert_eq!(
+            check(3, "ResolvedRefs"),
+            (false, "InvalidCertificateRef".into())
+        );
+        assert_eq!(check(4, "Conflicted"), (true, "HostnameConflict".into()));
+        assert_eq!(check(4, "Accepted"), (false, "HostnameConflict".into()));
+        assert_eq!(check(4, "Programmed"), (false, "Invalid".into()));
     }
 
     #[test]

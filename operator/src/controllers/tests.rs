@@ -779,3 +779,97 @@ spec:
     .await;
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_gateway_compile_fetches_only_its_certificate_secret_and_puts_it_in_the_credentials() {
+    let gateway: Gateway = yaml(
+        "
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra, uid: u1, generation: 2, resourceVersion: '10'}
+spec:
+  gatewayClassName: agentgateway
+  listeners:
+  - {name: web, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: gw-cert}]}}
+",
+    );
+    let certificate: PartialObjectMeta<Secret> =
+        yaml("metadata: {name: gw-cert, namespace: infra, resourceVersion: '5'}");
+    let other: PartialObjectMeta<Secret> =
+        yaml("metadata: {name: helm-release, namespace: infra, resourceVersion: '3'}");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["llm.example.com".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let b64 = |text: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text);
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        classes: vec![class()],
+        gateways: vec![gateway.clone()],
+        routes: vec![http_route()],
+        backends: vec![llm_backend()],
+        secrets: vec![certificate, other],
+        ..Objects::default()
+    });
+    let task = tokio::spawn(gateway::reconcile(
+        Arc::new(gateway.clone()),
+        Arc::clone(&ctx),
+    ));
+    // Only the certificate's data is read; never the other Secret's.
+    expect(
+        &mut api,
+        "GET",
+        "/api/v1/namespaces/infra/secrets/gw-cert",
+        json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "gw-cert", "namespace": "infra", "resourceVersion": "5"},
+            "data": {"tls.crt": b64(&cert.pem()), "tls.key": b64(&key.serialize_pem())},
+        }),
+    )
+    .await;
+    let mut written = std::collections::BTreeMap::new();
+    for path in [
+        "/api/v1/namespaces/infra/serviceaccounts/gw",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/infra/roles/gw",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/infra/rolebindings/gw",
+        "/api/v1/namespaces/infra/secrets/gw-credentials",
+        "/api/v1/namespaces/infra/configmaps/gw-config",
+        "/api/v1/namespaces/infra/services/gw",
+        "/apis/apps/v1/namespaces/infra/deployments/gw",
+    ] {
+        expect_status(&mut api, "GET", path, 404, not_found()).await;
+        written.insert(path, expect_echo(&mut api, "PATCH", path).await);
+    }
+    let credentials = &written["/api/v1/namespaces/infra/secrets/gw-credentials"];
+    let bundle = credentials["data"]["tls_infra_gw-cert"].as_str().unwrap();
+    let bundle =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, bundle).unwrap();
+    let bundle = String::from_utf8(bundle).unwrap();
+    assert!(bundle.contains("BEGIN CERTIFICATE") && bundle.contains("PRIVATE KEY"));
+    let config = written["/api/v1/namespaces/infra/configmaps/gw-config"]["data"]["config.yaml"]
+        .as_str()
+        .unwrap();
+    assert!(config.contains("tls_infra_gw-cert"), "{config}");
+    assert!(!config.contains("PRIVATE KEY"), "{config}");
+    let port = &written["/api/v1/namespaces/infra/services/gw"]["spec"]["ports"][0];
+    assert_eq!(port["name"], "https-web");
+    assert_eq!(port["appProtocol"], "https");
+    assert_eq!(port["port"], 8443);
+    let (_, status) = expect(
+        &mut api,
+        "PATCH",
+        "/apis/gateway.networking.k8s.io/v1/namespaces/infra/gateways/gw/status",
+        serde_json::to_value(&gateway).unwrap(),
+    )
+    .await;
+    let listener = &status["status"]["listeners"][0];
+    let resolved = listener["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ResolvedRefs")
+        .unwrap();
+    assert_eq!(resolved["status"], "True");
+    assert_eq!(listener["attachedRoutes"], 1);
+    task.await.unwrap().unwrap();
+}

@@ -14,6 +14,8 @@ pub struct ListenerPort {
     pub name: String,
     /// The port number, the same in the container and the Service.
     pub port: i32,
+    /// The Service port's `appProtocol`: `https` where the proxy terminates TLS, else `http`.
+    pub app_protocol: &'static str,
 }
 
 /// The ports of the listeners the compiled config serves, in listener order. The compiler has
@@ -32,9 +34,24 @@ pub fn listener_ports(config: &ProxyConfig) -> Vec<ListenerPort> {
         }
         // Config listener names are `namespace/gateway/listener`.
         let listener_name = listener.name.rsplit('/').next().unwrap_or_default();
-        let name = port_name(listener_name, port, &taken);
+        let (name, app_protocol) = if listener.tls.is_some() {
+            // Tools that read the protocol from the port name (`<protocol>[-<suffix>]`, as
+            // service meshes do) see HTTPS too.
+            let name = if listener_name.starts_with("https") {
+                listener_name.to_string()
+            } else {
+                format!("https-{listener_name}")
+            };
+            (port_name(&name, port, &taken), "https")
+        } else {
+            (port_name(listener_name, port, &taken), "http")
+        };
         taken.insert(name.clone());
-        ports.push(ListenerPort { name, port });
+        ports.push(ListenerPort {
+            name,
+            port,
+            app_protocol,
+        });
     }
     ports
 }
@@ -97,11 +114,13 @@ mod tests {
             [
                 ListenerPort {
                     name: "http".into(),
-                    port: 80
+                    port: 80,
+                    app_protocol: "http",
                 },
                 ListenerPort {
                     name: "tenant".into(),
-                    port: 8080
+                    port: 8080,
+                    app_protocol: "http",
                 }
             ]
         );
@@ -129,6 +148,33 @@ mod tests {
         ]));
         let names: Vec<_> = ports.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["port-81", "listener-one-aa", "port-83"]);
+    }
+
+    #[test]
+    fn an_https_port_shared_by_listeners_appears_once_named_and_marked_https() {
+        use agentgateway_crds::proxy_config::{ListenerTlsConfig, TlsCertificateConfig};
+        let mut config = config(&[("http", 80), ("web", 443), ("https-api", 8443)]);
+        for listener in &mut config.listeners[1..] {
+            listener.tls = Some(ListenerTlsConfig {
+                certificates: vec![TlsCertificateConfig {
+                    hostname: None,
+                    credential: "tls_ns_c".into(),
+                }],
+            });
+        }
+        let ports = listener_ports(&config);
+        let shown: Vec<_> = ports
+            .iter()
+            .map(|p| (p.name.as_str(), p.port, p.app_protocol))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("http", 80, "http"),
+                ("https-web", 443, "https"),
+                ("https-api", 8443, "https")
+            ]
+        );
     }
 
     #[test]

@@ -252,6 +252,7 @@ pub fn service(owner: &Owner, ports: &[ListenerPort]) -> Option<Service> {
             target_port: Some(IntOrString::Int(p.port)),
             // Server-side apply on Kubernetes 1.20 keys service ports by port and protocol.
             protocol: Some("TCP".into()),
+            app_protocol: Some(p.app_protocol.into()),
             ..ServicePort::default()
         })
         .collect();
@@ -294,6 +295,7 @@ mod tests {
         vec![ListenerPort {
             name: "http".into(),
             port: 80,
+            app_protocol: "http",
         }]
     }
 
@@ -664,10 +666,12 @@ mod tests {
             ListenerPort {
                 name: "http".into(),
                 port: 80,
+                app_protocol: "http",
             },
             ListenerPort {
                 name: "alt".into(),
                 port: 8443,
+                app_protocol: "http",
             },
         ];
         let d = deployment(
@@ -684,6 +688,7 @@ mod tests {
         let high = vec![ListenerPort {
             name: "http".into(),
             port: 8080,
+            app_protocol: "http",
         }];
         let d = deployment(
             &owner(),

@@ -13,25 +13,8 @@ pub use resolver::CertResolver;
 pub use serve::serve_tls;
 pub use watch::watch_cert_dir;
 
-/// Why a certificate and key pair was not loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// The certificate PEM could not be parsed.
-    #[error("failed to parse the certificate chain PEM: {0}")]
-    ParseCertificates(#[source] std::io::Error),
-    /// The certificate PEM held no certificate.
-    #[error("failed to find a certificate in the certificate chain PEM")]
-    NoCertificate,
-    /// The key PEM could not be parsed.
-    #[error("failed to parse the private key PEM: {0}")]
-    ParseKey(#[source] std::io::Error),
-    /// The key PEM held no private key.
-    #[error("failed to find a private key in the key PEM")]
-    NoKey,
-    /// The key is of an unsupported type, or it does not belong to the certificate.
-    #[error("failed to pair the private key with the certificate: {0}")]
-    PairKey(#[source] rustls::Error),
-}
+/// Why a certificate and key pair was not loaded (shared with the compiler and the proxy).
+pub use agentgateway_tls::PemError as TlsError;
 
 /// A throwaway certificate for the unit tests of this module.
 #[cfg(test)]

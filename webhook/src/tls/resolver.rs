@@ -1,6 +1,5 @@
 //! The serving certificate, replaceable at any moment: each handshake reads the current one.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -22,7 +21,7 @@ impl CertResolver {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             current: ArcSwapOption::empty(),
-            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            provider: agentgateway_tls::crypto_provider(),
         })
     }
 
@@ -30,20 +29,7 @@ impl CertResolver {
     /// SEC1), checks that they belong together, and makes them the certificate of every new
     /// handshake. On error the previous certificate stays in place.
     pub fn set_pem(&self, cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<(), TlsError> {
-        let chain = rustls_pemfile::certs(&mut Cursor::new(cert_chain_pem))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(TlsError::ParseCertificates)?;
-        if chain.is_empty() {
-            return Err(TlsError::NoCertificate);
-        }
-        let key = rustls_pemfile::private_key(&mut Cursor::new(key_pem))
-            .map_err(TlsError::ParseKey)?
-            .ok_or(TlsError::NoKey)?;
-        let certified =
-            CertifiedKey::from_der(chain, key, &self.provider).map_err(TlsError::PairKey)?;
-        // `from_der` lets a key whose consistency it cannot check through; insist on a match so a
-        // mixed-up pair is refused here rather than failing every handshake later.
-        certified.keys_match().map_err(TlsError::PairKey)?;
+        let certified = agentgateway_tls::certified_key(cert_chain_pem, key_pem, &self.provider)?;
         self.current.store(Some(Arc::new(certified)));
         Ok(())
     }

@@ -200,7 +200,7 @@ render "$TMP/scoped.yaml" --set "operator.watchNamespaces={$NS,team-a}"
 docs ClusterRole "$TMP/scoped.yaml" >"$TMP/scoped-cr.yaml"
 has_all "$TMP/scoped-cr.yaml" "scoped ClusterRole" '    resources: ["gatewayclasses"]' '    resources: ["gatewayclasses/status"]' \
   '    resources: ["customresourcedefinitions"]' '    resourceNames: ["agentgateway-webhook"]'
-for kind in '"secrets"' '"deployments"' '"gateways"' '"httproutes"' '"agentgatewaybackends"' '"agentgatewaypolicies"' '"events"' '"pods"' '"roles"'; do
+for kind in '"secrets"' '"deployments"' '"gateways"' '"httproutes"' '"agentgatewaybackends"' '"agentgatewaypolicies"' '"agentgatewayparameters"' '"horizontalpodautoscalers"' '"poddisruptionbudgets"' '"events"' '"pods"' '"roles"'; do
   hasnt "$TMP/scoped-cr.yaml" "$kind" "ClusterRole with operator.watchNamespaces (namespaced kinds belong in the Roles)"
 done
 for ns in "$NS" team-a; do
@@ -208,7 +208,8 @@ for ns in "$NS" team-a; do
     "$TMP/scoped.yaml" >"$TMP/scoped-role.yaml"
   has_all "$TMP/scoped-role.yaml" "Role agentgateway-operator-workloads in $ns" '    resources: ["gateways", "httproutes", "referencegrants"]' \
     '    resources: ["configmaps", "secrets", "services", "serviceaccounts"]' '    resources: ["deployments"]' \
-    '    resources: ["pods/proxy"]' '  - apiGroups: ["events.k8s.io", ""]' '    resources: ["agentgatewaypolicies/status"]'
+    '    resources: ["pods/proxy"]' '  - apiGroups: ["events.k8s.io", ""]' '    resources: ["agentgatewaypolicies/status"]' \
+    '    resources: ["agentgatewayparameters"]' '    resources: ["horizontalpodautoscalers"]' '    resources: ["poddisruptionbudgets"]'
 done
 [ "$(docs RoleBinding "$TMP/scoped.yaml" | grep -c 'name: agentgateway-operator-workloads')" = 4 ] \
   || fail "a RoleBinding to agentgateway-operator-workloads in each of the 2 namespaces" "$TMP/scoped.yaml"
@@ -333,7 +334,8 @@ pass "redis.deploy: Redis Deployment (in memory, password, non-root, read-only r
 
 # ---------------------------------------------------------------- RBAC
 # Over every rendering with RBAC: no "*" in apiGroups/resources/verbs, no verb beyond what the
-# operator needs (delete: the proxy objects of a Gateway that leaves the class, and nothing else).
+# operator needs (delete: the proxy objects of a Gateway that leaves the class, and the autoscaler
+# and budget its parameters stop asking for; nothing else).
 for f in "$DEFAULT" "$TMP/off.yaml" "$TMP/scoped.yaml" "$TMP/redis.yaml"; do
   { docs ClusterRole "$f"; docs Role "$f"; } >"$TMP/rbac.yaml"
   [ -s "$TMP/rbac.yaml" ] || fail "no ClusterRole/Role rendered" "$f"
@@ -344,7 +346,7 @@ for f in "$DEFAULT" "$TMP/off.yaml" "$TMP/scoped.yaml" "$TMP/redis.yaml"; do
     fail "RBAC rules grant a verb the operator does not need" "$TMP/verbs.out"
   fi
   if grep -v '^ *#' "$TMP/rbac.yaml" | grep -B2 -w 'delete' | grep 'resources:' \
-    | grep -vE '"(configmaps|secrets|services|serviceaccounts|deployments|roles|rolebindings)"' >"$TMP/delete.out"; then
+    | grep -vE '"(configmaps|secrets|services|serviceaccounts|deployments|roles|rolebindings|horizontalpodautoscalers|poddisruptionbudgets)"' >"$TMP/delete.out"; then
     fail "delete is granted beyond the proxy objects' kinds" "$TMP/delete.out"
   fi
 done
@@ -353,6 +355,8 @@ has_all "$TMP/cr.yaml" "ClusterRole" '    resources: ["gatewayclasses"]' '    re
   '    resources: ["gateways", "httproutes", "referencegrants"]' '    resources: ["gateways/status", "httproutes/status"]' \
   '    resources: ["gateways/finalizers"]' '    resources: ["agentgatewaybackends/status"]' \
   '    resources: ["agentgatewaypolicies"]' '    resources: ["agentgatewaypolicies/status"]' \
+  '    resources: ["agentgatewayparameters"]' '    resources: ["horizontalpodautoscalers"]' \
+  '    resources: ["poddisruptionbudgets"]' \
   '    resources: ["configmaps", "secrets", "services", "serviceaccounts"]' \
   '    resources: ["customresourcedefinitions"]' '  - apiGroups: ["events.k8s.io", ""]' \
   '    resourceNames: ["agentgateway-webhook"]'
@@ -430,7 +434,7 @@ pass "names: <release>-agentgateway-*, release name alone when it contains agent
 has_all "$TMP/wh.yaml" "webhook configurations" "  - name: default.agentgateway.dev" "  - name: validate.agentgateway.dev" "        path: /mutate" \
   "        path: /validate" "    reinvocationPolicy: Never" "        name: agentgateway-webhook"
 for want in "    failurePolicy: Fail" "    sideEffects: None" "    timeoutSeconds: 5" '    admissionReviewVersions: ["v1"]' \
-  "    matchPolicy: Equivalent" '        resources: ["agentgatewaybackends", "agentgatewaypolicies"]' '        operations: ["CREATE", "UPDATE"]' \
+  "    matchPolicy: Equivalent" '        resources: ["agentgatewaybackends", "agentgatewaypolicies", "agentgatewayparameters"]' '        operations: ["CREATE", "UPDATE"]' \
   "        port: 443" "        namespace: $NS" "        scope: Namespaced"; do
   [ "$(grep -cF -- "$want" "$TMP/wh.yaml")" = 2 ] || fail "both webhook configurations need '$want'" "$TMP/wh.yaml"
 done

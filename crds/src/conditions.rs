@@ -52,6 +52,9 @@ pub mod reasons {
     pub const RESOURCE_CONFLICT: &str = "ResourceConflict";
     /// `Programmed=False`: the config does not fit a ConfigMap, even compressed.
     pub const CONFIG_TOO_LARGE: &str = "ConfigTooLarge";
+    /// `Accepted=False` on a Gateway or GatewayClass whose `parametersRef` names a missing object,
+    /// another kind, or invalid `AgentgatewayParameters` (Gateway API's reason).
+    pub const INVALID_PARAMETERS: &str = "InvalidParameters";
     /// Event: a Gateway left our class and its proxy objects were deleted.
     pub const RELEASED: &str = "Released";
 }

@@ -24,6 +24,25 @@ pub struct GatewayClassSpec {
     /// Free-form description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Parameters for every Gateway of the class (for agentgateway: an `AgentgatewayParameters`,
+    /// which a Gateway's own `infrastructure.parametersRef` overrides field by field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters_ref: Option<ClassParametersReference>,
+}
+
+/// A GatewayClass's reference to its parameters (Gateway API `ParametersReference`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassParametersReference {
+    /// The group of the referent (`agentgateway.dev`).
+    pub group: String,
+    /// The kind of the referent (`AgentgatewayParameters`).
+    pub kind: String,
+    /// The referent's name.
+    pub name: String,
+    /// The referent's namespace (required for a namespaced kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Status of a GatewayClass.
@@ -54,6 +73,9 @@ pub struct GatewaySpec {
     /// Gateway-wide TLS settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<GatewayTLSSettings>,
+    /// Labels, annotations and parameters of the objects that run the Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure: Option<GatewayInfrastructure>,
 }
 
 /// Gateway-wide TLS settings (Gateway API `spec.tls`).
@@ -65,6 +87,33 @@ pub struct GatewayTLSSettings {
     /// served without the validation asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frontend: Option<serde_json::Value>,
+}
+
+/// Gateway API `GatewayInfrastructure`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayInfrastructure {
+    /// Labels of every object created for the Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// Annotations of every object created for the Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+    /// The Gateway's own parameters, in its namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters_ref: Option<LocalParametersReference>,
+}
+
+/// Gateway API `LocalParametersReference`: an object in the Gateway's namespace.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalParametersReference {
+    /// The group of the referent (`agentgateway.dev`).
+    pub group: String,
+    /// The kind of the referent (`AgentgatewayParameters`).
+    pub kind: String,
+    /// The referent's name.
+    pub name: String,
 }
 
 /// One listener of a Gateway.

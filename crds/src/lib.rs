@@ -6,11 +6,13 @@ pub mod backend;
 pub mod conditions;
 pub mod duration;
 pub mod gateway_api;
+pub mod parameters;
 pub mod policy;
 pub mod proxy_config;
 pub mod validation;
 
 pub use backend::{AgentgatewayBackend, AgentgatewayBackendSpec, AgentgatewayBackendStatus};
+pub use parameters::{AgentgatewayParameters, AgentgatewayParametersSpec};
 pub use policy::{AgentgatewayPolicy, AgentgatewayPolicySpec, AgentgatewayPolicyStatus};
 
 /// The API group of our own resources.
@@ -27,5 +29,6 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     use kube::CustomResourceExt;
     let backend = serde_yaml::to_string(&AgentgatewayBackend::crd())?;
     let policy = serde_yaml::to_string(&AgentgatewayPolicy::crd())?;
-    Ok(format!("---\n{backend}---\n{policy}"))
+    let parameters = serde_yaml::to_string(&AgentgatewayParameters::crd())?;
+    Ok(format!("---\n{backend}---\n{policy}---\n{parameters}"))
 }

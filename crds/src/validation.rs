@@ -2,7 +2,9 @@
 //! the operator's status and the admission webhook, so they can never disagree; those of an
 //! `AgentgatewayPolicy` are in [`policy`].
 
+pub mod parameters;
 pub mod policy;
+pub mod quantity;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -12,6 +14,7 @@ use crate::backend::{
 };
 use crate::duration::parse_duration;
 use crate::proxy_config::limits::{MAX_CONSECUTIVE_FAILURES, MAX_DURATION_MS, MIN_DURATION_MS};
+pub use parameters::{validate_infrastructure, validate_parameters_spec};
 pub use policy::validate_policy_spec;
 
 /// The most groups a backend may have.

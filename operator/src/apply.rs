@@ -7,7 +7,7 @@ use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -106,7 +106,7 @@ fn holder(meta: &ObjectMeta) -> String {
 /// anything is written.
 pub async fn apply_owned<K>(
     ctx: &Context,
-    mut desired: K,
+    desired: K,
     live: Option<ObjectMeta>,
 ) -> Result<Applied, Error>
 where
@@ -117,7 +117,36 @@ where
         + Clone
         + Debug,
 {
-    let kind = <K as k8s_openapi::Resource>::KIND;
+    let namespace = desired.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    apply_with(ctx, &api, <K as k8s_openapi::Resource>::KIND, desired, live).await
+}
+
+/// [`apply_owned`] for an object whose API version is chosen at run time (the autoscaler and
+/// the disruption budget, see `resources::scaling`): always read by name first, as no cache
+/// holds these kinds.
+pub async fn apply_owned_dynamic(
+    ctx: &Context,
+    kind: &'static str,
+    resource: &ApiResource,
+    desired: DynamicObject,
+) -> Result<Applied, Error> {
+    let namespace = desired.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, resource);
+    apply_with(ctx, &api, kind, desired, None).await
+}
+
+/// What [`apply_owned`] does, through `api`.
+async fn apply_with<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    kind: &'static str,
+    mut desired: K,
+    live: Option<ObjectMeta>,
+) -> Result<Applied, Error>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+{
     let name = desired.name_any();
     let namespace = desired.namespace().unwrap_or_default();
     let Some(owner) = desired
@@ -137,7 +166,6 @@ where
         name: name.clone(),
         source,
     })?;
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let live = match live {
         Some(live) => Some(live),
         None => api

@@ -13,7 +13,7 @@ use crate::backoff::Backoff;
 use crate::cache::{Scope, Stores};
 use crate::metrics::Metrics;
 use crate::redis::{self, PasswordSource, PasswordState};
-use crate::resources::ProxySettings;
+use crate::resources::{ProxySettings, ScalingApis};
 use crate::route_views::RouteViews;
 
 /// Shared by every controller.
@@ -43,9 +43,32 @@ pub struct Context {
     pub recent_status: Mutex<HashMap<String, (String, String)>>,
     /// When each Gateway's proxy objects were last written (see [`Context::coalesce`]).
     pub last_compiled: Mutex<HashMap<String, Instant>>,
+    /// The autoscaler and disruption budget API versions the cluster serves.
+    pub scaling: ScalingApis,
+    /// Autoscalers and budgets (`Kind/namespace/gateway`) known not to exist, so that Gateways
+    /// without them are not asked about on every reconcile (no cache holds these kinds).
+    pub absent: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Context {
+    /// Whether the object `key` (see `scaling::absent_key`) is known not to exist.
+    pub fn known_absent(&self, key: &str) -> bool {
+        self.absent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    /// Records whether the object `key` is known not to exist.
+    pub fn remember_absent(&self, key: String, absent: bool) {
+        let mut known = self.absent.lock().unwrap_or_else(|e| e.into_inner());
+        if absent {
+            known.insert(key);
+        } else {
+            known.remove(&key);
+        }
+    }
+
     /// Whether the proxies count in Redis (`--redis-url`): policies with `rateLimit.global` or
     /// `budget` apply only then.
     pub fn shared_counters(&self) -> bool {

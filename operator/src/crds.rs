@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
-use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayParameters, AgentgatewayPolicy};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::ListParams;
 use kube::{Api, Client, Resource};
@@ -17,8 +17,8 @@ use crate::shutdown::Shutdown;
 
 const POLL: Duration = Duration::from_secs(2);
 
-/// Waits until the AgentgatewayBackend, AgentgatewayPolicy and Gateway API kinds are served (the
-/// chart installs our two CRDs from one file). Returns whether
+/// Waits until the AgentgatewayBackend, AgentgatewayPolicy, AgentgatewayParameters and Gateway API
+/// kinds are served (the chart installs our CRDs from one file). Returns whether
 /// ReferenceGrants are served too (optional: without them, cross-namespace references are
 /// refused), or `None` when shutdown came first.
 /// Namespaced kinds are listed where the operator may read them (`scope`).
@@ -35,6 +35,12 @@ pub async fn wait_for_crds(client: &Client, scope: &Scope, shutdown: &Shutdown) 
         check::<AgentgatewayPolicy>(
             scoped(client, scope),
             "agentgatewaypolicies.agentgateway.dev",
+            &mut missing,
+        )
+        .await;
+        check::<AgentgatewayParameters>(
+            scoped(client, scope),
+            "agentgatewayparameters.agentgateway.dev",
             &mut missing,
         )
         .await;

@@ -23,6 +23,7 @@ pub mod proxy_report;
 pub mod redis;
 pub mod resources;
 pub mod route_views;
+pub mod scaling;
 pub mod shutdown;
 pub mod webhook;
 
@@ -133,6 +134,9 @@ async fn run_controllers(
     let Some(grants) = crds::wait_for_crds(&client, &scope, shutdown).await else {
         return Ok(());
     };
+    let Some(scaling) = scaling::discover(&client, shutdown).await else {
+        return Ok(());
+    };
     let triggers = Triggers::default();
     let route_views = Arc::new(RouteViews::new(triggers.routes.refs.clone()));
     let forget = Arc::clone(&route_views);
@@ -202,6 +206,8 @@ async fn run_controllers(
         backoff: Mutex::new(backoff::Backoff::default()),
         recent_status: Mutex::new(Default::default()),
         last_compiled: Mutex::new(Default::default()),
+        scaling,
+        absent: Mutex::default(),
     });
 
     if !args.leader_election {

@@ -17,7 +17,9 @@ use crate::review::{
 use crate::router::WebhookState;
 use crate::secrets::BoundedLookup;
 use crate::targets::BoundedTargets;
-use crate::validate::{Verdict, validate_object, validate_policy_object};
+use crate::validate::{
+    Verdict, validate_object, validate_parameters_object, validate_policy_object,
+};
 
 /// How long one Secret or target lookup may take before the webhook answers without it.
 const SECRET_LOOKUP_LIMIT: Duration = Duration::from_secs(2);
@@ -30,15 +32,17 @@ const VERSION: &str = "v1alpha1";
 enum Admitted {
     Backend,
     Policy,
+    Parameters,
 }
 
 impl Admitted {
-    const ALL: [Self; 2] = [Self::Backend, Self::Policy];
+    const ALL: [Self; 3] = [Self::Backend, Self::Policy, Self::Parameters];
 
     fn kind(self) -> &'static str {
         match self {
             Self::Backend => "AgentgatewayBackend",
             Self::Policy => "AgentgatewayPolicy",
+            Self::Parameters => "AgentgatewayParameters",
         }
     }
 
@@ -174,6 +178,7 @@ async fn validate(state: &WebhookState, review: Review) -> (AdmissionResponse, O
             };
             validate_policy_object(&object, old_object.as_ref(), &targets).await
         }
+        Admitted::Parameters => validate_parameters_object(&object, old_object.as_ref()).await,
     };
     match verdict {
         Verdict::Allowed { warnings } => {
@@ -201,6 +206,8 @@ fn mutate(review: Review) -> (AdmissionResponse, Outcome) {
     let patch = match admitted {
         Admitted::Backend => default_patch(&object),
         Admitted::Policy => default_policy_patch(&object),
+        // The operator's flags are the defaults of what a parameters object leaves out.
+        Admitted::Parameters => return (allowed, Outcome::Allowed),
     };
     if patch.is_empty() {
         return (allowed, Outcome::Allowed);
@@ -225,12 +232,14 @@ fn skips_checks(request: &AdmissionRequest<DynamicObject>) -> bool {
 
 fn wrong_kind_message(kind: &GroupVersionKind) -> String {
     let admitted: Vec<&str> = Admitted::ALL.iter().map(|a| a.kind()).collect();
+    let admitted = match admitted.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    };
     format!(
         "this webhook admits {GROUP}/{VERSION} {}, not {}/{} {}",
-        admitted.join(" and "),
-        kind.group,
-        kind.version,
-        kind.kind
+        admitted, kind.group, kind.version, kind.kind
     )
 }
 

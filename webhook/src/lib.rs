@@ -1,4 +1,5 @@
-//! Admission webhooks of agentgateway for `AgentgatewayBackend` and `AgentgatewayPolicy`.
+//! Admission webhooks of agentgateway for `AgentgatewayBackend`, `AgentgatewayPolicy` and
+//! `AgentgatewayParameters` (validated only: it has no defaults).
 //!
 //! Kubernetes 1.20 silently drops CEL rules, so these webhooks are what keeps invalid backends and
 //! policies out of the cluster: the mutating one writes the documented defaults into the object
@@ -30,4 +31,4 @@ pub use router::{HEALTH_PATH, MUTATE_PATH, VALIDATE_PATH, WebhookState, router};
 pub use secrets::{SecretLookup, SecretState, StaticSecrets};
 pub use targets::{StaticTargets, TargetLookup, TargetState};
 pub use tls::{CertResolver, TlsError, serve_tls, watch_cert_dir};
-pub use validate::{Verdict, validate_object, validate_policy_object};
+pub use validate::{Verdict, validate_object, validate_parameters_object, validate_policy_object};

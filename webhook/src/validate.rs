@@ -9,10 +9,13 @@
 use std::collections::BTreeMap;
 
 use agentgateway_crds::AgentgatewayBackendSpec;
+use agentgateway_crds::AgentgatewayParametersSpec;
 use agentgateway_crds::backend::BackendPolicies;
 use agentgateway_crds::policy::AgentgatewayPolicySpec;
 use agentgateway_crds::proxy_config::defaults;
-use agentgateway_crds::validation::{FieldError, validate_backend_spec, validate_policy_spec};
+use agentgateway_crds::validation::{
+    FieldError, validate_backend_spec, validate_parameters_spec, validate_policy_spec,
+};
 use json_patch::Patch;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -24,6 +27,7 @@ use crate::targets::{TargetLookup, TargetState};
 
 const BACKEND: &str = "AgentgatewayBackend";
 const POLICY: &str = "AgentgatewayPolicy";
+const PARAMETERS: &str = "AgentgatewayParameters";
 
 /// What the validating webhook answers about one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +90,24 @@ pub async fn validate_policy_object(
         target_warnings(&spec, namespace, targets).await
     })
     .await
+}
+
+/// Validates `object` (an `AgentgatewayParameters` as JSON) by the rules the operator applies
+/// ([`validate_parameters_spec`]), with the same treatment of deletions and unchanged specs as
+/// [`validate_object`]. Nothing is defaulted (the operator's flags are the defaults) and nothing
+/// is looked up, so a valid object is allowed without warnings.
+pub async fn validate_parameters_object(object: &Value, old_object: Option<&Value>) -> Verdict {
+    let checks = (
+        PARAMETERS,
+        validate_parameters_spec as fn(&AgentgatewayParametersSpec) -> _,
+        no_defaults as fn(&_) -> _,
+    );
+    verdict(object, old_object, checks, async |_, _| Vec::new()).await
+}
+
+/// The (empty) defaulting patch of a kind without defaults.
+fn no_defaults(_: &Value) -> Patch {
+    Patch(Vec::new())
 }
 
 /// A kind's name, structural rules and defaults.

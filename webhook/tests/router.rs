@@ -164,7 +164,7 @@ async fn another_kind_is_denied_naming_both_kinds() {
     assert_eq!(response["status"]["code"], 400);
     assert_eq!(
         response["status"]["message"],
-        "this webhook admits agentgateway.dev/v1alpha1 AgentgatewayBackend and AgentgatewayPolicy, not /v1 ConfigMap"
+        "this webhook admits agentgateway.dev/v1alpha1 AgentgatewayBackend, AgentgatewayPolicy and AgentgatewayParameters, not /v1 ConfigMap"
     );
 }
 

@@ -118,15 +118,15 @@ policy/v1beta1
 {{- define "agentgateway.webhookCommon" -}}
 admissionReviewVersions: ["v1"]
 sideEffects: None
-# Closed: an AgentgatewayBackend or AgentgatewayPolicy is never stored without being defaulted and
-# validated.
+# Closed: an AgentgatewayBackend, AgentgatewayPolicy or AgentgatewayParameters is never stored
+# without being defaulted and validated.
 failurePolicy: Fail
 timeoutSeconds: 5
 matchPolicy: Equivalent
 rules:
   - apiGroups: ["agentgateway.dev"]
     apiVersions: ["v1alpha1"]
-    resources: ["agentgatewaybackends", "agentgatewaypolicies"]
+    resources: ["agentgatewaybackends", "agentgatewaypolicies", "agentgatewayparameters"]
     operations: ["CREATE", "UPDATE"]
     scope: Namespaced
 {{- end -}}
@@ -200,6 +200,11 @@ operator.watchNamespaces empty, a Role in each listed namespace otherwise.
 - apiGroups: ["agentgateway.dev"]
   resources: ["agentgatewaypolicies/status"]
   verbs: ["patch", "update"]
+# The parameters Gateways and GatewayClasses refer to (replicas, autoscaling, resources, Service,
+# pods, disruption budget of their proxies).
+- apiGroups: ["agentgateway.dev"]
+  resources: ["agentgatewayparameters"]
+  verbs: ["get", "list", "watch"]
 # Per Gateway, in its namespace (server-side apply = patch): the proxy's ServiceAccount, its
 # ConfigMap <gateway>-config, Secret <gateway>-credentials and Service. Reading Secrets also
 # resolves the providers' key references, and holding get/list/watch on ConfigMaps and Secrets
@@ -223,6 +228,15 @@ operator.watchNamespaces empty, a Role in each listed namespace otherwise.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+# The proxy's HorizontalPodAutoscaler (with AgentgatewayParameters autoscaling; autoscaling/v2
+# or v2beta2) and PodDisruptionBudget (policy/v1 or v1beta1), deleted when the parameters drop
+# them or the Gateway leaves the class.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "create", "patch", "update", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "create", "patch", "update", "delete"]
 # The proxy's Role + RoleBinding (read of its own ConfigMap and Secret only).
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]

@@ -22,7 +22,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
-use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayParameters, AgentgatewayPolicy};
 
 pub mod inputs;
 pub mod referenced;
@@ -51,6 +51,8 @@ pub struct Stores {
     pub backends: Store<AgentgatewayBackend>,
     /// AgentgatewayPolicies.
     pub policies: Store<AgentgatewayPolicy>,
+    /// AgentgatewayParameters.
+    pub parameters: Store<AgentgatewayParameters>,
     /// Secrets, metadata only: which exist (provider keys, consumers' API keys, the proxies'
     /// credentials). The data of the referenced and selected ones is in [`Stores::referenced`].
     pub secrets: Store<PartialObjectMeta<Secret>>,
@@ -93,6 +95,7 @@ impl Stores {
         let (routes, routes_writer) = reflector::store();
         let (backends, backends_writer) = reflector::store();
         let (policies, policies_writer) = reflector::store();
+        let (parameters, parameters_writer) = reflector::store();
         let (secrets, secrets_writer) = reflector::store();
         let (config_maps, config_maps_writer) = reflector::store();
         let (deployments, deployments_writer) = reflector::store();
@@ -108,6 +111,7 @@ impl Stores {
             routes,
             backends,
             policies,
+            parameters,
             secrets,
             config_maps,
             referenced: Arc::default(),
@@ -188,6 +192,14 @@ impl Stores {
             any(),
             policies_writer,
             policy_subscribers(triggers),
+            keep,
+        );
+        spawn_reflector(
+            "AgentgatewayParameters",
+            scope.apis(client),
+            any(),
+            parameters_writer,
+            parameters_subscribers(&stores, triggers),
             keep,
         );
         spawn_reflector(
@@ -291,6 +303,7 @@ impl Stores {
         ready("HTTPRoute", &self.routes).await?;
         ready("AgentgatewayBackend", &self.backends).await?;
         ready("AgentgatewayPolicy", &self.policies).await?;
+        ready("AgentgatewayParameters", &self.parameters).await?;
         ready("Secret", &self.secrets).await?;
         ready("ConfigMap", &self.config_maps).await?;
         if let Some(grants) = &self.reference_grants {
@@ -317,6 +330,51 @@ impl Stores {
             .get(&ObjectRef::new(name).within(namespace))
             .filter(|g| self.our_class(&g.spec.gateway_class_name).is_some())
     }
+}
+
+/// Who hears of a change of an AgentgatewayParameters (its spec, creation or deletion): the
+/// Gateways that refer to it, directly or through their class, and the classes that refer to it.
+fn parameters_subscribers(
+    stores: &Stores,
+    triggers: &Triggers,
+) -> Vec<Subscriber<AgentgatewayParameters>> {
+    let (gateways, classes) = (stores.gateways.clone(), stores.gateway_classes.clone());
+    let classes_of = classes.clone();
+    let gateways_using = move |parameters: &AgentgatewayParameters| {
+        let (namespace, name) = key(parameters);
+        refs_where(&gateways, |gateway| {
+            let own = gateway
+                .spec
+                .infrastructure
+                .as_ref()
+                .and_then(|i| i.parameters_ref.as_ref())
+                .is_some_and(|r| {
+                    r.name == name && gateway.namespace().as_deref() == Some(namespace.as_str())
+                });
+            let through_class = classes_of
+                .get(&ObjectRef::new(&gateway.spec.gateway_class_name))
+                .is_some_and(|class| class_refers_to(&class, &namespace, &name));
+            own || through_class
+        })
+    };
+    let classes_using = move |parameters: &AgentgatewayParameters| {
+        let (namespace, name) = key(parameters);
+        refs_where(&classes, |class| class_refers_to(class, &namespace, &name))
+    };
+    vec![
+        Subscriber::refs(&triggers.gateways, gateways_using).spec_only(),
+        Subscriber::refs(&triggers.classes, classes_using).spec_only(),
+    ]
+}
+
+/// Whether `class`'s `parametersRef` names the parameters `namespace/name` (whatever its kind:
+/// a wrong kind is reported by the class, and fixing it is a change of the class).
+fn class_refers_to(class: &GatewayClass, namespace: &str, name: &str) -> bool {
+    class
+        .spec
+        .parameters_ref
+        .as_ref()
+        .is_some_and(|r| r.name == name && r.namespace.as_deref() == Some(namespace))
 }
 
 /// Drops every annotation but ours (the applied hash of the objects the operator writes): a
@@ -527,6 +585,7 @@ mod tests {
             routes: reflector::store().0,
             backends,
             policies: policies(vec![policy("team-a", &[("consumer-of", "llm")])]),
+            parameters: reflector::store().0,
             secrets: reflector::store().0,
             config_maps: reflector::store().0,
             referenced: Arc::default(),
@@ -586,6 +645,7 @@ spec:
             routes: reflector::store().0,
             backends: reflector::store().0,
             policies: policies(Vec::new()),
+            parameters: reflector::store().0,
             secrets: reflector::store().0,
             config_maps: reflector::store().0,
             referenced: Arc::default(),

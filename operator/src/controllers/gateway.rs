@@ -21,13 +21,14 @@ use kube::{Api, Resource};
 
 use super::gateway_status::{self, Programming};
 use super::status::{StatusWrite, write_status};
-use super::{instrumented, object_key, on_error};
-use crate::apply::{Applied, applied_hash, apply_owned, controlled_by};
+use super::{instrumented, object_key, on_error, parameters};
+use crate::apply::{Applied, applied_hash, apply_owned, apply_owned_dynamic, controlled_by};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::proxy_report;
-use crate::resources::{self, Owner, ProxyObjects};
+use crate::resources::{self, Owner, ProxyObjects, Workload};
 use crate::route_views;
+use crate::scaling;
 
 /// The controller's name in metrics and logs.
 pub const CONTROLLER: &str = "gateway";
@@ -50,13 +51,9 @@ pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Actio
     if gateway.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if ctx
-        .stores
-        .our_class(&gateway.spec.gateway_class_name)
-        .is_none()
-    {
+    let Some(class) = ctx.stores.our_class(&gateway.spec.gateway_class_name) else {
         return instrumented(&ctx, CONTROLLER, &key, release(&gateway, &ctx, &key)).await;
-    }
+    };
     // A burst of changes (a thousand backends applied at once) is coalesced: proxy objects are
     // written at most once per COALESCE per Gateway, so the burst costs a few compiles and
     // ConfigMap writes; a single change after a quiet spell waits for nothing.
@@ -73,11 +70,24 @@ pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Actio
     let routes = route_views::routes_of(&key, &inputs.routes, &compilation);
     ctx.route_views
         .publish_compile(&key, route_views::uid(&gateway), routes);
+    // Invalid parameters build no workload: the running Deployment, Service, autoscaler and
+    // budget stay as they are (no flap to the defaults), while routes and keys still reach the
+    // proxy through its ConfigMap and Secret.
+    let stores = &ctx.stores;
+    let lookup = |namespace: &str, name: &str| {
+        stores
+            .parameters
+            .get(&ObjectRef::new(name).within(namespace))
+    };
+    let shape = parameters::gateway_shape(&gateway, &class, &lookup);
+    let infrastructure = parameters::infrastructure_only(&gateway);
     let objects = resources::build(
         &gateway,
         &compilation.compiled,
         &ctx.proxy,
         &ctx.redis_password(),
+        shape.as_ref().map_err(|_| &infrastructure),
+        ctx.scaling,
     );
     // A write that failed is not repeated before its backoff ends, however often unrelated
     // changes wake this Gateway; a changed input is tried at once.
@@ -89,7 +99,15 @@ pub async fn reconcile(gateway: Arc<Gateway>, ctx: Arc<Context>) -> Result<Actio
         &ctx,
         CONTROLLER,
         &key,
-        program(&gateway, &ctx, &key, &compilation, objects, attempt),
+        program(
+            &gateway,
+            &ctx,
+            &key,
+            &compilation,
+            objects,
+            attempt,
+            shape.err(),
+        ),
     )
     .await
 }
@@ -119,6 +137,7 @@ async fn program(
     compilation: &GatewayCompilation,
     objects: Result<ProxyObjects>,
     attempt: String,
+    invalid_parameters: Option<String>,
 ) -> Result<Action> {
     let owner = Owner::of(gateway)?;
     let applied = match objects {
@@ -160,7 +179,25 @@ async fn program(
     };
     ctx.route_views
         .publish_delivery(key, route_views::uid(gateway), programming.delivery());
-    let status = write_gateway_status(gateway, ctx, key, compilation, &programming).await;
+    if let Some(message) = &invalid_parameters {
+        ctx.publish(
+            &gateway.object_ref(&()),
+            EventType::Warning,
+            reasons::INVALID_PARAMETERS,
+            "Validate",
+            message.clone(),
+        )
+        .await;
+    }
+    let status = write_gateway_status(
+        gateway,
+        ctx,
+        key,
+        compilation,
+        &programming,
+        invalid_parameters.as_deref(),
+    )
+    .await;
     if let Some(error) = failure {
         if let Err(status_error) = status {
             tracing::warn!(gateway = %key, error = %status_error, "failed to report the failure in the Gateway's status");
@@ -207,8 +244,9 @@ async fn write_gateway_status(
     key: &str,
     compilation: &GatewayCompilation,
     programming: &Programming,
+    invalid_parameters: Option<&str>,
 ) -> Result<()> {
-    let desired = gateway_status::desired(gateway, compilation, programming);
+    let desired = gateway_status::desired(gateway, compilation, programming, invalid_parameters);
     let status = gateway_status::merge(gateway.status.as_ref(), &desired, Timestamp::now());
     let status = serde_json::to_value(&status).map_err(|source| Error::SerializeStatus {
         kind: "Gateway",
@@ -248,6 +286,8 @@ async fn release(gateway: &Gateway, ctx: &Context, key: &str) -> Result<Action> 
         release_one::<Role, _>(ctx, &owner, &stores.roles, &owner.name).await?,
         release_one::<ServiceAccount, _>(ctx, &owner, &stores.service_accounts, &owner.name)
             .await?,
+        scaling::delete_owned(ctx, HPA, &ctx.scaling.hpa.resource(), &owner).await?,
+        scaling::delete_owned(ctx, PDB, &ctx.scaling.pdb.resource(), &owner).await?,
     ];
     let deleted = deleted.iter().filter(|d| **d).count();
     if deleted > 0 {
@@ -317,8 +357,7 @@ async fn apply_all(ctx: &Context, owner: &Owner, objects: ProxyObjects) -> Resul
         role_binding,
         config_map,
         secret,
-        service,
-        deployment,
+        workload,
     } = objects;
     let results = [
         apply_owned(
@@ -346,21 +385,85 @@ async fn apply_all(ctx: &Context, owner: &Owner, objects: ProxyObjects) -> Resul
             live(&stores.config_maps, owner, &owner.config_map_name()),
         )
         .await?,
-        match service {
-            // A Gateway without a servable listener keeps the Service it had: a Service needs a port.
-            Some(service) => {
-                apply_owned(ctx, service, live(&stores.services, owner, &owner.name)).await?
-            }
-            None => Applied::Unchanged,
-        },
-        apply_owned(
-            ctx,
-            deployment,
-            live(&stores.deployments, owner, &owner.name),
-        )
-        .await?,
     ];
-    Ok(results.iter().filter(|r| **r == Applied::Written).count())
+    let written = results.iter().filter(|r| **r == Applied::Written).count();
+    match workload {
+        Some(workload) => Ok(written + apply_workload(ctx, owner, workload).await?),
+        None => Ok(written),
+    }
+}
+
+/// The kind names of the autoscaler and the budget, in errors and metrics.
+const HPA: &str = "HorizontalPodAutoscaler";
+const PDB: &str = "PodDisruptionBudget";
+
+/// Applies the Service, the Deployment, and the autoscaler and budget the parameters ask for
+/// (deleting those they no longer ask for); returns how many objects were written.
+async fn apply_workload(ctx: &Context, owner: &Owner, workload: Workload) -> Result<usize> {
+    let stores = &ctx.stores;
+    let Workload {
+        service,
+        deployment,
+        autoscaler,
+        disruption_budget,
+    } = workload;
+    let mut written = 0;
+    // A Gateway without a servable listener keeps the Service it had: a Service needs a port.
+    if let Some(service) = service
+        && apply_owned(ctx, service, live(&stores.services, owner, &owner.name)).await?
+            == Applied::Written
+    {
+        written += 1;
+    }
+    let live_deployment = stores
+        .deployments
+        .get(&ObjectRef::new(&owner.name).within(&owner.namespace));
+    let autoscaled = deployment
+        .spec
+        .as_ref()
+        .is_some_and(|s| s.replicas.is_none());
+    if autoscaled
+        && let Some(live) = &live_deployment
+        && controlled_by(&live.metadata, &owner.uid)
+        && let Some(replicas) = live.spec.as_ref().and_then(|s| s.replicas)
+        && !crate::apply::carries_hash(
+            Some(&live.metadata),
+            &desired_hash(&deployment).unwrap_or_default(),
+        )
+    {
+        scaling::hand_over_replicas(ctx, owner, replicas).await?;
+    }
+    let live_meta = live_deployment.map(|d| d.metadata.clone());
+    if apply_owned(ctx, deployment, live_meta).await? == Applied::Written {
+        written += 1;
+    }
+    let scaling_objects = [
+        (HPA, ctx.scaling.hpa.resource(), autoscaler),
+        (PDB, ctx.scaling.pdb.resource(), disruption_budget),
+    ];
+    for (kind, resource, desired) in scaling_objects {
+        match desired {
+            Some(desired) => {
+                let applied = apply_owned_dynamic(ctx, kind, &resource, desired).await?;
+                ctx.remember_absent(scaling::absent_key(kind, owner), false);
+                if applied == Applied::Written {
+                    written += 1;
+                }
+            }
+            None => {
+                if scaling::delete_owned(ctx, kind, &resource, owner).await? {
+                    written += 1;
+                }
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// The hash [`apply_owned`] will stamp on `deployment`.
+fn desired_hash(deployment: &Deployment) -> Option<String> {
+    let mut stamped = deployment.clone();
+    crate::apply::stamp(&mut stamped).ok()
 }
 
 /// The metadata of the cached copy of the owned object `name`.

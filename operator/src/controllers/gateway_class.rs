@@ -1,4 +1,6 @@
-//! GatewayClass: every class whose `controllerName` is ours is `Accepted`.
+//! GatewayClass: every class whose `controllerName` is ours is `Accepted`, unless its
+//! `parametersRef` names a missing object, another kind or invalid `AgentgatewayParameters`
+//! (`Accepted=False` `InvalidParameters`).
 
 use std::sync::Arc;
 
@@ -7,10 +9,11 @@ use agentgateway_crds::conditions::{reasons, types};
 use agentgateway_crds::gateway_api::GatewayClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
 use super::status::{StatusWrite, write_status};
-use super::{instrumented, object_key, on_error};
+use super::{instrumented, object_key, on_error, parameters};
 use crate::conditions::{self, Desired};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -30,7 +33,14 @@ pub fn error_policy(class: Arc<GatewayClass>, error: &Error, ctx: Arc<Context>) 
 }
 
 async fn reconcile_class(class: &GatewayClass, ctx: &Context) -> Result<Action> {
-    let Some(desired) = accepted_condition(class) else {
+    let stores = &ctx.stores;
+    let lookup = |namespace: &str, name: &str| {
+        stores
+            .parameters
+            .get(&ObjectRef::new(name).within(namespace))
+    };
+    let problem = parameters::class_parameters(class, &lookup).err();
+    let Some(desired) = accepted_condition(class, problem.as_deref()) else {
         return Ok(Action::await_change());
     };
     let existing = class
@@ -53,20 +63,31 @@ async fn reconcile_class(class: &GatewayClass, ctx: &Context) -> Result<Action> 
     if !written {
         return Ok(Action::await_change());
     }
-    tracing::info!(gateway_class = %class.name_any(), "gateway class accepted");
+    tracing::info!(gateway_class = %class.name_any(), accepted = desired.status, "gateway class status updated");
     Ok(Action::await_change())
 }
 
-/// `Accepted=True` for a class of ours; `None` for other controllers' classes.
-pub fn accepted_condition(class: &GatewayClass) -> Option<Desired> {
-    (class.spec.controller_name == CONTROLLER_NAME).then(|| {
-        Desired::new(
+/// `Accepted` for a class of ours (`False` with `invalid_parameters` as the message when set);
+/// `None` for other controllers' classes.
+pub fn accepted_condition(
+    class: &GatewayClass,
+    invalid_parameters: Option<&str>,
+) -> Option<Desired> {
+    (class.spec.controller_name == CONTROLLER_NAME).then(|| match invalid_parameters {
+        None => Desired::new(
             types::ACCEPTED,
             true,
             reasons::ACCEPTED,
             "agentgateway manages Gateways of this class",
             class.meta().generation,
-        )
+        ),
+        Some(message) => Desired::new(
+            types::ACCEPTED,
+            false,
+            reasons::INVALID_PARAMETERS,
+            message,
+            class.meta().generation,
+        ),
     })
 }
 
@@ -83,7 +104,7 @@ mod tests {
 
     #[test]
     fn our_class_is_accepted_at_its_generation() {
-        let condition = accepted_condition(&class(CONTROLLER_NAME)).unwrap();
+        let condition = accepted_condition(&class(CONTROLLER_NAME), None).unwrap();
         assert!(condition.status);
         assert_eq!(condition.reason, "Accepted");
         assert_eq!(condition.observed_generation, Some(4));
@@ -91,6 +112,26 @@ mod tests {
 
     #[test]
     fn other_controllers_classes_are_left_alone() {
-        assert!(accepted_condition(&class("example.com/other")).is_none());
+        assert!(accepted_condition(&class("example.com/other"), None).is_none());
+    }
+
+    #[test]
+    fn a_class_with_bad_parameters_is_not_accepted_with_the_message() {
+        let mut class = class(CONTROLLER_NAME);
+        class.spec.parameters_ref =
+            Some(agentgateway_crds::gateway_api::ClassParametersReference {
+                group: "agentgateway.dev".into(),
+                kind: "AgentgatewayParameters".into(),
+                name: "missing".into(),
+                namespace: Some("infra".into()),
+            });
+        let problem = parameters::class_parameters(&class, &|_: &str, _: &str| None).unwrap_err();
+        let condition = accepted_condition(&class, Some(&problem)).unwrap();
+        assert!(!condition.status);
+        assert_eq!(condition.reason, "InvalidParameters");
+        assert_eq!(
+            condition.message,
+            "GatewayClass agentgateway spec.parametersRef: AgentgatewayParameters infra/missing not found"
+        );
     }
 }

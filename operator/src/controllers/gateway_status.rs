@@ -87,11 +87,13 @@ impl Programming {
     }
 }
 
-/// The status `gateway` should have, given how programming its proxy went.
+/// The status `gateway` should have, given how programming its proxy went and what is wrong
+/// with its parameters, if anything (`Accepted=False` `InvalidParameters` with that message).
 pub fn desired(
     gateway: &Gateway,
     compilation: &GatewayCompilation,
     programming: &Programming,
+    invalid_parameters: Option<&str>,
 ) -> DesiredStatus {
     let generation = gateway.metadata.generation;
     let object = ObjectRef::of(gateway);
@@ -126,15 +128,25 @@ pub fn desired(
             conditions,
         });
     }
+    let accepted = match invalid_parameters {
+        None => Desired::new(
+            types::ACCEPTED,
+            true,
+            reasons::ACCEPTED,
+            "accepted by agentgateway",
+            generation,
+        ),
+        Some(message) => Desired::new(
+            types::ACCEPTED,
+            false,
+            reasons::INVALID_PARAMETERS,
+            format!("{message}; the proxy's Deployment and Service are kept as they were"),
+            generation,
+        ),
+    };
     DesiredStatus {
         conditions: vec![
-            Desired::new(
-                types::ACCEPTED,
-                true,
-                reasons::ACCEPTED,
-                "accepted by agentgateway",
-                generation,
-            ),
+            accepted,
             Desired::new(
                 types::PROGRAMMED,
                 available,
@@ -347,7 +359,7 @@ spec:
 
     #[test]
     fn listeners_report_attached_routes_and_supported_kinds() {
-        let status = desired(&gateway(), &compiled(), &serving());
+        let status = desired(&gateway(), &compiled(), &serving(), None);
         let http = &status.listeners[0];
         assert_eq!((http.name.as_str(), http.attached_routes), ("http", 1));
         assert!(condition(&http.conditions, "Accepted").status);
@@ -363,7 +375,7 @@ spec:
 
     #[test]
     fn an_unsupported_listener_is_not_accepted_with_the_compilers_reason() {
-        let status = desired(&gateway(), &compiled(), &serving());
+        let status = desired(&gateway(), &compiled(), &serving(), None);
         let https = &status.listeners[1];
         let accepted = condition(&https.conditions, "Accepted");
         assert!(!accepted.status);
@@ -391,7 +403,7 @@ spec:
         )
         .unwrap();
         let compilation = compile_gateway(&gateway, &Inputs::default());
-        let status = desired(&gateway, &compilation, &serving());
+        let status = desired(&gateway, &compilation, &serving(), None);
         let check = |listener: usize, type_: &str| {
             let c = condition(&status.listeners[listener].conditions, type_);
             (c.status, c.reason.clone())
@@ -421,13 +433,13 @@ spec:
 
     #[test]
     fn programmed_waits_for_an_available_replica() {
-        let pending = desired(&gateway(), &compiled(), &pending());
+        let pending = desired(&gateway(), &compiled(), &pending(), None);
         let programmed = condition(&pending.conditions, "Programmed");
         assert!(!programmed.status);
         assert_eq!(programmed.reason, "Pending");
         assert!(condition(&pending.conditions, "Accepted").status);
         assert_eq!(programmed.observed_generation, Some(5));
-        let ready = desired(&gateway(), &compiled(), &serving());
+        let ready = desired(&gateway(), &compiled(), &serving(), None);
         assert!(condition(&ready.conditions, "Programmed").status);
     }
 
@@ -437,7 +449,7 @@ spec:
             reason: "ResourceConflict",
             message: "RoleBinding infra/gw already exists".into(),
         };
-        let status = desired(&gateway(), &compiled(), &failed);
+        let status = desired(&gateway(), &compiled(), &failed, None);
         let programmed = condition(&status.conditions, "Programmed");
         assert!(!programmed.status);
         assert_eq!(programmed.reason, "ResourceConflict");
@@ -449,11 +461,11 @@ spec:
 
     #[test]
     fn a_written_status_is_up_to_date_until_something_changes() {
-        let status = desired(&gateway(), &compiled(), &pending());
+        let status = desired(&gateway(), &compiled(), &pending(), None);
         let stored = merge(None, &status, Timestamp::UNIX_EPOCH);
         assert!(up_to_date(Some(&stored), &status));
         assert!(!up_to_date(None, &status));
-        let ready = desired(&gateway(), &compiled(), &serving());
+        let ready = desired(&gateway(), &compiled(), &serving(), None);
         assert!(!up_to_date(Some(&stored), &ready));
         let later = merge(Some(&stored), &ready, Timestamp::MAX);
         // Accepted did not flip and keeps its time; Programmed flipped.
@@ -468,8 +480,23 @@ spec:
     }
 
     #[test]
+    fn invalid_parameters_are_not_accepted_with_gateway_apis_reason_and_the_message() {
+        let message = "spec.infrastructure.parametersRef: AgentgatewayParameters infra/p not found";
+        let status = desired(&gateway(), &compiled(), &serving(), Some(message));
+        let accepted = condition(&status.conditions, "Accepted");
+        assert!(!accepted.status);
+        assert_eq!(accepted.reason, "InvalidParameters");
+        assert!(
+            accepted.message.starts_with(message),
+            "{}",
+            accepted.message
+        );
+        assert_eq!(accepted.observed_generation, Some(5));
+    }
+
+    #[test]
     fn a_removed_listener_is_a_change() {
-        let status = desired(&gateway(), &compiled(), &serving());
+        let status = desired(&gateway(), &compiled(), &serving(), None);
         let mut stored = merge(None, &status, Timestamp::UNIX_EPOCH);
         stored.listeners.push(ListenerStatus {
             name: "gone".into(),

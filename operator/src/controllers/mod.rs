@@ -6,6 +6,7 @@ pub mod backend;
 pub mod gateway;
 pub mod gateway_class;
 pub mod gateway_status;
+pub mod parameters;
 pub mod policy;
 pub mod route;
 pub mod route_status;

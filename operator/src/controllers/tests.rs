@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentgateway_crds::gateway_api::{Gateway, GatewayClass, HTTPRoute};
-use agentgateway_crds::{AgentgatewayBackend, AgentgatewayPolicy};
+use agentgateway_crds::{AgentgatewayBackend, AgentgatewayParameters, AgentgatewayPolicy};
 use futures_util::StreamExt;
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -43,6 +43,9 @@ struct Objects {
     service_accounts: Vec<ServiceAccount>,
     /// Whether the operator was given a Redis URL.
     redis: bool,
+    parameters: Vec<AgentgatewayParameters>,
+    /// The autoscaler and budget versions the "cluster" serves.
+    scaling: crate::resources::ScalingApis,
 }
 
 struct Harness {
@@ -84,6 +87,8 @@ fn harness(objects: Objects) -> Harness {
     fill(w, objects.policies);
     let (secrets, w) = reflector::store();
     fill(w, objects.secrets);
+    let (parameters, w) = reflector::store();
+    fill(w, objects.parameters);
     let (config_maps, w) = reflector::store();
     fill(w, objects.config_maps);
     let (service_accounts, w) = reflector::store();
@@ -94,6 +99,7 @@ fn harness(objects: Objects) -> Harness {
         routes,
         backends,
         policies,
+        parameters,
         secrets,
         config_maps,
         referenced: Arc::default(),
@@ -131,6 +137,8 @@ fn harness(objects: Objects) -> Harness {
         backoff: Mutex::default(),
         recent_status: Mutex::default(),
         last_compiled: Mutex::default(),
+        scaling: objects.scaling,
+        absent: Mutex::default(),
     };
     Harness {
         ctx: Arc::new(ctx),
@@ -463,6 +471,13 @@ async fn a_gateway_leaving_our_class_deletes_only_what_it_controls_and_wakes_its
         json!({"apiVersion": "v1", "kind": "Status", "status": "Success"}),
     )
     .await;
+    // The autoscaler and budget (no cache holds them) are looked up by name.
+    for path in [
+        "/apis/autoscaling/v2/namespaces/infra/horizontalpodautoscalers/gw",
+        "/apis/policy/v1/namespaces/infra/poddisruptionbudgets/gw",
+    ] {
+        expect_status(&mut api, "GET", path, 404, not_found()).await;
+    }
     let (_, event) = expect(
         &mut api,
         "POST",
@@ -741,6 +756,13 @@ spec:
         expect_status(&mut api, "GET", path, 404, not_found()).await;
         written.insert(path, expect_echo(&mut api, "PATCH", path).await);
     }
+    // No autoscaling or budget asked for: each is looked for once, to delete a stale one.
+    for path in [
+        "/apis/autoscaling/v2/namespaces/infra/horizontalpodautoscalers/gw",
+        "/apis/policy/v1/namespaces/infra/poddisruptionbudgets/gw",
+    ] {
+        expect_status(&mut api, "GET", path, 404, not_found()).await;
+    }
     let secret = &written["/api/v1/namespaces/infra/secrets/gw-credentials"];
     let hashes = secret["data"]["apikeys_infra_keys"].as_str().unwrap();
     let hashes =
@@ -840,6 +862,13 @@ spec:
         expect_status(&mut api, "GET", path, 404, not_found()).await;
         written.insert(path, expect_echo(&mut api, "PATCH", path).await);
     }
+    // No autoscaling or budget asked for: each is looked for once, to delete a stale one.
+    for path in [
+        "/apis/autoscaling/v2/namespaces/infra/horizontalpodautoscalers/gw",
+        "/apis/policy/v1/namespaces/infra/poddisruptionbudgets/gw",
+    ] {
+        expect_status(&mut api, "GET", path, 404, not_found()).await;
+    }
     let credentials = &written["/api/v1/namespaces/infra/secrets/gw-credentials"];
     let bundle = credentials["data"]["tls_infra_gw-cert"].as_str().unwrap();
     let bundle =
@@ -872,4 +901,149 @@ spec:
     assert_eq!(resolved["status"], "True");
     assert_eq!(listener["attachedRoutes"], 1);
     task.await.unwrap().unwrap();
+}
+
+fn parameters(name: &str, spec: &str) -> AgentgatewayParameters {
+    yaml(&format!(
+        "
+apiVersion: agentgateway.dev/v1alpha1
+kind: AgentgatewayParameters
+metadata: {{name: {name}, namespace: infra, generation: 1}}
+spec: {spec}
+"
+    ))
+}
+
+fn gateway_with_parameters(name: &str) -> Gateway {
+    let mut gateway = gateway_of("agentgateway");
+    gateway.spec.infrastructure = Some(yaml(&format!(
+        "{{labels: {{team: ml}}, parametersRef: {{group: agentgateway.dev, kind: AgentgatewayParameters, name: {name}}}}}"
+    )));
+    gateway
+}
+
+#[tokio::test]
+async fn on_kubernetes_1_20_an_autoscaled_gateway_gets_a_v2beta2_autoscaler_a_v1beta1_budget_and_no_replicas()
+ {
+    let gateway = gateway_with_parameters("scaled");
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        classes: vec![class()],
+        gateways: vec![gateway.clone()],
+        routes: vec![http_route()],
+        backends: vec![llm_backend()],
+        parameters: vec![parameters(
+            "scaled",
+            "{autoscaling: {minReplicas: 2, maxReplicas: 6, targetCPUUtilizationPercentage: 70}, podDisruptionBudget: {maxUnavailable: 1}, service: {type: LoadBalancer}}",
+        )],
+        scaling: crate::resources::ScalingApis {
+            hpa: crate::resources::HpaVersion::V2beta2,
+            pdb: crate::resources::PdbVersion::V1beta1,
+        },
+        ..Objects::default()
+    });
+    let task = tokio::spawn(gateway::reconcile(
+        Arc::new(gateway.clone()),
+        Arc::clone(&ctx),
+    ));
+    let mut written = std::collections::BTreeMap::new();
+    for path in [
+        "/api/v1/namespaces/infra/serviceaccounts/gw",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/infra/roles/gw",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/infra/rolebindings/gw",
+        "/api/v1/namespaces/infra/secrets/gw-credentials",
+        "/api/v1/namespaces/infra/configmaps/gw-config",
+        "/api/v1/namespaces/infra/services/gw",
+        "/apis/apps/v1/namespaces/infra/deployments/gw",
+        "/apis/autoscaling/v2beta2/namespaces/infra/horizontalpodautoscalers/gw",
+        "/apis/policy/v1beta1/namespaces/infra/poddisruptionbudgets/gw",
+    ] {
+        expect_status(&mut api, "GET", path, 404, not_found()).await;
+        written.insert(path, expect_echo(&mut api, "PATCH", path).await);
+    }
+    let deployment = &written["/apis/apps/v1/namespaces/infra/deployments/gw"];
+    assert!(
+        deployment["spec"].get("replicas").is_none(),
+        "the autoscaler owns replicas: {}",
+        deployment["spec"]
+    );
+    assert_eq!(deployment["metadata"]["labels"]["team"], "ml");
+    let service = &written["/api/v1/namespaces/infra/services/gw"];
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    let hpa = &written["/apis/autoscaling/v2beta2/namespaces/infra/horizontalpodautoscalers/gw"];
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2beta2");
+    assert_eq!(hpa["spec"]["maxReplicas"], 6);
+    assert_eq!(hpa["metadata"]["ownerReferences"][0]["uid"], "u1");
+    let pdb = &written["/apis/policy/v1beta1/namespaces/infra/poddisruptionbudgets/gw"];
+    assert_eq!(pdb["apiVersion"], "policy/v1beta1");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    let (_, status) = expect(
+        &mut api,
+        "PATCH",
+        "/apis/gateway.networking.k8s.io/v1/namespaces/infra/gateways/gw/status",
+        serde_json::to_value(&gateway).unwrap(),
+    )
+    .await;
+    assert_eq!(types(&status["status"]["conditions"])[0].1, "True");
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn invalid_parameters_keep_the_running_proxy_and_the_gateway_says_invalid_parameters() {
+    let gateway = gateway_with_parameters("broken");
+    let Harness { ctx, mut api, .. } = harness(Objects {
+        classes: vec![class()],
+        gateways: vec![gateway.clone()],
+        parameters: vec![parameters(
+            "broken",
+            "{replicas: 2, autoscaling: {maxReplicas: 3}}",
+        )],
+        ..Objects::default()
+    });
+    let task = tokio::spawn(gateway::reconcile(
+        Arc::new(gateway.clone()),
+        Arc::clone(&ctx),
+    ));
+    // Config and keys still reach the proxy; no Service, Deployment, autoscaler or budget is
+    // touched, so nothing falls back to the defaults.
+    for path in [
+        "/api/v1/namespaces/infra/serviceaccounts/gw",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/infra/roles/gw",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/infra/rolebindings/gw",
+        "/api/v1/namespaces/infra/secrets/gw-credentials",
+        "/api/v1/namespaces/infra/configmaps/gw-config",
+    ] {
+        expect_status(&mut api, "GET", path, 404, not_found()).await;
+        let written = expect_echo(&mut api, "PATCH", path).await;
+        assert_eq!(
+            written["metadata"]["labels"]["team"], "ml",
+            "the infrastructure labels stay: {path}"
+        );
+    }
+    let (_, event) = expect(
+        &mut api,
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/infra/events",
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+    )
+    .await;
+    assert_eq!(event["reason"], "InvalidParameters");
+    let (_, status) = expect(
+        &mut api,
+        "PATCH",
+        "/apis/gateway.networking.k8s.io/v1/namespaces/infra/gateways/gw/status",
+        serde_json::to_value(&gateway).unwrap(),
+    )
+    .await;
+    let accepted = &status["status"]["conditions"][0];
+    assert_eq!(
+        (&accepted["status"], &accepted["reason"]),
+        (&json!("False"), &json!("InvalidParameters"))
+    );
+    let message = accepted["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("AgentgatewayParameters infra/broken is invalid: spec.autoscaling:"),
+        "{message}"
+    );
+    task.await.unwrap().unwrap();
+    expect_no_call(&mut api).await;
 }

@@ -5,6 +5,8 @@
 mod config;
 mod ports;
 mod rbac;
+mod scaling;
+mod shape;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -15,10 +17,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::DynamicObject;
 
 pub use config::{config_map, credentials_secret, generation_of};
 pub use ports::{ListenerPort, listener_ports, port_name};
 pub use rbac::{role, role_binding, service_account};
+pub use scaling::{HpaVersion, PdbVersion, ScalingApis, autoscaler, disruption_budget};
+pub use shape::ProxyShape;
 pub use workload::{METRICS_PORT, READY_PORT, deployment, service};
 
 use crate::error::Error;
@@ -93,10 +98,22 @@ pub struct ProxyObjects {
     /// `<gateway>-credentials`: the keys the config refers to, the hashes of the consumers' API
     /// keys and the Redis password.
     pub secret: Secret,
+    /// What runs the proxy; `None` while the Gateway's parameters are invalid, so that what runs
+    /// is kept as it is rather than rebuilt with the defaults.
+    pub workload: Option<Workload>,
+}
+
+/// The objects that run and expose the proxy, shaped by the Gateway's parameters.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Workload {
     /// `<gateway>`: absent while the Gateway has no servable listener (a Service needs a port).
     pub service: Option<Service>,
     /// `<gateway>`: the proxy.
     pub deployment: Deployment,
+    /// `<gateway>`: with `autoscaling`; deleted when it goes.
+    pub autoscaler: Option<DynamicObject>,
+    /// `<gateway>`: with `podDisruptionBudget`; deleted when it goes.
+    pub disruption_budget: Option<DynamicObject>,
 }
 
 /// Names only: the credentials Secret holds provider keys, which never reach a `Debug` output.
@@ -109,18 +126,22 @@ impl std::fmt::Debug for ProxyObjects {
             .field("role_binding", &name(&self.role_binding.metadata))
             .field("config_map", &name(&self.config_map.metadata))
             .field("secret", &name(&self.secret.metadata))
-            .field("service", &self.service.as_ref().map(|s| name(&s.metadata)))
-            .field("deployment", &name(&self.deployment.metadata))
+            .field("workload", &self.workload)
             .finish()
     }
 }
 
-/// Builds every object of `gateway`'s proxy; `password` is the Redis password as it is now.
+/// Builds every object of `gateway`'s proxy; `password` is the Redis password as it is now;
+/// `shape` is what its parameters say, or, when they are invalid, `Err` with only the Gateway's
+/// infrastructure labels and annotations (no workload is built, and the objects that are keep
+/// their labels); `apis` the autoscaler and budget versions the cluster serves.
 pub fn build(
     gateway: &Gateway,
     compiled: &Compiled,
     settings: &ProxySettings,
     password: &PasswordState,
+    shape: Result<&ProxyShape, &ProxyShape>,
+    apis: ScalingApis,
 ) -> Result<ProxyObjects, Error> {
     let owner = Owner::of(gateway)?;
     let ports = listener_ports(&compiled.config);
@@ -129,15 +150,70 @@ pub fn build(
         PasswordState::Read(password) => Some(password),
         PasswordState::None | PasswordState::Missing => None,
     };
-    Ok(ProxyObjects {
+    let workload = match shape {
+        Ok(shape) => Some(workload(&owner, settings, &ports, password, shape, apis)?),
+        Err(_) => None,
+    };
+    let mut objects = ProxyObjects {
         service_account: service_account(&owner),
         role: role(&owner),
         role_binding: role_binding(&owner),
         config_map,
         secret: credentials_secret(&owner, &compiled.credentials, redis_password),
-        service: service(&owner, &ports),
-        deployment: deployment(&owner, settings, &ports, password),
+        workload,
+    };
+    objects.decorate(shape.unwrap_or_else(|infrastructure| infrastructure));
+    Ok(objects)
+}
+
+/// The Deployment, Service, autoscaler and budget of the proxy.
+fn workload(
+    owner: &Owner,
+    settings: &ProxySettings,
+    ports: &[ListenerPort],
+    password: &PasswordState,
+    shape: &ProxyShape,
+    apis: ScalingApis,
+) -> Result<Workload, Error> {
+    let parameters = &shape.parameters;
+    let autoscaler = match &parameters.autoscaling {
+        Some(autoscaling) => Some(autoscaler(owner, autoscaling, apis.hpa)?),
+        None => None,
+    };
+    let disruption_budget = match &parameters.pod_disruption_budget {
+        Some(budget) => Some(disruption_budget(owner, budget, apis.pdb)?),
+        None => None,
+    };
+    Ok(Workload {
+        service: service(owner, ports, shape),
+        deployment: deployment(owner, settings, ports, password, shape),
+        autoscaler,
+        disruption_budget,
     })
+}
+
+impl ProxyObjects {
+    /// Puts the Gateway's `spec.infrastructure` labels and annotations on every object (Gateway
+    /// API: they go on every resource created for the Gateway).
+    fn decorate(&mut self, shape: &ProxyShape) {
+        shape.decorate(&mut self.service_account.metadata);
+        shape.decorate(&mut self.role.metadata);
+        shape.decorate(&mut self.role_binding.metadata);
+        shape.decorate(&mut self.config_map.metadata);
+        shape.decorate(&mut self.secret.metadata);
+        if let Some(workload) = &mut self.workload {
+            if let Some(service) = &mut workload.service {
+                shape.decorate(&mut service.metadata);
+            }
+            shape.decorate(&mut workload.deployment.metadata);
+            if let Some(hpa) = &mut workload.autoscaler {
+                shape.decorate(&mut hpa.metadata);
+            }
+            if let Some(pdb) = &mut workload.disruption_budget {
+                shape.decorate(&mut pdb.metadata);
+            }
+        }
+    }
 }
 
 /// The Gateway that owns the objects.
@@ -302,7 +378,15 @@ spec:
             ..Compiled::default()
         };
         let password = PasswordState::Read(crate::redis::RedisPassword::new("redis-pass", "1"));
-        let objects = build(&gateway, &compiled, &ProxySettings::default(), &password).unwrap();
+        let objects = build(
+            &gateway,
+            &compiled,
+            &ProxySettings::default(),
+            &password,
+            Ok(&ProxyShape::default()),
+            ScalingApis::default(),
+        )
+        .unwrap();
         let debug = format!("{objects:?}");
         assert!(debug.contains("gw-credentials"), "{debug}");
         assert!(!debug.contains("sk-very-secret"));

@@ -15,7 +15,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use agentgateway_crds::proxy_config;
 
-use super::{ListenerPort, Owner, ProxySettings};
+use super::shape::merged;
+use super::{ListenerPort, Owner, ProxySettings, ProxyShape};
 use crate::redis::{self, PasswordState};
 
 /// The proxy's readiness port (`/healthz/ready`), as the API's `int32`.
@@ -44,12 +45,20 @@ pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 =
 /// `--redis-timeout`, and with a Redis password `AGENTGATEWAY_REDIS_PASSWORD` from its own
 /// credentials Secret (the pod spec holds a reference, never the password) plus an annotation
 /// naming the password's version, so that a rotated password restarts the proxies.
+///
+/// `shape` carries the Gateway's parameters: resources, pod labels, annotations and placement,
+/// and replicas. With `autoscaling` the Deployment has no `replicas` at all, so the operator's
+/// server-side apply does not own the field and the HorizontalPodAutoscaler sets it alone (see
+/// `controllers::gateway::hand_over_replicas` for the switch from a fixed count).
 pub fn deployment(
     owner: &Owner,
     settings: &ProxySettings,
     ports: &[ListenerPort],
     password: &PasswordState,
+    shape: &ProxyShape,
 ) -> Deployment {
+    let parameters = &shape.parameters;
+    let pod = parameters.pod.clone().unwrap_or_default();
     let mut container_ports: Vec<ContainerPort> = ports
         .iter()
         .map(|p| container_port(&p.name, p.port))
@@ -78,7 +87,7 @@ pub fn deployment(
         value: Some(settings.log_level.clone()),
         value_from: None,
     }];
-    let mut annotations = None;
+    let mut annotations = BTreeMap::new();
     if let Some(redis) = &settings.redis {
         args.extend([
             "--redis-url".to_string(),
@@ -93,10 +102,7 @@ pub fn deployment(
         };
         if let Some(version) = version {
             env.push(password_env(owner));
-            annotations = Some(BTreeMap::from([(
-                redis::PASSWORD_VERSION_ANNOTATION.to_string(),
-                version,
-            )]));
+            annotations.insert(redis::PASSWORD_VERSION_ANNOTATION.to_string(), version);
         }
     }
     let container = Container {
@@ -127,34 +133,64 @@ pub fn deployment(
             failure_threshold: Some(3),
             ..Probe::default()
         }),
-        resources: Some(ResourceRequirements {
-            requests: Some(quantities(&settings.cpu_request, &settings.memory_request)),
-            limits: Some(quantities(&settings.cpu_limit, &settings.memory_limit)),
-            claims: None,
-        }),
+        resources: Some(
+            parameters
+                .resources
+                .clone()
+                .unwrap_or_else(|| ResourceRequirements {
+                    requests: Some(quantities(&settings.cpu_request, &settings.memory_request)),
+                    limits: Some(quantities(&settings.cpu_limit, &settings.memory_limit)),
+                    claims: None,
+                }),
+        ),
         security_context: Some(container_security()),
         ..Container::default()
     };
+    let replicas = match (&parameters.autoscaling, parameters.replicas) {
+        (Some(_), _) => None,
+        (None, Some(replicas)) => Some(replicas),
+        (None, None) => Some(settings.replicas),
+    };
+    // Spread constraints without a selector count the Gateway's own proxy pods.
+    let spread = pod.topology_spread_constraints.map(|constraints| {
+        constraints
+            .into_iter()
+            .map(|mut constraint| {
+                constraint
+                    .label_selector
+                    .get_or_insert_with(|| LabelSelector {
+                        match_labels: Some(owner.selector_labels()),
+                        match_expressions: None,
+                    });
+                constraint
+            })
+            .collect()
+    });
+    let mut template_meta = ObjectMeta {
+        labels: merged(&pod.labels.unwrap_or_default(), Some(owner.labels())),
+        annotations: merged(&pod.annotations.unwrap_or_default(), Some(annotations)),
+        ..ObjectMeta::default()
+    };
+    shape.decorate(&mut template_meta);
     Deployment {
         metadata: owner.meta(owner.name.clone()),
         spec: Some(DeploymentSpec {
-            replicas: Some(settings.replicas),
+            replicas,
             selector: LabelSelector {
                 match_labels: Some(owner.selector_labels()),
                 match_expressions: None,
             },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(owner.labels()),
-                    annotations,
-                    ..ObjectMeta::default()
-                }),
+                metadata: Some(template_meta),
                 spec: Some(PodSpec {
                     service_account_name: Some(owner.name.clone()),
                     containers: vec![container],
                     security_context: Some(pod_security(ports)),
                     image_pull_secrets: image_pull_secrets(settings),
                     termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
+                    node_selector: pod.node_selector,
+                    tolerations: pod.tolerations,
+                    topology_spread_constraints: spread,
                     ..PodSpec::default()
                 }),
             },
@@ -239,8 +275,9 @@ fn container_security() -> SecurityContext {
     }
 }
 
-/// The ClusterIP Service `<gateway>` with one port per listener; `None` without listener ports.
-pub fn service(owner: &Owner, ports: &[ListenerPort]) -> Option<Service> {
+/// The Service `<gateway>` with one port per listener (ClusterIP unless the Gateway's parameters
+/// say otherwise, with their annotations); `None` without listener ports.
+pub fn service(owner: &Owner, ports: &[ListenerPort], shape: &ProxyShape) -> Option<Service> {
     if ports.is_empty() {
         return None;
     }
@@ -256,10 +293,13 @@ pub fn service(owner: &Owner, ports: &[ListenerPort]) -> Option<Service> {
             ..ServicePort::default()
         })
         .collect();
+    let parameters = shape.parameters.service.clone().unwrap_or_default();
+    let mut metadata = owner.meta(owner.name.clone());
+    metadata.annotations = merged(&parameters.annotations.unwrap_or_default(), None);
     Some(Service {
-        metadata: owner.meta(owner.name.clone()),
+        metadata,
         spec: Some(ServiceSpec {
-            type_: Some("ClusterIP".into()),
+            type_: Some(parameters.type_.unwrap_or_default().as_str().into()),
             selector: Some(owner.selector_labels()),
             ports: Some(ports),
             ..ServiceSpec::default()
@@ -320,7 +360,13 @@ mod tests {
             replicas: 2,
             ..ProxySettings::default()
         };
-        let deployment = deployment(&owner(), &settings, &http_80(), &PasswordState::None);
+        let deployment = deployment(
+            &owner(),
+            &settings,
+            &http_80(),
+            &PasswordState::None,
+            &ProxyShape::default(),
+        );
         assert_eq!(
             deployment.metadata.name.as_deref(),
             Some("agentgateway-proxy")
@@ -350,6 +396,7 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         ))
         .args
         .unwrap();
@@ -396,6 +443,7 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         );
         let c = container(&d);
         assert!(!c.args.unwrap().iter().any(|a| a.starts_with("--redis")));
@@ -411,6 +459,7 @@ mod tests {
             &with_redis(false),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         );
         let args = container(&d).args.unwrap();
         let tail: Vec<&str> = args[args.len() - 4..].iter().map(String::as_str).collect();
@@ -431,7 +480,13 @@ mod tests {
     fn the_redis_password_comes_from_the_gateways_own_secret_and_its_version_restarts_pods() {
         let password = crate::redis::RedisPassword::new("hunter2", "314");
         let read = PasswordState::Read(password);
-        let d = deployment(&owner(), &with_redis(true), &http_80(), &read);
+        let d = deployment(
+            &owner(),
+            &with_redis(true),
+            &http_80(),
+            &read,
+            &ProxyShape::default(),
+        );
         let env = container(&d).env.unwrap();
         let var = env
             .iter()
@@ -470,6 +525,7 @@ mod tests {
             &with_redis(true),
             &http_80(),
             &PasswordState::Missing,
+            &ProxyShape::default(),
         );
         assert_eq!(
             annotations(&d)["agentgateway.dev/redis-password-version"],
@@ -484,6 +540,7 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         );
         assert_eq!(pod(&d).termination_grace_period_seconds, Some(45));
         let args = container(&d).args.unwrap();
@@ -505,6 +562,7 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         ))
         .ports
         .unwrap();
@@ -535,6 +593,7 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         ))
         .readiness_probe
         .unwrap();
@@ -550,6 +609,7 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         );
         let spec = deployment.spec.unwrap();
         let selector = spec.selector.match_labels.unwrap();
@@ -571,13 +631,20 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         );
         assert_eq!(pod(&d).image_pull_secrets, None);
         let settings = ProxySettings {
             image_pull_secrets: vec!["regcred".into(), "mirror".into()],
             ..ProxySettings::default()
         };
-        let d = deployment(&owner(), &settings, &http_80(), &PasswordState::None);
+        let d = deployment(
+            &owner(),
+            &settings,
+            &http_80(),
+            &PasswordState::None,
+            &ProxyShape::default(),
+        );
         let names: Vec<String> = pod(&d)
             .image_pull_secrets
             .unwrap()
@@ -594,6 +661,7 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         ))
         .resources
         .unwrap();
@@ -607,7 +675,7 @@ mod tests {
 
     #[test]
     fn the_service_exposes_each_listener_port_over_tcp() {
-        let service = service(&owner(), &http_80()).unwrap();
+        let service = service(&owner(), &http_80(), &ProxyShape::default()).unwrap();
         let spec = service.spec.unwrap();
         assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
         let port = &spec.ports.unwrap()[0];
@@ -620,7 +688,7 @@ mod tests {
 
     #[test]
     fn no_listener_means_no_service() {
-        assert!(service(&owner(), &[]).is_none());
+        assert!(service(&owner(), &[], &ProxyShape::default()).is_none());
     }
 
     fn pod(deployment: &Deployment) -> PodSpec {
@@ -641,6 +709,7 @@ mod tests {
             &ProxySettings::default(),
             &http_80(),
             &PasswordState::None,
+            &ProxyShape::default(),
         );
         let pod_security = pod(&d).security_context.unwrap();
         assert_eq!(pod_security.run_as_non_root, Some(true));
@@ -679,6 +748,7 @@ mod tests {
             &ProxySettings::default(),
             &ports,
             &PasswordState::None,
+            &ProxyShape::default(),
         );
         let sysctls = pod(&d).security_context.unwrap().sysctls.unwrap();
         assert_eq!(sysctls.len(), 1);
@@ -695,7 +765,148 @@ mod tests {
             &ProxySettings::default(),
             &high,
             &PasswordState::None,
+            &ProxyShape::default(),
         );
         assert_eq!(pod(&d).security_context.unwrap().sysctls, None);
+    }
+
+    fn shaped(yaml: &str) -> ProxyShape {
+        ProxyShape {
+            parameters: serde_yaml::from_str(yaml).unwrap(),
+            ..ProxyShape::default()
+        }
+    }
+
+    fn shaped_deployment(yaml: &str) -> Deployment {
+        deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+            &shaped(yaml),
+        )
+    }
+
+    #[test]
+    fn without_parameters_the_deployment_and_service_are_as_before() {
+        let plain = deployment(
+            &owner(),
+            &ProxySettings::default(),
+            &http_80(),
+            &PasswordState::None,
+            &ProxyShape::default(),
+        );
+        assert_eq!(plain, shaped_deployment("{}"));
+        let spec = plain.spec.clone().unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        let pod = pod(&plain);
+        assert_eq!(
+            (
+                pod.node_selector,
+                pod.tolerations,
+                pod.topology_spread_constraints
+            ),
+            (None, None, None)
+        );
+        assert_eq!(
+            spec.template.metadata.unwrap().labels,
+            Some(owner().labels())
+        );
+        let service = service(&owner(), &http_80(), &ProxyShape::default()).unwrap();
+        assert_eq!(service.metadata.annotations, None);
+    }
+
+    #[test]
+    fn fixed_replicas_are_written_and_autoscaling_leaves_replicas_out() {
+        let fixed = shaped_deployment("replicas: 4");
+        assert_eq!(fixed.spec.unwrap().replicas, Some(4));
+        let scaled = shaped_deployment("autoscaling: {maxReplicas: 5}");
+        assert_eq!(scaled.spec.as_ref().unwrap().replicas, None);
+        let json = serde_json::to_value(&scaled).unwrap();
+        assert!(json["spec"].get("replicas").is_none(), "{}", json["spec"]);
+    }
+
+    #[test]
+    fn resources_come_from_the_parameters_as_a_whole() {
+        let d = shaped_deployment(
+            "resources: {requests: {cpu: 100m, memory: 64Mi}, limits: {cpu: \"2\", memory: 256Mi}}",
+        );
+        let resources = container(&d).resources.unwrap();
+        assert_eq!(resources.requests.unwrap()["cpu"], Quantity("100m".into()));
+        assert_eq!(resources.limits.unwrap()["cpu"], Quantity("2".into()));
+        let only_limits = shaped_deployment("resources: {limits: {memory: 1Gi}}");
+        let resources = container(&only_limits).resources.unwrap();
+        assert_eq!(
+            resources.requests, None,
+            "not merged with the flags' requests"
+        );
+    }
+
+    #[test]
+    fn pod_labels_annotations_and_placement_come_from_the_parameters() {
+        let d = shaped_deployment(
+            "
+pod:
+  labels: {team: ml}
+  annotations: {prometheus.io/scrape: \"true\"}
+  nodeSelector: {kubernetes.io/os: linux}
+  tolerations: [{key: dedicated, operator: Equal, value: gateway, effect: NoSchedule}]
+  topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}
+  - {maxSkew: 2, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {team: ml}}}
+",
+        );
+        let template = d.spec.clone().unwrap().template.metadata.unwrap();
+        let labels = template.labels.unwrap();
+        assert_eq!(labels["team"], "ml");
+        for (key, value) in owner().labels() {
+            assert_eq!(labels[&key], value, "the selector labels stay");
+        }
+        assert_eq!(
+            template.annotations.unwrap()["prometheus.io/scrape"],
+            "true"
+        );
+        let pod = pod(&d);
+        assert_eq!(pod.node_selector.unwrap()["kubernetes.io/os"], "linux");
+        assert_eq!(
+            pod.tolerations.unwrap()[0].value.as_deref(),
+            Some("gateway")
+        );
+        let spread = pod.topology_spread_constraints.unwrap();
+        assert_eq!(
+            spread[0].label_selector.as_ref().unwrap().match_labels,
+            Some(owner().selector_labels()),
+            "no selector: the Gateway's proxy pods"
+        );
+        assert_eq!(
+            spread[1]
+                .label_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["team"],
+            "ml",
+            "a given selector is kept"
+        );
+    }
+
+    #[test]
+    fn the_service_type_and_annotations_come_from_the_parameters() {
+        let shape = shaped(
+            "service: {type: LoadBalancer, annotations: {service.beta.kubernetes.io/aws-load-balancer-type: nlb}}",
+        );
+        let balanced = service(&owner(), &http_80(), &shape).unwrap();
+        assert_eq!(
+            balanced.spec.unwrap().type_.as_deref(),
+            Some("LoadBalancer")
+        );
+        assert_eq!(
+            balanced.metadata.annotations.unwrap()["service.beta.kubernetes.io/aws-load-balancer-type"],
+            "nlb"
+        );
+        let node_port =
+            service(&owner(), &http_80(), &shaped("service: {type: NodePort}")).unwrap();
+        assert_eq!(node_port.spec.unwrap().type_.as_deref(), Some("NodePort"));
     }
 }

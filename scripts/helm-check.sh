@@ -490,7 +490,8 @@ rendered = "\n".join(line[4:] for line in doc.splitlines())
 assert json.loads(rendered) == json.load(open(sys.argv[2])), "content differs"
 PY
 render "$TMP/dashns.yaml" --set monitoring.dashboard.enabled=true --set monitoring.dashboard.namespace=grafana
-docs ConfigMap "$TMP/dashns.yaml" | grep -q "^  namespace: grafana$" || fail "monitoring.dashboard.namespace is not the ConfigMap's" "$TMP/dashns.yaml"
+docs ConfigMap "$TMP/dashns.yaml" >"$TMP/dashnsdoc.yaml"
+grep -q "^  namespace: grafana$" "$TMP/dashnsdoc.yaml" || fail "monitoring.dashboard.namespace is not the ConfigMap's" "$TMP/dashnsdoc.yaml"
 pass "monitoring: off by default; ServiceMonitor + operator metrics Service, PodMonitor over the proxies (gateway label, watched namespaces), dashboard ConfigMap = dashboards/agentgateway.json"
 
 # ---------------------------------------------------------------- NOTES

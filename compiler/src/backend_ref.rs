@@ -56,6 +56,8 @@ pub(crate) fn resolve_backend_ref(
             backend,
             weight,
             policy: None,
+            request_headers: None,
+            response_headers: None,
         },
         names_backend,
         diagnostics,

@@ -25,6 +25,7 @@ mod backend;
 mod backend_ref;
 mod compile;
 mod diagnostic;
+mod filters;
 mod governance;
 mod hostname;
 mod index;

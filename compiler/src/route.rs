@@ -1,14 +1,15 @@
 //! One HTTPRoute's rules, compiled once whatever the listeners it attaches to: matches with their
-//! defaults and resolved weighted backends.
+//! defaults, resolved weighted backends, filters and timeouts.
 
 use std::collections::BTreeSet;
 
-use agentgateway_crds::gateway_api::{HTTPRoute, HTTPRouteFilter, HTTPRouteRule};
+use agentgateway_crds::gateway_api::HTTPRoute;
 use agentgateway_crds::proxy_config::{MatchConfig, WeightedBackend};
 
 use crate::backend::BackendTable;
 use crate::backend_ref::resolve_backend_ref;
-use crate::diagnostic::{Diagnostic, Reason};
+use crate::diagnostic::Diagnostic;
+use crate::filters::{RuleFilters, compile_backend_filters, compile_rule_filters};
 use crate::index::Index;
 use crate::inputs::ObjectRef;
 use crate::matches::{compile_match, match_everything};
@@ -19,8 +20,11 @@ pub(crate) struct CompiledRule {
     pub(crate) index: u32,
     /// The weighted backends, unresolved ones without a backend.
     pub(crate) backends: Vec<WeightedBackend>,
-    /// The valid matches with their index in the rule; empty when every match was invalid.
+    /// The valid matches with their index in the rule; empty when every match was invalid, or
+    /// when the rule's filters or timeouts have a problem (the rule is not served).
     pub(crate) matches: Vec<(u32, MatchConfig)>,
+    /// What the rule's filters and timeouts add to its config.
+    pub(crate) filters: RuleFilters,
 }
 
 /// A compiled route.
@@ -56,14 +60,16 @@ pub(crate) fn compile_route(
             }
             matches
         };
-        // A rule this version cannot serve as written is reported and not served: without its
-        // header rewrite, redirect or timeout it would do something else than it says.
-        let unsupported = unsupported_fields(&object, r, rule);
-        let matches = if unsupported.is_empty() {
-            matches
-        } else {
-            diagnostics.extend(unsupported);
-            Vec::new()
+        // A rule whose filters or timeouts have a problem is reported and not served: without
+        // its header rewrite, redirect or timeout it would do something else than it says.
+        let mut served = true;
+        let filters = match compile_rule_filters(&object, r, rule) {
+            Ok(filters) => filters,
+            Err(mut problems) => {
+                diagnostics.append(&mut problems);
+                served = false;
+                RuleFilters::default()
+            }
         };
         let mut weighted = Vec::new();
         for (b, backend_ref) in rule.backend_refs.iter().enumerate() {
@@ -71,12 +77,24 @@ pub(crate) fn compile_route(
             let mut resolved = resolve_backend_ref(index, backends, &object, &field, backend_ref);
             diagnostics.append(&mut resolved.diagnostics);
             named_backends.extend(resolved.names_backend);
+            match compile_backend_filters(&object, &field, &backend_ref.filters) {
+                Ok((request, response)) => {
+                    resolved.weighted.request_headers = request;
+                    resolved.weighted.response_headers = response;
+                }
+                Err(mut problems) => {
+                    diagnostics.append(&mut problems);
+                    served = false;
+                }
+            }
             weighted.push(resolved.weighted);
         }
+        let matches = if served { matches } else { Vec::new() };
         rules.push(CompiledRule {
             index: to_u32(r),
             backends: weighted,
             matches,
+            filters,
         });
     }
     CompiledRoute {
@@ -85,48 +103,6 @@ pub(crate) fn compile_route(
         diagnostics,
         named_backends,
     }
-}
-
-/// The filters and timeouts of rule `r`, which this version does not implement.
-fn unsupported_fields(route: &ObjectRef, r: usize, rule: &HTTPRouteRule) -> Vec<Diagnostic> {
-    let filter = |field: String, filter: &HTTPRouteFilter| {
-        // The type is the user's text: quoted, and cut to a name's length.
-        let kind: String = filter.filter_type.chars().take(64).collect();
-        let message = format!(
-            "{kind:?} filters are not supported by this version of the proxy: the rule is not served rather than served without it"
-        );
-        Diagnostic::new(route, field, Reason::UnsupportedValue, message)
-    };
-    let mut found: Vec<Diagnostic> = rule
-        .filters
-        .iter()
-        .enumerate()
-        .map(|(f, spec)| filter(format!("spec.rules[{r}].filters[{f}].type"), spec))
-        .collect();
-    for (b, backend_ref) in rule.backend_refs.iter().enumerate() {
-        found.extend(backend_ref.filters.iter().enumerate().map(|(f, spec)| {
-            filter(
-                format!("spec.rules[{r}].backendRefs[{b}].filters[{f}].type"),
-                spec,
-            )
-        }));
-    }
-    if let Some(timeouts) = &rule.timeouts {
-        for (name, value) in [
-            ("request", &timeouts.request),
-            ("backendRequest", &timeouts.backend_request),
-        ] {
-            if value.is_some() {
-                found.push(Diagnostic::new(
-                    route,
-                    format!("spec.rules[{r}].timeouts.{name}"),
-                    Reason::UnsupportedValue,
-                    "route timeouts are not supported by this version of the proxy (set spec.policies.timeouts on the AgentgatewayBackend): the rule is not served".to_string(),
-                ));
-            }
-        }
-    }
-    found
 }
 
 /// Indexes as the config stores them; no real route has four billion rules.

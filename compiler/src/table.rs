@@ -65,11 +65,14 @@ pub(crate) fn assemble(
                 // backends out of the config too.
                 for rule in placed.route.rules.iter().filter(|r| !r.matches.is_empty()) {
                     let rule_position = to_u32(rules.len());
-                    rules.push(RuleConfig {
+                    let mut config = RuleConfig {
                         route: placed.route.object.key(),
                         rule: rule.index,
                         backends: rule.backends.clone(),
-                    });
+                        ..RuleConfig::default()
+                    };
+                    rule.filters.apply_to(&mut config);
+                    rules.push(config);
                     for (match_index, m) in &rule.matches {
                         let mut m = m.clone();
                         m.rule = rule_position;

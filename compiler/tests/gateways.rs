@@ -223,17 +223,20 @@ fn compile_gateway_leaves_invalid_things_out_and_reports_them() {
             WeightedBackend {
                 backend: Some("apps/good".to_string()),
                 weight: 2,
-                policy: None
+                policy: None,
+                ..WeightedBackend::default()
             },
             WeightedBackend {
                 backend: None,
                 weight: 1,
-                policy: None
+                policy: None,
+                ..WeightedBackend::default()
             },
             WeightedBackend {
                 backend: None,
                 weight: 1,
-                policy: None
+                policy: None,
+                ..WeightedBackend::default()
             },
         ],
         "unresolved refs keep their weight so their share gets a 500"

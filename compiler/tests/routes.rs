@@ -17,6 +17,7 @@ fn weighted(backend: Option<&str>, weight: u32) -> WeightedBackend {
         backend: backend.map(str::to_string),
         weight,
         policy: None,
+        ..WeightedBackend::default()
     }
 }
 
@@ -161,56 +162,6 @@ fn regular_expression_paths_are_unsupported_and_bad_patterns_invalid_on_their_fi
     assert!(
         messages[3].contains("expected Exact or RegularExpression"),
         "{messages:?}"
-    );
-}
-
-#[test]
-fn rules_with_filters_or_timeouts_are_reported_and_not_served() {
-    let yaml = backend("a")
-        + &route(
-            "  rules:
-  - matches: [{path: {value: /filtered}}]
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier: {set: [{name: x-team, value: blue}]}
-    backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: a}]
-  - matches: [{path: {value: /per-backend}}]
-    backendRefs:
-    - group: agentgateway.dev
-      kind: AgentgatewayBackend
-      name: a
-      filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1}}}]
-  - matches: [{path: {value: /timed}}]
-    timeouts: {request: 10s, backendRequest: 5s}
-    backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: a}]
-  - matches: [{path: {value: /plain}}]
-    backendRefs: [{group: agentgateway.dev, kind: AgentgatewayBackend, name: a}]
-",
-        );
-    let error = compile_error(&yaml);
-    let fields: Vec<_> = error
-        .diagnostics()
-        .map(|d| (d.reason, d.field.as_str()))
-        .collect();
-    assert_eq!(
-        fields,
-        [
-            (Reason::UnsupportedValue, "spec.rules[0].filters[0].type"),
-            (
-                Reason::UnsupportedValue,
-                "spec.rules[1].backendRefs[0].filters[0].type"
-            ),
-            (Reason::UnsupportedValue, "spec.rules[2].timeouts.request"),
-            (
-                Reason::UnsupportedValue,
-                "spec.rules[2].timeouts.backendRequest"
-            ),
-        ]
-    );
-    let message = error.errors[0].to_string();
-    assert!(
-        message.contains("\"RequestHeaderModifier\" filters are not supported"),
-        "{message}"
     );
 }
 

@@ -44,7 +44,9 @@ fn rule(route: &str, backend: &str) -> RuleConfig {
             backend: Some(format!("agentgateway-system/{backend}")),
             weight: 1,
             policy: None,
+            ..WeightedBackend::default()
         }],
+        ..RuleConfig::default()
     }
 }
 

@@ -286,16 +286,19 @@ pub struct HTTPRouteRule {
     /// Weighted backends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backend_refs: Vec<HTTPBackendRef>,
-    /// Filters for requests the rule matches. Read so that none is dropped in silence: this
-    /// version implements none, so a rule with any is reported and not served.
+    /// Filters for requests the rule matches: header modifiers, a redirect or a URL rewrite; a
+    /// rule with a filter this version does not implement is reported and not served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<HTTPRouteFilter>,
-    /// Request and backend-request timeouts; reported, as this version does not implement them.
+    /// The deadline of a whole request and of one attempt on a backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeouts: Option<HTTPRouteTimeouts>,
 }
 
-/// A filter of a rule or a backendRef: its type, and its configuration as written.
+/// A filter of a rule or a backendRef (Gateway API v1 `HTTPRouteFilter`): its type and the
+/// configuration of that type. Types this version does not implement (`RequestMirror`, `CORS`,
+/// `ExtensionRef`, `ExternalAuth`, ...) still parse: their `type` is kept, so they are reported,
+/// never dropped in silence.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HTTPRouteFilter {
@@ -303,19 +306,103 @@ pub struct HTTPRouteFilter {
     /// `RequestMirror`, `CORS`, `ExtensionRef`, ...
     #[serde(rename = "type")]
     pub filter_type: String,
-    /// The type's configuration.
-    #[serde(flatten)]
-    pub config: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The configuration of a `RequestHeaderModifier` filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_header_modifier: Option<HTTPHeaderFilter>,
+    /// The configuration of a `ResponseHeaderModifier` filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_header_modifier: Option<HTTPHeaderFilter>,
+    /// The configuration of a `RequestRedirect` filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_redirect: Option<HTTPRequestRedirectFilter>,
+    /// The configuration of a `URLRewrite` filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_rewrite: Option<HTTPURLRewriteFilter>,
+}
+
+/// Header changes: `set` replaces (or adds), `add` appends, `remove` deletes; names are
+/// case-insensitive.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPHeaderFilter {
+    /// Headers to set, replacing any value the message has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HTTPHeader>,
+    /// Headers to append to the message's values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<HTTPHeader>,
+    /// Header names to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// A header name and value.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPHeader {
+    /// The name, case-insensitive.
+    pub name: String,
+    /// The value.
+    pub value: String,
+}
+
+/// A `RequestRedirect` filter: the gateway answers with a redirect itself.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPRequestRedirectFilter {
+    /// `http` or `https`; defaults to the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// The host; defaults to the request's `Host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// How the path changes; absent keeps the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<HTTPPathModifier>,
+    /// The port; defaults to the scheme's well-known port when `scheme` is set, else the
+    /// listener's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// 301, 302 (the default), 303, 307 or 308.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<i32>,
+}
+
+/// A `URLRewrite` filter: the request is forwarded with another host or path.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPURLRewriteFilter {
+    /// The `Host` to forward with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// How the path changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<HTTPPathModifier>,
+}
+
+/// A path change of a redirect or a rewrite.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct HTTPPathModifier {
+    /// `ReplaceFullPath` or `ReplacePrefixMatch`.
+    #[serde(rename = "type")]
+    pub modifier_type: String,
+    /// The path that replaces the request's (`ReplaceFullPath`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_full_path: Option<String>,
+    /// What replaces the prefix the rule's `PathPrefix` match matched (`ReplacePrefixMatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_prefix_match: Option<String>,
 }
 
 /// A rule's timeouts (Gateway API durations, e.g. `10s`).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HTTPRouteTimeouts {
-    /// The whole request.
+    /// The whole request; `0s`: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
-    /// One request to a backend.
+    /// One attempt on a backend; `0s`: none. At most `request`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_request: Option<String>,
 }
@@ -397,7 +484,7 @@ pub struct HTTPBackendRef {
     /// Relative weight; defaults to 1; 0 sends nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<i32>,
-    /// Filters for requests sent to this backend; reported like the rule's.
+    /// Filters for requests sent to this backend: header modifiers only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<HTTPRouteFilter>,
 }

@@ -10,8 +10,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod delivery;
+pub mod filters;
 pub mod policy;
 pub mod validate;
+pub use filters::{HeaderConfig, HeaderModifierConfig, PathModifierConfig, RedirectConfig};
 pub use policy::{CostConfig, PolicyConfig};
 pub use validate::{ConfigInvalid, ConfigProblem, limits};
 
@@ -94,6 +96,31 @@ pub struct RuleConfig {
     pub rule: u32,
     /// Weighted backends; a request picks one by weight.
     pub backends: Vec<WeightedBackend>,
+    /// `RequestHeaderModifier`: applied to the request sent upstream, before the backend's own
+    /// and before the proxy sets the provider's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifierConfig>,
+    /// `ResponseHeaderModifier`: applied to every response of the rule (the proxy's own errors
+    /// included), before the backend's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifierConfig>,
+    /// `RequestRedirect`: the rule answers with a redirect; never set with `rewritePath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectConfig>,
+    /// `URLRewrite`'s path: the request's path is changed after matching and before the proxy
+    /// recognises its operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_path: Option<PathModifierConfig>,
+    /// `timeouts.request`, in milliseconds: the deadline of a whole request through this rule,
+    /// replacing the backend's `requestTimeoutMs`; 0: none (the proxy's longest duration, 24
+    /// hours, still bounds it). Absent: the backend's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    /// `timeouts.backendRequest`, in milliseconds: the deadline of one attempt on a provider
+    /// (until its answer starts), replacing the provider's `requestTimeoutMs`; 0: none (the
+    /// request's deadline only). Absent: the provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_request_timeout_ms: Option<u64>,
 }
 
 /// A weighted backend of a rule.
@@ -110,6 +137,12 @@ pub struct WeightedBackend {
     /// pass. Absent: nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The backendRef's `RequestHeaderModifier`, applied after the rule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderModifierConfig>,
+    /// The backendRef's `ResponseHeaderModifier`, applied after the rule's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderModifierConfig>,
 }
 
 /// One match of a rule. All conditions must hold.

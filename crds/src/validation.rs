@@ -2,6 +2,7 @@
 //! the operator's status and the admission webhook, so they can never disagree; those of an
 //! `AgentgatewayPolicy` are in [`policy`].
 
+pub mod filters;
 pub mod parameters;
 pub mod policy;
 pub mod quantity;
@@ -571,7 +572,7 @@ pub fn pass_through_prefix_problem(prefix: &str) -> Option<&'static str> {
 }
 
 /// An RFC 3986 `pchar` other than a percent-encoding, or `/`.
-fn is_path_char(b: u8) -> bool {
+pub(crate) fn is_path_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

@@ -78,6 +78,10 @@ pub struct Attempts<'a> {
     pub operation: Operation,
     /// When the whole request must be over.
     pub deadline: Instant,
+    /// The whole request's timeout (the rule's, else the backend's), for the 504's message.
+    pub request_timeout: Duration,
+    /// The rule's `timeouts.backendRequest`: one attempt's timeout, replacing the provider's.
+    pub attempt_timeout: Option<Duration>,
 }
 
 /// Why the last attempt failed, for the final answer.
@@ -209,9 +213,12 @@ impl Attempts<'_> {
             access_token,
             record.trace.as_ref(),
         )?;
+        let attempt_timeout = self
+            .attempt_timeout
+            .unwrap_or(Duration::from_millis(provider.config.request_timeout_ms));
         let attempt_deadline = self.deadline.min(
             started
-                .checked_add(Duration::from_millis(provider.config.request_timeout_ms))
+                .checked_add(attempt_timeout)
                 .unwrap_or(self.deadline),
         );
         let deadline = TokioInstant::from_std(attempt_deadline);
@@ -362,7 +369,7 @@ impl Attempts<'_> {
                 "timeout",
                 format!(
                     "backend {backend} did not answer within the request timeout of {:?}",
-                    self.backend.request_timeout
+                    self.request_timeout
                 ),
             );
         }

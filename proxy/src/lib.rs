@@ -17,6 +17,7 @@ pub mod client_api;
 pub mod config_status;
 pub mod conn;
 pub mod context;
+pub mod filters;
 pub mod governance;
 pub mod headers;
 pub mod limits;

@@ -109,17 +109,21 @@ pub enum Miss {
     ModelNotServed,
 }
 
-/// The rule matching the request. A miss says whether the model was what no rule took.
-pub fn find_rule<'a>(table: &'a RouteTable, parts: &Parts) -> Result<&'a RuleRuntime, Miss> {
+/// The rule matching the request, with the match that held. A miss says whether the model was
+/// what no rule took.
+pub fn find_rule<'a>(
+    table: &'a RouteTable,
+    parts: &Parts,
+) -> Result<(&'a RuleRuntime, &'a RouteMatch), Miss> {
     let path = parts.uri.path();
     let host = request_host(parts);
     let found = table
         .matches
         .iter()
         .find(|m| m.holds(parts, path, host.as_deref(), false))
-        .and_then(|m| table.rules.get(m.config.rule as usize));
-    if let Some(rule) = found {
-        return Ok(rule);
+        .and_then(|m| Some((table.rules.get(m.config.rule as usize)?, m)));
+    if let Some(found) = found {
+        return Ok(found);
     }
     let by_model = parts.headers.contains_key(MODEL_HEADER)
         && table
@@ -232,7 +236,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 }
 
 /// The request's host, lower case, without port.
-fn request_host(parts: &Parts) -> Option<String> {
+pub fn request_host(parts: &Parts) -> Option<String> {
     let raw = parts
         .headers
         .get(http::header::HOST)

@@ -10,6 +10,7 @@ use agentgateway_compiler::Compiled;
 use agentgateway_crds::proxy_config::ListenerConfig;
 use arc_swap::ArcSwap;
 
+use crate::filters::{HeaderModifier, RuleFilters};
 use crate::governance::policy::PolicyRuntime;
 use crate::provider::{ProviderBuildError, ProviderRuntime};
 use crate::route::RouteMatch;
@@ -37,6 +38,8 @@ pub struct RuleRuntime {
     pub backends: Vec<WeightedRuntime>,
     /// Sum of the weights.
     pub total_weight: u32,
+    /// Header modifiers, redirect, rewrite and timeouts; `None`: the rule has none.
+    pub filters: Option<Arc<RuleFilters>>,
 }
 
 /// A weighted backend of a rule, with the policy requests to it through the rule must pass.
@@ -47,6 +50,10 @@ pub struct WeightedRuntime {
     pub weight: u32,
     /// Authentication, limits and budget; `None`: nothing.
     pub policy: Option<Arc<PolicyRuntime>>,
+    /// The backendRef's `RequestHeaderModifier`, applied after the rule's.
+    pub request_headers: Option<Arc<HeaderModifier>>,
+    /// The backendRef's `ResponseHeaderModifier`, applied after the rule's.
+    pub response_headers: Option<Arc<HeaderModifier>>,
 }
 
 /// A listener's routing table.
@@ -281,12 +288,15 @@ fn route_table(
                         .as_deref()
                         .and_then(|id| policies.get(id))
                         .cloned(),
+                    request_headers: HeaderModifier::new(wb.request_headers.as_ref()),
+                    response_headers: HeaderModifier::new(wb.response_headers.as_ref()),
                 })
                 .collect();
             RuleRuntime {
                 route: rule.route.as_str().into(),
                 total_weight: backends.iter().map(|b| b.weight).sum(),
                 backends,
+                filters: RuleFilters::new(rule),
             }
         })
         .collect();

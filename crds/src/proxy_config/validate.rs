@@ -8,10 +8,15 @@
 
 use std::collections::BTreeSet;
 
+use super::filters::{HeaderModifierConfig, PathModifierConfig, RedirectConfig};
 use super::policy::{LimitConfig, PolicyConfig};
 use super::{
     BackendConfig, EvictionConfig, ListenerTlsConfig, METRICS_PORT, MatchConfig, PathMatchConfig,
     ProviderConfig, ProviderKind, ProxyConfig, READY_PORT, RuleConfig, compile_pattern,
+};
+use crate::validation::filters::{
+    MAX_HEADER_CHANGES, REDIRECT_STATUS_CODES, filter_path_problem, header_name_problem,
+    header_value_problem, redirect_scheme_problem,
 };
 use crate::validation::policy::{MAX_LIMIT, MAX_LIMITS};
 use crate::validation::{
@@ -226,7 +231,15 @@ fn validate_listeners(problems: &mut Problems, config: &ProxyConfig) {
         }
         for (m, matched) in listener.matches.iter().enumerate() {
             let rules = listener.rules.len();
-            validate_match(problems, &format!("{path}.matches[{m}]"), matched, rules);
+            let path = format!("{path}.matches[{m}]");
+            validate_match(problems, &path, matched, rules);
+            if let Some(rule) = listener.rules.get(matched.rule as usize)
+                && replaces_prefix(rule)
+                && !matches!(matched.path, PathMatchConfig::PathPrefix(_))
+            {
+                let message = "the rule replaces the matched prefix (ReplacePrefixMatch): its matches must be PathPrefix matches";
+                problems.push(format!("{path}.path"), message);
+            }
         }
     }
 }
@@ -286,6 +299,138 @@ fn validate_rule(problems: &mut Problems, path: &str, rule: &RuleConfig, config:
             format!("{path}.backends"),
             format!("the weights must add up to at most {}", u32::MAX),
         );
+    }
+    validate_rule_filters(problems, path, rule);
+}
+
+/// Whether a rule's redirect or rewrite replaces the prefix its match matched.
+fn replaces_prefix(rule: &RuleConfig) -> bool {
+    let redirect = rule.redirect.as_ref().and_then(|r| r.path.as_ref());
+    [redirect, rule.rewrite_path.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|p| matches!(p, PathModifierConfig::ReplacePrefixMatch(_)))
+}
+
+fn validate_rule_filters(problems: &mut Problems, path: &str, rule: &RuleConfig) {
+    for (field, modifier) in [
+        ("requestHeaders", &rule.request_headers),
+        ("responseHeaders", &rule.response_headers),
+    ] {
+        if let Some(modifier) = modifier {
+            validate_header_modifier(problems, &format!("{path}.{field}"), modifier);
+        }
+    }
+    for (b, weighted) in rule.backends.iter().enumerate() {
+        for (field, modifier) in [
+            ("requestHeaders", &weighted.request_headers),
+            ("responseHeaders", &weighted.response_headers),
+        ] {
+            if let Some(modifier) = modifier {
+                let path = format!("{path}.backends[{b}].{field}");
+                validate_header_modifier(problems, &path, modifier);
+            }
+        }
+    }
+    if let Some(redirect) = &rule.redirect {
+        validate_redirect(problems, &format!("{path}.redirect"), redirect);
+        if rule.rewrite_path.is_some() {
+            let message = "a rule either redirects or rewrites, not both";
+            problems.push(format!("{path}.rewritePath"), message);
+        }
+    }
+    if let Some(modifier) = &rule.rewrite_path {
+        validate_path_modifier(problems, &format!("{path}.rewritePath"), modifier);
+    }
+    let mut timeout = |field: &str, ms: Option<u64>| match ms {
+        // 0 is the Gateway API's "no timeout".
+        Some(0) | None => {}
+        Some(ms) => {
+            problems.duration(format!("{path}.{field}"), ms);
+        }
+    };
+    timeout("requestTimeoutMs", rule.request_timeout_ms);
+    timeout("backendRequestTimeoutMs", rule.backend_request_timeout_ms);
+    if let (Some(request), Some(attempt)) =
+        (rule.request_timeout_ms, rule.backend_request_timeout_ms)
+        && request != 0
+        && attempt > request
+    {
+        let message = "must not exceed requestTimeoutMs (one attempt cannot outlast its request)";
+        problems.push(format!("{path}.backendRequestTimeoutMs"), message);
+    }
+}
+
+fn validate_header_modifier(problems: &mut Problems, path: &str, modifier: &HeaderModifierConfig) {
+    let mut name = |path: String, name: &str, seen: &mut BTreeSet<String>| {
+        if let Some(problem) = header_name_problem(name) {
+            problems.push(path, format!("{} {problem}", quote(name)));
+        } else if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            problems.push(path, format!("{} must be lower case", quote(name)));
+        } else if !seen.insert(name.to_string()) {
+            problems.push(path, format!("duplicate header {}", quote(name)));
+        }
+    };
+    let mut values = Vec::new();
+    for (field, headers) in [("set", &modifier.set), ("add", &modifier.add)] {
+        if headers.len() > MAX_HEADER_CHANGES {
+            values.push((
+                format!("{path}.{field}"),
+                format!("must have at most {MAX_HEADER_CHANGES} entries"),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (h, header) in headers.iter().enumerate() {
+            name(format!("{path}.{field}[{h}].name"), &header.name, &mut seen);
+            if let Some(problem) = header_value_problem(&header.value) {
+                values.push((format!("{path}.{field}[{h}].value"), problem.to_string()));
+            }
+        }
+    }
+    if modifier.remove.len() > MAX_HEADER_CHANGES {
+        values.push((
+            format!("{path}.remove"),
+            format!("must have at most {MAX_HEADER_CHANGES} entries"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (h, removed) in modifier.remove.iter().enumerate() {
+        name(format!("{path}.remove[{h}]"), removed, &mut seen);
+    }
+    for (path, message) in values {
+        problems.push(path, message);
+    }
+}
+
+fn validate_redirect(problems: &mut Problems, path: &str, redirect: &RedirectConfig) {
+    if let Some(problem) = redirect.scheme.as_deref().and_then(redirect_scheme_problem) {
+        problems.push(format!("{path}.scheme"), problem);
+    }
+    if let Some(host) = &redirect.hostname
+        && !is_host(host)
+    {
+        let message = format!("{} is not a host name or an IP address", quote(host));
+        problems.push(format!("{path}.hostname"), message);
+    }
+    if redirect.port == Some(0) {
+        problems.push(format!("{path}.port"), "must be between 1 and 65535");
+    }
+    if !REDIRECT_STATUS_CODES.contains(&redirect.status_code) {
+        problems.push(
+            format!("{path}.statusCode"),
+            "must be 301, 302, 303, 307 or 308",
+        );
+    }
+    if let Some(modifier) = &redirect.path {
+        validate_path_modifier(problems, &format!("{path}.path"), modifier);
+    }
+}
+
+fn validate_path_modifier(problems: &mut Problems, path: &str, modifier: &PathModifierConfig) {
+    let (PathModifierConfig::ReplaceFullPath(value)
+    | PathModifierConfig::ReplacePrefixMatch(value)) = modifier;
+    if let Some(problem) = filter_path_problem(value) {
+        problems.push(format!("{path}.value"), problem);
     }
 }
 
@@ -646,13 +791,16 @@ mod tests {
                             backend: Some(KEY.to_string()),
                             weight: 3,
                             policy: None,
+                            ..WeightedBackend::default()
                         },
                         WeightedBackend {
                             backend: None,
                             weight: 1,
                             policy: None,
+                            ..WeightedBackend::default()
                         },
                     ],
+                    ..RuleConfig::default()
                 }],
                 matches: vec![MatchConfig {
                     rule: 0,
@@ -702,6 +850,61 @@ mod tests {
     }
 
     const P0: &str = "backends[\"ns/b\"].groups[0].providers[0]";
+
+    #[test]
+    fn rule_filters_are_checked_like_the_compiler_checks_them() {
+        use crate::proxy_config::filters::HeaderConfig;
+        fn rule(config: &mut ProxyConfig) -> &mut RuleConfig {
+            &mut listener(config).rules[0]
+        }
+        let mut config = valid();
+        rule(&mut config).request_headers = Some(HeaderModifierConfig {
+            set: vec![HeaderConfig {
+                name: "authorization".into(),
+                value: "Bearer x".into(),
+            }],
+            ..HeaderModifierConfig::default()
+        });
+        let message = only_problem(&config, "listeners[0].rules[0].requestHeaders.set[0].name");
+        assert!(message.contains("credentials"), "{message}");
+
+        let mut config = valid();
+        rule(&mut config).backends[0].response_headers = Some(HeaderModifierConfig {
+            add: vec![HeaderConfig {
+                name: "x-a".into(),
+                value: "a\r\nb".into(),
+            }],
+            remove: vec!["X-Upper".into()],
+            ..HeaderModifierConfig::default()
+        });
+        let found = problems(&config);
+        assert_eq!(found.len(), 2, "{found:?}");
+
+        let mut config = valid();
+        rule(&mut config).redirect = Some(RedirectConfig {
+            scheme: Some("ftp".into()),
+            hostname: None,
+            port: Some(0),
+            path: None,
+            status_code: 200,
+        });
+        rule(&mut config).rewrite_path = Some(PathModifierConfig::ReplacePrefixMatch("/x".into()));
+        let found = problems(&config);
+        assert_eq!(
+            found.len(),
+            5,
+            "scheme, port, status, both, and the Exact match: {found:?}"
+        );
+
+        let mut config = valid();
+        rule(&mut config).request_timeout_ms = Some(1_000);
+        rule(&mut config).backend_request_timeout_ms = Some(2_000);
+        only_problem(&config, "listeners[0].rules[0].backendRequestTimeoutMs");
+        rule(&mut config).request_timeout_ms = Some(0);
+        assert_eq!(config.validate(), Ok(()), "0: no request timeout");
+        rule(&mut config).backend_request_timeout_ms = Some(u64::MAX);
+        only_problem(&config, "listeners[0].rules[0].backendRequestTimeoutMs");
+    }
 
     #[test]
     fn a_valid_config_and_the_empty_config_pass() {

@@ -348,8 +348,19 @@ spec:
     }
 
     #[test]
-    fn a_filter_is_reported_on_accepted_with_its_field_never_on_resolved_refs() {
+    fn a_backend_refs_header_filter_is_accepted() {
         let filtered = "{group: agentgateway.dev, kind: AgentgatewayBackend, name: llm, filters: [{type: RequestHeaderModifier, requestHeaderModifier: {remove: [x-internal]}}]}";
+        let mut route = route("[{name: gw, namespace: infra}]", filtered);
+        route.metadata.namespace = Some("infra".into());
+        let backend = BACKEND.replace("namespace: apps", "namespace: infra");
+        let parents = desired_parents(&route, &compile(&route, &backend));
+        let accepted = condition(&parents[0], "Accepted");
+        assert!(accepted.status, "{}", accepted.message);
+    }
+
+    #[test]
+    fn a_filter_is_reported_on_accepted_with_its_field_never_on_resolved_refs() {
+        let filtered = "{group: agentgateway.dev, kind: AgentgatewayBackend, name: llm, filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /v1}}}]}";
         let mut route = route("[{name: gw, namespace: infra}]", filtered);
         route.metadata.namespace = Some("infra".into());
         let backend = BACKEND.replace("namespace: apps", "namespace: infra");
@@ -362,7 +373,7 @@ spec:
         assert!(
             accepted
                 .message
-                .starts_with("spec.rules[0].backendRefs[0].filters[0].type: \"RequestHeaderModifier\" filters are not supported"),
+                .starts_with("spec.rules[0].backendRefs[0].filters[0].type: \"URLRewrite\" filters are not supported on a backendRef"),
             "{}",
             accepted.message
         );

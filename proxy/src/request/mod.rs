@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use agentgateway_crds::proxy_config::PathMatchConfig;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -18,6 +19,7 @@ use crate::attempts::{Attempts, Payload};
 use crate::body::ProxyBody;
 use crate::client_api::ChatRequest;
 use crate::context::ProxyContext;
+use crate::filters::{self, RedirectRequest, ResponseModifiers, modified_path, with_path};
 use crate::governance::governor::{Subject, tokens_to_reserve};
 use crate::governance::headers::RateHeaders;
 use crate::governance::keys::{ConsumerKeys, presented_key, remove_client_key};
@@ -25,7 +27,7 @@ use crate::openai::error::ProxyError;
 use crate::openai::operation::Operation;
 use crate::openai::request::JsonRequest;
 use crate::record::{RecordGuard, RequestRecord};
-use crate::route::{MODEL_HEADER, Miss, find_rule, has_path_prefix, pick_backend};
+use crate::route::{MODEL_HEADER, Miss, find_rule, has_path_prefix, pick_backend, request_host};
 use crate::stream::UpstreamStream;
 use crate::upstream_body::{FaultSlot, UpstreamBody};
 
@@ -46,8 +48,16 @@ pub async fn handle(
         .as_ref()
         .map(|tracing| tracing.start_request(&parts.headers, operation));
     let mut guard = RecordGuard::new(record, context.clone());
+    let mut modifiers = ResponseModifiers::default();
     // Boxed: hyper moves the service future by value; this keeps it a few words.
-    let forwarded = Box::pin(route_and_forward(&context, guard.record(), parts, body)).await;
+    let forwarded = Box::pin(route_and_forward(
+        &context,
+        guard.record(),
+        parts,
+        body,
+        &mut modifiers,
+    ))
+    .await;
     let rate_headers = guard.record().rate_headers.take();
     let mut response = match forwarded {
         Ok(Forwarded::Upstream(response)) => {
@@ -67,17 +77,22 @@ pub async fn handle(
             error.into_response(guard)
         }
     };
+    // Before the rate headers: the proxy's own word on limits wins over a filter's.
+    modifiers.apply(response.headers_mut());
     if let Some(headers) = rate_headers {
         headers.apply(response.headers_mut());
     }
     Ok(response)
 }
 
+/// Routes the request and forwards it; `modifiers` receives the response header modifiers of the
+/// matched rule and picked backend, for whatever answer the client gets.
 async fn route_and_forward(
     context: &Arc<ProxyContext>,
     record: &mut RequestRecord,
     mut parts: http::request::Parts,
     body: Incoming,
+    modifiers: &mut ResponseModifiers,
 ) -> Result<Forwarded, ProxyError> {
     check_path(parts.uri.path())?;
     check_method(record.operation, &parts)?;
@@ -94,11 +109,8 @@ async fn route_and_forward(
     parts.headers.remove(MODEL_HEADER);
     // A JSON body is parsed whole before routing (its model routes it); anything else is held
     // up to the replay size once its backend is known, and streamed on.
-    let body = if record.operation.has_json_model() {
-        let body = read_body(context, &parts.headers, body, limits.body_limit).await?;
-        let json = JsonRequest::parse(body.bytes)?;
-        record.stream = json.stream;
-        record.request_model = json.model.as_deref().map(Arc::from);
+    let mut body = if record.operation.has_json_model() {
+        let (json, reservation) = read_json(context, record, &parts, body).await?;
         if table.routes_by_model
             && let Some(value) = json
                 .model
@@ -107,17 +119,68 @@ async fn route_and_forward(
         {
             parts.headers.insert(MODEL_HEADER, value);
         }
-        ClientBody::Json(json, body.reservation)
+        ClientBody::Json(json, reservation)
     } else {
         ClientBody::Unread(body)
     };
-    let rule = find_rule(table, &parts).map_err(|miss| match miss {
+    let (rule, matched) = find_rule(table, &parts).map_err(|miss| match miss {
         Miss::NoRoute => no_route(&parts),
         Miss::ModelNotServed => model_not_found(record.request_model.as_deref().unwrap_or("")),
     })?;
     record.route = Some(rule.route.clone());
+    let filters = rule.filters.as_deref();
+    if let Some(filters) = filters {
+        modifiers.rule = filters.response_headers.clone();
+        let matched_prefix = match &matched.config.path {
+            PathMatchConfig::PathPrefix(prefix) => prefix.as_str(),
+            // Validation allows prefix replacements on prefix matches only.
+            PathMatchConfig::Exact(_) => "/",
+        };
+        if let Some(redirect) = &filters.redirect {
+            // Answered here: no backend, no upstream request, nothing counted.
+            let host = request_host(&parts);
+            let listener_port = snapshot
+                .listener_ports
+                .iter()
+                .find(|(name, _)| **name == *record.listener)
+                .and_then(|(_, port)| *port);
+            let request = RedirectRequest {
+                parts: &parts,
+                host: host.as_deref(),
+                matched_prefix,
+                listener_port,
+                scheme: if snapshot.listener_tls.contains_key(&*record.listener) {
+                    "https"
+                } else {
+                    "http"
+                },
+            };
+            return filters::redirect(redirect, &request).map(Forwarded::Local);
+        }
+        if let Some(rewrite) = &filters.rewrite_path {
+            let path = modified_path(parts.uri.path(), rewrite, matched_prefix);
+            check_path(&path)?;
+            let operation = Operation::from_path(&path);
+            if operation == Operation::Models {
+                // The model list of the rules the client's own path matches.
+                return models::answer(table, &parts).map(Forwarded::Local);
+            }
+            parts.uri = with_path(&parts.uri, &path)?;
+            // The operation is the rewritten path's: `/team-a/chat` rewritten to
+            // `/v1/chat/completions` is a chat completion.
+            record.operation = operation;
+            check_method(operation, &parts)?;
+            if operation.has_json_model()
+                && let ClientBody::Unread(unread) = body
+            {
+                let (json, reservation) = read_json(context, record, &parts, unread).await?;
+                body = ClientBody::Json(json, reservation);
+            }
+        }
+    }
     let mut rng = fastrand::Rng::new();
     let weighted = pick_backend(rule, &mut rng);
+    modifiers.backend = weighted.and_then(|w| w.response_headers.clone());
     let policy = weighted.and_then(|w| w.policy.clone());
     let backend = weighted.and_then(|w| w.backend.clone()).ok_or_else(|| {
         ProxyError::new(
@@ -136,13 +199,26 @@ async fn route_and_forward(
         // The key is the gateway's business: no provider ever sees it.
         remove_client_key(&mut parts.headers);
     }
+    // Filters never touch credential headers (validation refuses them), so the provider's
+    // credentials, set when each attempt's request is built, always win.
+    let request_modifiers = [
+        filters.and_then(|f| f.request_headers.as_ref()),
+        weighted.and_then(|w| w.request_headers.as_ref()),
+    ];
+    for modifier in request_modifiers.into_iter().flatten() {
+        modifier.apply(&mut parts.headers);
+    }
     check_operation(
         record.operation,
         &parts,
         &backend.pass_through_path_prefixes,
     )?;
     let (payload, reservation) = match body {
-        ClientBody::Json(json, reservation) => (Payload::Json(json), reservation),
+        ClientBody::Json(json, reservation) if record.operation.has_json_model() => {
+            (Payload::Json(json), reservation)
+        }
+        // A rewrite made the path one whose body the gateway does not read: passed as it came.
+        ClientBody::Json(json, reservation) => (Payload::Raw(json.body().clone()), reservation),
         ClientBody::Unread(body) => {
             let hold = limits.max_request_replay.min(limits.body_limit);
             let body = read_body(context, &parts.headers, body, hold).await?;
@@ -197,6 +273,9 @@ async fn route_and_forward(
         record.admitted = Some(Box::new(admitted?));
     }
     let as_chat = ChatRequest::of(record.operation);
+    let request_timeout = filters
+        .and_then(|f| f.request_timeout)
+        .unwrap_or(backend.request_timeout);
     let attempts = Attempts {
         context,
         backend: &backend,
@@ -205,13 +284,29 @@ async fn route_and_forward(
         as_chat: as_chat.as_ref(),
         operation: record.operation,
         deadline: Instant::now()
-            .checked_add(backend.request_timeout)
+            .checked_add(request_timeout)
             .unwrap_or_else(Instant::now),
+        request_timeout,
+        attempt_timeout: filters.and_then(|f| f.attempt_timeout),
     };
     let answer = attempts.run(record, &mut rng).await;
     // The body's budget is released once no attempt needs it any more.
     drop(reservation);
     answer.map(Forwarded::Upstream)
+}
+
+/// Reads and parses a JSON request body, noting its model and whether it streams.
+async fn read_json(
+    context: &ProxyContext,
+    record: &mut RequestRecord,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Result<(JsonRequest, crate::budget::Reservation), ProxyError> {
+    let body = read_body(context, &parts.headers, body, context.limits.body_limit).await?;
+    let json = JsonRequest::parse(body.bytes)?;
+    record.stream = json.stream;
+    record.request_model = json.model.as_deref().map(Arc::from);
+    Ok((json, body.reservation))
 }
 
 /// The client's body as routing leaves it.

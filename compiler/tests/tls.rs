@@ -10,15 +10,7 @@ use agentgateway_compiler::{GatewayCompilation, Reason, compile_gateway};
 use agentgateway_crds::proxy_config::TlsCertificateConfig;
 use common::{backend, compile, compile_error, parse_ok};
 
-/// A self-signed certificate and key (PEM) for `name`.
-fn self_signed(name: &str) -> (String, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    (cert.pem(), key.serialize_pem())
-}
+use agentgateway_tls::testing::self_signed;
 
 fn indent(pem: &str) -> String {
     pem.lines().map(|l| format!("      {l}\n")).collect()

@@ -222,3 +222,22 @@ pub fn wait_proxy_ready(ns: &str, gateway: &str, timeout: Duration) -> Duration 
     );
     start.elapsed()
 }
+
+/// The ClusterIP of Service `name` in `ns`.
+pub fn service_cluster_ip(ns: &str, name: &str) -> std::net::IpAddr {
+    let ip = kubectl_ok(
+        &[
+            "get",
+            "service",
+            name,
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+        None,
+    );
+    ip.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("Service {ns}/{name} ClusterIP {ip:?}: {e}"))
+}

@@ -4,7 +4,7 @@
 //! as it does for any in-cluster client (a `kubectl port-forward`, even to `svc/...`, pins one pod
 //! and dies with it).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -43,22 +43,7 @@ impl LoadTarget {
         model: &'static str,
         reply: &'static str,
     ) -> Self {
-        let ip = kubectl_ok(
-            &[
-                "get",
-                "service",
-                name,
-                "-n",
-                ns,
-                "-o",
-                "jsonpath={.spec.clusterIP}",
-            ],
-            None,
-        );
-        let ip: IpAddr = ip
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("Service {ns}/{name} ClusterIP {ip:?}: {e}"));
+        let ip = service_cluster_ip(ns, name);
         Self {
             service: SocketAddr::new(ip, port),
             host: format!("{name}.{ns}"),

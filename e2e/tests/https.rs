@@ -229,23 +229,6 @@ fn listener_condition(
     condition(status, kind)
 }
 
-fn service_ip(ns: &str, name: &str) -> String {
-    kubectl_ok(
-        &[
-            "get",
-            "service",
-            name,
-            "-n",
-            ns,
-            "-o",
-            "jsonpath={.spec.clusterIP}",
-        ],
-        None,
-    )
-    .trim()
-    .to_string()
-}
-
 #[test]
 #[ignore = "needs the e2e cluster: run `bash e2e/run.sh`"]
 fn s17_https_listener_serves_tls_and_rotates_certificates_live() {
@@ -287,7 +270,7 @@ fn s17_https_listener_serves_tls_and_rotates_certificates_live() {
     say(format!("s17: listener broken: {}", broken.2));
 
     // The tutorial's request over TLS, trusting only the test CA: HTTP/2 by ALPN.
-    let ip = service_ip(TLS_NS, TLS_GW);
+    let ip = service_cluster_ip(TLS_NS, TLS_GW).to_string();
     let (ca1, ca2) = (pki.path("ca1.pem"), pki.path("ca2.pem"));
     let answer = wait_for(
         "the tutorial's request over HTTPS",

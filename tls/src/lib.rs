@@ -73,11 +73,15 @@ pub fn bundle(cert_chain_pem: &str, key_pem: &str) -> String {
     bundle
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn self_signed(name: &str) -> (String, String) {
+/// Throwaway certificates for tests (here, and with the `testing` feature in other crates').
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    /// A self-signed certificate and key (PEM) for `name`.
+    ///
+    /// # Panics
+    /// When rcgen cannot make a key or a certificate: a test cannot go on without one.
+    #[allow(clippy::unwrap_used)]
+    pub fn self_signed(name: &str) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = rcgen::CertificateParams::new(vec![name.to_string()])
             .unwrap()
@@ -85,6 +89,13 @@ mod tests {
             .unwrap();
         (cert.pem(), key.serialize_pem())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::testing::self_signed;
 
     #[test]
     fn a_matching_pair_loads_and_a_bundle_is_both_inputs() {

@@ -15,17 +15,3 @@ pub use watch::watch_cert_dir;
 
 /// Why a certificate and key pair was not loaded (shared with the compiler and the proxy).
 pub use agentgateway_tls::PemError as TlsError;
-
-/// A throwaway certificate for the unit tests of this module.
-#[cfg(test)]
-pub(crate) mod test_certs {
-    /// A self-signed certificate and key (PEM) for `name`.
-    pub(crate) fn self_signed(name: &str) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}

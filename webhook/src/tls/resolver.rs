@@ -62,7 +62,7 @@ impl ResolvesServerCert for CertResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::test_certs::self_signed;
+    use agentgateway_tls::testing::self_signed;
 
     #[test]
     fn nothing_is_served_before_a_certificate_is_set() {

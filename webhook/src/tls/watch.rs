@@ -64,7 +64,7 @@ async fn watch_every(dir: &Path, resolver: &CertResolver, interval: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::test_certs::self_signed;
+    use agentgateway_tls::testing::self_signed;
 
     fn leaf_der(resolver: &CertResolver) -> Option<Vec<u8>> {
         resolver.current().map(|c| c.cert[0].to_vec())

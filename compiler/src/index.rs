@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use agentgateway_crds::gateway_api::ReferenceGrant;
 use agentgateway_crds::{AgentgatewayBackend, GROUP};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -63,11 +62,10 @@ impl<'a> Index<'a> {
         target_namespace: &str,
         name: &str,
     ) -> bool {
-        self.inputs
-            .reference_grants
-            .iter()
-            .filter(|grant| namespace_of(&grant.metadata) == target_namespace)
-            .any(|grant| grants_route_to_backend(grant, route_namespace, name))
+        self.reference_granted(
+            ("HTTPRoute", route_namespace),
+            (GROUP, "AgentgatewayBackend", target_namespace, name),
+        )
     }
 }
 
@@ -80,36 +78,35 @@ impl Index<'_> {
         target_namespace: &str,
         name: &str,
     ) -> bool {
+        self.reference_granted(
+            ("Gateway", gateway_namespace),
+            ("", "Secret", target_namespace, name),
+        )
+    }
+
+    /// Whether a ReferenceGrant in the target's namespace lets objects of Gateway API kind
+    /// `from_kind` in `from_namespace` refer to the object `name` of `to_group`/`to_kind` there.
+    fn reference_granted(
+        &self,
+        (from_kind, from_namespace): (&str, &str),
+        (to_group, to_kind, target_namespace, name): (&str, &str, &str, &str),
+    ) -> bool {
         self.inputs
             .reference_grants
             .iter()
             .filter(|grant| namespace_of(&grant.metadata) == target_namespace)
-            .any(|grant| grants_gateway_to_secret(grant, gateway_namespace, name))
+            .any(|grant| {
+                let from = grant.spec.from.iter().any(|from| {
+                    from.group == agentgateway_crds::GATEWAY_API_GROUP
+                        && from.kind == from_kind
+                        && from.namespace == from_namespace
+                });
+                let to = grant.spec.to.iter().any(|to| {
+                    to.group == to_group
+                        && to.kind == to_kind
+                        && to.name.as_deref().is_none_or(|n| n == name)
+                });
+                from && to
+            })
     }
-}
-
-fn grants_gateway_to_secret(grant: &ReferenceGrant, gateway_namespace: &str, name: &str) -> bool {
-    let from = grant.spec.from.iter().any(|from| {
-        from.group == agentgateway_crds::GATEWAY_API_GROUP
-            && from.kind == "Gateway"
-            && from.namespace == gateway_namespace
-    });
-    let to = grant.spec.to.iter().any(|to| {
-        to.group.is_empty() && to.kind == "Secret" && to.name.as_deref().is_none_or(|n| n == name)
-    });
-    from && to
-}
-
-fn grants_route_to_backend(grant: &ReferenceGrant, route_namespace: &str, name: &str) -> bool {
-    let from = grant.spec.from.iter().any(|from| {
-        from.group == agentgateway_crds::GATEWAY_API_GROUP
-            && from.kind == "HTTPRoute"
-            && from.namespace == route_namespace
-    });
-    let to = grant.spec.to.iter().any(|to| {
-        to.group == GROUP
-            && to.kind == "AgentgatewayBackend"
-            && to.name.as_deref().is_none_or(|n| n == name)
-    });
-    from && to
 }

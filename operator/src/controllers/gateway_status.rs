@@ -171,6 +171,22 @@ fn listener_conditions(
     let condition = |type_, status, reason: &str, message: &str| {
         Desired::new(type_, status, reason, message.to_string(), generation)
     };
+    let resolved = || {
+        condition(
+            types::RESOLVED_REFS,
+            true,
+            reasons::RESOLVED_REFS,
+            "every reference resolves",
+        )
+    };
+    let no_conflict = || {
+        condition(
+            types::CONFLICTED,
+            false,
+            reasons::NO_CONFLICTS,
+            "no conflicting listener",
+        )
+    };
     let Some((reason, message)) = problem else {
         return vec![
             condition(
@@ -185,18 +201,8 @@ fn listener_conditions(
                 programmed_reason,
                 programmed_message,
             ),
-            condition(
-                types::RESOLVED_REFS,
-                true,
-                reasons::RESOLVED_REFS,
-                "every reference resolves",
-            ),
-            condition(
-                types::CONFLICTED,
-                false,
-                reasons::NO_CONFLICTS,
-                "no conflicting listener",
-            ),
+            resolved(),
+            no_conflict(),
         ];
     };
     let not_served = "the listener is not served";
@@ -209,37 +215,17 @@ fn listener_conditions(
                 "the listener's spec is valid; it is served once its certificate resolves",
             ),
             condition(types::RESOLVED_REFS, false, reason.as_str(), message),
-            condition(
-                types::CONFLICTED,
-                false,
-                reasons::NO_CONFLICTS,
-                "no conflicting listener",
-            ),
+            no_conflict(),
         ),
         Reason::ProtocolConflict | Reason::HostnameConflict => (
             condition(types::ACCEPTED, false, reason.as_str(), message),
-            condition(
-                types::RESOLVED_REFS,
-                true,
-                reasons::RESOLVED_REFS,
-                "every reference resolves",
-            ),
+            resolved(),
             condition(types::CONFLICTED, true, reason.as_str(), message),
         ),
         _ => (
             condition(types::ACCEPTED, false, reason.as_str(), message),
-            condition(
-                types::RESOLVED_REFS,
-                true,
-                reasons::RESOLVED_REFS,
-                "every reference resolves",
-            ),
-            condition(
-                types::CONFLICTED,
-                false,
-                reasons::NO_CONFLICTS,
-                "no conflicting listener",
-            ),
+            resolved(),
+            no_conflict(),
         ),
     };
     let programmed = condition(types::PROGRAMMED, false, reasons::INVALID, not_served);

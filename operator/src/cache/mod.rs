@@ -553,6 +553,27 @@ mod tests {
             .is_ok()
     }
 
+    /// Empty stores, for tests that fill in only what they read.
+    fn empty_stores() -> Stores {
+        Stores {
+            gateway_classes: reflector::store().0,
+            gateways: reflector::store().0,
+            routes: reflector::store().0,
+            backends: reflector::store().0,
+            policies: policies(Vec::new()),
+            parameters: reflector::store().0,
+            secrets: reflector::store().0,
+            config_maps: reflector::store().0,
+            referenced: Arc::default(),
+            reference_grants: None,
+            deployments: reflector::store().0,
+            services: reflector::store().0,
+            service_accounts: reflector::store().0,
+            roles: reflector::store().0,
+            role_bindings: reflector::store().0,
+            pods: reflector::store().0,
+        }
+    }
     #[test]
     fn a_secret_matters_to_policies_when_selected_now_or_held_from_before() {
         let store = policies(vec![policy("team-a", &[("consumer-of", "llm")])]);
@@ -580,22 +601,9 @@ mod tests {
         writer.apply_watcher_event(&Event::<AgentgatewayBackend>::Init);
         writer.apply_watcher_event(&Event::InitDone);
         let stores = Stores {
-            gateway_classes: reflector::store().0,
-            gateways: reflector::store().0,
-            routes: reflector::store().0,
             backends,
             policies: policies(vec![policy("team-a", &[("consumer-of", "llm")])]),
-            parameters: reflector::store().0,
-            secrets: reflector::store().0,
-            config_maps: reflector::store().0,
-            referenced: Arc::default(),
-            reference_grants: None,
-            deployments: reflector::store().0,
-            services: reflector::store().0,
-            service_accounts: reflector::store().0,
-            roles: reflector::store().0,
-            role_bindings: reflector::store().0,
-            pods: reflector::store().0,
+            ..empty_stores()
         };
         let subscribers = secret_dependents(&stores, &triggers);
         let unrelated = secret("team-a", "helm-release", &[("owner", "helm")]);
@@ -640,22 +648,8 @@ spec:
         // Through the Secret watch's subscribers: the certificate wakes the Gateways.
         let triggers = Triggers::default();
         let stores = Stores {
-            gateway_classes: reflector::store().0,
             gateways: store,
-            routes: reflector::store().0,
-            backends: reflector::store().0,
-            policies: policies(Vec::new()),
-            parameters: reflector::store().0,
-            secrets: reflector::store().0,
-            config_maps: reflector::store().0,
-            referenced: Arc::default(),
-            reference_grants: None,
-            deployments: reflector::store().0,
-            services: reflector::store().0,
-            service_accounts: reflector::store().0,
-            roles: reflector::store().0,
-            role_bindings: reflector::store().0,
-            pods: reflector::store().0,
+            ..empty_stores()
         };
         let subscribers = secret_dependents(&stores, &triggers);
         for subscriber in &subscribers {

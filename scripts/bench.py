@@ -5,8 +5,11 @@ Run by `make bench` (scripts/bench.sh: installs wrk/nginx, builds, enters a priv
 namespace). Prints one markdown table plus the machine, commands and pinning used. Env:
 BENCH_SECONDS (default 8) per measured point, BENCH_QUICK=1 short smoke run, BENCH_NICE (-10),
 BENCH_GOVERNANCE=0 to skip the rate-limit points (ours with a local limit, and with a Redis-backed
-global limit: what each costs per request).
-Exits non-zero if any target fails the correctness check (one request before and after load).
+global limit: what each costs per request), BENCH_STREAMS (default 10000, 500 with BENCH_QUICK; 0
+skips) concurrent one-event-per-second streams through ours and nginx with their RSS per stream,
+BENCH_THROUGHPUT=0 to skip the wrk points, BENCH_BIN for the binaries (default target/release).
+Exits non-zero if any target fails the correctness check (one request before and after load), or
+any of the open streams is not served completely and correctly.
 """
 import contextlib
 import http.client
@@ -22,7 +25,10 @@ import sys
 import tempfile
 import time
 
-RELEASE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "target", "release")
+import bench_streams
+
+RELEASE = os.environ.get("BENCH_BIN") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "target", "release")
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "2" if QUICK else "8"))
 WARMUP = 1 if QUICK else 2
@@ -57,11 +63,29 @@ def free_port():
 PROCS = []  # every process started, stopped in reverse order on exit
 
 
-def spawn(argv, log):
-    """Start a server: stdout (the proxy's access log) to /dev/null, stderr to `log`."""
-    with open(log, "wb") as err:
-        PROCS.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err))
+def spawn(argv, log, out=None):
+    """Start a server: stdout (ours: its access log and warnings) to `out` or /dev/null, stderr to
+    `log`."""
+    with open(log, "wb") as err, open(out or os.devnull, "wb") as stdout:
+        PROCS.append(subprocess.Popen(argv, stdout=stdout, stderr=err))
     return PROCS[-1]
+
+
+def exit_code(pid):
+    """None while a server started by `spawn` runs; its exit code (-N: killed by signal N) after."""
+    return next(p for p in PROCS if p.pid == pid).poll()
+
+
+def stop(pid, sig=signal.SIGTERM):
+    """Stop one server started by `spawn` (ours: SIGKILL, as on SIGTERM it drains for seconds)."""
+    proc = next(p for p in PROCS if p.pid == pid)
+    PROCS.remove(proc)
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def stop_all():
@@ -94,16 +118,17 @@ def ready_ok(port):
     return conn.getresponse().status == 200
 
 
-def start_mock(tmp):
+def start_mock(tmp, name="mock-llm", extra=()):
     port = free_port()
     argv = ["taskset", "-c", CLIENT_CPU, f"{RELEASE}/mock-llm", "--listen", f"127.0.0.1:{port}",
-            "--model", MODEL, "--no-record", "--threads", "1"]
-    proc = spawn(argv, f"{tmp}/mock-llm.log")
+            "--model", MODEL, "--no-record", "--threads", "1", *extra]
+    proc = spawn(argv, f"{tmp}/{name}.log")
     wait_until("mock-llm", lambda: tcp_open(port))
     return port, [proc.pid], argv
 
 
 GOVERNANCE = os.environ.get("BENCH_GOVERNANCE", "1") != "0"
+THROUGHPUT = os.environ.get("BENCH_THROUGHPUT", "1") != "0"
 # Limits no run reaches: the points measure what counting costs, not refusals.
 POLICIES = {
     "local": "rateLimit: {local: [{tokens: 1000000000000, per: Minute, key: route}, "
@@ -122,7 +147,7 @@ def start_redis(tmp):
     return port, [proc.pid], argv
 
 
-def start_ours(tmp, upstream, name="ours", policy=None, redis_port=None):
+def start_ours(tmp, upstream, name="ours", policy=None, redis_port=None, extra=(), out=None):
     cfg = f"{tmp}/config-{name}"
     os.makedirs(cfg)
     write(f"{cfg}/bench.yaml", f"""apiVersion: agentgateway.dev/v1alpha1
@@ -155,21 +180,22 @@ spec:
             "--metrics-addr", f"127.0.0.1:{metrics}", "--log-format", "json", "--threads", "1"]
     if redis_port:
         argv += ["--redis-url", f"redis://127.0.0.1:{redis_port}"]
-    proc = spawn(argv, f"{tmp}/{name}.stderr")
+    argv += extra
+    proc = spawn(argv, f"{tmp}/{name}.stderr", out)
     wait_until("agentgateway-proxy", lambda: ready_ok(ready))
     return port, [proc.pid], argv
 
 
-def start_nginx(tmp, upstream):
+def start_nginx(tmp, upstream, name="nginx", worker_connections=4096):
     port = free_port()
-    temps = "\n".join(f"  {k}_temp_path {tmp}/nginx-{k};" for k in
+    temps = "\n".join(f"  {k}_temp_path {tmp}/{name}-{k};" for k in
                       ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     conf = f"""worker_processes 1;
 daemon off;
 user root;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log warn;
+events {{ worker_connections {worker_connections}; }}
 http {{
   access_log /dev/null;
 {temps}
@@ -186,10 +212,10 @@ http {{
   }}
 }}
 """
-    write(f"{tmp}/nginx.conf", conf)
-    argv = ["taskset", "-c", PROXY_CPU, "nginx", "-p", tmp, "-c", f"{tmp}/nginx.conf",
-            "-e", f"{tmp}/nginx-error.log"]
-    proc = spawn(argv, f"{tmp}/nginx.stderr")
+    write(f"{tmp}/{name}.conf", conf)
+    argv = ["taskset", "-c", PROXY_CPU, "nginx", "-p", tmp, "-c", f"{tmp}/{name}.conf",
+            "-e", f"{tmp}/{name}-error.log"]
+    proc = spawn(argv, f"{tmp}/{name}.stderr")
     wait_until("nginx", lambda: tcp_open(port))
     wait_until("nginx worker", lambda: len(children(proc.pid)) >= 1)
     return port, [proc.pid] + children(proc.pid), argv
@@ -213,6 +239,24 @@ def cpu_seconds(pids):
 def status_kib(pids, key):
     return sum(int(re.search(rf"^{key}:\s+(\d+) kB", read(f"/proc/{pid}/status"), re.M).group(1))
                for pid in pids)
+
+
+def process_tree(pid):
+    """A server and its children now; just the server if it is gone."""
+    with contextlib.suppress(OSError):
+        return [pid] + children(pid)
+    return [pid]
+
+
+def tree_kib(pid, key):
+    """`key` of a server and its children as they are now (nginx's master respawns a worker that
+    dies); a process exiting meanwhile (gone, or a zombie without memory lines) counts 0."""
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            found = re.search(rf"^{key}:\s+(\d+) kB", read(f"/proc/{p}/status"), re.M)
+            total += int(found.group(1)) if found else 0
+    return total
 
 
 def check(port, mode):
@@ -302,7 +346,16 @@ def fmt_row(mode, conns, res):
             f"| {lat(o)} | {added(n)} | {added(o)} | {cpu(n)} | {cpu(o)} | {errs} | {noise:.2f} |")
 
 
-def print_report(results, info):
+def print_report(results, info, streams):
+    if results:
+        print_table(results, info)
+    if streams:
+        print_streams(streams)
+    if results or isinstance(streams, dict):
+        print(targets_line(results, info, streams))
+
+
+def print_table(results, info):
     print("\n| mode | conns | direct req/s | nginx req/s | ours req/s | ours/nginx "
           "| direct p50 / p99 µs | nginx p50 / p99 µs | ours p50 / p99 µs | nginx added p50 µs "
           "| ours added p50 µs | nginx CPU µs/req | ours CPU µs/req | errors d/n/o | noise cores |")
@@ -311,17 +364,32 @@ def print_report(results, info):
         for conns in CONNS:
             print(fmt_row(mode, conns, results.get((mode, conns), {})))
     print()
-    mib = lambda kib: f"{kib / 1024:.1f} MiB"  # noqa: E731
     print(f"ours RSS: idle {mib(info['idle'])}, peak {mib(info['peak'])} (VmHWM after all runs); nginx "
           f"master+worker RSS: idle {mib(info['nginx_idle'])}, after runs {mib(info['nginx_end'])}.")
-    print(targets_line(results, info))
 
 
-def targets_line(results, info):
+def mib(kib):
+    return f"{kib / 1024:.1f} MiB"
+
+
+def mark(ok):
+    return "✓" if ok else "✗"
+
+
+def targets_line(results, info, streams):
+    parts = throughput_targets(results, info) if results else []
+    if isinstance(streams, dict) and (o := streams.get("ours")):
+        issue = "" if STREAMS == 10000 else "; the issue asks for 10,000"
+        parts.append(f"{STREAMS:,} open streams all served, RSS ≤ {STREAM_RSS_TARGET_MIB} MiB ("
+                     f"{o['served']:,}/{o['n']:,} {mark(o['served'] == o['n'])}, peak "
+                     f"{o['peak'] / 1024:.1f} MiB {mark(o['peak'] <= STREAM_RSS_TARGET_MIB * 1024)}{issue})")
+    return "target (from the issues, not asserted): " + "; ".join(parts) + "."
+
+
+def throughput_targets(results, info):
     def get(mode, conns, target, key):
         return (results.get((mode, conns), {}).get(target) or {}).get(key)
 
-    mark = lambda ok: "✓" if ok else "✗"  # noqa: E731
     parts = []
     for mode in MODES:
         o, n = get(mode, 64, "ours", "rps"), get(mode, 64, "nginx", "rps")
@@ -335,7 +403,7 @@ def targets_line(results, info):
         f"{n} conns {c:.1f} {mark(c <= 50)}" for n, c in cpus) + ")")
     parts.append(f"idle RSS ≤ 15 MiB ({info['idle'] / 1024:.1f} {mark(info['idle'] <= 15 * 1024)})")
     parts.append(f"peak RSS ≤ 30 MiB ({info['peak'] / 1024:.1f} {mark(info['peak'] <= 30 * 1024)})")
-    return "target (from the issue, not asserted): " + "; ".join(parts) + "."
+    return parts
 
 
 def print_context(argvs, results):
@@ -365,12 +433,24 @@ logging: ours writes its JSON access log (stdout -> /dev/null); nginx `access_lo
 format). Streams: ours adds stream_options.include_usage upstream (mock-llm sends one more chunk), drops it.
 points: {SECONDS} s measured after {WARMUP} s warm-up, the three targets in turn per point; req/s and latency \
 from wrk; CPU µs/req = utime+stime delta of the proxy's processes (all threads) / requests.
-command: BENCH_SECONDS={SECONDS}{" BENCH_QUICK=1" if QUICK else ""} make bench = ./scripts/bench.sh, which \
-runs {runner}""")
+command: BENCH_SECONDS={SECONDS}{" BENCH_QUICK=1" if QUICK else ""}{env_switches()} make bench = \
+./scripts/bench.sh, which runs {runner}""")
     for name, argv in argvs.items():
         print(f"  {name}: {' '.join(argv)}")
     print(f"  load: taskset -c {CLIENT_CPU} wrk -t1 -c{{1,16,64}} -d{SECONDS}s --latency -s <mode>.lua "
           f"http://127.0.0.1:PORT{PATH}")
+    if STREAMS:
+        print(f"  open streams: this script's asyncio client (scripts/bench_streams.py) on CPU {CLIENT_CPU} "
+              f"with mock-llm-slow: {STREAMS:,} connections (BENCH_STREAMS) in batches of "
+              f"{bench_streams.BATCH}, one streaming request each, `Connection: close`; RLIMIT_NOFILE "
+              f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]} for every process; ours-streams logs to a "
+              "file (its warnings are shown when a stream fails)")
+
+
+def env_switches():
+    """The BENCH_* switches of this run that change what is measured, as they would be typed."""
+    names = ("BENCH_STREAMS", "BENCH_THROUGHPUT", "BENCH_GOVERNANCE", "BENCH_BIN")
+    return "".join(f" {k}={os.environ[k]}" for k in names if k in os.environ)
 
 
 def run_governance(targets, mock_pids, tmp):
@@ -404,6 +484,116 @@ def print_governance(results):
               f"| {p50(o)} | {p50(lo)} | {p50(rd)} | {errs} |")
 
 
+STREAMS = int(os.environ.get("BENCH_STREAMS", "500" if QUICK else "10000"))
+STREAM_WORDS = " ".join(f"w{i:02d}" for i in range(1, 17))
+STREAM_CHUNK_MS = 1000  # mock-llm's pause between SSE events: the "one token per second" upstream
+# role, 16 words, finish, usage (ours asks for it), [DONE]: 19 pauses, about 19 s per stream, so
+# all streams are open together for several seconds after the last batch is opened.
+STREAM_SECONDS = len(STREAM_WORDS.split()) + 3
+STREAM_TIMEOUT = STREAM_SECONDS + 60  # from the first connection to the last stream's end
+STREAM_RSS_TARGET_MIB = 100
+NOFILE_PER_STREAM = 2  # the proxy holds each stream's client socket and its upstream socket
+NOFILE_SPARE = 64  # the proxy's other descriptors: listeners, epoll, logs (ours has 12 when idle)
+
+
+def raise_nofile(streams):
+    """Raise RLIMIT_NOFILE, inherited by everything started later, for `streams` open streams.
+    Returns None, or why the open-streams scenario cannot run."""
+    need = NOFILE_PER_STREAM * streams + NOFILE_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return None
+    want = max(need, 65536)
+    raised_hard = hard if hard == resource.RLIM_INFINITY else max(hard, want)
+    for limits in ((want, raised_hard), (hard, hard)):  # a larger hard limit needs root
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft >= need:
+            return None
+    fits = (soft - NOFILE_SPARE) // NOFILE_PER_STREAM
+    return (f"RLIMIT_NOFILE is {soft} (hard {hard}) and could not be raised to {need} for {streams:,} "
+            f"streams ({NOFILE_PER_STREAM} per stream + {NOFILE_SPARE}); raising the hard limit needs "
+            f"root with CAP_SYS_RESOURCE; BENCH_STREAMS={fits} fits the current limit")
+
+
+def run_streams(tmp, argvs):
+    """The open-streams scenario (issue 14) through ours, then through nginx, each started fresh
+    on the proxy CPU and stopped after; returns {target: client result + RSS figures}."""
+    mock_port, _, argvs["mock-llm-slow"] = start_mock(
+        tmp, "mock-llm-slow", ["--chunk-delay-ms", str(STREAM_CHUNK_MS)])
+    max_connections = STREAMS + max(STREAMS // 10, 100)
+    starts = {
+        # ours' log (a JSON line per request, and its warnings) goes to a file, to show on trouble.
+        "ours": (lambda: start_ours(tmp, mock_port, "ours-streams", out=f"{tmp}/ours-streams.log",
+                                    extra=["--max-connections", str(max_connections)]),
+                 signal.SIGKILL, f"{tmp}/ours-streams.log"),
+        # nginx's worker_connections at 2 per stream + 64 refused some at 1,000 streams
+        # ("worker_connections are not enough"); 3 per stream + 1024 served them all.
+        "nginx": (lambda: start_nginx(tmp, mock_port, "nginx-streams", 3 * STREAMS + 1024),
+                  signal.SIGTERM, f"{tmp}/nginx-streams-error.log"),
+    }
+    results = {}
+    for name, (start, sig, log) in starts.items():
+        port, pids, argvs[f"{name}-streams"] = start()
+        idle = status_kib(pids, "VmRSS")
+        request = bench_streams.request_bytes(port, PATH, STREAM_WORDS)
+        r = bench_streams.run(port, STREAMS, request, STREAM_WORDS, STREAM_TIMEOUT,
+                              lambda: tree_kib(pids[0], "VmRSS"))
+        now = process_tree(pids[0])
+        r.update(bench_streams.summarize(r, idle), idle=idle, hwm=tree_kib(pids[0], "VmHWM"),
+                 exit_code=exit_code(pids[0]), respawned=now != pids)
+        stop(pids[0], sig)
+        # The server's own view of failed streams or a dead process: its last warnings and errors
+        # (ours: JSON lines among the access log's; nginx: its error log, at level warn).
+        troubled = r["failures"] or r["respawned"] or r["exit_code"] is not None
+        r["log_tail"] = [ln for ln in read(log).splitlines() if not ln.startswith('{"timestamp"')
+                         or re.search(r'"level":"(WARN|ERROR)"', ln)][-5:] if troubled else []
+        results[name] = r
+        trouble = ("; a worker was replaced" if r["respawned"] else "") + (
+            f"; exited with {r['exit_code']}" if r["exit_code"] is not None else "")
+        print(f"  open streams {name:6} {r['served']}/{r['n']} served, peak RSS {mib(r['peak'])} at "
+              f"{r['open_at_peak']} open, in {r['elapsed_s']:.1f} s; failures {dict(r['failures'])}{trouble}",
+              file=sys.stderr)
+    return results
+
+
+def stream_failures(streams):
+    failed = [f"{name} open streams: {count} of {r['n']} {kind}, e.g. {r['examples'][kind][:600]}"
+              for name, r in streams.items() for kind, count in r["failures"].most_common()]
+    for f in failed:
+        print(f"CORRECTNESS FAILED: {f}", file=sys.stderr)
+    for name, r in streams.items():
+        for line in r["log_tail"]:
+            print(f"  {name} log: {line[:500]}", file=sys.stderr)
+    return failed
+
+
+def print_streams(streams):
+    if isinstance(streams, str):
+        print(f"\nopen streams: skipped: {streams}.")
+        return
+    print(f"\nopen streams (issue 14): {STREAMS:,} streaming chat completions at once, opened in batches "
+          f"of {bench_streams.BATCH}; mock-llm sends one SSE event per second (a {len(STREAM_WORDS.split())}"
+          f"-word reply, about {STREAM_SECONDS} s per stream); served = status 200, the words, and "
+          "`data: [DONE]`. RSS: VmRSS every ~100 ms (nginx: master + worker); peak = the highest while the "
+          "most streams were open; per stream = (peak − idle) / streams open; VmHWM = the highest of all; "
+          "listen drops = connections a full accept queue (the proxy's or mock-llm's) turned away, each "
+          "retried by the kernel a second later.")
+    for name, r in streams.items():
+        kinds = ", ".join(f"{c} {k}" for k, c in r["failures"].most_common())
+        failed = f"{sum(r['failures'].values())} failed" + (f": {kinds}" if kinds else "")
+        per = f"{r['per_stream']:.1f} KiB per stream" if r["per_stream"] is not None else "per stream n/a"
+        died = "; a worker died and was replaced meanwhile" if r["respawned"] else ""
+        if r["exit_code"] is not None:
+            died = f"; the server exited during the run (exit code {r['exit_code']}; its log is on stderr)"
+        print(f"- {name}: {r['served']:,} served / {r['n']:,} ({failed}); RSS idle {mib(r['idle'])}, peak "
+              f"{mib(r['peak'])} at {r['open_at_peak']:,} open → {per}; VmHWM {mib(r['hwm'])}; "
+              f"{r['open_at_peak']:,} open together for {r['most_open_s']:.1f} s; all opened in "
+              f"{r['opened_s']:.1f} s, all done in {r['elapsed_s']:.1f} s; listen drops "
+              f"{r['listen_drops']}{died}.")
+
+
 def check_all(targets, when):
     """Correctness of every target; returns the failures (each also printed to stderr)."""
     failed = [f"{name} ({when}): {e}" for name, (port, _) in targets.items()
@@ -432,6 +622,7 @@ def main():
     os.sched_setaffinity(0, {int(CLIENT_CPU)})  # keep this script off the proxy's core
     with contextlib.suppress(OSError):  # see "priority" in the output; inherited by all we start
         os.setpriority(os.PRIO_PROCESS, 0, NICE)
+    streams_skipped = raise_nofile(STREAMS) if STREAMS else None  # before anything is started
     with tempfile.TemporaryDirectory(prefix="agw-bench-") as tmp:
         try:
             mock_port, mock_pids, mock_argv = start_mock(tmp)
@@ -443,12 +634,16 @@ def main():
                        "ours": (ours_port, ours_pids)}
             failed = check_all(targets, "before load")
             targets = {k: v for k, v in targets.items() if not any(f.startswith(f"{k} ") for f in failed)}
-            results = run_points(targets, mock_pids, tmp)
+            results = run_points(targets, mock_pids, tmp) if THROUGHPUT else {}
             failed += check_all(targets, "after load")
             info = {"idle": idle, "peak": status_kib(ours_pids, "VmHWM"), "nginx_idle": nginx_idle,
                     "nginx_end": status_kib(nginx_pids, "VmRSS")}
-            print_report(results, info)
             argvs = {"mock-llm": mock_argv, "ours": ours_argv, "nginx": nginx_argv}
+            streams = streams_skipped
+            if STREAMS and not streams_skipped:
+                streams = run_streams(tmp, argvs)
+                failed += stream_failures(streams)
+            print_report(results, info, streams)
             if GOVERNANCE:
                 redis_port, _, redis_argv = start_redis(tmp)
                 local_port, local_pids, local_argv = start_ours(tmp, mock_port, "ours+local", POLICIES["local"])

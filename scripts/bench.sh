@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: direct vs nginx vs agentgateway on loopback (see scripts/bench.py), and what a
-# local and a Redis-backed rate limit cost per request. Installs wrk, nginx and redis-server from
-# Debian if missing, builds the release binaries, then runs the benchmark inside a private network
-# namespace when one can be made (host loopback otherwise).
-# Env: BENCH_SECONDS (default 8) per point, BENCH_QUICK=1 for a short smoke run.
+# local and a Redis-backed rate limit cost per request, and 10,000 slow streams open at once (RSS per
+# stream). Installs wrk, nginx and redis-server from Debian if missing, builds the release binaries,
+# then runs the benchmark inside a private network namespace when one can be made (host loopback
+# otherwise).
+# Env: BENCH_SECONDS (default 8) per point, BENCH_QUICK=1 for a short smoke run, BENCH_STREAMS
+# (default 10000, 0 skips); more in scripts/bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

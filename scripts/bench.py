@@ -498,13 +498,12 @@ NOFILE_PER_STREAM = 2  # the proxy holds each stream's client socket and its ups
 NOFILE_SPARE = 64  # the proxy's other descriptors: listeners, epoll, logs (ours has 12 when idle)
 
 
-def raise_nofile(streams):
-    """Raise RLIMIT_NOFILE, inherited by everything started later, for `streams` open streams.
-    Returns None, or why the open-streams scenario cannot run."""
-    need = NOFILE_PER_STREAM * streams + NOFILE_SPARE
+def raise_nofile(need):
+    """Raise RLIMIT_NOFILE (inherited by everything started later) towards `need`; returns the
+    (soft, hard) limits it ends with."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= need:
-        return None
+        return soft, hard
     want = max(need, 65536)
     raised_hard = hard if hard == resource.RLIM_INFINITY else max(hard, want)
     for limits in ((want, raised_hard), (hard, hard)):  # a larger hard limit needs root
@@ -512,11 +511,8 @@ def raise_nofile(streams):
             resource.setrlimit(resource.RLIMIT_NOFILE, limits)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft >= need:
-            return None
-    fits = (soft - NOFILE_SPARE) // NOFILE_PER_STREAM
-    return (f"RLIMIT_NOFILE is {soft} (hard {hard}) and could not be raised to {need} for {streams:,} "
-            f"streams ({NOFILE_PER_STREAM} per stream + {NOFILE_SPARE}); raising the hard limit needs "
-            f"root with CAP_SYS_RESOURCE; BENCH_STREAMS={fits} fits the current limit")
+            break
+    return soft, hard
 
 
 def fit_streams():
@@ -524,14 +520,17 @@ def fit_streams():
     cannot be raised far enough lowers the count to what fits (and says so); with it, the scenario
     is skipped. Returns None, or why the scenario does not run."""
     global STREAMS, STREAMS_CAPPED
-    why = raise_nofile(STREAMS)
-    if why is None or "BENCH_STREAMS" in os.environ:
-        return why
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    need = NOFILE_PER_STREAM * STREAMS + NOFILE_SPARE
+    soft, hard = raise_nofile(need)
+    if soft >= need:
+        return None
     fits = (soft - NOFILE_SPARE) // NOFILE_PER_STREAM
-    if fits <= 0:
-        return why
-    STREAMS_CAPPED = f"{STREAMS:,} asked; {why.split(';')[0]}, so {fits:,} streams were run"
+    short = (f"RLIMIT_NOFILE is {soft} (hard {hard}) and could not be raised to {need} for {STREAMS:,} "
+             f"streams ({NOFILE_PER_STREAM} per stream + {NOFILE_SPARE})")
+    if "BENCH_STREAMS" in os.environ or fits <= 0:
+        return (f"{short}; raising the hard limit needs root with CAP_SYS_RESOURCE; "
+                f"BENCH_STREAMS={max(fits, 0)} fits the current limit")
+    STREAMS_CAPPED = f"{STREAMS:,} asked; {short}, so {fits:,} streams were run"
     STREAMS = fits
     return None
 

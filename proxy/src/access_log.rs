@@ -123,10 +123,8 @@ pub fn json_line(record: &RequestRecord, duration_ms: f64, now: SystemTime) -> V
     out.extend_from_slice(b"{\"timestamp\":\"");
     write_rfc3339(&mut out, now);
     out.extend_from_slice(b"\",\"level\":\"INFO\",\"target\":\"access\"");
-    let text = |out: &mut Vec<u8>, key: &str, value: &str| {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\":");
+    let text = |out: &mut Vec<u8>, name: &str, value: &str| {
+        key(out, name);
         // Writing JSON into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, value);
     };
@@ -150,12 +148,6 @@ pub fn json_line(record: &RequestRecord, duration_ms: f64, now: SystemTime) -> V
         &client_text(record.model().unwrap_or("")),
     );
     // Numbers by hand: `write!` and its formatting machinery were a third of the line's cost.
-    let number = |out: &mut Vec<u8>, key: &str, value: u64| {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\":");
-        out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-    };
     number(&mut out, "status", u64::from(record.status));
     out.extend_from_slice(if record.stream {
         b",\"stream\":true"
@@ -187,12 +179,23 @@ pub fn json_line(record: &RequestRecord, duration_ms: f64, now: SystemTime) -> V
     out
 }
 
-/// `,"key":` and `units / 10^places` with exactly `places` decimals (`1.500` for 1500, 3).
-fn decimal(out: &mut Vec<u8>, key: &str, units: u64, places: u32) {
-    let scale = 10u64.pow(places);
+/// `,"name":` (names are the proxy's own: no escaping needed).
+fn key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b",\"");
-    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");
+}
+
+/// `,"name":value`.
+fn number(out: &mut Vec<u8>, name: &str, value: u64) {
+    key(out, name);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// `,"name":` and `units / 10^places` with exactly `places` decimals (`1.500` for 1500, 3).
+fn decimal(out: &mut Vec<u8>, name: &str, units: u64, places: u32) {
+    let scale = 10u64.pow(places);
+    key(out, name);
     out.extend_from_slice(itoa::Buffer::new().format(units / scale).as_bytes());
     out.push(b'.');
     digits(out, units % scale, places as usize);

@@ -37,11 +37,11 @@ fn main() -> ExitCode {
     };
     // One thread: tokio's current-thread scheduler, which wakes and polls tasks without the
     // work-stealing machinery's atomics and queues (nginx's one event loop per worker).
-    let mut runtime = match args.threads {
+    let mut runtime = match args.threads.map(|threads| threads.max(1)) {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(threads) => {
             let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            runtime.worker_threads(threads.max(1));
+            runtime.worker_threads(threads);
             runtime
         }
         None => tokio::runtime::Builder::new_multi_thread(),

@@ -90,8 +90,9 @@ impl Batch {
 }
 
 /// One turn of the scheduler, so the upstream connection's task can hand over its next chunk:
-/// over once tokio has run the other ready tasks and woken this one. hyper polls a body again
-/// within the same turn, so a plain `yield_now` (ready on its second poll) would not wait.
+/// over once tokio has run the other ready tasks and woken this one. The body can be polled again
+/// before that wake-up (with a plain `yield_now`, ready on its second poll, every batch held one
+/// chunk), so the turn is over only when its own waker has fired.
 struct Turn {
     over: AtomicBool,
     task: Waker,
